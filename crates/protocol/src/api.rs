@@ -1,0 +1,171 @@
+//! HTTP surface of the relay: paths, names and JSON bodies.
+//!
+//! Every field name that crosses the wire is spelled here once.
+//!
+//! ```
+//! use sse_channel_protocol::api;
+//! assert_eq!(api::events_path("abc"), "/v1/channels/abc/events");
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+use crate::EventId;
+
+/// Prefix of every versioned route.
+pub const API_PREFIX: &str = "/v1";
+/// `POST`: create a channel. Body: [`CreateChannelRequest`] (optional).
+pub const CHANNELS_PATH: &str = "/v1/channels";
+/// Liveness probe.
+pub const HEALTH_PATH: &str = "/healthz";
+/// Prometheus text metrics.
+pub const METRICS_PATH: &str = "/metrics";
+
+/// Query parameter carrying a subscribe token on stream routes.
+pub const QUERY_TOKEN: &str = "token";
+/// Query parameter carrying the last event id a subscriber saw.
+pub const QUERY_LAST_EVENT_ID: &str = "lastEventId";
+/// Header the browser's EventSource sends on its own reconnects.
+pub const HEADER_LAST_EVENT_ID: &str = "last-event-id";
+/// Header making a publish or end request idempotent: a retry with the same key
+/// returns the first answer and stores nothing new. At most
+/// [`crate::limits::MAX_IDEMPOTENCY_KEY_LEN`] visible ASCII characters.
+pub const HEADER_IDEMPOTENCY_KEY: &str = "idempotency-key";
+/// Response header set to `true` when an idempotent retry was answered from memory.
+pub const HEADER_IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
+
+/// `GET`: the EventSource stream of a channel.
+pub fn events_path(channel_id: &str) -> String {
+    channel_path(channel_id, "events")
+}
+/// `GET` (upgrade): the WebSocket stream of a channel.
+pub fn ws_path(channel_id: &str) -> String {
+    channel_path(channel_id, "ws")
+}
+/// `POST`: publish one message or a batch. Body: [`PublishRequest`].
+pub fn messages_path(channel_id: &str) -> String {
+    channel_path(channel_id, "messages")
+}
+/// `POST`: publish the final message and end the channel. Body: [`EndRequest`].
+pub fn end_path(channel_id: &str) -> String {
+    channel_path(channel_id, "end")
+}
+
+fn channel_path(channel_id: &str, tail: &str) -> String {
+    let mut s = String::with_capacity(CHANNELS_PATH.len() + channel_id.len() + tail.len() + 2);
+    s.push_str(CHANNELS_PATH);
+    s.push('/');
+    s.push_str(channel_id);
+    s.push('/');
+    s.push_str(tail);
+    s
+}
+
+/// Body of `POST /v1/channels`. Every field is optional; an empty body is valid.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateChannelRequest {
+    /// Lifetime of the channel in seconds. Default and maximum are relay settings
+    /// (see [`crate::limits::DEFAULT_CHANNEL_TTL_SECS`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_secs: Option<u64>,
+}
+
+/// Answer to `POST /v1/channels` (status 201).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateChannelResponse {
+    /// 32 lowercase hex digits (128 random bits).
+    pub channel_id: String,
+    /// Token granting the right to subscribe; stays in the browser.
+    pub subscribe_token: String,
+    /// Token granting the right to publish; travels in the descriptor.
+    pub publish_token: String,
+    /// Expiry of the channel and both tokens, Unix time in milliseconds.
+    pub expires_at: u64,
+}
+
+/// Body of `POST /v1/channels/{id}/messages`: exactly one of `data` (one message)
+/// or `messages` (a batch, stored in order with consecutive ids).
+///
+/// `{"data": X}` and `{"messages": [X, Y]}` are both valid. The relay decodes
+/// this shape itself to keep payloads as raw JSON; the type documents it and
+/// serves clients written in Rust.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PublishRequest<T> {
+    /// One message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<T>,
+    /// A batch of messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messages: Option<Vec<T>>,
+}
+
+/// Body of `POST /v1/channels/{id}/end`: `{"data": X}`; an empty body or a missing
+/// `data` means `null`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EndRequest<T> {
+    /// The final message.
+    #[serde(default)]
+    pub data: Option<T>,
+}
+
+/// Answer to a publish or end request (status 200): the ids the relay assigned,
+/// `firstId..=lastId`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PublishResponse {
+    /// Id of the first stored event.
+    pub first_id: EventId,
+    /// Id of the last stored event.
+    pub last_id: EventId,
+}
+
+/// Error body of every failed HTTP call: `{"error": {"code": "...", "message": "..."}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// The inside of [`ErrorBody`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// Stable code, one of [`crate::ErrorCode`].
+    pub code: String,
+    /// Human-readable explanation; not stable.
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths() {
+        assert_eq!(ws_path("ab"), "/v1/channels/ab/ws");
+        assert_eq!(messages_path("ab"), "/v1/channels/ab/messages");
+        assert_eq!(end_path("ab"), "/v1/channels/ab/end");
+    }
+
+    #[test]
+    fn create_request_rejects_unknown_fields() {
+        assert!(serde_json::from_str::<CreateChannelRequest>(r#"{"ttl":1}"#).is_err());
+        let r: CreateChannelRequest = serde_json::from_str(r#"{"ttlSecs":5}"#).unwrap();
+        assert_eq!(r.ttl_secs, Some(5));
+    }
+
+    #[test]
+    fn create_response_is_camel_case() {
+        let r = CreateChannelResponse {
+            channel_id: "c".into(),
+            subscribe_token: "s".into(),
+            publish_token: "p".into(),
+            expires_at: 7,
+        };
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"{"channelId":"c","subscribeToken":"s","publishToken":"p","expiresAt":7}"#
+        );
+    }
+}

@@ -1,0 +1,46 @@
+//! Default limits. The relay's flags override them; the values here are the
+//! documented defaults (`sse-relay --help` and `docs/protocol.md` repeat them).
+//!
+//! ```
+//! assert_eq!(sse_channel_protocol::limits::MAX_MESSAGE_BYTES, 64 * 1024);
+//! ```
+
+/// Length of a channel id in hex digits (128 bits).
+pub const CHANNEL_ID_LEN: usize = 32;
+/// Longest token the relay or writer accepts, in bytes.
+pub const MAX_TOKEN_LEN: usize = 1024;
+/// Longest `Idempotency-Key` header value.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 128;
+/// Largest single message (its JSON text), in bytes. Default 64 KiB; larger → 413.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+/// Largest publish request body, in bytes. Default 1 MiB.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Most messages in one batch. Default 1,000.
+pub const MAX_BATCH_MESSAGES: usize = 1000;
+/// Replay buffer per channel, in events. Default 1,000.
+pub const REPLAY_BUFFER_EVENTS: usize = 1000;
+/// Replay buffer per channel, in bytes of payload. Default 4 MiB.
+pub const REPLAY_BUFFER_BYTES: usize = 4 * 1024 * 1024;
+/// Channel lifetime when the creator asks for none, in seconds. Default 1 hour.
+pub const DEFAULT_CHANNEL_TTL_SECS: u64 = 3600;
+/// Longest channel lifetime a creator may ask for, in seconds. Default 24 hours.
+pub const MAX_CHANNEL_TTL_SECS: u64 = 24 * 3600;
+/// How long an ended channel is kept so a late reconnect still gets `end`, in
+/// seconds. Default 5 minutes.
+pub const ENDED_RETENTION_SECS: u64 = 300;
+/// Heartbeat interval on every stream, in milliseconds. Default 15 s.
+pub const HEARTBEAT_MS: u64 = 15_000;
+/// Live channels per client address. Default 100.
+pub const CHANNELS_PER_ADDRESS: usize = 100;
+/// Channel creations per second per client address (token bucket rate). Default 10.
+pub const CREATE_RATE_PER_SEC: u32 = 10;
+/// Channel creation burst per client address (token bucket size). Default 20.
+pub const CREATE_BURST: u32 = 20;
+/// Channels per relay. Default 100,000.
+pub const MAX_CHANNELS: usize = 100_000;
+/// Subscriber connections per channel. Default 8.
+pub const CONNECTIONS_PER_CHANNEL: usize = 8;
+/// Idempotency keys remembered per channel. Default 1,024.
+pub const IDEMPOTENCY_KEYS_PER_CHANNEL: usize = 1024;
+/// Time a client has to send its request headers, in milliseconds. Default 10 s.
+pub const HEADER_READ_TIMEOUT_MS: u64 = 10_000;

@@ -1,0 +1,1 @@
+//! sse-relay (under construction).

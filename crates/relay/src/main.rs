@@ -1,0 +1,2 @@
+//! sse-relay binary.
+fn main() {}
