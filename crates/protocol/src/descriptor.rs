@@ -135,7 +135,8 @@ pub fn is_channel_id(s: &str) -> bool {
 pub fn is_token_text(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= MAX_TOKEN_LEN
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 /// The origin (`scheme://host[:port]`, lowercase, default port dropped) of an
@@ -175,11 +176,15 @@ pub fn relay_origin(url: &str) -> Result<String, DescriptorError> {
     }
     let host = host.to_ascii_lowercase();
     let valid_host = if let Some(inner) = host.strip_prefix('[') {
-        inner
-            .strip_suffix(']')
-            .is_some_and(|v6| !v6.is_empty() && v6.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.'))
+        inner.strip_suffix(']').is_some_and(|v6| {
+            !v6.is_empty()
+                && v6
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        })
     } else {
-        host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+        host.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
     };
     if !valid_host {
         return Err(bad);

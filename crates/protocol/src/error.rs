@@ -119,7 +119,10 @@ mod tests {
         for &c in ErrorCode::ALL {
             assert_eq!(ErrorCode::parse(c.as_str()), Some(c));
             assert!(seen.insert(c.as_str()));
-            assert!(c.as_str().bytes().all(|b| b.is_ascii_uppercase() || b == b'_'));
+            assert!(c
+                .as_str()
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b == b'_'));
             assert!((200..600).contains(&c.http_status()));
         }
         assert_eq!(ErrorCode::parse("nope"), None);

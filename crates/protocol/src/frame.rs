@@ -210,13 +210,16 @@ impl SseParser {
     pub fn feed(&mut self, text: &str) -> Vec<SseEvent> {
         self.buf.push_str(text);
         let mut out = Vec::new();
-        loop {
-            let Some(i) = self.buf.find(['\r', '\n']) else { break };
+        while let Some(i) = self.buf.find(['\r', '\n']) {
             // A lone trailing '\r' may be the first half of "\r\n": wait for more.
             if self.buf.as_bytes()[i] == b'\r' && i + 1 == self.buf.len() {
                 break;
             }
-            let skip = if self.buf[i..].starts_with("\r\n") { 2 } else { 1 };
+            let skip = if self.buf[i..].starts_with("\r\n") {
+                2
+            } else {
+                1
+            };
             let line: String = self.buf[..i].to_owned();
             self.buf.drain(..i + skip);
             if line.is_empty() {
@@ -272,7 +275,10 @@ mod tests {
             EventKind::Pong,
         ] {
             assert_eq!(EventKind::parse(k.as_str()), Some(k));
-            assert_eq!(serde_json::to_string(&k).unwrap(), format!("\"{}\"", k.as_str()));
+            assert_eq!(
+                serde_json::to_string(&k).unwrap(),
+                format!("\"{}\"", k.as_str())
+            );
         }
     }
 
@@ -289,7 +295,10 @@ mod tests {
     fn multiline_data_is_split() {
         let mut out = String::new();
         sse_event(&mut out, None, EventKind::End, "{\r\n\"a\":\r1\n}");
-        assert_eq!(out, "event: end\ndata: {\ndata: \"a\":\ndata: 1\ndata: }\n\n");
+        assert_eq!(
+            out,
+            "event: end\ndata: {\ndata: \"a\":\ndata: 1\ndata: }\n\n"
+        );
         let ev = SseParser::default().feed(&out);
         assert_eq!(ev.len(), 1);
         let v: serde_json::Value = serde_json::from_str(&ev[0].data).unwrap();

@@ -1,0 +1,27 @@
+# The two commands: `make demo` (build and start the demo) and `make test` (every check and test).
+# Both run scripts/setup.sh first, which installs what is missing and is quick when all is there.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+.PHONY: help setup demo test lint build-wasm test-rust
+
+help:
+	@echo "make demo   build and start the demo (DEMO_PORT, default 8080)"
+	@echo "make test   run every check and test"
+
+setup:
+	@bash scripts/setup.sh
+
+lint: setup
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy -p sse-channel -p sse-channel-protocol --target wasm32-unknown-unknown -- -D warnings
+
+build-wasm: setup
+	cargo build -p sse-channel -p sse-channel-protocol --target wasm32-unknown-unknown
+
+test-rust: setup
+	cargo test --workspace
+
+test: lint build-wasm test-rust
+	@echo "make test: all passed"

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs everything `make demo` and `make test` need, idempotently: fast when all is there.
+#   wasm32 target, wasm-bindgen CLI (the exact version of the crate), Chromium + ChromeDriver,
+#   Redis, and the Node tools in ./node_modules (playwright-core, binaryen's wasm-opt).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+  log "adding the wasm32-unknown-unknown target"
+  rustup target add wasm32-unknown-unknown
+fi
+
+want_wb=$(sed -n 's/^wasm-bindgen = "=\([0-9.]*\)"/\1/p' Cargo.toml)
+have_wb=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)
+if [ "$have_wb" != "$want_wb" ]; then
+  log "installing wasm-bindgen-cli $want_wb (about 2 minutes)"
+  # No --locked: the CLI's own lockfile pins a crate the registry here lacks.
+  cargo install wasm-bindgen-cli --version "$want_wb"
+fi
+
+need_apt=()
+command -v chromium >/dev/null || need_apt+=(chromium)
+command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
+command -v redis-server >/dev/null || need_apt+=(redis-server)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  log "apt-get install ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  log "npm ci (tools)"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+log "ready"
