@@ -1,0 +1,25 @@
+//! Coded errors at the JS boundary.
+//!
+//! Every error the package hands to JavaScript (an `error` event, a rejected
+//! promise, a thrown exception) is a real `Error` whose `code` property is one of
+//! the stable strings of [`ErrorCode`], so callers can branch on `err.code`.
+
+use sse_channel_protocol::ErrorCode;
+use wasm_bindgen::JsValue;
+
+/// A JS `Error` with `name = "SSEChannelError"`, `message`, and `code`.
+pub(crate) fn js_error(code: ErrorCode, message: &str) -> JsValue {
+    let err = js_sys::Error::new(message);
+    err.set_name("SSEChannelError");
+    let _ = js_sys::Reflect::set(&err, &JsValue::from_str("code"), &JsValue::from_str(code.as_str()));
+    err.into()
+}
+
+/// Like [`js_error`], with extra own properties (e.g. `from`/`to` of `MESSAGES_LOST`).
+pub(crate) fn js_error_with(code: ErrorCode, message: &str, extra: &[(&str, JsValue)]) -> JsValue {
+    let err = js_error(code, message);
+    for (k, v) in extra {
+        let _ = js_sys::Reflect::set(&err, &JsValue::from_str(k), v);
+    }
+    err
+}
