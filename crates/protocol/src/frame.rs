@@ -44,8 +44,8 @@ pub enum EventKind {
     /// An error: `data` is `{"code","message"}` (plus `from`/`to` for
     /// `MESSAGES_LOST`). No id. Every code but `MESSAGES_LOST` closes the stream.
     Error,
-    /// WebSocket heartbeat from the relay (SSE uses a `:` comment line). A client
-    /// may also send `{"event":"ping"}`; the relay answers `pong`.
+    /// Heartbeat from the relay, on both transports (SSE: [`SSE_HEARTBEAT`]). No
+    /// id. A WebSocket client may also send `{"event":"ping"}`; the relay answers `pong`.
     Ping,
     /// Answer to a client's ping.
     Pong,
@@ -97,8 +97,12 @@ pub struct LostRange {
     pub to: EventId,
 }
 
-/// The SSE comment the relay sends as a heartbeat.
-pub const SSE_HEARTBEAT: &str = ": ping\n\n";
+/// The SSE event the relay sends as a heartbeat.
+///
+/// A named event rather than a `:` comment line: the browser's `EventSource`
+/// never shows comments to script, so a client could not tell a quiet channel
+/// from a dead connection. Clients that ignore `ping` events lose nothing.
+pub const SSE_HEARTBEAT: &str = "event: ping\ndata: null\n\n";
 
 /// Appends one SSE event to `out`. `data` is JSON text; line breaks in it become
 /// separate `data:` lines.
@@ -353,8 +357,9 @@ mod tests {
             let mut p = SseParser::default();
             let mut events = p.feed(&out[..cut]);
             events.extend(p.feed(&out[cut..]));
-            prop_assert_eq!(events.len(), 2);
-            prop_assert_eq!(events[1].event.as_str(), "end");
+            prop_assert_eq!(events.len(), 3);
+            prop_assert_eq!(events[1].event.as_str(), "ping");
+            prop_assert_eq!(events[2].event.as_str(), "end");
         }
     }
 
