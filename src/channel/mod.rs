@@ -1,0 +1,1 @@
+//! The `SSEChannel` class (in progress).
