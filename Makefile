@@ -23,5 +23,11 @@ build-wasm: setup
 test-rust: setup
 	cargo test --workspace
 
-test: lint build-wasm test-rust
+test: lint build-wasm test-rust test-demo
 	@echo "make test: all passed"
+
+demo: setup
+	@DEMO_SKIP_SETUP=1 bash scripts/demo.sh
+
+test-demo: setup
+	node --test tests/demo/demo.test.mjs

@@ -1,0 +1,267 @@
+// End-to-end test of the demo: `scripts/demo.sh` (a real sse-relay + the function runner + the built
+// package) on free loopback ports, driven in headless Chromium through playwright-core.
+//
+//   node --test tests/demo/demo.test.mjs        (make test-demo)
+//
+// Screenshots go to tests/out/. SSE_RELAY_BIN / SSE_CHANNEL_PKG are passed through to demo.sh.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const OUT = path.join(ROOT, 'tests', 'out');
+const CHANNEL_EVENTS = new Set(['open', 'message', 'end', 'close']);
+const RUN_TIMEOUT_MS = 30_000;
+
+let demo; // the demo.sh child process
+let demoOutput = '';
+let baseUrl;
+let browser;
+
+function startDemo() {
+  return new Promise((resolve, reject) => {
+    demo = spawn('bash', ['scripts/demo.sh'], {
+      cwd: ROOT,
+      env: { ...process.env, DEMO_PORT: '0', DEMO_SKIP_SETUP: '1', NODE_ENV: '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const onData = (chunk) => {
+      demoOutput += chunk;
+      const m = /listening on (http:\/\/127\.0\.0\.1:\d+)\//.exec(demoOutput);
+      if (m) resolve(m[1]);
+    };
+    demo.stdout.setEncoding('utf8').on('data', onData);
+    demo.stderr.setEncoding('utf8').on('data', (c) => (demoOutput += c));
+    demo.on('exit', (code) => reject(new Error(`demo.sh exited with ${code} before listening:\n${demoOutput}`)));
+  });
+}
+
+function stopDemo() {
+  if (!demo || demo.exitCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => demo.kill('SIGKILL'), 10_000);
+    demo.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    demo.kill('SIGTERM');
+  });
+}
+
+before(async () => {
+  mkdirSync(OUT, { recursive: true });
+  // demo.sh builds what is missing (relay binary, pkg/): allow for a cold build.
+  baseUrl = await startDemo();
+  browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+}, { timeout: 900_000 });
+
+after(async () => {
+  await browser?.close();
+  await stopDemo();
+});
+
+/** Opens the demo page, waits until the SDK is loaded; records page errors. */
+async function openPage() {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 960 } });
+  const pageErrors = [];
+  page.on('pageerror', (err) => pageErrors.push(err.message));
+  await page.goto(baseUrl + '/');
+  await page.evaluate(() => window.demo.ready);
+  return { page, pageErrors };
+}
+
+/** Fills the form and presses Start. */
+async function startRun(page, { fn = 'longTask', steps, delayMs, transport }) {
+  await page.selectOption('#fn', fn);
+  if (steps != null) await page.fill('#steps', String(steps));
+  if (delayMs != null) await page.fill('#delay', String(delayMs));
+  await page.check(`input[name="transport"][value="${transport}"]`);
+  await page.click('#start');
+}
+
+async function waitForClose(page) {
+  await page.waitForFunction(() => window.demo.events.some((e) => e.kind === 'close'), null, { timeout: RUN_TIMEOUT_MS });
+  // callFunction's answer may arrive just after the channel closed.
+  await page.waitForFunction(() => window.demo.events.some((e) => e.kind === 'call'), null, { timeout: RUN_TIMEOUT_MS });
+}
+
+/** The page's record of the run, and the log as rendered in the DOM. */
+async function runRecord(page) {
+  return page.evaluate(() => ({
+    events: window.demo.events.map(({ kind, detail, data }) => ({ kind, detail, data })),
+    domKinds: [...document.querySelectorAll('#log li')].map((li) => li.dataset.event),
+    progress: { value: document.querySelector('#progress').value, max: document.querySelector('#progress').max },
+    result: document.querySelector('#result').textContent,
+    state: document.querySelector('#state').textContent,
+    channelTransport: window.demo.channel?.transport,
+  }));
+}
+
+function assertLongTaskRun(rec, steps) {
+  const channelKinds = rec.events.filter((e) => CHANNEL_EVENTS.has(e.kind)).map((e) => e.kind);
+  assert.deepEqual(channelKinds, ['open', ...Array(steps).fill('message'), 'end', 'close'], 'open → message… → end → close');
+  assert.deepEqual(
+    rec.domKinds.filter((k) => CHANNEL_EVENTS.has(k)),
+    channelKinds,
+    'the rendered log shows the same events in the same order',
+  );
+  const stepsSeen = rec.events.filter((e) => e.kind === 'message').map((e) => e.data.step);
+  assert.deepEqual(stepsSeen, Array.from({ length: steps }, (_, i) => i + 1), 'every step exactly once, in order');
+  assert.equal(rec.progress.max, steps);
+  assert.equal(rec.progress.value, steps, 'the progress bar reached its max');
+  const end = rec.events.find((e) => e.kind === 'end');
+  assert.equal(end.data.ok, true);
+  assert.equal(end.data.steps, steps);
+  assert.deepEqual(JSON.parse(rec.result), end.data, 'the end result is shown');
+  assert.equal(rec.state, 'closed');
+  const call = rec.events.find((e) => e.kind === 'call');
+  assert.deepEqual(call.data, end.data, "callFunction answered like uniCloud: {result}");
+  assert.deepEqual(rec.events.filter((e) => e.kind === 'error'), [], 'no error events');
+}
+
+for (const transport of ['auto', 'websocket', 'eventsource']) {
+  test(`Start fills the bar; the log shows open → message… → end → close (${transport})`, { timeout: 60_000 }, async () => {
+    const { page, pageErrors } = await openPage();
+    try {
+      const steps = 8;
+      await startRun(page, { steps, delayMs: 100, transport });
+      await waitForClose(page);
+      const rec = await runRecord(page);
+      assertLongTaskRun(rec, steps);
+      if (transport !== 'auto') assert.equal(rec.channelTransport, transport, 'the chosen transport was used');
+      await page.screenshot({ path: path.join(OUT, `demo-${transport}.png`), fullPage: true });
+      assert.deepEqual(pageErrors, []);
+    } finally {
+      await page.close();
+    }
+  });
+}
+
+for (const transport of ['websocket', 'eventsource']) {
+  test(`Cut connection mid-task: resumes and still gets every step exactly once (${transport})`, { timeout: 60_000 }, async () => {
+    const { page, pageErrors } = await openPage();
+    try {
+      const steps = 12;
+      await startRun(page, { steps, delayMs: 250, transport });
+      await page.waitForFunction(() => document.querySelector('#progress').value >= 3, null, { timeout: RUN_TIMEOUT_MS });
+      await page.click('#cut');
+      await page.waitForFunction(() => window.demo.events.some((e) => e.kind === 'cut'), null, { timeout: RUN_TIMEOUT_MS });
+      await waitForClose(page);
+      const rec = await runRecord(page);
+      const cut = rec.events.find((e) => e.kind === 'cut');
+      assert.ok(cut.data?.dropped >= 1, `the relay dropped the live stream: ${cut.detail}`);
+      const cutIndex = rec.events.indexOf(cut);
+      const stepsBeforeCut = rec.events.slice(0, cutIndex).filter((e) => e.kind === 'message').length;
+      assert.ok(stepsBeforeCut < steps, 'the cut happened mid-task');
+      assert.ok(rec.events.some((e) => e.kind === 'reconnecting'), 'the channel reconnected');
+      assertLongTaskRun(rec, steps);
+      await page.screenshot({ path: path.join(OUT, `demo-cut-${transport}.png`), fullPage: true });
+      assert.deepEqual(pageErrors, []);
+    } finally {
+      await page.close();
+    }
+  });
+}
+
+test("the 'sse' function (uniCloud's docs example, verbatim) runs unchanged", { timeout: 60_000 }, async () => {
+  const { page, pageErrors } = await openPage();
+  try {
+    await startRun(page, { fn: 'sse', transport: 'auto' });
+    await waitForClose(page);
+    const rec = await runRecord(page);
+    const channel = rec.events.filter((e) => CHANNEL_EVENTS.has(e.kind));
+    assert.deepEqual(channel.map((e) => e.kind), ['open', 'message', 'message', 'end', 'close']);
+    assert.deepEqual(channel.filter((e) => e.kind === 'message').map((e) => e.data), ['message1', 'message2']);
+    assert.deepEqual(rec.events.find((e) => e.kind === 'call').data, { errCode: 0 });
+    assert.equal(rec.progress.value, rec.progress.max);
+    assert.deepEqual(pageErrors, []);
+  } finally {
+    await page.close();
+  }
+});
+
+/** A raw request, so paths like `/pkg/%2e%2e/…` reach the runner unnormalized. */
+function request(method, pathname, body) {
+  const url = new URL(baseUrl);
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: url.hostname, port: url.port, method, path: pathname, headers: { 'Content-Type': 'application/json' } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8').on('data', (c) => (text += c));
+      res.on('end', () => {
+        let json = null;
+        try {
+          json = JSON.parse(text);
+        } catch {}
+        resolve({ status: res.statusCode, json, text });
+      });
+    });
+    req.on('error', reject);
+    req.end(body === undefined ? undefined : JSON.stringify(body));
+  });
+}
+
+test('the runner validates function names and serves no server code', { timeout: 30_000 }, async () => {
+  for (const name of ['../server/runner', '../../scripts/x', 'a/b', '', 42, 'x'.repeat(65)]) {
+    const r = await request('POST', '/__callFunction', { name, data: {} });
+    assert.equal(r.status, 400, `name ${JSON.stringify(name)}`);
+    assert.equal(r.json.error.code, 'FUNCTION_NAME_INVALID');
+  }
+  const missing = await request('POST', '/__callFunction', { name: 'noSuchFunction', data: {} });
+  assert.equal(missing.status, 404);
+  assert.equal(missing.json.error.code, 'FUNCTION_NOT_FOUND');
+  const notJson = await new Promise((resolve) => {
+    const u = new URL(baseUrl);
+    const req = http.request({ host: u.hostname, port: u.port, method: 'POST', path: '/__callFunction' }, (res) => resolve(res.statusCode));
+    req.end('{not json');
+  });
+  assert.equal(notJson, 400);
+  for (const p of ['/server/runner.mjs', '/cloudfunctions/longTask/index.js', '/%2e%2e/Cargo.toml', '/pkg/%2e%2e/Cargo.toml', '/pkg/..%2fCargo.toml']) {
+    assert.equal((await request('GET', p)).status, 404, p);
+  }
+  assert.equal((await request('GET', '/')).status, 200);
+  const config = await request('GET', '/__config');
+  assert.equal(config.json.testHooks, true);
+  assert.ok(config.json.functions.includes('longTask') && config.json.functions.includes('sse'));
+  const sdk = await request('GET', config.json.sdk);
+  assert.equal(sdk.status, 200, 'the package browser entry is served');
+});
+
+test('a descriptor aimed at another relay is refused with RELAY_NOT_ALLOWED', { timeout: 30_000 }, async () => {
+  const sseChannel = {
+    type: 'SSEChannel',
+    version: 1,
+    relay: 'http://127.0.0.1:9',
+    channelId: '0123456789abcdef0123456789abcdef',
+    publishToken: 'x.y.z',
+    expiresAt: Date.now() + 60_000,
+  };
+  const r = await request('POST', '/__callFunction', { name: 'longTask', data: { sseChannel, steps: 1, delayMs: 0 } });
+  assert.equal(r.status, 500);
+  assert.equal(r.json.error.code, 'RELAY_NOT_ALLOWED', r.text);
+});
+
+test('the runner and demo.sh refuse to start with NODE_ENV=production', { timeout: 30_000 }, async () => {
+  const run = (cmd, args, env) =>
+    new Promise((resolve) => {
+      const p = spawn(cmd, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      p.stdout.on('data', (c) => (out += c));
+      p.stderr.on('data', (c) => (out += c));
+      p.on('exit', (code) => resolve({ code, out }));
+    });
+  const runner = await run('node', ['www/server/runner.mjs'], { NODE_ENV: 'production', SSE_RELAY_URL: 'http://127.0.0.1:9', DEMO_PORT: '0' });
+  assert.equal(runner.code, 1);
+  assert.match(runner.out, /NODE_ENV=production/);
+  const script = await run('bash', ['scripts/demo.sh'], { NODE_ENV: 'production', DEMO_PORT: '0', DEMO_SKIP_SETUP: '1' });
+  assert.equal(script.code, 1);
+  assert.match(script.out, /NODE_ENV=production/);
+});

@@ -1,0 +1,273 @@
+// The demo page: Start opens an SSEChannel, passes it to a cloud function through a small
+// `uniCloud.callFunction` shim, and shows what the function reports. No framework, no build step.
+
+const $ = (id) => document.getElementById(id);
+const el = {
+  banner: $('banner'),
+  fn: $('fn'),
+  steps: $('steps'),
+  delay: $('delay'),
+  start: $('start'),
+  cut: $('cut'),
+  hooksNote: $('hooks-note'),
+  state: $('state'),
+  transportUsed: $('transport-used'),
+  lastId: $('last-id'),
+  channelId: $('channel-id'),
+  progress: $('progress'),
+  progressLabel: $('progress-label'),
+  progressCount: $('progress-count'),
+  result: $('result'),
+  log: $('log'),
+  logEmpty: $('log-empty'),
+  clear: $('clear'),
+  pkgVersion: $('pkg-version'),
+  relayUrl: $('relay-url'),
+};
+
+const CUT_PAUSE_MS = 1500;
+
+/** What the page did, for people (the log) and for the end-to-end test (`window.demo.events`). */
+const demo = { events: [], channel: null, running: false, config: null };
+window.demo = demo;
+
+/** A minimal stand-in for uniCloud's client: POSTs `{name, data}` to the local runner. */
+const uniCloud = {
+  async callFunction({ name, data }) {
+    // JSON.stringify calls ch.toJSON(): the function receives the channel's descriptor.
+    const res = await fetch('/__callFunction', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ name, data }),
+    });
+    const body = await res.json().catch(() => ({}));
+    if (!res.ok || body.error) {
+      const err = new Error(body.error?.message || `callFunction failed with HTTP ${res.status}`);
+      err.code = body.error?.code || 'FUNCTION_ERROR';
+      throw err;
+    }
+    return body; // { result, requestId }, like uniCloud
+  },
+};
+
+let t0 = performance.now();
+
+function showBanner(text) {
+  el.banner.textContent = text;
+  el.banner.hidden = false;
+}
+
+function short(value, max = 140) {
+  let text;
+  try {
+    text = value === undefined ? 'undefined' : JSON.stringify(value);
+  } catch {
+    text = String(value);
+  }
+  return text.length > max ? text.slice(0, max - 1) + '…' : text;
+}
+
+/** Appends one line to the event log. `kind` is a channel event name or one of call/cut/info. */
+function log(kind, detail = '', data) {
+  const ms = Math.round(performance.now() - t0);
+  demo.events.push({ kind, detail, data, ms });
+  const li = document.createElement('li');
+  li.dataset.event = kind;
+  const time = document.createElement('span');
+  time.className = 'time';
+  time.textContent = `+${ms} ms`;
+  const badge = document.createElement('span');
+  badge.className = 'badge';
+  badge.textContent = kind;
+  const text = document.createElement('span');
+  text.className = 'detail';
+  text.textContent = detail;
+  li.append(time, badge, text);
+  el.log.append(li);
+  el.logEmpty.hidden = true;
+  el.log.scrollTop = el.log.scrollHeight;
+}
+
+function setState(name) {
+  el.state.textContent = name;
+  el.state.dataset.state = name;
+}
+
+function setProgress(value, max, label) {
+  if (max != null) el.progress.max = max;
+  if (value == null) el.progress.removeAttribute('value');
+  else el.progress.value = value;
+  el.progressCount.textContent = value == null ? '…' : `${value} / ${el.progress.max}`;
+  if (label != null) el.progressLabel.textContent = label;
+}
+
+function showResult(value) {
+  el.result.classList.remove('empty');
+  el.result.textContent = value === undefined ? 'undefined (end() was called without data)' : JSON.stringify(value, null, 2);
+}
+
+function refreshIds(ch) {
+  el.lastId.textContent = ch.lastEventId ?? '–';
+  const t = ch.transport;
+  if (typeof t === 'string' && t) el.transportUsed.textContent = t;
+}
+
+function selectedTransport() {
+  return document.querySelector('input[name="transport"]:checked').value;
+}
+
+function finish() {
+  demo.running = false;
+  el.start.disabled = false;
+  el.cut.disabled = true;
+  el.start.textContent = 'Start again';
+}
+
+async function start(SSEChannel) {
+  if (demo.running) return;
+  demo.running = true;
+  demo.events.length = 0;
+  el.log.replaceChildren();
+  t0 = performance.now();
+  el.start.disabled = true;
+  el.cut.disabled = true;
+  el.result.textContent = 'Waiting for end…';
+  el.result.classList.add('empty');
+  el.channelId.textContent = '–';
+  el.lastId.textContent = '–';
+  el.transportUsed.textContent = '–';
+
+  const name = el.fn.value;
+  const steps = Math.min(100, Math.max(1, Number(el.steps.value) || 10));
+  const delayMs = Math.min(5000, Math.max(0, Number(el.delay.value) || 0));
+  const transport = selectedTransport();
+  if (name === 'longTask') setProgress(0, steps, 'Opening the channel…');
+  else setProgress(null, 1, 'Opening the channel…');
+  let received = 0;
+
+  let ch;
+  try {
+    ch = new SSEChannel({ relay: demo.config.relay, transport });
+  } catch (err) {
+    log('error', `${err.code ?? 'ERROR'}: ${err.message}`);
+    return finish();
+  }
+  demo.channel = ch;
+
+  ch.on('state', (s) => {
+    setState(s.to);
+    log('state', `${s.from} → ${s.to}`, s);
+  });
+  ch.on('open', () => {
+    refreshIds(ch);
+    log('open', `subscribed over ${ch.transport ?? transport}`);
+  });
+  ch.on('message', (data) => {
+    received += 1;
+    refreshIds(ch);
+    log('message', short(data), data);
+    if (data && typeof data === 'object' && Number.isInteger(data.step) && Number.isInteger(data.total)) {
+      setProgress(data.step, data.total, data.label ?? `Step ${data.step}`);
+    } else {
+      setProgress(null, null, `${received} message${received === 1 ? '' : 's'}: ${short(data, 60)}`);
+    }
+  });
+  ch.on('end', (data) => {
+    refreshIds(ch);
+    log('end', short(data), data);
+    showResult(data);
+    if (name !== 'longTask') setProgress(1, 1, 'Done');
+    else el.progressLabel.textContent = 'Done';
+  });
+  ch.on('close', () => {
+    log('close', 'channel closed');
+    setState('closed');
+    finish();
+  });
+  ch.on('error', (err) => {
+    const range = err?.from != null ? ` (ids ${err.from}..=${err.to})` : '';
+    log('error', `${err?.code ?? 'ERROR'}: ${err?.message ?? err}${range}`, { code: err?.code });
+  });
+  ch.on('reconnecting', (r) => {
+    setState('reconnecting');
+    log('reconnecting', `attempt ${r.attempt} in ${r.delayMs} ms`, r);
+  });
+
+  try {
+    await ch.open(); // must resolve before the channel is passed on
+  } catch (err) {
+    log('error', `open failed: ${err.code ?? 'ERROR'}: ${err.message}`);
+    if (demo.running) finish();
+    return;
+  }
+  el.channelId.textContent = ch.channelId;
+  refreshIds(ch);
+  el.cut.disabled = !demo.config.testHooks;
+  setProgress(name === 'longTask' ? 0 : null, null, `Running ${name}…`);
+
+  try {
+    const data = name === 'longTask' ? { sseChannel: ch, steps, delayMs } : { sseChannel: ch };
+    const res = await uniCloud.callFunction({ name, data });
+    log('call', `callFunction('${name}') returned ${short(res.result)}`, res.result);
+  } catch (err) {
+    log('call', `callFunction('${name}') failed: ${err.code}: ${err.message}`, { code: err.code });
+    ch.close(); // the function will not end the channel: close it ourselves
+  }
+}
+
+async function cut() {
+  const ch = demo.channel;
+  if (!ch?.channelId) return;
+  el.cut.disabled = true;
+  try {
+    const res = await fetch('/__cut', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ channelId: ch.channelId, pauseMs: CUT_PAUSE_MS }),
+    });
+    const body = await res.json().catch(() => ({}));
+    if (!res.ok) throw new Error(body.error?.message || `HTTP ${res.status}`);
+    log('cut', `relay dropped ${body.dropped} stream(s); reconnects refused for ${CUT_PAUSE_MS} ms`, body);
+  } catch (err) {
+    log('cut', `cut failed: ${err.message}`);
+  } finally {
+    if (demo.running) el.cut.disabled = false;
+  }
+}
+
+async function boot() {
+  const config = await fetch('/__config').then((r) => {
+    if (!r.ok) throw new Error(`/__config answered HTTP ${r.status}`);
+    return r.json();
+  });
+  demo.config = config;
+  el.relayUrl.textContent = config.relay;
+  el.pkgVersion.textContent = config.package;
+  if (!config.testHooks) {
+    el.hooksNote.textContent = 'Cut connection needs a relay started with --test-hooks (development only); this relay has them off.';
+  }
+  // The package's browser entry loads its wasm by itself: no init call.
+  const sdk = await import(config.sdk);
+  const SSEChannel = sdk.SSEChannel;
+  if (typeof SSEChannel !== 'function') throw new Error(`${config.sdk} does not export SSEChannel`);
+  el.start.disabled = false;
+  el.start.addEventListener('click', () => start(SSEChannel));
+  el.cut.addEventListener('click', cut);
+  el.clear.addEventListener('click', () => {
+    el.log.replaceChildren();
+    el.logEmpty.hidden = false;
+  });
+  el.fn.addEventListener('change', () => {
+    const isLong = el.fn.value === 'longTask';
+    el.steps.disabled = !isLong;
+    el.delay.disabled = !isLong;
+  });
+}
+
+demo.ready = boot().then(
+  () => true,
+  (err) => {
+    showBanner(`The demo could not start: ${err.message}`);
+    throw err;
+  },
+);
