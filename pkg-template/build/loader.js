@@ -1,0 +1,154 @@
+// ---- sse-channel loader (pkg-template/build/loader.js; see docs/loading.md) ----------------------
+// The wasm is inlined below, so no bundler has to know about a .wasm file, no URL can break (Vite's
+// dev pre-bundling) and there is no top-level await (uni-app's default build target). It is compiled
+// synchronously (`initSync`), which every browser allows since Chromium 114; older Chromium refuses
+// synchronous compiles over 4 KB on the main thread (RangeError), and then the module is compiled
+// asynchronously instead while classes hand out a stand-in that queues calls until `open()`.
+// Written for ES2019: uni-app's default build target does not lower newer syntax in dependencies.
+const __SSE_LOADING = '__SSE_LOADING__';
+const __SSE_WASM_B64 = '__SSE_WASM_B64__';
+let __sseReady = false;
+let __sseSyncFailed = false;
+let __sseAsync = null;
+
+function __sseBytes() {
+  if (typeof Uint8Array.fromBase64 === 'function') return Uint8Array.fromBase64(__SSE_WASM_B64);
+  const bin = atob(__SSE_WASM_B64);
+  const bytes = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+  return bytes;
+}
+
+/** Instantiates synchronously; false if this browser refuses synchronous compiles of this size. */
+function __sseInitSync() {
+  if (__sseReady) return true;
+  if (__sseSyncFailed) return false;
+  try {
+    initSync({ module: __sseBytes() });
+    __sseReady = true;
+  } catch (e) {
+    if (!(e instanceof RangeError)) throw e;
+    __sseSyncFailed = true;
+    __sseInitAsync();
+  }
+  return __sseReady;
+}
+
+/** Instantiates asynchronously (once); resolves when the exports can be used. */
+function __sseInitAsync() {
+  if (__sseReady) return Promise.resolve();
+  if (!__sseAsync) {
+    __sseAsync = __wbg_init({ module_or_path: __sseBytes() }).then(
+      () => {
+        __sseReady = true;
+      },
+      (e) => {
+        __sseAsync = null;
+        throw __sseError('INTERNAL', `sse-channel: the WebAssembly module failed to load: ${e && e.message}`);
+      },
+    );
+  }
+  return __sseAsync;
+}
+
+function __sseError(code, message) {
+  const err = new Error(message);
+  err.name = 'SSEChannelError';
+  err.code = code;
+  return err;
+}
+
+function __sseLoaded() {
+  return __sseReady || (__SSE_LOADING !== 'async' && __sseInitSync());
+}
+
+/**
+ * The exported class: `new X(...)` is a genuine instance of the wasm-bindgen class `Inner` once the
+ * wasm is loaded (it shares Inner's prototype, so `instanceof` and subclasses work); before that, a
+ * stand-in that queues method calls and materializes at the first `open()` or once loaded.
+ */
+function __sseWrapClass(Inner, name) {
+  function Pending(args) {
+    this.__sseArgs = args;
+    this.__sseCalls = [];
+    this.__sseInner = null;
+  }
+  Pending.prototype.__sseMaterialize = function () {
+    if (!this.__sseInner && __sseReady) {
+      this.__sseInner = new Inner(...this.__sseArgs);
+      const calls = this.__sseCalls;
+      this.__sseCalls = null;
+      for (const [method, margs] of calls) {
+        if (method === null) this.__sseInner[margs[0]] = margs[1];
+        else this.__sseInner[method](...margs);
+      }
+    }
+    return this.__sseInner;
+  };
+  for (const key of Object.getOwnPropertyNames(Inner.prototype)) {
+    if (key === 'constructor') continue;
+    const desc = Object.getOwnPropertyDescriptor(Inner.prototype, key);
+    if (desc.get || desc.set) {
+      Object.defineProperty(Pending.prototype, key, {
+        configurable: true,
+        get() {
+          const inner = this.__sseMaterialize();
+          return inner ? inner[key] : undefined;
+        },
+        set(v) {
+          const inner = this.__sseMaterialize();
+          if (inner) inner[key] = v;
+          else this.__sseCalls.push([null, [key, v]]);
+        },
+      });
+    } else if (typeof desc.value === 'function') {
+      Pending.prototype[key] = function (...margs) {
+        const inner = this.__sseMaterialize();
+        if (inner) return inner[key](...margs);
+        if (key === 'open') {
+          return __sseInitAsync().then(() => this.__sseMaterialize().open(...margs));
+        }
+        if (key === 'free') return undefined;
+        this.__sseCalls.push([key, margs]);
+        return this;
+      };
+    }
+  }
+
+  const Outer = function (...args) {
+    if (!new.target) throw new TypeError(`Class constructor ${name} cannot be invoked without 'new'`);
+    if (__sseLoaded()) return Reflect.construct(Inner, args, new.target);
+    if (__SSE_LOADING === 'async' || __sseSyncFailed) __sseInitAsync();
+    return new Pending(args);
+  };
+  Object.defineProperty(Outer, 'name', { value: name });
+  for (const key of Object.getOwnPropertyNames(Inner)) {
+    if (key === 'prototype' || key === 'length' || key === 'name') continue;
+    Object.defineProperty(Outer, key, Object.getOwnPropertyDescriptor(Inner, key));
+  }
+  Outer.prototype = Inner.prototype;
+  Object.defineProperty(Outer, Symbol.hasInstance, {
+    value: (x) => x instanceof Inner || x instanceof Pending,
+  });
+  return Outer;
+}
+
+/** The exported function: loads the wasm first; if it is still compiling asynchronously, throws. */
+function __sseWrapFunction(f, name) {
+  return function (...args) {
+    if (!__sseLoaded()) {
+      if (name === 'installUniCloud') {
+        // Patch uniCloud as soon as the module is there; pages call this once at start-up.
+        __sseInitAsync().then(() => f.apply(this, args));
+        return undefined;
+      }
+      __sseInitAsync();
+      throw __sseError('INVALID_STATE', `sse-channel: ${name}() called while the WebAssembly module is still loading`);
+    }
+    return f.apply(this, args);
+  };
+}
+
+if (__SSE_LOADING === 'eager') __sseInitSync();
+else if (__SSE_LOADING === 'async') __sseInitAsync();
+// ---- end of the loader -----------------------------------------------------------------------------
