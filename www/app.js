@@ -82,6 +82,7 @@ function log(kind, detail = '', data) {
   const text = document.createElement('span');
   text.className = 'detail';
   text.textContent = detail;
+  text.title = detail;
   li.append(time, badge, text);
   el.log.append(li);
   el.logEmpty.hidden = true;
@@ -227,7 +228,7 @@ async function cut() {
     });
     const body = await res.json().catch(() => ({}));
     if (!res.ok) throw new Error(body.error?.message || `HTTP ${res.status}`);
-    log('cut', `relay dropped ${body.dropped} stream(s); reconnects refused for ${CUT_PAUSE_MS} ms`, body);
+    log('cut', `dropped ${body.dropped} stream${body.dropped === 1 ? '' : 's'}; reconnects refused for ${CUT_PAUSE_MS} ms`, body);
   } catch (err) {
     log('cut', `cut failed: ${err.message}`);
   } finally {

@@ -96,6 +96,7 @@ async function waitForClose(page) {
 
 /** The page's record of the run, and the log as rendered in the DOM. */
 async function runRecord(page) {
+  await page.waitForTimeout(400); // let the bar's CSS transition finish before screenshots
   return page.evaluate(() => ({
     events: window.demo.events.map(({ kind, detail, data }) => ({ kind, detail, data })),
     domKinds: [...document.querySelectorAll('#log li')].map((li) => li.dataset.event),
