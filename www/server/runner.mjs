@@ -125,7 +125,7 @@ const nodeBuild = require(pkg.node);
 process.env.SSE_CHANNEL_ALLOWED_RELAYS = relayOrigin;
 globalThis.uniCloud = {};
 if (typeof nodeBuild.installUniCloud === 'function') {
-  nodeBuild.installUniCloud(globalThis.uniCloud, { relay, allowedRelays: [relayOrigin] });
+  nodeBuild.installUniCloud(globalThis.uniCloud, { allowedRelays: [relayOrigin] });
 }
 if (typeof globalThis.uniCloud.deserializeSSEChannel !== 'function') {
   if (typeof nodeBuild.deserializeSSEChannel !== 'function') {
