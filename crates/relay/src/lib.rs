@@ -1,1 +1,291 @@
-//! sse-relay (under construction).
+//! `sse-relay`: the server between a long-running cloud function and the browser
+//! that waits for its progress. See `docs/protocol.md` for the wire contract and
+//! `docs/relay.md` for operations.
+//!
+//! # Layout
+//!
+//! - [`config`]: every setting, with its default.
+//! - [`broker`]: the [`Broker`](broker::Broker) trait (sequence ids, replay,
+//!   notification) and the in-memory implementation.
+//! - [`token`]: HS256 JWT subscribe and publish tokens.
+//! - `routes`: create, publish, end, health, metrics, test hooks.
+//! - `stream`: the EventSource and WebSocket subscriber streams.
+//! - `server`: [`run`]: accept loop, header read timeout, graceful shutdown.
+//! - [`metrics`]: the Prometheus counters.
+//!
+//! # Use as a library
+//!
+//! ```no_run
+//! # async fn f() -> std::io::Result<()> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let config = sse_relay::Config { secret: Some(b"shared".to_vec()), ..Default::default() };
+//! sse_relay::run(listener, config, async { let _ = tokio::signal::ctrl_c().await; }).await
+//! # }
+//! ```
+
+pub mod broker;
+pub mod config;
+mod error;
+pub mod metrics;
+mod routes;
+mod server;
+mod stream;
+pub mod token;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use sse_channel_protocol::ErrorCode;
+use tokio::sync::watch;
+
+pub use config::Config;
+pub use error::ApiError;
+pub use server::run;
+
+use broker::{Broker, MemoryBroker, MemoryLimits};
+use metrics::Metrics;
+use token::TokenKey;
+
+/// The router of a relay with a fresh in-memory broker. Without [`run`] no
+/// cleanup task runs (expiry is still enforced on every access) and the
+/// per-address limits see no client address unless the server inserts
+/// `axum::extract::ConnectInfo<SocketAddr>` into request extensions.
+pub fn app(config: Config) -> Router {
+    routes::router(Relay::new(config))
+}
+
+/// Shared state of one relay process.
+#[derive(Debug)]
+pub(crate) struct Relay {
+    pub(crate) config: Config,
+    pub(crate) key: TokenKey,
+    pub(crate) broker: Arc<dyn Broker>,
+    pub(crate) metrics: Arc<Metrics>,
+    addrs: Mutex<AddrTable>,
+    conns: Mutex<HashMap<String, usize>>,
+    /// `true` once shutdown has begun: streams close, health answers 503.
+    pub(crate) shutdown: watch::Sender<bool>,
+    /// Open subscriber streams; shutdown waits for 0.
+    pub(crate) active: watch::Sender<usize>,
+    hooks: Mutex<HashMap<String, Hook>>,
+}
+
+impl std::fmt::Debug for dyn Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Broker")
+    }
+}
+
+#[derive(Debug, Default)]
+struct AddrTable {
+    by_addr: HashMap<IpAddr, AddrState>,
+    owners: HashMap<String, IpAddr>,
+}
+
+#[derive(Debug)]
+struct AddrState {
+    channels: usize,
+    tokens: f64,
+    refilled: Instant,
+}
+
+#[derive(Debug)]
+struct Hook {
+    kill: watch::Sender<u64>,
+    paused_until: Option<Instant>,
+}
+
+/// Now, Unix ms.
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Relay {
+    pub(crate) fn new(config: Config) -> Arc<Self> {
+        let secret = match &config.secret {
+            Some(s) => s.clone(),
+            None => {
+                tracing::warn!(
+                    "no --secret given: using a random key for this process; tokens will not \
+                     verify on other relay nodes or after a restart"
+                );
+                let mut s = vec![0u8; 32];
+                getrandom::fill(&mut s).expect("the OS random source works");
+                s
+            }
+        };
+        let broker = Arc::new(MemoryBroker::new(MemoryLimits {
+            max_channels: config.max_channels,
+            replay_events: config.replay_buffer_events.max(1),
+            replay_bytes: config.replay_buffer_bytes,
+            idempotency_keys: config.idempotency_keys,
+            ended_retention_ms: config.ended_retention_secs.saturating_mul(1000),
+        }));
+        Arc::new(Self {
+            key: TokenKey::new(&secret),
+            broker,
+            metrics: Arc::new(Metrics::new()),
+            addrs: Mutex::default(),
+            conns: Mutex::default(),
+            shutdown: watch::channel(false).0,
+            active: watch::channel(0).0,
+            hooks: Mutex::default(),
+            config,
+        })
+    }
+
+    pub(crate) fn is_shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    /// Takes a creation token for `addr`, or says why not.
+    pub(crate) fn admit_creation(&self, addr: Option<IpAddr>) -> Result<(), ApiError> {
+        let Some(addr) = addr else { return Ok(()) };
+        let c = &self.config;
+        let mut t = lock(&self.addrs);
+        let now = Instant::now();
+        let st = t.by_addr.entry(addr).or_insert(AddrState {
+            channels: 0,
+            tokens: f64::from(c.create_burst),
+            refilled: now,
+        });
+        let elapsed = now.duration_since(st.refilled).as_secs_f64();
+        st.tokens =
+            (st.tokens + elapsed * f64::from(c.create_rate_per_sec)).min(f64::from(c.create_burst));
+        st.refilled = now;
+        if st.channels >= c.channels_per_address {
+            return Err(ApiError::new(
+                ErrorCode::RateLimited,
+                "this address holds its maximum of live channels",
+            ));
+        }
+        if st.tokens < 1.0 {
+            return Err(ApiError::new(
+                ErrorCode::RateLimited,
+                "channel creation rate exceeded for this address",
+            ));
+        }
+        st.tokens -= 1.0;
+        Ok(())
+    }
+
+    pub(crate) fn channel_created(&self, id: &str, addr: Option<IpAddr>) {
+        let Some(addr) = addr else { return };
+        let mut t = lock(&self.addrs);
+        if let Some(st) = t.by_addr.get_mut(&addr) {
+            st.channels += 1;
+        }
+        t.owners.insert(id.to_owned(), addr);
+    }
+
+    /// Removes expired and ended channels; frees their address slots.
+    pub(crate) async fn sweep(&self) {
+        let removed = self.broker.sweep(now_ms()).await;
+        let mut t = lock(&self.addrs);
+        for id in &removed {
+            if let Some(addr) = t.owners.remove(id) {
+                if let Some(st) = t.by_addr.get_mut(&addr) {
+                    st.channels = st.channels.saturating_sub(1);
+                }
+            }
+        }
+        let burst = f64::from(self.config.create_burst);
+        let rate = f64::from(self.config.create_rate_per_sec);
+        let now = Instant::now();
+        t.by_addr.retain(|_, st| {
+            st.channels > 0
+                || st.tokens + now.duration_since(st.refilled).as_secs_f64() * rate < burst
+        });
+        drop(t);
+        if !removed.is_empty() {
+            let mut h = lock(&self.hooks);
+            for id in &removed {
+                h.remove(id);
+            }
+            tracing::debug!(count = removed.len(), "swept channels");
+        }
+    }
+
+    /// Registers a subscriber stream on `channel`, or refuses it.
+    pub(crate) fn open_stream(self: &Arc<Self>, channel: &str) -> Result<StreamGuard, ApiError> {
+        let mut conns = lock(&self.conns);
+        let n = conns.entry(channel.to_owned()).or_insert(0);
+        if *n >= self.config.connections_per_channel {
+            return Err(ApiError::new(
+                ErrorCode::TooManyConnections,
+                "the channel has its maximum of subscriber connections",
+            ));
+        }
+        *n += 1;
+        drop(conns);
+        self.active.send_modify(|a| *a += 1);
+        Ok(StreamGuard {
+            relay: self.clone(),
+            channel: channel.to_owned(),
+        })
+    }
+
+    /// Test hook state: `Err(())` while subscriptions are paused, else the kill
+    /// switch to watch (only with `--test-hooks`).
+    #[allow(clippy::result_unit_err)]
+    pub(crate) fn hook_for(&self, channel: &str) -> Result<Option<watch::Receiver<u64>>, ()> {
+        if !self.config.test_hooks {
+            return Ok(None);
+        }
+        let mut h = lock(&self.hooks);
+        let hook = h.entry(channel.to_owned()).or_insert_with(|| Hook {
+            kill: watch::channel(0).0,
+            paused_until: None,
+        });
+        if hook.paused_until.is_some_and(|t| Instant::now() < t) {
+            return Err(());
+        }
+        Ok(Some(hook.kill.subscribe()))
+    }
+
+    /// Drops every stream of `channel` abruptly and pauses new ones; returns how
+    /// many were dropped.
+    pub(crate) fn disconnect(&self, channel: &str, pause_ms: u64) -> usize {
+        let mut h = lock(&self.hooks);
+        let hook = h.entry(channel.to_owned()).or_insert_with(|| Hook {
+            kill: watch::channel(0).0,
+            paused_until: None,
+        });
+        let n = hook.kill.receiver_count();
+        hook.kill.send_modify(|g| *g += 1);
+        hook.paused_until = Some(Instant::now() + std::time::Duration::from_millis(pause_ms));
+        n
+    }
+}
+
+/// Held by an open subscriber stream: counts it against its channel's limit and
+/// against shutdown's drain.
+#[derive(Debug)]
+pub(crate) struct StreamGuard {
+    relay: Arc<Relay>,
+    channel: String,
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        let mut conns = lock(&self.relay.conns);
+        if let Some(n) = conns.get_mut(&self.channel) {
+            *n -= 1;
+            if *n == 0 {
+                conns.remove(&self.channel);
+            }
+        }
+        drop(conns);
+        self.relay.active.send_modify(|a| *a = a.saturating_sub(1));
+    }
+}

@@ -1,2 +1,189 @@
-//! sse-relay binary.
-fn main() {}
+//! `sse-relay`: parses flags (or their `SSE_RELAY_*` environment variables),
+//! binds, prints `listening on http://ADDR`, and serves until SIGTERM or SIGINT.
+
+use std::net::SocketAddr;
+
+use clap::Parser;
+use sse_channel_protocol::limits;
+use sse_relay::Config;
+
+/// The sse-channel relay: channels, resumable replay, signed tokens, limits, metrics.
+///
+/// Every flag has an environment variable equivalent (shown in brackets).
+#[derive(Debug, Parser)]
+#[command(name = "sse-relay", version, about, long_about = None)]
+struct Cli {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, env = "SSE_RELAY_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Token signing key. When absent, a random key per process (tokens then do not
+    /// verify on other nodes or after a restart) and a warning.
+    #[arg(long, env = "SSE_RELAY_SECRET", hide_env_values = true)]
+    secret: Option<String>,
+    /// Origin allowed by CORS, e.g. https://app.example.com; repeatable; `*` allows any.
+    /// Default: none (no cross-origin access). The env variable takes a comma-separated list.
+    #[arg(
+        long = "allow-origin",
+        env = "SSE_RELAY_ALLOW_ORIGIN",
+        value_delimiter = ','
+    )]
+    allow_origin: Vec<String>,
+    /// Broker: `memory` (embedded, the only one so far).
+    #[arg(long, env = "SSE_RELAY_BROKER", default_value = "memory")]
+    broker: String,
+    /// Enable the /v1/test/... fault-injection routes (never in production).
+    #[arg(long, env = "SSE_RELAY_TEST_HOOKS")]
+    test_hooks: bool,
+    /// Heartbeat interval on every stream, in ms.
+    #[arg(long, env = "SSE_RELAY_HEARTBEAT_MS", default_value_t = limits::HEARTBEAT_MS)]
+    heartbeat_ms: u64,
+    /// Replay buffer per channel, in events.
+    #[arg(long, env = "SSE_RELAY_REPLAY_BUFFER_EVENTS", default_value_t = limits::REPLAY_BUFFER_EVENTS)]
+    replay_buffer_events: usize,
+    /// Replay buffer per channel, in payload bytes.
+    #[arg(long, env = "SSE_RELAY_REPLAY_BUFFER_BYTES", default_value_t = limits::REPLAY_BUFFER_BYTES)]
+    replay_buffer_bytes: usize,
+    /// Largest message (its JSON text), in bytes; larger → 413 MESSAGE_TOO_LARGE.
+    #[arg(long, env = "SSE_RELAY_MAX_MESSAGE_BYTES", default_value_t = limits::MAX_MESSAGE_BYTES)]
+    max_message_bytes: usize,
+    /// Largest request body, in bytes; larger → 413 MESSAGE_TOO_LARGE.
+    #[arg(long, env = "SSE_RELAY_MAX_BODY_BYTES", default_value_t = limits::MAX_BODY_BYTES)]
+    max_body_bytes: usize,
+    /// Most messages in one batch.
+    #[arg(long, env = "SSE_RELAY_MAX_BATCH_MESSAGES", default_value_t = limits::MAX_BATCH_MESSAGES)]
+    max_batch_messages: usize,
+    /// Channel lifetime when the creator asks for none, in seconds.
+    #[arg(long, env = "SSE_RELAY_CHANNEL_TTL_SECS", default_value_t = limits::DEFAULT_CHANNEL_TTL_SECS)]
+    channel_ttl_secs: u64,
+    /// Longest channel lifetime a creator may ask for, in seconds.
+    #[arg(long, env = "SSE_RELAY_MAX_CHANNEL_TTL_SECS", default_value_t = limits::MAX_CHANNEL_TTL_SECS)]
+    max_channel_ttl_secs: u64,
+    /// How long an ended channel is kept so a late reconnect still gets `end`, in seconds.
+    #[arg(long, env = "SSE_RELAY_ENDED_RETENTION_SECS", default_value_t = limits::ENDED_RETENTION_SECS)]
+    ended_retention_secs: u64,
+    /// Live channels per client address; more → 429 RATE_LIMITED.
+    #[arg(long, env = "SSE_RELAY_CHANNELS_PER_ADDRESS", default_value_t = limits::CHANNELS_PER_ADDRESS)]
+    channels_per_address: usize,
+    /// Channel creations per second per client address; faster → 429 RATE_LIMITED.
+    #[arg(long, env = "SSE_RELAY_CREATE_RATE_PER_SEC", default_value_t = limits::CREATE_RATE_PER_SEC)]
+    create_rate_per_sec: u32,
+    /// Channel creation burst per client address.
+    #[arg(long, env = "SSE_RELAY_CREATE_BURST", default_value_t = limits::CREATE_BURST)]
+    create_burst: u32,
+    /// Channels per relay; more → 503 TOO_MANY_CHANNELS.
+    #[arg(long, env = "SSE_RELAY_MAX_CHANNELS", default_value_t = limits::MAX_CHANNELS)]
+    max_channels: usize,
+    /// Subscriber connections per channel; more → 429 TOO_MANY_CONNECTIONS.
+    #[arg(long, env = "SSE_RELAY_CONNECTIONS_PER_CHANNEL", default_value_t = limits::CONNECTIONS_PER_CHANNEL)]
+    connections_per_channel: usize,
+    /// Idempotency keys remembered per channel.
+    #[arg(long, env = "SSE_RELAY_IDEMPOTENCY_KEYS", default_value_t = limits::IDEMPOTENCY_KEYS_PER_CHANNEL)]
+    idempotency_keys: usize,
+    /// Time a client has to send its request headers, in ms (slow-client protection).
+    #[arg(long, env = "SSE_RELAY_HEADER_READ_TIMEOUT_MS", default_value_t = limits::HEADER_READ_TIMEOUT_MS)]
+    header_read_timeout_ms: u64,
+    /// How often expired and ended channels are swept, in ms.
+    #[arg(long, env = "SSE_RELAY_CLEANUP_INTERVAL_MS", default_value_t = 1000)]
+    cleanup_interval_ms: u64,
+    /// On SIGTERM/SIGINT, how long open connections get to finish, in ms.
+    #[arg(long, env = "SSE_RELAY_SHUTDOWN_GRACE_MS", default_value_t = 5000)]
+    shutdown_grace_ms: u64,
+    /// Log level: error, warn, info, debug or trace. Logs go to stderr and never contain tokens.
+    #[arg(long, env = "SSE_RELAY_LOG", default_value = "info")]
+    log: tracing::Level,
+}
+
+impl Cli {
+    fn into_config(self) -> Config {
+        Config {
+            secret: self.secret.map(String::into_bytes),
+            allow_origins: self.allow_origin,
+            test_hooks: self.test_hooks,
+            heartbeat_ms: self.heartbeat_ms,
+            replay_buffer_events: self.replay_buffer_events,
+            replay_buffer_bytes: self.replay_buffer_bytes,
+            max_message_bytes: self.max_message_bytes,
+            max_body_bytes: self.max_body_bytes,
+            max_batch_messages: self.max_batch_messages,
+            channel_ttl_secs: self.channel_ttl_secs,
+            max_channel_ttl_secs: self.max_channel_ttl_secs,
+            ended_retention_secs: self.ended_retention_secs,
+            channels_per_address: self.channels_per_address,
+            create_rate_per_sec: self.create_rate_per_sec,
+            create_burst: self.create_burst,
+            max_channels: self.max_channels,
+            connections_per_channel: self.connections_per_channel,
+            idempotency_keys: self.idempotency_keys,
+            header_read_timeout_ms: self.header_read_timeout_ms,
+            cleanup_interval_ms: self.cleanup_interval_ms,
+            shutdown_grace_ms: self.shutdown_grace_ms,
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_max_level(cli.log)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    if cli.broker != "memory" {
+        tracing::error!(broker = %cli.broker, "unsupported --broker (only `memory` so far)");
+        return std::process::ExitCode::from(2);
+    }
+    for o in &cli.allow_origin {
+        if o != "*" && sse_channel_protocol::descriptor::relay_origin(o).is_err() {
+            tracing::error!(origin = %o, "--allow-origin must be `*` or an http(s) origin");
+            return std::process::ExitCode::from(2);
+        }
+    }
+    let listener = match tokio::net::TcpListener::bind(cli.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(addr = %cli.listen, error = %e, "cannot listen");
+            return std::process::ExitCode::from(1);
+        }
+    };
+    let addr = match listener.local_addr() {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!(error = %e, "no local address");
+            return std::process::ExitCode::from(1);
+        }
+    };
+    #[allow(clippy::print_stdout)]
+    {
+        println!("listening on http://{addr}");
+    }
+    tracing::info!(%addr, "sse-relay started");
+    match sse_relay::run(listener, cli.into_config(), shutdown_signal()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "server failed");
+            std::process::ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,2 @@
+//! RSS benchmark (filled in later).
+fn main() {}

@@ -1,0 +1,275 @@
+//! The embedded in-memory broker.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::ready;
+use std::sync::{Arc, Mutex};
+
+use sse_channel_protocol::{EventId, EventKind, LostRange};
+use tokio::sync::watch;
+
+use super::{
+    Append, Appended, BoxFuture, Broker, BrokerError, Event, Head, NewChannel, Phase, ReadBatch,
+};
+
+/// Bounds of a [`MemoryBroker`].
+#[derive(Debug, Clone)]
+pub struct MemoryLimits {
+    /// Channels held at most.
+    pub max_channels: usize,
+    /// Events kept per channel for replay.
+    pub replay_events: usize,
+    /// Payload bytes kept per channel for replay.
+    pub replay_bytes: usize,
+    /// Idempotency keys remembered per channel.
+    pub idempotency_keys: usize,
+    /// How long an ended channel is kept, in ms.
+    pub ended_retention_ms: u64,
+}
+
+/// Channels in this process's memory. Each channel has its own lock, so
+/// publishers of different channels never contend; the map lock is held only
+/// to find, add or remove a channel.
+///
+/// ```
+/// use sse_relay::broker::{Append, Broker, MemoryBroker, MemoryLimits, NewChannel};
+/// use sse_channel_protocol::EventKind;
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let b = MemoryBroker::new(MemoryLimits { max_channels: 10, replay_events: 2, replay_bytes: 1 << 20,
+///     idempotency_keys: 8, ended_retention_ms: 1000 });
+/// let id = "0123456789abcdef0123456789abcdef";
+/// b.create(NewChannel { id: id.into(), expires_at_ms: u64::MAX }).await.unwrap();
+/// for v in ["1", "2", "3"] {
+///     b.append(id, Append { kind: EventKind::Message, payloads: vec![v.into()], idempotency_key: None, now_ms: 0 }).await.unwrap();
+/// }
+/// let r = b.read(id, 0, 10, 0).await.unwrap();
+/// assert_eq!((r.lost.unwrap().from, r.lost.unwrap().to), (1, 1));
+/// assert_eq!(r.events.iter().map(|e| e.id).collect::<Vec<_>>(), [2, 3]);
+/// # });
+/// ```
+#[derive(Debug)]
+pub struct MemoryBroker {
+    limits: MemoryLimits,
+    channels: Mutex<HashMap<String, Arc<Channel>>>,
+}
+
+#[derive(Debug)]
+struct Channel {
+    state: Mutex<State>,
+    head: watch::Sender<Head>,
+}
+
+#[derive(Debug)]
+struct State {
+    events: VecDeque<Arc<Event>>,
+    bytes: usize,
+    last_id: EventId,
+    expires_at_ms: u64,
+    ended_at_ms: Option<u64>,
+    keys: HashMap<Box<str>, Appended>,
+    key_order: VecDeque<Box<str>>,
+}
+
+impl MemoryBroker {
+    /// An empty broker.
+    pub fn new(limits: MemoryLimits) -> Self {
+        Self {
+            limits,
+            channels: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn get(&self, id: &str) -> Result<Arc<Channel>, BrokerError> {
+        lock(&self.channels)
+            .get(id)
+            .cloned()
+            .ok_or(BrokerError::NotFound)
+    }
+
+    fn append_now(&self, id: &str, append: Append) -> Result<Appended, BrokerError> {
+        let ch = self.get(id)?;
+        let mut st = lock(&ch.state);
+        if let Some(key) = &append.idempotency_key {
+            if let Some(done) = st.keys.get(key.as_str()) {
+                return Ok(Appended {
+                    replayed: true,
+                    ..*done
+                });
+            }
+        }
+        if st.ended_at_ms.is_some() {
+            return Err(BrokerError::Ended);
+        }
+        if append.now_ms >= st.expires_at_ms {
+            return Err(BrokerError::Expired);
+        }
+        let first_id = st.last_id + 1;
+        for data in append.payloads {
+            st.last_id += 1;
+            st.bytes += data.len();
+            let ev = Arc::new(Event::new(st.last_id, append.kind, data));
+            st.events.push_back(ev);
+        }
+        // Keep at least the newest event, so the `end` event is never evicted.
+        while st.events.len() > 1
+            && (st.events.len() > self.limits.replay_events || st.bytes > self.limits.replay_bytes)
+        {
+            if let Some(old) = st.events.pop_front() {
+                st.bytes -= old.data.len();
+            }
+        }
+        if append.kind == EventKind::End {
+            st.ended_at_ms = Some(append.now_ms);
+        }
+        let done = Appended {
+            first_id,
+            last_id: st.last_id,
+            replayed: false,
+        };
+        if let Some(key) = append.idempotency_key {
+            let key: Box<str> = key.into();
+            if st.key_order.len() >= self.limits.idempotency_keys {
+                if let Some(old) = st.key_order.pop_front() {
+                    st.keys.remove(&old);
+                }
+            }
+            st.key_order.push_back(key.clone());
+            st.keys.insert(key, done);
+        }
+        let phase = if st.ended_at_ms.is_some() {
+            Phase::Ended
+        } else {
+            Phase::Open
+        };
+        ch.head.send_replace(Head {
+            last_id: st.last_id,
+            phase,
+        });
+        Ok(done)
+    }
+
+    fn read_now(
+        &self,
+        id: &str,
+        after: EventId,
+        max: usize,
+        now_ms: u64,
+    ) -> Result<ReadBatch, BrokerError> {
+        let ch = self.get(id)?;
+        let st = lock(&ch.state);
+        if st.ended_at_ms.is_none() && now_ms >= st.expires_at_ms {
+            return Err(BrokerError::Expired);
+        }
+        let head = *ch.head.borrow();
+        let mut lost = None;
+        let mut events = Vec::new();
+        if let Some(first) = st.events.front().map(|e| e.id) {
+            if after + 1 < first {
+                lost = Some(LostRange {
+                    from: after + 1,
+                    to: first - 1,
+                });
+            }
+            let skip = usize::try_from((after + 1).saturating_sub(first)).unwrap_or(usize::MAX);
+            events.extend(st.events.iter().skip(skip).take(max).cloned());
+        } else if st.last_id > after {
+            lost = Some(LostRange {
+                from: after + 1,
+                to: st.last_id,
+            });
+        }
+        Ok(ReadBatch { lost, events, head })
+    }
+
+    fn sweep_now(&self, now_ms: u64) -> Vec<String> {
+        let mut map = lock(&self.channels);
+        let mut removed = Vec::new();
+        map.retain(|id, ch| {
+            let st = lock(&ch.state);
+            let keep = match st.ended_at_ms {
+                Some(at) => now_ms < at.saturating_add(self.limits.ended_retention_ms),
+                None => now_ms < st.expires_at_ms,
+            };
+            if !keep {
+                if st.ended_at_ms.is_none() {
+                    ch.head.send_replace(Head {
+                        last_id: st.last_id,
+                        phase: Phase::Expired,
+                    });
+                }
+                removed.push(id.clone());
+            }
+            keep
+        });
+        removed
+    }
+}
+
+/// A poisoned lock only means another thread panicked mid-update; the data is
+/// still consistent enough to serve (every update is a few assignments).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Broker for MemoryBroker {
+    fn create(&self, channel: NewChannel) -> BoxFuture<'_, Result<(), BrokerError>> {
+        let mut map = lock(&self.channels);
+        let full = map.len() >= self.limits.max_channels;
+        let res = match map.entry(channel.id) {
+            _ if full => Err(BrokerError::Full),
+            std::collections::hash_map::Entry::Occupied(_) => Err(BrokerError::Exists),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                let (head, _) = watch::channel(Head {
+                    last_id: 0,
+                    phase: Phase::Open,
+                });
+                slot.insert(Arc::new(Channel {
+                    state: Mutex::new(State {
+                        events: VecDeque::new(),
+                        bytes: 0,
+                        last_id: 0,
+                        expires_at_ms: channel.expires_at_ms,
+                        ended_at_ms: None,
+                        keys: HashMap::new(),
+                        key_order: VecDeque::new(),
+                    }),
+                    head,
+                }));
+                Ok(())
+            }
+        };
+        Box::pin(ready(res))
+    }
+
+    fn append<'a>(
+        &'a self,
+        channel: &'a str,
+        append: Append,
+    ) -> BoxFuture<'a, Result<Appended, BrokerError>> {
+        Box::pin(ready(self.append_now(channel, append)))
+    }
+
+    fn read<'a>(
+        &'a self,
+        channel: &'a str,
+        after: EventId,
+        max: usize,
+        now_ms: u64,
+    ) -> BoxFuture<'a, Result<ReadBatch, BrokerError>> {
+        Box::pin(ready(self.read_now(channel, after, max, now_ms)))
+    }
+
+    fn watch<'a>(
+        &'a self,
+        channel: &'a str,
+    ) -> BoxFuture<'a, Result<watch::Receiver<Head>, BrokerError>> {
+        Box::pin(ready(self.get(channel).map(|c| c.head.subscribe())))
+    }
+
+    fn sweep(&self, now_ms: u64) -> BoxFuture<'_, Vec<String>> {
+        Box::pin(ready(self.sweep_now(now_ms)))
+    }
+
+    fn channel_count(&self) -> usize {
+        lock(&self.channels).len()
+    }
+}

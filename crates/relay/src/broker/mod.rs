@@ -1,0 +1,220 @@
+//! Where channels and their events live.
+//!
+//! [`Broker`] is the seam between the HTTP layer and storage. The in-memory
+//! [`MemoryBroker`] is the embedded default; a Redis Streams broker (several
+//! relay nodes sharing channels) implements the same trait: `append` is an
+//! `XADD` under a per-channel sequence, `read` an `XRANGE` after an id, and
+//! `watch` a node-local [`tokio::sync::watch`] fed by a notification path.
+//!
+//! Subscribers never get events pushed into a per-subscriber queue: they hold a
+//! cursor, wait on [`Broker::watch`] for the head to move, then [`Broker::read`]
+//! from the replay buffer. A slow subscriber therefore cannot make the relay
+//! buffer without bound, and when it falls behind the buffer it is told exactly
+//! which ids it lost ([`ReadBatch::lost`]).
+
+mod memory;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+
+use axum::extract::ws::Utf8Bytes;
+use bytes::Bytes;
+use sse_channel_protocol::frame::{sse_event, ws_frame};
+use sse_channel_protocol::{ErrorCode, EventId, EventKind, LostRange};
+use tokio::sync::watch;
+
+pub use memory::{MemoryBroker, MemoryLimits};
+
+/// A boxed `Send` future, so that [`Broker`] stays object-safe.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One stored event. Its SSE and WebSocket frames are built at most once and
+/// shared by every subscriber.
+#[derive(Debug)]
+pub struct Event {
+    /// Sequence id within the channel (1, 2, 3, …).
+    pub id: EventId,
+    /// [`EventKind::Message`] or [`EventKind::End`].
+    pub kind: EventKind,
+    /// The payload, validated JSON text as published.
+    pub data: Box<str>,
+    sse: OnceLock<Bytes>,
+    ws: OnceLock<Utf8Bytes>,
+}
+
+impl Event {
+    /// An event; `data` must be JSON text.
+    pub fn new(id: EventId, kind: EventKind, data: Box<str>) -> Self {
+        Self {
+            id,
+            kind,
+            data,
+            sse: OnceLock::new(),
+            ws: OnceLock::new(),
+        }
+    }
+
+    /// The event as SSE text (`id:`, `event:`, `data:` lines).
+    pub fn sse_frame(&self) -> &Bytes {
+        self.sse.get_or_init(|| {
+            let mut s = String::with_capacity(self.data.len() + 40);
+            sse_event(&mut s, Some(self.id), self.kind, &self.data);
+            Bytes::from(s)
+        })
+    }
+
+    /// The event as a WebSocket text frame.
+    pub fn ws_frame(&self) -> Utf8Bytes {
+        self.ws
+            .get_or_init(|| ws_frame(Some(self.id), self.kind, &self.data).into())
+            .clone()
+    }
+}
+
+/// Lifecycle of a channel as seen by its subscribers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Accepting messages.
+    Open,
+    /// The `end` event is stored; nothing more will be.
+    Ended,
+    /// The lifetime passed before `end`; streams close with `CHANNEL_EXPIRED`.
+    Expired,
+}
+
+/// The latest state of a channel, as published on its [`watch`] channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    /// Id of the newest event (0 when none).
+    pub last_id: EventId,
+    /// The channel's phase.
+    pub phase: Phase,
+}
+
+/// A channel to create.
+#[derive(Debug, Clone)]
+pub struct NewChannel {
+    /// 32 lowercase hex digits.
+    pub id: String,
+    /// Expiry, Unix ms.
+    pub expires_at_ms: u64,
+}
+
+/// Messages to store in one step, with consecutive ids.
+#[derive(Debug)]
+pub struct Append {
+    /// [`EventKind::Message`] for publish, [`EventKind::End`] for end (one payload).
+    pub kind: EventKind,
+    /// JSON texts, in order.
+    pub payloads: Vec<Box<str>>,
+    /// Makes a retry store nothing and answer the first answer again.
+    pub idempotency_key: Option<String>,
+    /// Now, Unix ms.
+    pub now_ms: u64,
+}
+
+/// What [`Broker::append`] stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// First id stored.
+    pub first_id: EventId,
+    /// Last id stored.
+    pub last_id: EventId,
+    /// True when answered from the idempotency memory (nothing stored).
+    pub replayed: bool,
+}
+
+/// Events after a cursor.
+#[derive(Debug)]
+pub struct ReadBatch {
+    /// Ids after the cursor that are no longer buffered.
+    pub lost: Option<LostRange>,
+    /// Buffered events after the cursor (after `lost`), in order.
+    pub events: Vec<Arc<Event>>,
+    /// The channel's head at the time of the read.
+    pub head: Head,
+}
+
+/// Why a broker call failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BrokerError {
+    /// No such channel.
+    NotFound,
+    /// The channel has ended.
+    Ended,
+    /// The channel's lifetime is over.
+    Expired,
+    /// The broker holds its maximum of channels.
+    Full,
+    /// The id is taken (128 random bits: practically never).
+    Exists,
+    /// The storage behind the broker failed.
+    Unavailable(String),
+}
+
+impl BrokerError {
+    /// The wire code.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::NotFound => ErrorCode::ChannelNotFound,
+            Self::Ended => ErrorCode::ChannelEnded,
+            Self::Expired => ErrorCode::ChannelExpired,
+            Self::Full => ErrorCode::TooManyChannels,
+            Self::Exists => ErrorCode::Internal,
+            Self::Unavailable(_) => ErrorCode::BrokerUnavailable,
+        }
+    }
+
+    /// A sentence for the error body.
+    pub fn message(&self) -> &str {
+        match self {
+            Self::NotFound => "no such channel",
+            Self::Ended => "the channel has ended",
+            Self::Expired => "the channel has expired",
+            Self::Full => "the relay holds its maximum of channels",
+            Self::Exists => "channel id collision",
+            Self::Unavailable(m) => m,
+        }
+    }
+}
+
+/// Channel storage: sequence ids, a bounded replay buffer, resume from an id,
+/// and a notification when a channel's head moves. Object-safe (`Arc<dyn Broker>`).
+pub trait Broker: Send + Sync + 'static {
+    /// Creates a channel.
+    fn create(&self, channel: NewChannel) -> BoxFuture<'_, Result<(), BrokerError>>;
+
+    /// Stores events with consecutive ids, in one step: concurrent appends to one
+    /// channel never interleave. Honours the idempotency key before anything else.
+    fn append<'a>(
+        &'a self,
+        channel: &'a str,
+        append: Append,
+    ) -> BoxFuture<'a, Result<Appended, BrokerError>>;
+
+    /// Up to `max` events with ids greater than `after`, plus the range of ids
+    /// after `after` that are no longer buffered.
+    fn read<'a>(
+        &'a self,
+        channel: &'a str,
+        after: EventId,
+        max: usize,
+        now_ms: u64,
+    ) -> BoxFuture<'a, Result<ReadBatch, BrokerError>>;
+
+    /// A receiver that changes whenever the channel's [`Head`] does. When the
+    /// channel is removed, the sender is dropped.
+    fn watch<'a>(
+        &'a self,
+        channel: &'a str,
+    ) -> BoxFuture<'a, Result<watch::Receiver<Head>, BrokerError>>;
+
+    /// Removes channels whose lifetime is over and ended channels past their
+    /// retention; returns the removed ids.
+    fn sweep(&self, now_ms: u64) -> BoxFuture<'_, Vec<String>>;
+
+    /// Channels currently held (for metrics).
+    fn channel_count(&self) -> usize;
+}

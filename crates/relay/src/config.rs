@@ -1,0 +1,86 @@
+//! Relay settings. Every field has the documented default of
+//! [`sse_channel_protocol::limits`]; `sse-relay --help` lists the flag for each.
+
+use sse_channel_protocol::limits;
+
+/// Everything the relay can be told. Build one with [`Config::default`] and
+/// change the fields you need:
+///
+/// ```
+/// let config = sse_relay::Config { heartbeat_ms: 200, ..Default::default() };
+/// assert_eq!(config.max_message_bytes, 64 * 1024);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Key that signs and verifies tokens. `None` (the default): a random key per
+    /// process, so tokens of one process are refused by another.
+    pub secret: Option<Vec<u8>>,
+    /// Origins allowed by CORS. Empty (the default): no CORS headers; `"*"`: any.
+    pub allow_origins: Vec<String>,
+    /// Enables the `/v1/test/...` fault-injection routes. Default `false`.
+    pub test_hooks: bool,
+    /// Heartbeat interval on every stream, in ms. Default 15,000.
+    pub heartbeat_ms: u64,
+    /// Replay buffer per channel, in events. Default 1,000.
+    pub replay_buffer_events: usize,
+    /// Replay buffer per channel, in bytes of payload. Default 4 MiB.
+    pub replay_buffer_bytes: usize,
+    /// Largest message (its JSON text), in bytes. Default 64 KiB.
+    pub max_message_bytes: usize,
+    /// Largest request body, in bytes. Default 1 MiB.
+    pub max_body_bytes: usize,
+    /// Most messages in one batch. Default 1,000.
+    pub max_batch_messages: usize,
+    /// Channel lifetime when the creator asks for none, in seconds. Default 3,600.
+    pub channel_ttl_secs: u64,
+    /// Longest lifetime a creator may ask for, in seconds. Default 86,400.
+    pub max_channel_ttl_secs: u64,
+    /// How long an ended channel is kept for late reconnects, in seconds. Default 300.
+    pub ended_retention_secs: u64,
+    /// Live channels per client address. Default 100.
+    pub channels_per_address: usize,
+    /// Channel creations per second per client address. Default 10.
+    pub create_rate_per_sec: u32,
+    /// Channel creation burst per client address. Default 20.
+    pub create_burst: u32,
+    /// Channels per relay. Default 100,000.
+    pub max_channels: usize,
+    /// Subscriber connections per channel. Default 8.
+    pub connections_per_channel: usize,
+    /// Idempotency keys remembered per channel. Default 1,024.
+    pub idempotency_keys: usize,
+    /// Time a client has to send its request headers, in ms. Default 10,000.
+    pub header_read_timeout_ms: u64,
+    /// How often expired and ended channels are swept, in ms. Default 1,000.
+    pub cleanup_interval_ms: u64,
+    /// On shutdown, how long open connections get to finish, in ms. Default 5,000.
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            secret: None,
+            allow_origins: Vec::new(),
+            test_hooks: false,
+            heartbeat_ms: limits::HEARTBEAT_MS,
+            replay_buffer_events: limits::REPLAY_BUFFER_EVENTS,
+            replay_buffer_bytes: limits::REPLAY_BUFFER_BYTES,
+            max_message_bytes: limits::MAX_MESSAGE_BYTES,
+            max_body_bytes: limits::MAX_BODY_BYTES,
+            max_batch_messages: limits::MAX_BATCH_MESSAGES,
+            channel_ttl_secs: limits::DEFAULT_CHANNEL_TTL_SECS,
+            max_channel_ttl_secs: limits::MAX_CHANNEL_TTL_SECS,
+            ended_retention_secs: limits::ENDED_RETENTION_SECS,
+            channels_per_address: limits::CHANNELS_PER_ADDRESS,
+            create_rate_per_sec: limits::CREATE_RATE_PER_SEC,
+            create_burst: limits::CREATE_BURST,
+            max_channels: limits::MAX_CHANNELS,
+            connections_per_channel: limits::CONNECTIONS_PER_CHANNEL,
+            idempotency_keys: limits::IDEMPOTENCY_KEYS_PER_CHANNEL,
+            header_read_timeout_ms: limits::HEADER_READ_TIMEOUT_MS,
+            cleanup_interval_ms: 1000,
+            shutdown_grace_ms: 5000,
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! Counters behind `GET /metrics` (Prometheus text format).
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use sse_channel_protocol::ErrorCode;
+
+/// The two stream transports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// EventSource (`/events`).
+    Sse,
+    /// WebSocket (`/ws`).
+    Ws,
+}
+
+impl Transport {
+    fn index(self) -> usize {
+        match self {
+            Self::Sse => 0,
+            Self::Ws => 1,
+        }
+    }
+}
+
+/// Process-wide counters; all updates are relaxed atomics.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Channels created since start.
+    pub channels_created: AtomicU64,
+    /// Messages stored (publish and end).
+    pub messages: AtomicU64,
+    /// Payload bytes stored.
+    pub bytes_in: AtomicU64,
+    /// Events written to subscribers.
+    pub deliveries: AtomicU64,
+    /// Frame bytes written to subscribers.
+    pub bytes_out: AtomicU64,
+    connections: [AtomicU64; 2],
+    connections_total: [AtomicU64; 2],
+    errors: Vec<AtomicU64>,
+}
+
+impl Metrics {
+    /// Zeroed counters.
+    pub fn new() -> Self {
+        Self {
+            errors: ErrorCode::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
+            ..Default::default()
+        }
+    }
+
+    /// Counts an error answered or sent in band.
+    pub fn error(&self, code: ErrorCode) {
+        if let Some(i) = ErrorCode::ALL.iter().position(|&c| c == code) {
+            if let Some(c) = self.errors.get(i) {
+                c.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    /// A subscriber stream opened; the guard counts it closed on drop.
+    pub fn connection(self: &std::sync::Arc<Self>, t: Transport) -> ConnectionGauge {
+        self.connections[t.index()].fetch_add(1, Relaxed);
+        self.connections_total[t.index()].fetch_add(1, Relaxed);
+        ConnectionGauge {
+            metrics: self.clone(),
+            transport: t,
+        }
+    }
+
+    /// Open subscriber streams of a transport.
+    pub fn open_connections(&self, t: Transport) -> u64 {
+        self.connections[t.index()].load(Relaxed)
+    }
+
+    /// The Prometheus text exposition. `channels` is the broker's current count.
+    pub fn render(&self, channels: usize) -> String {
+        let mut s = String::with_capacity(2048);
+        let g = |s: &mut String, name: &str, kind: &str, help: &str| {
+            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        };
+        g(
+            &mut s,
+            "sse_relay_channels",
+            "gauge",
+            "Channels currently held.",
+        );
+        let _ = writeln!(s, "sse_relay_channels {channels}");
+        g(
+            &mut s,
+            "sse_relay_channels_created_total",
+            "counter",
+            "Channels created.",
+        );
+        let _ = writeln!(
+            s,
+            "sse_relay_channels_created_total {}",
+            self.channels_created.load(Relaxed)
+        );
+        g(
+            &mut s,
+            "sse_relay_connections",
+            "gauge",
+            "Open subscriber streams.",
+        );
+        for (i, t) in ["sse", "ws"].iter().enumerate() {
+            let _ = writeln!(
+                s,
+                "sse_relay_connections{{transport=\"{t}\"}} {}",
+                self.connections[i].load(Relaxed)
+            );
+        }
+        g(
+            &mut s,
+            "sse_relay_connections_total",
+            "counter",
+            "Subscriber streams opened.",
+        );
+        for (i, t) in ["sse", "ws"].iter().enumerate() {
+            let _ = writeln!(
+                s,
+                "sse_relay_connections_total{{transport=\"{t}\"}} {}",
+                self.connections_total[i].load(Relaxed)
+            );
+        }
+        g(
+            &mut s,
+            "sse_relay_messages_total",
+            "counter",
+            "Messages stored (publish and end).",
+        );
+        let _ = writeln!(
+            s,
+            "sse_relay_messages_total {}",
+            self.messages.load(Relaxed)
+        );
+        g(
+            &mut s,
+            "sse_relay_message_bytes_total",
+            "counter",
+            "Payload bytes stored.",
+        );
+        let _ = writeln!(
+            s,
+            "sse_relay_message_bytes_total {}",
+            self.bytes_in.load(Relaxed)
+        );
+        g(
+            &mut s,
+            "sse_relay_deliveries_total",
+            "counter",
+            "Events written to subscribers.",
+        );
+        let _ = writeln!(
+            s,
+            "sse_relay_deliveries_total {}",
+            self.deliveries.load(Relaxed)
+        );
+        g(
+            &mut s,
+            "sse_relay_sent_bytes_total",
+            "counter",
+            "Frame bytes written to subscribers.",
+        );
+        let _ = writeln!(
+            s,
+            "sse_relay_sent_bytes_total {}",
+            self.bytes_out.load(Relaxed)
+        );
+        g(
+            &mut s,
+            "sse_relay_errors_total",
+            "counter",
+            "Errors answered or sent in band, by code.",
+        );
+        for (c, n) in ErrorCode::ALL.iter().zip(&self.errors) {
+            let n = n.load(Relaxed);
+            if n > 0 {
+                let _ = writeln!(s, "sse_relay_errors_total{{code=\"{}\"}} {n}", c.as_str());
+            }
+        }
+        s
+    }
+}
+
+/// Decrements the open-connection gauge when dropped.
+#[derive(Debug)]
+pub struct ConnectionGauge {
+    metrics: std::sync::Arc<Metrics>,
+    transport: Transport,
+}
+
+impl Drop for ConnectionGauge {
+    fn drop(&mut self) {
+        self.metrics.connections[self.transport.index()].fetch_sub(1, Relaxed);
+    }
+}

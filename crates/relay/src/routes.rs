@@ -1,0 +1,458 @@
+//! HTTP routes: create, publish, end, health, metrics and the test hooks.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use sse_channel_protocol::api::{
+    self, CreateChannelRequest, CreateChannelResponse, PublishResponse,
+};
+use sse_channel_protocol::descriptor::is_channel_id;
+use sse_channel_protocol::limits::MAX_IDEMPOTENCY_KEY_LEN;
+use sse_channel_protocol::{Claims, ErrorCode, EventKind, Scope};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::broker::{Append, NewChannel};
+use crate::{now_ms, stream, ApiError, Relay};
+
+pub(crate) type Shared = Arc<Relay>;
+
+pub(crate) fn router(relay: Shared) -> Router {
+    let mut r = Router::new()
+        .route(api::CHANNELS_PATH, post(create))
+        .route("/v1/channels/{id}/messages", post(publish))
+        .route("/v1/channels/{id}/end", post(end))
+        .route("/v1/channels/{id}/events", get(stream::sse))
+        .route("/v1/channels/{id}/ws", get(stream::ws))
+        .route(api::HEALTH_PATH, get(health))
+        .route(api::METRICS_PATH, get(metrics));
+    if relay.config.test_hooks {
+        r = r.route("/v1/test/channels/{id}/disconnect", post(disconnect));
+    }
+    let cors = cors_layer(&relay.config.allow_origins);
+    let mut r = r
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(relay.clone(), observe))
+        .with_state(relay);
+    if let Some(cors) = cors {
+        r = r.layer(cors);
+    }
+    r
+}
+
+fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o.trim_end_matches('/')).ok()),
+        )
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                HeaderName::from_static(api::HEADER_IDEMPOTENCY_KEY),
+                HeaderName::from_static(api::HEADER_LAST_EVENT_ID),
+            ])
+            .expose_headers([HeaderName::from_static(api::HEADER_IDEMPOTENT_REPLAYED)])
+            .max_age(Duration::from_secs(600)),
+    )
+}
+
+/// Counts error answers by code and logs each request (path only: the query
+/// may hold a token).
+async fn observe(State(relay): State<Shared>, req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let res = next.run(req).await;
+    if let Some(code) = res.extensions().get::<ErrorCode>() {
+        relay.metrics.error(*code);
+        tracing::debug!(%method, %path, status = res.status().as_u16(), code = code.as_str(), "refused");
+    } else {
+        tracing::trace!(%method, %path, status = res.status().as_u16(), "request");
+    }
+    res
+}
+
+/// The client's IP address, when the server recorded it.
+pub(crate) struct ClientAddr(pub(crate) Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
+        Ok(Self(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
+}
+
+pub(crate) fn json_response(status: StatusCode, body: String) -> Response {
+    let mut res = (status, body).into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    res
+}
+
+pub(crate) fn check_channel_id(id: &str) -> Result<(), ApiError> {
+    if is_channel_id(id) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
+            "channel id must be 32 lowercase hex digits",
+        ))
+    }
+}
+
+async fn read_body(relay: &Relay, headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+    let limit = relay.config.max_body_bytes;
+    let too_large = || {
+        ApiError::owned(
+            ErrorCode::MessageTooLarge,
+            format!("request body over {limit} bytes"),
+        )
+    };
+    if let Some(len) = headers.get(header::CONTENT_LENGTH) {
+        if len
+            .to_str()
+            .ok()
+            .and_then(|l| l.parse::<u64>().ok())
+            .is_some_and(|l| l > limit as u64)
+        {
+            return Err(too_large());
+        }
+    }
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| too_large())
+}
+
+fn utf8(body: &[u8]) -> Result<&str, ApiError> {
+    std::str::from_utf8(body).map_err(|_| ApiError::bad_request("request body is not valid UTF-8"))
+}
+
+fn bad_json(e: serde_json::Error) -> ApiError {
+    ApiError::owned(ErrorCode::BadRequest, format!("invalid JSON body: {e}"))
+}
+
+async fn create(
+    State(relay): State<Shared>,
+    ClientAddr(addr): ClientAddr,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    if relay.is_shutting_down() {
+        return Err(ApiError::new(
+            ErrorCode::ShuttingDown,
+            "the relay is shutting down",
+        ));
+    }
+    let body = read_body(&relay, &headers, body).await?;
+    let text = utf8(&body)?;
+    let req: CreateChannelRequest = if text.trim().is_empty() {
+        CreateChannelRequest::default()
+    } else {
+        serde_json::from_str(text).map_err(bad_json)?
+    };
+    let max = relay.config.max_channel_ttl_secs;
+    let ttl = req.ttl_secs.unwrap_or(relay.config.channel_ttl_secs);
+    if ttl == 0 || ttl > max {
+        return Err(ApiError::owned(
+            ErrorCode::BadRequest,
+            format!("ttlSecs must be between 1 and {max}"),
+        ));
+    }
+    relay.admit_creation(addr)?;
+    let mut raw = [0u8; 16];
+    getrandom::fill(&mut raw)
+        .map_err(|_| ApiError::new(ErrorCode::Internal, "no randomness available"))?;
+    let id = hex(&raw);
+    let expires_at_ms = now_ms() + ttl * 1000;
+    relay
+        .broker
+        .create(NewChannel {
+            id: id.clone(),
+            expires_at_ms,
+        })
+        .await?;
+    relay.channel_created(&id, addr);
+    relay
+        .metrics
+        .channels_created
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let exp = expires_at_ms.div_ceil(1000);
+    let claims = |scope| Claims {
+        sub: id.clone(),
+        scope,
+        exp,
+    };
+    let out = CreateChannelResponse {
+        subscribe_token: relay.key.sign(&claims(Scope::Subscribe)),
+        publish_token: relay.key.sign(&claims(Scope::Publish)),
+        channel_id: id.clone(),
+        expires_at: expires_at_ms,
+    };
+    tracing::debug!(channel = %id, ttl, "channel created");
+    Ok(json_response(
+        StatusCode::CREATED,
+        serde_json::to_string(&out).unwrap_or_default(),
+    ))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[usize::from(b >> 4)] as char);
+        s.push(DIGITS[usize::from(b & 15)] as char);
+    }
+    s
+}
+
+/// Checks the `Authorization: Bearer <publish token>` header for `id`.
+fn authorize_publish(relay: &Relay, headers: &HeaderMap, id: &str) -> Result<(), ApiError> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or(ApiError::new(
+            ErrorCode::Unauthorized,
+            "missing Authorization: Bearer <publishToken>",
+        ))?;
+    relay
+        .key
+        .verify(token.trim(), id, Scope::Publish, now_ms() / 1000)?;
+    Ok(())
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(v) = headers.get(api::HEADER_IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    let b = v.as_bytes();
+    if b.is_empty() || b.len() > MAX_IDEMPOTENCY_KEY_LEN || !b.iter().all(|c| c.is_ascii_graphic())
+    {
+        return Err(ApiError::bad_request(
+            "Idempotency-Key must be 1 to 128 visible ASCII characters",
+        ));
+    }
+    Ok(Some(String::from_utf8_lossy(b).into_owned()))
+}
+
+/// `Some` even for an explicit `null` (serde maps `null` to `None` otherwise).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
+}
+
+/// The relay's reading of [`api::PublishRequest`], keeping payloads raw.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PublishBody<'a> {
+    #[serde(default, borrow, deserialize_with = "present")]
+    data: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    messages: Option<Vec<&'a RawValue>>,
+}
+
+/// The relay's reading of [`api::EndRequest`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EndBody<'a> {
+    #[serde(default, borrow, deserialize_with = "present")]
+    data: Option<&'a RawValue>,
+}
+
+fn check_size(relay: &Relay, m: &RawValue) -> Result<Box<str>, ApiError> {
+    let max = relay.config.max_message_bytes;
+    if m.get().len() > max {
+        return Err(ApiError::owned(
+            ErrorCode::MessageTooLarge,
+            format!("message over {max} bytes"),
+        ));
+    }
+    Ok(m.get().into())
+}
+
+async fn publish(
+    State(relay): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    check_channel_id(&id)?;
+    authorize_publish(&relay, &headers, &id)?;
+    let key = idempotency_key(&headers)?;
+    let body = read_body(&relay, &headers, body).await?;
+    let parsed: PublishBody<'_> = serde_json::from_str(utf8(&body)?).map_err(bad_json)?;
+    let payloads: Vec<Box<str>> = match (parsed.data, parsed.messages) {
+        (Some(d), None) => vec![check_size(&relay, d)?],
+        (None, Some(list)) => {
+            if list.is_empty() {
+                return Err(ApiError::bad_request("`messages` must not be empty"));
+            }
+            let max = relay.config.max_batch_messages;
+            if list.len() > max {
+                return Err(ApiError::owned(
+                    ErrorCode::MessageTooLarge,
+                    format!("a batch holds at most {max} messages"),
+                ));
+            }
+            list.into_iter()
+                .map(|m| check_size(&relay, m))
+                .collect::<Result<_, _>>()?
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                "body must be {\"data\": …} or {\"messages\": […]}",
+            ))
+        }
+    };
+    append(&relay, &id, EventKind::Message, payloads, key).await
+}
+
+async fn end(
+    State(relay): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    check_channel_id(&id)?;
+    authorize_publish(&relay, &headers, &id)?;
+    let key = idempotency_key(&headers)?;
+    let body = read_body(&relay, &headers, body).await?;
+    let text = utf8(&body)?;
+    let data: Box<str> = if text.trim().is_empty() {
+        "null".into()
+    } else {
+        let parsed: EndBody<'_> = serde_json::from_str(text).map_err(bad_json)?;
+        match parsed.data {
+            Some(d) => check_size(&relay, d)?,
+            None => "null".into(),
+        }
+    };
+    append(&relay, &id, EventKind::End, vec![data], key).await
+}
+
+async fn append(
+    relay: &Relay,
+    id: &str,
+    kind: EventKind,
+    payloads: Vec<Box<str>>,
+    idempotency_key: Option<String>,
+) -> Result<Response, ApiError> {
+    let count = payloads.len() as u64;
+    let bytes: usize = payloads.iter().map(|p| p.len()).sum();
+    let done = relay
+        .broker
+        .append(
+            id,
+            Append {
+                kind,
+                payloads,
+                idempotency_key,
+                now_ms: now_ms(),
+            },
+        )
+        .await?;
+    if !done.replayed {
+        use std::sync::atomic::Ordering::Relaxed;
+        relay.metrics.messages.fetch_add(count, Relaxed);
+        relay.metrics.bytes_in.fetch_add(bytes as u64, Relaxed);
+    }
+    let out = PublishResponse {
+        first_id: done.first_id,
+        last_id: done.last_id,
+    };
+    let mut res = json_response(
+        StatusCode::OK,
+        serde_json::to_string(&out).unwrap_or_default(),
+    );
+    if done.replayed {
+        res.headers_mut().insert(
+            HeaderName::from_static(api::HEADER_IDEMPOTENT_REPLAYED),
+            HeaderValue::from_static("true"),
+        );
+    }
+    Ok(res)
+}
+
+async fn health(State(relay): State<Shared>) -> Result<Response, ApiError> {
+    if relay.is_shutting_down() {
+        return Err(ApiError::new(
+            ErrorCode::ShuttingDown,
+            "the relay is shutting down",
+        ));
+    }
+    Ok(json_response(
+        StatusCode::OK,
+        r#"{"status":"ok"}"#.to_owned(),
+    ))
+}
+
+async fn metrics(State(relay): State<Shared>) -> Response {
+    let body = relay.metrics.render(relay.broker.channel_count());
+    let mut res = body.into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    res
+}
+
+async fn disconnect(
+    State(relay): State<Shared>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    check_channel_id(&id)?;
+    let pause = match q.get("pauseMs") {
+        None => 0,
+        Some(v) => v
+            .parse::<u64>()
+            .map_err(|_| ApiError::bad_request("pauseMs must be a number of milliseconds"))?,
+    };
+    let dropped = relay.disconnect(&id, pause);
+    tracing::info!(channel = %id, dropped, pause_ms = pause, "test hook: disconnect");
+    Ok(json_response(
+        StatusCode::OK,
+        format!("{{\"dropped\":{dropped}}}"),
+    ))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(ErrorCode::ChannelNotFound, "no such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        "method not allowed on this route",
+    )
+}

@@ -1,0 +1,424 @@
+//! Subscriber streams: EventSource (`/events`) and WebSocket (`/ws`).
+//!
+//! Both transports drive one [`Subscriber`]: a cursor over the channel's
+//! replay buffer that wakes when the channel's head moves. Frames are built
+//! once per event and shared by every subscriber ([`Event::sse_frame`]).
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use sse_channel_protocol::api::{self, ErrorDetail};
+use sse_channel_protocol::frame::{parse_event_id, sse_event, ws_frame, ReadyData, SSE_HEARTBEAT};
+use sse_channel_protocol::{ErrorCode, EventId, EventKind, LostRange, Scope};
+use tokio::sync::watch;
+use tokio::time::{Instant, Interval, MissedTickBehavior};
+
+use crate::broker::{Event, Head, Phase};
+use crate::metrics::{ConnectionGauge, Transport};
+use crate::routes::{check_channel_id, Shared};
+use crate::{now_ms, ApiError, StreamGuard};
+
+/// Most events taken from the buffer per wake-up (one SSE write each).
+const READ_MAX: usize = 256;
+
+/// What a subscriber has to send next.
+enum Step {
+    Events(Vec<Arc<Event>>),
+    Lost(LostRange),
+    Ping,
+    /// Send an error frame, then close.
+    Fail(ApiError),
+    /// Drop the connection without a goodbye (test hook).
+    Abort,
+}
+
+struct Subscriber {
+    relay: Shared,
+    channel: String,
+    after: EventId,
+    head: watch::Receiver<Head>,
+    shutdown: watch::Receiver<bool>,
+    kill: Option<watch::Receiver<u64>>,
+    heartbeat: Interval,
+    need_read: bool,
+    pending: Option<Vec<Arc<Event>>>,
+    finished: bool,
+    _guard: StreamGuard,
+    _gauge: ConnectionGauge,
+}
+
+impl Subscriber {
+    /// The next thing to send; `None` once the stream is over. Cancel-safe:
+    /// `need_read` stays set until a read has completed.
+    async fn next(&mut self) -> Option<Step> {
+        if self.finished {
+            return None;
+        }
+        if let Some(events) = self.pending.take() {
+            return Some(self.events(events));
+        }
+        loop {
+            if self.need_read {
+                self.head.borrow_and_update();
+                let read = self
+                    .relay
+                    .broker
+                    .read(&self.channel, self.after, READ_MAX, now_ms())
+                    .await;
+                let batch = match read {
+                    Ok(b) => b,
+                    Err(e) => {
+                        self.finished = true;
+                        let err = if self.head.borrow().phase == Phase::Expired {
+                            ApiError::new(ErrorCode::ChannelExpired, "the channel has expired")
+                        } else {
+                            e.into()
+                        };
+                        return Some(Step::Fail(err));
+                    }
+                };
+                self.need_read = batch.events.len() == READ_MAX;
+                if let Some(lost) = batch.lost {
+                    self.after = self.after.max(lost.to);
+                    if !batch.events.is_empty() {
+                        self.pending = Some(batch.events);
+                    }
+                    return Some(Step::Lost(lost));
+                }
+                if !batch.events.is_empty() {
+                    return Some(self.events(batch.events));
+                }
+                if batch.head.phase == Phase::Ended && self.after >= batch.head.last_id {
+                    // Resumed after the end event: nothing more will come.
+                    self.finished = true;
+                    return None;
+                }
+            }
+            let kill = async {
+                match &mut self.kill {
+                    Some(k) => {
+                        let _ = k.changed().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                _ = self.shutdown.changed() => {
+                    self.finished = true;
+                    return Some(Step::Fail(ApiError::new(
+                        ErrorCode::ShuttingDown,
+                        "the relay is shutting down; reconnect",
+                    )));
+                }
+                _ = kill => {
+                    self.finished = true;
+                    return Some(Step::Abort);
+                }
+                _ = self.head.changed() => self.need_read = true,
+                _ = self.heartbeat.tick() => return Some(Step::Ping),
+            }
+        }
+    }
+
+    fn events(&mut self, events: Vec<Arc<Event>>) -> Step {
+        if let Some(last) = events.last() {
+            self.after = last.id;
+            if last.kind == EventKind::End {
+                self.finished = true;
+            }
+        }
+        self.relay
+            .metrics
+            .deliveries
+            .fetch_add(events.len() as u64, Relaxed);
+        Step::Events(events)
+    }
+}
+
+enum Admission {
+    Go(Box<Subscriber>),
+    /// Refused with a plain 503 (test hook pause): looks like a network failure.
+    Paused,
+}
+
+async fn admit(
+    relay: &Shared,
+    id: &str,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    headers: &HeaderMap,
+    transport: Transport,
+) -> Result<Admission, ApiError> {
+    check_channel_id(id)?;
+    let kill = match relay.hook_for(id) {
+        Ok(k) => k,
+        Err(()) => return Ok(Admission::Paused),
+    };
+    let Query(q) = query.map_err(|_| ApiError::bad_request("malformed query string"))?;
+    let bad_id = || ApiError::bad_request("Last-Event-ID / lastEventId must be a decimal event id");
+    let mut after = 0;
+    if let Some(v) = headers.get(api::HEADER_LAST_EVENT_ID) {
+        let v = v.to_str().map_err(|_| bad_id())?;
+        after = parse_event_id(v.trim()).ok_or_else(bad_id)?;
+    }
+    if let Some(v) = q.get(api::QUERY_LAST_EVENT_ID) {
+        after = after.max(parse_event_id(v).ok_or_else(bad_id)?);
+    }
+    let token = q.get(api::QUERY_TOKEN).map(String::as_str).unwrap_or("");
+    relay
+        .key
+        .verify(token, id, Scope::Subscribe, now_ms() / 1000)?;
+    if relay.is_shutting_down() {
+        return Err(ApiError::new(
+            ErrorCode::ShuttingDown,
+            "the relay is shutting down",
+        ));
+    }
+    let head = relay.broker.watch(id).await?;
+    let guard = relay.open_stream(id)?;
+    let period = Duration::from_millis(relay.config.heartbeat_ms.max(1));
+    let mut heartbeat = tokio::time::interval_at(Instant::now() + period, period);
+    heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    Ok(Admission::Go(Box::new(Subscriber {
+        relay: relay.clone(),
+        channel: id.to_owned(),
+        after,
+        head,
+        shutdown: relay.shutdown.subscribe(),
+        kill,
+        heartbeat,
+        need_read: true,
+        pending: None,
+        finished: false,
+        _guard: guard,
+        _gauge: relay.metrics.connection(transport),
+    })))
+}
+
+fn ready_json(relay: &Shared) -> String {
+    serde_json::to_string(&ReadyData {
+        heartbeat_ms: relay.config.heartbeat_ms,
+    })
+    .unwrap_or_default()
+}
+
+#[derive(Serialize)]
+struct LostData {
+    #[serde(flatten)]
+    detail: ErrorDetail,
+    #[serde(flatten)]
+    range: LostRange,
+}
+
+fn lost_json(l: LostRange) -> String {
+    serde_json::to_string(&LostData {
+        detail: ErrorDetail {
+            code: ErrorCode::MessagesLost.as_str().to_owned(),
+            message: format!("events {}..={} are no longer buffered", l.from, l.to),
+        },
+        range: l,
+    })
+    .unwrap_or_default()
+}
+
+fn plain_503() -> Response {
+    (StatusCode::SERVICE_UNAVAILABLE, "paused by test hook").into_response()
+}
+
+fn sse_headers(res: &mut Response) {
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(
+        HeaderName::from_static("x-accel-buffering"),
+        HeaderValue::from_static("no"),
+    );
+}
+
+/// `GET /v1/channels/{id}/events`.
+pub(crate) async fn sse(
+    State(relay): State<Shared>,
+    Path(id): Path<String>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    headers: HeaderMap,
+) -> Response {
+    let in_band = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/event-stream"));
+    let sub = match admit(&relay, &id, query, &headers, Transport::Sse).await {
+        Ok(Admission::Go(sub)) => sub,
+        Ok(Admission::Paused) => return plain_503(),
+        Err(e) if in_band => {
+            relay.metrics.error(e.code);
+            let mut s = String::new();
+            sse_event(&mut s, None, EventKind::Error, &e.detail_json());
+            let mut res = Response::new(Body::from(s));
+            sse_headers(&mut res);
+            return res;
+        }
+        Err(e) => return e.into_response(),
+    };
+    let mut first = String::new();
+    sse_event(&mut first, None, EventKind::Ready, &ready_json(&relay));
+    let first = futures_util::stream::once(std::future::ready(Ok::<_, std::io::Error>(
+        Bytes::from(first),
+    )));
+    let rest = futures_util::stream::unfold(sub, |mut sub| async move {
+        let chunk = match sub.next().await? {
+            Step::Events(events) => {
+                let out = if events.len() == 1 {
+                    events[0].sse_frame().clone()
+                } else {
+                    let len = events.iter().map(|e| e.sse_frame().len()).sum();
+                    let mut buf = Vec::with_capacity(len);
+                    for e in &events {
+                        buf.extend_from_slice(e.sse_frame());
+                    }
+                    Bytes::from(buf)
+                };
+                sub.relay
+                    .metrics
+                    .bytes_out
+                    .fetch_add(out.len() as u64, Relaxed);
+                out
+            }
+            Step::Lost(l) => {
+                sub.relay.metrics.error(ErrorCode::MessagesLost);
+                let mut s = String::new();
+                sse_event(&mut s, None, EventKind::Error, &lost_json(l));
+                Bytes::from(s)
+            }
+            Step::Ping => Bytes::from_static(SSE_HEARTBEAT.as_bytes()),
+            Step::Fail(e) => {
+                sub.relay.metrics.error(e.code);
+                let mut s = String::new();
+                sse_event(&mut s, None, EventKind::Error, &e.detail_json());
+                Bytes::from(s)
+            }
+            Step::Abort => {
+                return Some((Err(std::io::Error::other("dropped by test hook")), sub));
+            }
+        };
+        Some((Ok(chunk), sub))
+    });
+    use futures_util::StreamExt as _;
+    let mut res = Response::new(Body::from_stream(first.chain(rest)));
+    sse_headers(&mut res);
+    res
+}
+
+/// `GET /v1/channels/{id}/ws`.
+pub(crate) async fn ws(
+    State(relay): State<Shared>,
+    Path(id): Path<String>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let admission = admit(&relay, &id, query, &headers, Transport::Ws).await;
+    match (upgrade, admission) {
+        (_, Ok(Admission::Paused)) => plain_503(),
+        (Ok(up), Ok(Admission::Go(sub))) => up.on_upgrade(move |socket| run_ws(socket, sub)),
+        (Ok(up), Err(e)) => {
+            relay.metrics.error(e.code);
+            up.on_upgrade(move |mut socket| async move {
+                let _ = close_with_error(&mut socket, &e).await;
+            })
+        }
+        (Err(_), Ok(_)) => ApiError::bad_request("a WebSocket upgrade is required").into_response(),
+        (Err(_), Err(e)) => e.into_response(),
+    }
+}
+
+async fn close_with_error(socket: &mut WebSocket, e: &ApiError) -> Result<(), axum::Error> {
+    let frame = ws_frame(None, EventKind::Error, &e.detail_json());
+    socket.send(Message::Text(frame.into())).await?;
+    socket
+        .send(Message::Close(Some(CloseFrame {
+            code: 4000 + e.code.http_status(),
+            reason: "".into(),
+        })))
+        .await
+}
+
+async fn run_ws(mut socket: WebSocket, mut sub: Box<Subscriber>) {
+    let ready = ws_frame(None, EventKind::Ready, &ready_json(&sub.relay));
+    if socket.send(Message::Text(ready.into())).await.is_err() {
+        return;
+    }
+    let _ = ws_loop(&mut socket, &mut sub).await;
+}
+
+async fn ws_loop(socket: &mut WebSocket, sub: &mut Subscriber) -> Result<(), axum::Error> {
+    loop {
+        tokio::select! {
+            step = sub.next() => match step {
+                None => {
+                    return socket
+                        .send(Message::Close(Some(CloseFrame { code: 1000, reason: "".into() })))
+                        .await;
+                }
+                Some(Step::Events(events)) => {
+                    for e in &events {
+                        let f = e.ws_frame();
+                        sub.relay.metrics.bytes_out.fetch_add(f.len() as u64, Relaxed);
+                        socket.send(Message::Text(f)).await?;
+                    }
+                }
+                Some(Step::Lost(l)) => {
+                    sub.relay.metrics.error(ErrorCode::MessagesLost);
+                    let f = ws_frame(None, EventKind::Error, &lost_json(l));
+                    socket.send(Message::Text(f.into())).await?;
+                }
+                Some(Step::Ping) => {
+                    socket
+                        .send(Message::Text(ws_frame(None, EventKind::Ping, "null").into()))
+                        .await?;
+                }
+                Some(Step::Fail(e)) => {
+                    sub.relay.metrics.error(e.code);
+                    return close_with_error(socket, &e).await;
+                }
+                Some(Step::Abort) => return Ok(()),
+            },
+            msg = socket.recv() => match msg {
+                Some(Ok(Message::Text(t))) => {
+                    if is_client_ping(t.as_str()) {
+                        socket
+                            .send(Message::Text(ws_frame(None, EventKind::Pong, "null").into()))
+                            .await?;
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return Ok(()),
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+}
+
+fn is_client_ping(text: &str) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Frame<'a> {
+        #[serde(borrow)]
+        event: Option<&'a str>,
+    }
+    serde_json::from_str::<Frame<'_>>(text)
+        .ok()
+        .and_then(|f| f.event)
+        .and_then(EventKind::parse)
+        == Some(EventKind::Ping)
+}

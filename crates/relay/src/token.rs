@@ -1,0 +1,229 @@
+//! Signed tokens: JWT compact form, HS256, claims [`Claims`].
+//!
+//! ```
+//! use sse_channel_protocol::{Claims, Scope};
+//! use sse_relay::token::{TokenKey, TokenError};
+//! let key = TokenKey::new(b"secret");
+//! let id = "0123456789abcdef0123456789abcdef";
+//! let t = key.sign(&Claims { sub: id.into(), scope: Scope::Publish, exp: 2_000_000_000 });
+//! assert_eq!(key.verify(&t, id, Scope::Publish, 1_700_000_000), Ok(()));
+//! assert_eq!(key.verify(&t, id, Scope::Subscribe, 1_700_000_000), Err(TokenError::WrongScope));
+//! ```
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use sse_channel_protocol::limits::MAX_TOKEN_LEN;
+use sse_channel_protocol::token::JWT_HEADER;
+use sse_channel_protocol::{Claims, ErrorCode, Scope};
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Why a token was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// Missing, too long, not three base64url parts, or claims that do not parse.
+    Malformed,
+    /// The signature does not verify with this relay's key.
+    BadSignature,
+    /// The header is not `{"alg":"HS256"}` (optionally with `"typ":"JWT"`).
+    BadHeader,
+    /// `exp` has passed.
+    Expired,
+    /// `sub` is another channel.
+    WrongChannel,
+    /// A valid token granting the other right.
+    WrongScope,
+}
+
+impl TokenError {
+    /// The wire code: [`ErrorCode::Forbidden`] for a wrong scope, otherwise
+    /// [`ErrorCode::Unauthorized`].
+    pub fn code(self) -> ErrorCode {
+        match self {
+            Self::WrongScope => ErrorCode::Forbidden,
+            _ => ErrorCode::Unauthorized,
+        }
+    }
+
+    /// A sentence for the error body. Never contains the token.
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::Malformed => "token missing or malformed",
+            Self::BadSignature => "token signature does not verify",
+            Self::BadHeader => "token header must be HS256",
+            Self::Expired => "token expired",
+            Self::WrongChannel => "token is for another channel",
+            Self::WrongScope => "token grants another right",
+        }
+    }
+}
+
+/// The HMAC key that signs and verifies tokens.
+#[derive(Clone)]
+pub struct TokenKey {
+    mac: HmacSha256,
+}
+
+impl std::fmt::Debug for TokenKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenKey(..)")
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct Header<'a> {
+    alg: &'a str,
+    #[serde(default)]
+    typ: Option<&'a str>,
+}
+
+impl TokenKey {
+    /// A key from secret bytes (any length).
+    pub fn new(secret: &[u8]) -> Self {
+        Self {
+            // HMAC accepts keys of any length.
+            mac: HmacSha256::new_from_slice(secret).expect("HMAC takes any key length"),
+        }
+    }
+
+    /// The compact JWT for these claims.
+    pub fn sign(&self, claims: &Claims) -> String {
+        let payload = serde_json::to_vec(claims).expect("claims serialize");
+        let mut out = String::with_capacity(64 + payload.len() * 4 / 3 + 44);
+        URL_SAFE_NO_PAD.encode_string(JWT_HEADER, &mut out);
+        out.push('.');
+        URL_SAFE_NO_PAD.encode_string(&payload, &mut out);
+        let mut mac = self.mac.clone();
+        mac.update(out.as_bytes());
+        let sig = mac.finalize().into_bytes();
+        out.push('.');
+        URL_SAFE_NO_PAD.encode_string(sig, &mut out);
+        out
+    }
+
+    /// Checks `token` grants `scope` on `channel` at `now_secs` (Unix seconds).
+    /// The signature is compared in constant time before anything in the token
+    /// is trusted.
+    pub fn verify(
+        &self,
+        token: &str,
+        channel: &str,
+        scope: Scope,
+        now_secs: u64,
+    ) -> Result<(), TokenError> {
+        if token.is_empty() || token.len() > MAX_TOKEN_LEN {
+            return Err(TokenError::Malformed);
+        }
+        let mut parts = token.split('.');
+        let (Some(h), Some(p), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(TokenError::Malformed);
+        };
+        let sig = URL_SAFE_NO_PAD
+            .decode(s)
+            .map_err(|_| TokenError::Malformed)?;
+        let mut mac = self.mac.clone();
+        mac.update(&token.as_bytes()[..h.len() + 1 + p.len()]);
+        mac.verify_slice(&sig)
+            .map_err(|_| TokenError::BadSignature)?;
+        let header = URL_SAFE_NO_PAD
+            .decode(h)
+            .map_err(|_| TokenError::Malformed)?;
+        let header: Header<'_> =
+            serde_json::from_slice(&header).map_err(|_| TokenError::BadHeader)?;
+        if header.alg != "HS256" || header.typ.is_some_and(|t| t != "JWT") {
+            return Err(TokenError::BadHeader);
+        }
+        let payload = URL_SAFE_NO_PAD
+            .decode(p)
+            .map_err(|_| TokenError::Malformed)?;
+        let claims: Claims = serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)?;
+        if claims.exp <= now_secs {
+            return Err(TokenError::Expired);
+        }
+        if claims.sub != channel {
+            return Err(TokenError::WrongChannel);
+        }
+        if claims.scope != scope {
+            return Err(TokenError::WrongScope);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "0123456789abcdef0123456789abcdef";
+
+    fn claims(scope: Scope, exp: u64) -> Claims {
+        Claims {
+            sub: ID.into(),
+            scope,
+            exp,
+        }
+    }
+
+    #[test]
+    fn refusals() {
+        let k = TokenKey::new(b"k1");
+        let t = k.sign(&claims(Scope::Subscribe, 100));
+        assert_eq!(k.verify(&t, ID, Scope::Subscribe, 99), Ok(()));
+        assert_eq!(
+            k.verify(&t, ID, Scope::Subscribe, 100),
+            Err(TokenError::Expired)
+        );
+        assert_eq!(
+            k.verify(&t, "ffffffffffffffffffffffffffffffff", Scope::Subscribe, 1),
+            Err(TokenError::WrongChannel)
+        );
+        assert_eq!(
+            k.verify(&t, ID, Scope::Publish, 1),
+            Err(TokenError::WrongScope)
+        );
+        assert_eq!(
+            TokenKey::new(b"k2").verify(&t, ID, Scope::Subscribe, 1),
+            Err(TokenError::BadSignature)
+        );
+        assert_eq!(
+            k.verify("a.b", ID, Scope::Subscribe, 1),
+            Err(TokenError::Malformed)
+        );
+        assert_eq!(
+            k.verify("", ID, Scope::Subscribe, 1),
+            Err(TokenError::Malformed)
+        );
+        // Altered payload: signature no longer verifies.
+        let mut parts: Vec<&str> = t.split('.').collect();
+        let forged = URL_SAFE_NO_PAD
+            .encode(br#"{"sub":"0123456789abcdef0123456789abcdef","scope":"publish","exp":100}"#);
+        parts[1] = &forged;
+        assert_eq!(
+            k.verify(&parts.join("."), ID, Scope::Publish, 1),
+            Err(TokenError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn other_algorithms_are_refused_even_when_signed() {
+        let k = TokenKey::new(b"k1");
+        let mut s = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
+        s.push('.');
+        s.push_str(
+            &URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims(Scope::Publish, 100)).unwrap()),
+        );
+        let mut mac = k.mac.clone();
+        mac.update(s.as_bytes());
+        s.push('.');
+        s.push_str(&URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()));
+        assert_eq!(
+            k.verify(&s, ID, Scope::Publish, 1),
+            Err(TokenError::BadHeader)
+        );
+    }
+}
