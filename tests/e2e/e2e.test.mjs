@@ -1,0 +1,173 @@
+// End-to-end tests of the packed npm package (issues 4 and 5). Run through tests/e2e/run.sh
+// (`make test-e2e`), which builds and packs pkg/, starts a real relay and sets SSE_CHANNEL_TARBALL and
+// RELAY_URL. Each project is installed fresh from the tarball, with no configuration of its own:
+//   plain <script type="module"> page · Vite 7 (build and dev server) · webpack 5 (defaults) ·
+//   uni-app Vue 3 H5 (`uni build -p h5` and `uni -p h5`, tests/uniapp/)
+// and in each the page receives every message the package's Node writer sends, over both transports.
+// E2E_ONLY=plain,vite,webpack,uniapp limits the projects.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
+import { join } from 'node:path';
+import {
+  OUT,
+  ROOT,
+  TRANSPORTS,
+  freePort,
+  freshProject,
+  launchBrowser,
+  log,
+  run,
+  scenario,
+  serveStatic,
+  startDevServer,
+} from './lib/harness.mjs';
+
+const only = (process.env.E2E_ONLY || '').split(',').filter(Boolean);
+const enabled = (name) => only.length === 0 || only.includes(name);
+const results = {};
+let browser;
+
+before(async () => {
+  browser = await launchBrowser();
+});
+after(async () => {
+  await browser?.close();
+  writeFileSync(join(OUT, 'results.json'), JSON.stringify(results, null, 2) + '\n');
+});
+
+/** Total and gzip -9 bytes of the .js/.wasm files under `dir` (what a browser downloads). */
+function assetBytes(dir) {
+  let raw = 0;
+  let gz = 0;
+  const walk = (d) => {
+    for (const name of readdirSync(d)) {
+      const p = join(d, name);
+      if (statSync(p).isDirectory()) walk(p);
+      else if (/\.(m?js|wasm)$/.test(name)) {
+        const b = readFileSync(p);
+        raw += b.length;
+        gz += gzipSync(b, { level: 9 }).length;
+      }
+    }
+  };
+  walk(dir);
+  return { raw, gzip: gz };
+}
+
+/** The scenario over both transports (the CommonJS writer on one, the ESM writer on the other). */
+function bothTransports(name, urlOf, projectOf, extra = {}) {
+  for (const [i, transport] of TRANSPORTS.entries()) {
+    const writer = i === 0 ? 'cjs' : 'esm';
+    test(`${name}: ${transport}, ${writer} writer`, { timeout: 90_000 }, async () => {
+      const r = await scenario(browser, {
+        url: urlOf(),
+        project: projectOf(),
+        transport,
+        writer,
+        label: `${name}-${transport}`,
+        ...extra,
+      });
+      results[`${name} ${transport}`] = r;
+    });
+  }
+}
+
+describe('plain <script type="module"> page', { skip: !enabled('plain') }, () => {
+  let dir;
+  let server;
+  before(async () => {
+    dir = freshProject('plain', join(ROOT, 'tests/e2e/plain'));
+    server = await serveStatic(dir);
+  });
+  after(() => server?.close());
+  bothTransports('plain', () => `${server.url}/index.html`, () => dir);
+  test('plain: older Chromium (sync compile > 4 KB refused): falls back to async, still works', { timeout: 90_000 }, async () => {
+    results['plain old-chromium websocket'] = await scenario(browser, {
+      url: `${server.url}/index.html`,
+      project: dir,
+      transport: 'websocket',
+      label: 'plain-old-chromium',
+      oldChromium: true,
+    });
+  });
+  test('plain: Node resolves both require and import to the node build', () => {
+    const out = run(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        "import { createRequire } from 'node:module'; const r = createRequire(process.cwd() + '/x.js');" +
+          "const cjs = r.resolve('sse-channel'); const esm = import.meta.resolve('sse-channel');" +
+          "const m = await import('sse-channel'); console.log(JSON.stringify({ cjs, esm, keys: Object.keys(m) }))",
+      ],
+      { cwd: dir },
+    );
+    const r = JSON.parse(out);
+    assert.match(r.cjs, /node\.cjs$/);
+    assert.match(r.esm, /node\.cjs$/);
+    assert.ok(r.keys.includes('deserializeSSEChannel'), `exports: ${r.keys}`);
+  });
+});
+
+describe('Vite 7 app at defaults', { skip: !enabled('vite') }, () => {
+  let dir;
+  let server;
+  let dev;
+  before(async () => {
+    dir = freshProject('vite', join(ROOT, 'tests/e2e/vite'));
+    run(join(dir, 'node_modules/.bin/vite'), ['build'], { cwd: dir, timeout: 180_000 });
+    results['vite build assets'] = assetBytes(join(dir, 'dist'));
+    server = await serveStatic(join(dir, 'dist'));
+    const port = await freePort();
+    dev = await startDevServer('vite-dev', join(dir, 'node_modules/.bin/vite'), ['--host', '127.0.0.1', '--port', String(port), '--strictPort'], {
+      cwd: dir,
+      ready: /Local:\s+(http:\/\/127\.0\.0\.1:\d+\/)/,
+    });
+  });
+  after(async () => {
+    await server?.close();
+    await dev?.stop();
+  });
+  bothTransports('vite-build', () => `${server.url}/`, () => dir);
+  bothTransports('vite-dev', () => dev.match[1], () => dir);
+});
+
+describe('webpack 5 at defaults', { skip: !enabled('webpack') }, () => {
+  let dir;
+  let server;
+  before(async () => {
+    dir = freshProject('webpack', join(ROOT, 'tests/e2e/webpack'));
+    run(join(dir, 'node_modules/.bin/webpack'), [], { cwd: dir, timeout: 180_000 });
+    results['webpack build assets'] = assetBytes(join(dir, 'dist'));
+    server = await serveStatic(dir);
+  });
+  after(() => server?.close());
+  bothTransports('webpack', () => `${server.url}/index.html`, () => dir);
+});
+
+describe('uni-app Vue 3 H5 at defaults (tests/uniapp)', { skip: !enabled('uniapp') }, () => {
+  let dir;
+  let server;
+  let dev;
+  before(async () => {
+    dir = freshProject('uniapp', join(ROOT, 'tests/uniapp'), { appDir: 'src' });
+    run(join(dir, 'node_modules/.bin/uni'), ['build', '-p', 'h5'], { cwd: dir, timeout: 300_000 });
+    results['uniapp build assets'] = assetBytes(join(dir, 'dist/build/h5'));
+    server = await serveStatic(join(dir, 'dist/build/h5'));
+    const port = await freePort();
+    dev = await startDevServer('uniapp-dev', join(dir, 'node_modules/.bin/uni'), ['-p', 'h5', '--host', '127.0.0.1', '--port', String(port), '--strictPort'], {
+      cwd: dir,
+      ready: /Local:\s+(http:\/\/127\.0\.0\.1:\d+\/)/,
+    });
+  });
+  after(async () => {
+    await server?.close();
+    await dev?.stop();
+  });
+  bothTransports('uniapp-build', () => `${server.url}/index.html`, () => dir);
+  bothTransports('uniapp-dev', () => dev.match[1], () => dir);
+});
+
+process.on('exit', () => log('results', results));

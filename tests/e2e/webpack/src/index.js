@@ -1,0 +1,4 @@
+import { SSEChannel } from 'sse-channel';
+import { installTestHooks } from './sse-test.js';
+
+installTestHooks(SSEChannel);
