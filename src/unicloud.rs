@@ -1,1 +1,137 @@
-//! (to be written)
+//! `installUniCloud(uniCloud, options)`: the uniCloud drop-in.
+//!
+//! It sets `uniCloud.SSEChannel` (the browser class, with `options.relay` as its
+//! default relay) and `uniCloud.deserializeSSEChannel` (the cloud-function
+//! writer, bound to `options.allowedRelays`), so the examples of uniCloud's own
+//! documentation run unchanged:
+//!
+//! ```js
+//! // browser
+//! import { installUniCloud } from 'sse-channel'
+//! installUniCloud(uniCloud, { relay: 'https://relay.example.com' })
+//! const sseChannel = new uniCloud.SSEChannel()
+//!
+//! // cloud function
+//! const { installUniCloud } = require('sse-channel')
+//! installUniCloud(uniCloud, { allowedRelays: ['https://relay.example.com'] })
+//! const sseChannel = uniCloud.deserializeSSEChannel(event.sseChannel)
+//! ```
+
+use js_sys::{Object, Reflect};
+use sse_channel_protocol::ErrorCode;
+use wasm_bindgen::prelude::*;
+
+use crate::js_error::js_error;
+use crate::writer::{writer_from, WriterOptions};
+
+/// Installs `SSEChannel` and `deserializeSSEChannel` on a `uniCloud` object and
+/// returns it.
+///
+/// `options` (all optional):
+/// - `relay`: the relay base URL that `new uniCloud.SSEChannel()` uses.
+/// - `allowedRelays`: relay origins `uniCloud.deserializeSSEChannel` may post
+///   to. Default: the origin of `relay` when given, else the environment
+///   variable `SSE_CHANNEL_ALLOWED_RELAYS`. The other writer options
+///   (`maxMessageBytes`, `timeoutMs`, `retry`) apply too, and a second argument
+///   to `uniCloud.deserializeSSEChannel(obj, options)` overrides them.
+///
+/// Throws `INVALID_OPTIONS` when `uniCloud` is not an object or an option is
+/// malformed.
+///
+/// ```js
+/// installUniCloud(uniCloud, { relay: 'https://relay.example.com' })
+/// ```
+#[wasm_bindgen(js_name = installUniCloud)]
+pub fn install_uni_cloud(uni_cloud: JsValue, options: JsValue) -> Result<JsValue, JsValue> {
+    if !uni_cloud.is_object() && !uni_cloud.is_function() {
+        return Err(js_error(
+            ErrorCode::InvalidOptions,
+            "installUniCloud(uniCloud, options): uniCloud must be the uniCloud object",
+        ));
+    }
+    let options = if options.is_undefined() || options.is_null() {
+        Object::new().into()
+    } else if options.is_object() {
+        options
+    } else {
+        return Err(js_error(
+            ErrorCode::InvalidOptions,
+            "installUniCloud(uniCloud, options): options must be an object",
+        ));
+    };
+    let relay = Reflect::get(&options, &JsValue::from_str("relay")).unwrap_or(JsValue::UNDEFINED);
+
+    // Writer side: read and check the options now, so a bad deployment fails at startup.
+    let base = WriterOptions::from_js(&options, Some(&relay_as_allow_list(&relay)?))?;
+    let defaults = options.clone();
+    let deserialize = Closure::<dyn Fn(JsValue, JsValue) -> Result<JsValue, JsValue>>::new(
+        move |descriptor: JsValue, overrides: JsValue| {
+            let opts = if overrides.is_undefined() || overrides.is_null() {
+                base.clone()
+            } else {
+                let merged = Object::assign(
+                    &Object::assign(&Object::new(), defaults.unchecked_ref()),
+                    overrides.unchecked_ref(),
+                );
+                let relay = Reflect::get(&merged, &JsValue::from_str("relay"))
+                    .unwrap_or(JsValue::UNDEFINED);
+                WriterOptions::from_js(&merged, Some(&relay_as_allow_list(&relay)?))?
+            };
+            writer_from(&descriptor, opts).map(JsValue::from)
+        },
+    );
+    // installUniCloud runs once per process or page: the function lives as long as uniCloud.
+    Reflect::set(
+        &uni_cloud,
+        &JsValue::from_str("deserializeSSEChannel"),
+        &deserialize.into_js_value(),
+    )?;
+
+    // Browser side: the SSEChannel class, defaulting to `relay`.
+    if !relay.is_undefined() && !relay.is_null() {
+        let defaults = Object::new();
+        Reflect::set(&defaults, &JsValue::from_str("relay"), &relay)?;
+        crate::channel::configure_defaults(&defaults)?;
+    }
+    Reflect::set(
+        &uni_cloud,
+        &JsValue::from_str("SSEChannel"),
+        &channel_class()?,
+    )?;
+    Ok(uni_cloud)
+}
+
+/// The JS class `SSEChannel`. wasm-bindgen gives Rust no handle on an exported
+/// class, so take it from a fresh instance (construction has no side effect: it
+/// opens nothing) and free that instance's Rust side right away.
+fn channel_class() -> Result<JsValue, JsValue> {
+    let instance = JsValue::from(crate::channel::SseChannel::new(JsValue::UNDEFINED)?);
+    let class = Reflect::get(&instance, &JsValue::from_str("constructor"))?;
+    if let Ok(free) = Reflect::get(&instance, &JsValue::from_str("free")) {
+        if let Some(free) = free.dyn_ref::<js_sys::Function>() {
+            let _ = free.call0(&instance);
+        }
+    }
+    Ok(class)
+}
+
+/// `relay` as a one-entry allow-list (its origin), or undefined when absent.
+fn relay_as_allow_list(relay: &JsValue) -> Result<JsValue, JsValue> {
+    if relay.is_undefined() || relay.is_null() {
+        return Ok(JsValue::UNDEFINED);
+    }
+    let Some(url) = relay.as_string() else {
+        return Err(js_error(
+            ErrorCode::InvalidOptions,
+            "option `relay` must be a URL string",
+        ));
+    };
+    let origin = sse_channel_protocol::descriptor::relay_origin(url.trim_end_matches('/'))
+        .map_err(|_| {
+            js_error(
+                ErrorCode::InvalidOptions,
+                "option `relay` must be an http(s) URL without credentials, query or fragment",
+            )
+        })?;
+    Ok(js_sys::Array::of1(&origin.into()).into())
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Node tests (node --test) of the cloud-function writer and installUniCloud, against a real sse-relay
+# on 127.0.0.1 (port 0), loading the package's Node build.
+#   SSE_CHANNEL_NODE_MODULE  use this built module instead of building pkg/ (scripts/build-pkg.sh)
+#   SSE_RELAY_BIN            use this relay binary (default: <target dir>/debug/sse-relay, built here)
+#   CARGO_TARGET_DIR         cargo's target dir (default target/)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib/relay.sh
+
+log() { printf '[test-node] %s\n' "$*" >&2; }
+
+if [ -z "${SSE_CHANNEL_NODE_MODULE:-}" ]; then
+  log "building the npm package (scripts/build-pkg.sh)"
+  bash scripts/build-pkg.sh
+  SSE_CHANNEL_NODE_MODULE="$(pwd)/${PKG_OUT:-pkg}/node.cjs"
+fi
+[ -f "$SSE_CHANNEL_NODE_MODULE" ] || { log "missing $SSE_CHANNEL_NODE_MODULE"; exit 1; }
+
+if [ -z "${SSE_RELAY_BIN:-}" ]; then
+  log "cargo build -p sse-relay"
+  cargo build -q -p sse-relay
+  SSE_RELAY_BIN="$(pwd)/${CARGO_TARGET_DIR:-target}/debug/sse-relay"
+fi
+export SSE_RELAY_BIN
+
+start_relay --allow-origin '*'
+log "relay at $RELAY_URL; module $SSE_CHANNEL_NODE_MODULE"
+
+# The tests build their own allow-lists; an inherited one must not leak in.
+unset SSE_CHANNEL_ALLOWED_RELAYS
+SSE_RELAY_URL="$RELAY_URL" SSE_CHANNEL_NODE_MODULE="$SSE_CHANNEL_NODE_MODULE" \
+  node --test --test-concurrency=1 --test-timeout=120000 tests/node/*.test.mjs

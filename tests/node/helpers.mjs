@@ -1,0 +1,218 @@
+// Shared helpers of the Node tests: the package under test, a real relay, an SSE reader, a fault proxy.
+// Environment (set by scripts/test-node.sh): SSE_RELAY_URL, SSE_CHANNEL_NODE_MODULE.
+import http from 'node:http';
+import { createRequire } from 'node:module';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+export { sleep };
+
+export const relayUrl = process.env.SSE_RELAY_URL;
+if (!relayUrl) throw new Error('SSE_RELAY_URL is not set: run scripts/test-node.sh');
+
+/** The Node build of the package (its `require` entry). */
+export function loadSdk() {
+  const where = process.env.SSE_CHANNEL_NODE_MODULE;
+  if (!where) throw new Error('SSE_CHANNEL_NODE_MODULE is not set: run scripts/test-node.sh');
+  return createRequire(import.meta.url)(where);
+}
+
+/** POST /v1/channels on the real relay (retrying its creation rate limit). */
+export async function createChannel(body = undefined, relay = relayUrl) {
+  for (let attempt = 0; ; attempt++) {
+    const res = await fetch(`${relay}/v1/channels`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    if (res.status === 429 && attempt < 50) {
+      await res.arrayBuffer();
+      await sleep(200);
+      continue;
+    }
+    const json = await res.json();
+    if (res.status !== 201) throw new Error(`create channel: HTTP ${res.status} ${JSON.stringify(json)}`);
+    return json;
+  }
+}
+
+/** The descriptor the browser's SSEChannel.toJSON() would give for `ch`. */
+export function descriptorOf(ch, relay = relayUrl) {
+  return {
+    type: 'SSEChannel',
+    version: 1,
+    relay,
+    channelId: ch.channelId,
+    publishToken: ch.publishToken,
+    expiresAt: ch.expiresAt,
+  };
+}
+
+/**
+ * Subscribes to a channel's EventSource stream with plain fetch and parses it.
+ * `ready` resolves once the relay sent its `ready` frame; `done` resolves with every
+ * message/end/error event ({id, event, data}) once `end` (or a closing error) arrives.
+ */
+export function subscribe(ch, { relay = relayUrl, lastEventId = 0, timeoutMs = 20000 } = {}) {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), timeoutMs);
+  let onReady;
+  const ready = new Promise((resolve) => (onReady = resolve));
+  const events = [];
+  const done = (async () => {
+    const url = `${relay}/v1/channels/${ch.channelId}/events?token=${encodeURIComponent(ch.subscribeToken)}&lastEventId=${lastEventId}`;
+    const res = await fetch(url, { headers: { accept: 'text/event-stream' }, signal: controller.signal });
+    if (res.status !== 200) throw new Error(`subscribe: HTTP ${res.status} ${await res.text()}`);
+    const decoder = new TextDecoder();
+    let buf = '';
+    try {
+      for await (const chunk of res.body) {
+        buf += decoder.decode(chunk, { stream: true });
+        let cut;
+        while ((cut = buf.search(/\r?\n\r?\n/)) >= 0) {
+          const block = buf.slice(0, cut);
+          buf = buf.slice(cut).replace(/^\r?\n\r?\n/, '');
+          const ev = parseBlock(block);
+          if (!ev) continue;
+          if (ev.event === 'ready') { onReady(); continue; }
+          if (ev.event === 'ping') continue;
+          events.push(ev);
+          if (ev.event === 'end') return events;
+          if (ev.event === 'error' && ev.data?.code !== 'MESSAGES_LOST') return events;
+        }
+      }
+    } finally {
+      clearTimeout(timer);
+      controller.abort();
+    }
+    return events;
+  })();
+  done.catch(() => onReady());
+  return { ready, done, events, cancel: () => controller.abort() };
+}
+
+function parseBlock(block) {
+  let id = null;
+  let event = 'message';
+  const data = [];
+  for (const line of block.split(/\r?\n/)) {
+    if (line === '' || line.startsWith(':')) continue;
+    const i = line.indexOf(':');
+    const field = i < 0 ? line : line.slice(0, i);
+    const value = i < 0 ? '' : line.slice(i + 1).replace(/^ /, '');
+    if (field === 'id') id = Number(value);
+    else if (field === 'event') event = value;
+    else if (field === 'data') data.push(value);
+  }
+  if (data.length === 0 && id === null) return event === 'message' ? null : { id, event, data: null };
+  return { id, event, data: data.length ? JSON.parse(data.join('\n')) : null };
+}
+
+/** Every event of an ended channel, read from the start (the relay keeps ended channels). */
+export async function eventsOf(ch) {
+  return subscribe(ch).done;
+}
+
+/**
+ * An HTTP proxy on 127.0.0.1 in front of `target`, logging every request and injecting faults.
+ * `plan(entry, index)` returns one of:
+ *   'forward'            pass through
+ *   'reset'              destroy the client connection before the relay sees the request
+ *   'drop-response'      forward, let the relay store it, then destroy the client connection
+ *   {delayMs}            forward, then answer only after delayMs (for timeouts)
+ *   {status, code, raw}  answer this status, relay not involved; body {"error":{code,...}} (code default
+ *                        INTERNAL) or the text `raw`
+ * Log entries: {method, path, key, body, action, status, replayed}.
+ */
+export async function startProxy(target = relayUrl, plan = () => 'forward') {
+  const log = [];
+  const sockets = new Set();
+  const server = http.createServer(async (req, res) => {
+    const chunks = [];
+    for await (const c of req) chunks.push(c);
+    const body = Buffer.concat(chunks);
+    const entry = {
+      method: req.method,
+      path: req.url,
+      key: req.headers['idempotency-key'],
+      body: body.toString('utf8'),
+      status: null,
+      replayed: false,
+    };
+    entry.action = plan(entry, log.length);
+    log.push(entry);
+    const action = entry.action;
+    if (action === 'reset') { req.socket.destroy(); return; }
+    if (action && typeof action === 'object' && action.status) {
+      entry.status = action.status;
+      res.writeHead(action.status, { 'content-type': 'application/json' });
+      res.end(action.raw ?? JSON.stringify({ error: { code: action.code ?? 'INTERNAL', message: 'injected by the test proxy' } }));
+      return;
+    }
+    const headers = {};
+    for (const h of ['authorization', 'content-type', 'idempotency-key']) {
+      if (req.headers[h] !== undefined) headers[h] = req.headers[h];
+    }
+    let up;
+    try {
+      up = await fetch(target + req.url, {
+        method: req.method,
+        headers,
+        body: req.method === 'GET' || req.method === 'HEAD' ? undefined : body,
+      });
+    } catch (e) {
+      entry.status = 'upstream-failed';
+      req.socket.destroy();
+      return;
+    }
+    const text = await up.text();
+    entry.status = up.status;
+    entry.replayed = up.headers.get('idempotent-replayed') === 'true';
+    if (action === 'drop-response') { req.socket.destroy(); return; }
+    if (action && typeof action === 'object' && action.delayMs) await sleep(action.delayMs);
+    if (req.socket.destroyed) return;
+    res.writeHead(up.status, { 'content-type': up.headers.get('content-type') ?? 'application/json' });
+    res.end(text);
+  });
+  server.on('connection', (s) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${server.address().port}`;
+  return {
+    url,
+    log,
+    /** Requests that reached the proxy for a given route tail ('messages' or 'end'). */
+    requests: (tail) => log.filter((e) => e.path.endsWith('/' + tail)),
+    close: () => new Promise((resolve) => {
+      for (const s of sockets) s.destroy();
+      server.close(() => resolve());
+    }),
+  };
+}
+
+/** Asserts that `promise` rejects with an Error carrying `code`; returns the error. */
+export async function rejectsWith(assert, promise, code, messageRe) {
+  let err;
+  try {
+    await promise;
+  } catch (e) {
+    err = e;
+  }
+  assert.ok(err, `expected a rejection with ${code}, but it resolved`);
+  assert.ok(err instanceof Error, `expected an Error, got ${err}`);
+  assert.equal(err.code, code, `expected code ${code}, got ${err.code}: ${err.message}`);
+  if (messageRe) assert.match(err.message, messageRe);
+  return err;
+}
+
+/** Asserts that `fn()` throws an Error carrying `code`; returns the error. */
+export function throwsWith(assert, fn, code, messageRe) {
+  let err;
+  try {
+    fn();
+  } catch (e) {
+    err = e;
+  }
+  assert.ok(err, `expected a throw with ${code}`);
+  assert.equal(err.code, code, `expected code ${code}, got ${err.code}: ${err.message}`);
+  if (messageRe) assert.match(err.message, messageRe);
+  return err;
+}

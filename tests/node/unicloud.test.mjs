@@ -1,0 +1,80 @@
+// installUniCloud: the cloud-function example of uniCloud's SSEChannel docs runs unchanged against a real relay.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import { readFileSync } from 'node:fs';
+import { relayUrl, loadSdk, createChannel, descriptorOf, eventsOf, startProxy, throwsWith } from './helpers.mjs';
+
+const sdk = loadSdk();
+const require = createRequire(import.meta.url);
+const examplePath = new URL('./fixtures/cloudfunctions/sse/index.js', import.meta.url).pathname;
+
+test('the uniCloud docs\' cloud-function example runs verbatim', async () => {
+  // The example is the docs' code, character for character (it refers to the global `uniCloud`).
+  assert.match(readFileSync(examplePath, 'utf8'), /uniCloud\.deserializeSSEChannel\(sseChannelObj\)/);
+  globalThis.uniCloud = { callFunction() { throw new Error('not used here'); } };
+  try {
+    const returned = sdk.installUniCloud(globalThis.uniCloud, { allowedRelays: [relayUrl] });
+    assert.equal(returned, globalThis.uniCloud);
+    assert.equal(typeof uniCloud.deserializeSSEChannel, 'function');
+    assert.equal(typeof uniCloud.SSEChannel, 'function');
+    assert.equal(uniCloud.SSEChannel, sdk.SSEChannel, 'uniCloud.SSEChannel is the package\'s SSEChannel class');
+
+    const ch = await createChannel();
+    // What callFunction delivers: the JSON round trip of the browser's sseChannel.toJSON().
+    const event = JSON.parse(JSON.stringify({ sseChannel: descriptorOf(ch) }));
+    const { main } = require(examplePath);
+    const result = await main(event, {});
+    assert.deepEqual(result, { errCode: 0 });
+    const events = await eventsOf(ch);
+    assert.deepEqual(events, [
+      { id: 1, event: 'message', data: 'message1' },
+      { id: 2, event: 'message', data: 'message2' },
+      { id: 3, event: 'end', data: null },
+    ]);
+  } finally {
+    delete globalThis.uniCloud;
+  }
+});
+
+test('installUniCloud allows the origin of `relay` by default; per-call options override', async () => {
+  const uniCloud = {};
+  sdk.installUniCloud(uniCloud, { relay: relayUrl + '/' });
+  const ch = await createChannel();
+  const w = uniCloud.deserializeSSEChannel(JSON.stringify(descriptorOf(ch)));
+  await w.write({ step: 1 });
+  await w.end({ done: true });
+  assert.deepEqual((await eventsOf(ch)).map((e) => e.data), [{ step: 1 }, { done: true }]);
+
+  const p = await startProxy();
+  try {
+    throwsWith(assert, () => uniCloud.deserializeSSEChannel(descriptorOf(ch, p.url)), 'RELAY_NOT_ALLOWED', /allowedRelays/);
+    const w2 = uniCloud.deserializeSSEChannel(descriptorOf(ch, p.url), { allowedRelays: [p.url] });
+    assert.equal(w2.channelId, ch.channelId);
+  } finally {
+    await p.close();
+  }
+});
+
+test('an explicit allowedRelays wins over `relay`; without either the env variable applies', () => {
+  const d = descriptorOf({ channelId: '0123456789abcdef0123456789abcdef', publishToken: 'a.b.c', expiresAt: Date.now() + 60000 });
+  const a = {};
+  sdk.installUniCloud(a, { relay: relayUrl, allowedRelays: ['https://relay.example.com'] });
+  throwsWith(assert, () => a.deserializeSSEChannel(d), 'RELAY_NOT_ALLOWED');
+
+  const b = {};
+  process.env.SSE_CHANNEL_ALLOWED_RELAYS = relayUrl;
+  try {
+    sdk.installUniCloud(b);
+    assert.ok(b.deserializeSSEChannel(d));
+  } finally {
+    delete process.env.SSE_CHANNEL_ALLOWED_RELAYS;
+  }
+});
+
+test('installUniCloud refuses what is not a uniCloud object or valid options', () => {
+  throwsWith(assert, () => sdk.installUniCloud(undefined, {}), 'INVALID_OPTIONS', /uniCloud/);
+  throwsWith(assert, () => sdk.installUniCloud({}, 'x'), 'INVALID_OPTIONS', /options/);
+  throwsWith(assert, () => sdk.installUniCloud({}, { relay: 'ftp://x' }), 'INVALID_OPTIONS', /relay/);
+  throwsWith(assert, () => sdk.installUniCloud({}, { allowedRelays: ['*'] }), 'INVALID_OPTIONS', /\*/);
+});
