@@ -1,1 +1,270 @@
-//! The `SSEChannel` class (in progress).
+//! The `SSEChannel` class: a thin `#[wasm_bindgen]` facade over [`core`].
+//!
+//! ```js
+//! import init, { SSEChannel } from 'sse-channel'
+//! await init()
+//! SSEChannel.configure({ relay: 'https://relay.example.com' })
+//! const ch = new SSEChannel()
+//! ch.on('message', (data) => console.log(data))
+//! ch.on('end', (data) => console.log('done', data))
+//! await ch.open()
+//! await uniCloud.callFunction({ name: 'task', data: { sseChannel: ch } }) // JSON.stringify → toJSON()
+//! ```
+
+mod core;
+mod http;
+mod options;
+mod timer;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use js_sys::{Function, Promise};
+use sse_channel_protocol::ErrorCode;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+use self::core::{flush, Inner, Shared};
+use self::options::{defaults, Options};
+use crate::js_error::js_error;
+
+pub(crate) use self::options::configure_defaults;
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS: &'static str = r#"
+/** A coded error: `code` is a stable string (see docs/protocol.md, "Error codes"). */
+export interface SSEChannelError extends Error {
+  code: string;
+  /** `MESSAGES_LOST`: first missing event id. */
+  from?: number;
+  /** `MESSAGES_LOST`: last missing event id. */
+  to?: number;
+}
+
+/** The states of a channel, in lifecycle order. */
+export type SSEChannelState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed';
+
+/** Options of `new SSEChannel(options)` and `SSEChannel.configure(options)`; all optional. */
+export interface SSEChannelOptions {
+  /** Base URL of the relay (http or https). Default: the one set by `SSEChannel.configure`. */
+  relay?: string;
+  /** Default `'auto'`: WebSocket, falling back to EventSource when a WebSocket cannot open. */
+  transport?: 'auto' | 'websocket' | 'eventsource';
+  reconnect?: {
+    /** Smallest backoff delay. Default 500. */
+    minDelayMs?: number;
+    /** Largest backoff delay. Default 10000. */
+    maxDelayMs?: number;
+    /** Failed attempts in a row before `RECONNECT_EXHAUSTED`. Default `Infinity`; 0 = never reconnect. */
+    maxAttempts?: number;
+  };
+  /** From `open()` to a live subscription (and per reconnection attempt). Default 10000. */
+  openTimeoutMs?: number;
+  /** Silence after which the connection is replaced. Default 2.5 × the relay's heartbeat (45000 if unknown); 0 disables. */
+  heartbeatTimeoutMs?: number;
+  /** Lifetime asked for the channel, in seconds. Default: the relay's (1 hour). */
+  ttlSecs?: number;
+}
+
+/** What `toJSON()` returns: the channel as a cloud function receives it. */
+export interface SSEChannelDescriptor {
+  type: 'SSEChannel';
+  version: 1;
+  relay: string;
+  channelId: string;
+  publishToken: string;
+  /** Unix time in milliseconds. */
+  expiresAt: number;
+}
+
+export interface SSEChannelEvents {
+  open: () => void;
+  message: (data: unknown) => void;
+  end: (data: unknown) => void;
+  close: () => void;
+  error: (err: SSEChannelError) => void;
+  reconnecting: (info: { attempt: number; delayMs: number; code: string }) => void;
+  state: (change: { from: SSEChannelState; to: SSEChannelState }) => void;
+}
+
+/**
+ * A channel from a long-running cloud function to this page. Events: `open`,
+ * `message(data)`, `end(data)`, `close`, `error(err)`, `reconnecting({attempt, delayMs, code})`,
+ * `state({from, to})`; always open → message* → end → close, `close` exactly once.
+ */
+export class SSEChannel {
+  free(): void;
+  constructor(options?: SSEChannelOptions);
+  /** Sets defaults for every later `new SSEChannel()`, e.g. `{ relay }`. */
+  static configure(options: SSEChannelOptions): void;
+  /** Creates the channel and subscribes; resolves once the subscription is live. */
+  open(): Promise<void>;
+  /** Closes the channel (idempotent). */
+  close(): void;
+  on<E extends keyof SSEChannelEvents>(event: E, listener: SSEChannelEvents[E]): void;
+  addListener<E extends keyof SSEChannelEvents>(event: E, listener: SSEChannelEvents[E]): void;
+  once<E extends keyof SSEChannelEvents>(event: E, listener: SSEChannelEvents[E]): void;
+  off<E extends keyof SSEChannelEvents>(event: E, listener: SSEChannelEvents[E]): void;
+  removeListener<E extends keyof SSEChannelEvents>(event: E, listener: SSEChannelEvents[E]): void;
+  removeAllListeners(event?: keyof SSEChannelEvents): void;
+  /** uniCloud's spelling of `removeAllListeners(event)`. */
+  removeAllListener(event: keyof SSEChannelEvents): void;
+  /** The descriptor to pass to a cloud function; throws `INVALID_STATE` before `open()` resolved. */
+  toJSON(): SSEChannelDescriptor;
+  readonly state: SSEChannelState;
+  /** The channel id, once created; `null` before. */
+  readonly channelId: string | null;
+  /** The last event id received (0 before any). */
+  readonly lastEventId: number;
+  /** The transport in use, `null` before the first connection attempt. */
+  readonly transport: 'websocket' | 'eventsource' | null;
+}
+"#;
+
+/// The browser end of a channel (JS: `SSEChannel`). See the module docs and the
+/// generated TypeScript for the full JS contract.
+#[wasm_bindgen(js_name = SSEChannel, skip_typescript)]
+pub struct SseChannel {
+    inner: Shared,
+}
+
+fn listener(f: JsValue) -> Result<Function, JsValue> {
+    f.dyn_into::<Function>()
+        .map_err(|_| js_error(ErrorCode::InvalidOptions, "a listener must be a function"))
+}
+
+#[wasm_bindgen(js_class = SSEChannel)]
+impl SseChannel {
+    /// `new SSEChannel(options?)`: options over the configured defaults.
+    /// Throws `INVALID_OPTIONS` for an invalid option.
+    #[wasm_bindgen(constructor, skip_typescript)]
+    pub fn new(options: JsValue) -> Result<SseChannel, JsValue> {
+        let opts = Options::merged(&defaults(), &options)?;
+        Ok(Self {
+            inner: Rc::new(RefCell::new(Inner::new(opts))),
+        })
+    }
+
+    /// `SSEChannel.configure(options)`: defaults for later constructions.
+    #[wasm_bindgen(skip_typescript)]
+    pub fn configure(options: JsValue) -> Result<(), JsValue> {
+        configure_defaults(&options)
+    }
+
+    /// Creates the channel on the relay and subscribes. Resolves once the
+    /// subscription is live; rejects with a coded error on failure or after
+    /// `openTimeoutMs`, and with `INVALID_STATE` when called twice or after close.
+    #[wasm_bindgen(skip_typescript)]
+    pub fn open(&self) -> Promise {
+        self::core::open(&self.inner)
+    }
+
+    /// Closes the channel. Idempotent: `close` is emitted once.
+    #[wasm_bindgen(skip_typescript)]
+    pub fn close(&self) {
+        self::core::close(&self.inner)
+    }
+
+    /// Adds a listener.
+    #[wasm_bindgen(skip_typescript)]
+    pub fn on(&self, event: &str, listener_fn: JsValue) -> Result<(), JsValue> {
+        let f = listener(listener_fn)?;
+        self.inner.borrow_mut().add_listener(event, f, false);
+        Ok(())
+    }
+
+    /// Same as `on`.
+    #[wasm_bindgen(js_name = addListener, skip_typescript)]
+    pub fn add_listener(&self, event: &str, listener_fn: JsValue) -> Result<(), JsValue> {
+        self.on(event, listener_fn)
+    }
+
+    /// Adds a listener called at most once.
+    #[wasm_bindgen(skip_typescript)]
+    pub fn once(&self, event: &str, listener_fn: JsValue) -> Result<(), JsValue> {
+        let f = listener(listener_fn)?;
+        self.inner.borrow_mut().add_listener(event, f, true);
+        Ok(())
+    }
+
+    /// Removes a listener; a function never added changes nothing.
+    #[wasm_bindgen(skip_typescript)]
+    pub fn off(&self, event: &str, listener_fn: JsValue) {
+        self.inner.borrow_mut().remove_listener(event, &listener_fn);
+    }
+
+    /// Same as `off`.
+    #[wasm_bindgen(js_name = removeListener, skip_typescript)]
+    pub fn remove_listener(&self, event: &str, listener_fn: JsValue) {
+        self.off(event, listener_fn)
+    }
+
+    /// Removes every listener of `event`, or of every event when omitted.
+    #[wasm_bindgen(js_name = removeAllListeners, skip_typescript)]
+    pub fn remove_all_listeners(&self, event: Option<String>) {
+        self.inner
+            .borrow_mut()
+            .remove_all_listeners(event.as_deref());
+    }
+
+    /// uniCloud's spelling of `removeAllListeners(event)`.
+    #[wasm_bindgen(js_name = removeAllListener, skip_typescript)]
+    pub fn remove_all_listener(&self, event: Option<String>) {
+        self.remove_all_listeners(event)
+    }
+
+    /// The descriptor (`{type, version, relay, channelId, publishToken,
+    /// expiresAt}`); `JSON.stringify(channel)` uses it. Throws `INVALID_STATE`
+    /// before `open()` resolved.
+    #[wasm_bindgen(js_name = toJSON, skip_typescript)]
+    pub fn to_json(&self) -> Result<JsValue, JsValue> {
+        let d = self.inner.borrow().descriptor().ok_or_else(|| {
+            js_error(
+                ErrorCode::InvalidState,
+                "toJSON(): the channel can be serialized only after open() resolved",
+            )
+        })?;
+        serde_wasm_bindgen::to_value(&d).map_err(|_| {
+            js_error(
+                ErrorCode::InvalidState,
+                "toJSON(): descriptor not representable",
+            )
+        })
+    }
+
+    /// `"idle" | "connecting" | "open" | "reconnecting" | "closed"`.
+    #[wasm_bindgen(getter, skip_typescript)]
+    pub fn state(&self) -> String {
+        self.inner.borrow().state().as_str().to_owned()
+    }
+
+    /// The channel id once created, else `null`.
+    #[wasm_bindgen(getter, js_name = channelId, skip_typescript)]
+    pub fn channel_id(&self) -> Option<String> {
+        self.inner.borrow().channel_id().map(str::to_owned)
+    }
+
+    /// The last event id received (0 before any).
+    #[wasm_bindgen(getter, js_name = lastEventId, skip_typescript)]
+    pub fn last_event_id(&self) -> f64 {
+        self.inner.borrow().last_event_id() as f64
+    }
+
+    /// `"websocket" | "eventsource"`, or `null` before the first connection attempt.
+    #[wasm_bindgen(getter, skip_typescript)]
+    pub fn transport(&self) -> Option<String> {
+        self.inner
+            .borrow()
+            .transport()
+            .map(|k| k.as_str().to_owned())
+    }
+}
+
+impl Drop for SseChannel {
+    fn drop(&mut self) {
+        // `free()` from JS: stop quietly; nothing can listen any more.
+        self.inner.borrow_mut().remove_all_listeners(None);
+        self::core::close(&self.inner);
+        flush(&self.inner);
+    }
+}

@@ -97,6 +97,17 @@ pub struct LostRange {
     pub to: EventId,
 }
 
+/// Member names of a WebSocket frame object, `{"id":…,"event":…,"data":…}`
+/// (see [`ws_frame`]), for clients that read frames without a Rust type.
+pub mod ws_field {
+    /// The event id (absent on `ready`, `error`, `ping`, `pong`).
+    pub const ID: &str = "id";
+    /// The [`super::EventKind`] spelling.
+    pub const EVENT: &str = "event";
+    /// The payload (any JSON value).
+    pub const DATA: &str = "data";
+}
+
 /// The SSE event the relay sends as a heartbeat.
 ///
 /// A named event rather than a `:` comment line: the browser's `EventSource`

@@ -1,0 +1,111 @@
+//! The WebSocket transport: `GET …/ws`, one JSON text frame per event.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use sse_channel_protocol::frame::ws_field;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::{CloseEvent, Event, MessageEvent, WebSocket};
+
+use super::{json_parse, kind_of, Incoming, Sink, Transport};
+
+/// A browser `WebSocket` and the callbacks it owns.
+pub(crate) struct WebSocketTransport {
+    ws: WebSocket,
+    // Owned so they live exactly as long as the connection; detached in `close`.
+    on_open: Option<Closure<dyn FnMut(Event)>>,
+    on_message: Option<Closure<dyn FnMut(MessageEvent)>>,
+    on_close: Option<Closure<dyn FnMut(CloseEvent)>>,
+}
+
+impl Transport for WebSocketTransport {
+    fn connect(url: &str, sink: Sink) -> Result<Self, JsValue> {
+        let ws = WebSocket::new(url)?;
+        let opened = Rc::new(Cell::new(false));
+
+        let on_open = {
+            let opened = opened.clone();
+            Closure::<dyn FnMut(Event)>::new(move |_| opened.set(true))
+        };
+        let on_message = {
+            let sink = sink.clone();
+            let ws = ws.clone();
+            Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
+                match read_frame(&e.data()) {
+                    Some(frame) => sink(frame),
+                    None => {
+                        // Not a frame of the protocol: the stream cannot be trusted.
+                        let _ = ws.close();
+                        sink(Incoming::Lost { opened: true });
+                    }
+                }
+            })
+        };
+        // `error` is always followed by `close`, so `close` alone reports failures.
+        let on_close = {
+            let opened = opened.clone();
+            Closure::<dyn FnMut(CloseEvent)>::new(move |_| {
+                sink(Incoming::Lost {
+                    opened: opened.get(),
+                })
+            })
+        };
+        ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+        ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+        Ok(Self {
+            ws,
+            on_open: Some(on_open),
+            on_message: Some(on_message),
+            on_close: Some(on_close),
+        })
+    }
+
+    fn close(&mut self) {
+        if self.on_close.is_none() {
+            return;
+        }
+        self.ws.set_onopen(None);
+        self.ws.set_onmessage(None);
+        self.ws.set_onclose(None);
+        let _ = self.ws.close();
+        self.on_open = None;
+        self.on_message = None;
+        self.on_close = None;
+    }
+}
+
+impl Drop for WebSocketTransport {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// `{"id":n,"event":"…","data":…}` → a frame; `None` when it is not one.
+/// Text frames only: the relay sends no binary frames.
+fn read_frame(text: &JsValue) -> Option<Incoming> {
+    if !text.is_string() {
+        return None;
+    }
+    let obj = json_parse(text).ok()?;
+    if !obj.is_object() {
+        return None;
+    }
+    let get = |k: &str| js_sys::Reflect::get(&obj, &JsValue::from_str(k)).ok();
+    let name = get(ws_field::EVENT)?.as_string()?;
+    let Some(kind) = kind_of(&name) else {
+        // A kind this client does not know: ignore it, like EventSource does.
+        return Some(Incoming::Frame {
+            kind: sse_channel_protocol::EventKind::Pong,
+            id: None,
+            data: JsValue::NULL,
+        });
+    };
+    let id = get(ws_field::ID)
+        .and_then(|v| v.as_f64())
+        .filter(|n| *n >= 0.0 && n.fract() == 0.0)
+        .map(|n| n as u64);
+    let data = get(ws_field::DATA).unwrap_or(JsValue::NULL);
+    Some(Incoming::Frame { kind, id, data })
+}
