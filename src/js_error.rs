@@ -11,7 +11,11 @@ use wasm_bindgen::JsValue;
 pub(crate) fn js_error(code: ErrorCode, message: &str) -> JsValue {
     let err = js_sys::Error::new(message);
     err.set_name("SSEChannelError");
-    let _ = js_sys::Reflect::set(&err, &JsValue::from_str("code"), &JsValue::from_str(code.as_str()));
+    let _ = js_sys::Reflect::set(
+        &err,
+        &JsValue::from_str("code"),
+        &JsValue::from_str(code.as_str()),
+    );
     err.into()
 }
 
