@@ -23,7 +23,7 @@ build-wasm: setup
 test-rust: setup
 	cargo test --workspace
 
-test: lint build-wasm test-rust test-demo
+test: lint build-wasm test-rust test-demo test-node
 	@echo "make test: all passed"
 
 demo: setup
@@ -31,3 +31,8 @@ demo: setup
 
 test-demo: setup
 	node --test tests/demo/demo.test.mjs
+
+# ---- Node tests of the writer and installUniCloud against a real relay (owner: writer) ----
+.PHONY: test-node
+test-node: setup
+	bash scripts/test-node.sh
