@@ -158,6 +158,14 @@ fn utf8(body: &[u8]) -> Result<&str, ApiError> {
     std::str::from_utf8(body).map_err(|_| ApiError::bad_request("request body is not valid UTF-8"))
 }
 
+/// Parses a JSON object body (serde would also take an array for a struct).
+fn parse_object<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, ApiError> {
+    if !text.trim_start().starts_with('{') {
+        return Err(ApiError::bad_request("request body must be a JSON object"));
+    }
+    serde_json::from_str(text).map_err(bad_json)
+}
+
 fn bad_json(e: serde_json::Error) -> ApiError {
     ApiError::owned(ErrorCode::BadRequest, format!("invalid JSON body: {e}"))
 }
@@ -179,7 +187,7 @@ async fn create(
     let req: CreateChannelRequest = if text.trim().is_empty() {
         CreateChannelRequest::default()
     } else {
-        serde_json::from_str(text).map_err(bad_json)?
+        parse_object(text)?
     };
     let max = relay.config.max_channel_ttl_secs;
     let ttl = req.ttl_secs.unwrap_or(relay.config.channel_ttl_secs);
@@ -310,7 +318,7 @@ async fn publish(
     authorize_publish(&relay, &headers, &id)?;
     let key = idempotency_key(&headers)?;
     let body = read_body(&relay, &headers, body).await?;
-    let parsed: PublishBody<'_> = serde_json::from_str(utf8(&body)?).map_err(bad_json)?;
+    let parsed: PublishBody<'_> = parse_object(utf8(&body)?)?;
     let payloads: Vec<Box<str>> = match (parsed.data, parsed.messages) {
         (Some(d), None) => vec![check_size(&relay, d)?],
         (None, Some(list)) => {
@@ -351,7 +359,7 @@ async fn end(
     let data: Box<str> = if text.trim().is_empty() {
         "null".into()
     } else {
-        let parsed: EndBody<'_> = serde_json::from_str(text).map_err(bad_json)?;
+        let parsed: EndBody<'_> = parse_object(text)?;
         match parsed.data {
             Some(d) => check_size(&relay, d)?,
             None => "null".into(),
