@@ -1,0 +1,237 @@
+//! Every limit, with its error code, against a real relay.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+use sse_relay::Config;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[tokio::test]
+async fn message_body_and_batch_sizes() {
+    let relay = start(Config {
+        max_message_bytes: 100,
+        max_body_bytes: 1000,
+        max_batch_messages: 5,
+        ..config()
+    })
+    .await;
+    let ch = relay.create().await;
+    let ok = json!({"data": "x".repeat(98)}).to_string(); // 100 bytes of JSON text
+    assert_eq!(relay.publish(&ch, &ok).await.status, 200);
+    let big = json!({"data": "x".repeat(99)}).to_string();
+    let r = relay.publish(&ch, &big).await;
+    assert_eq!((r.status, r.code().as_str()), (413, "MESSAGE_TOO_LARGE"));
+    let r = relay.end(&ch, &big).await;
+    assert_eq!((r.status, r.code().as_str()), (413, "MESSAGE_TOO_LARGE"));
+    let batch = json!({"messages": [ "x".repeat(98), "x".repeat(99) ]}).to_string();
+    assert_eq!(relay.publish(&ch, &batch).await.code(), "MESSAGE_TOO_LARGE");
+    let body = json!({"messages": vec!["x".repeat(90); 12]}).to_string();
+    assert_eq!(relay.publish(&ch, &body).await.code(), "MESSAGE_TOO_LARGE");
+    let many = json!({"messages": [1, 2, 3, 4, 5, 6]}).to_string();
+    assert_eq!(relay.publish(&ch, &many).await.code(), "MESSAGE_TOO_LARGE");
+    let five = json!({"messages": [1, 2, 3, 4, 5]}).to_string();
+    assert_eq!(
+        relay.publish(&ch, &five).await.json(),
+        json!({"firstId":2,"lastId":6})
+    );
+}
+
+#[tokio::test]
+async fn replay_buffer_bytes_bound() {
+    let relay = start(Config {
+        replay_buffer_bytes: 250,
+        ..config()
+    })
+    .await;
+    let ch = relay.create().await;
+    for i in 0..5 {
+        let body = json!({"data": format!("{i}{}", "x".repeat(98))}).to_string();
+        relay.publish(&ch, &body).await;
+    }
+    // 102-byte payloads: only the last two fit in 250 bytes.
+    let mut sub = relay.live(T::Sse, &ch, "").await;
+    let e = sub.next().await.unwrap();
+    assert_eq!(e.data["code"], "MESSAGES_LOST");
+    assert_eq!(
+        (e.data["from"].as_u64(), e.data["to"].as_u64()),
+        (Some(1), Some(3))
+    );
+    assert_eq!(sub.next().await.unwrap().id, Some(4));
+}
+
+#[tokio::test]
+async fn channels_per_address() {
+    let relay = start(Config {
+        channels_per_address: 3,
+        ..config()
+    })
+    .await;
+    for _ in 0..3 {
+        relay.create().await;
+    }
+    let r = relay.post("/v1/channels", &[], "").await;
+    assert_eq!((r.status, r.code().as_str()), (429, "RATE_LIMITED"));
+}
+
+#[tokio::test]
+async fn address_slots_are_freed_when_channels_go() {
+    let relay = start(Config {
+        channels_per_address: 1,
+        ended_retention_secs: 0,
+        ..config()
+    })
+    .await;
+    let ch = relay.create().await;
+    assert_eq!(relay.post("/v1/channels", &[], "").await.status, 429);
+    relay.end(&ch, "").await;
+    // Swept within a few cleanup intervals (50 ms in tests).
+    let mut created = false;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if relay.post("/v1/channels", &[], "").await.status == 201 {
+            created = true;
+            break;
+        }
+    }
+    assert!(created, "the ended channel's slot was freed");
+}
+
+#[tokio::test]
+async fn creation_rate() {
+    let relay = start(Config {
+        create_burst: 3,
+        create_rate_per_sec: 1,
+        ..config()
+    })
+    .await;
+    for _ in 0..3 {
+        relay.create().await;
+    }
+    let r = relay.post("/v1/channels", &[], "").await;
+    assert_eq!((r.status, r.code().as_str()), (429, "RATE_LIMITED"));
+    assert!(r.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("rate"));
+}
+
+#[tokio::test]
+async fn total_channels() {
+    let relay = start(Config {
+        max_channels: 2,
+        ..config()
+    })
+    .await;
+    relay.create().await;
+    relay.create().await;
+    let r = relay.post("/v1/channels", &[], "").await;
+    assert_eq!((r.status, r.code().as_str()), (503, "TOO_MANY_CHANNELS"));
+}
+
+#[tokio::test]
+async fn connections_per_channel() {
+    let relay = start(Config {
+        connections_per_channel: 2,
+        ..config()
+    })
+    .await;
+    let ch = relay.create().await;
+    let a = relay.live(T::Sse, &ch, "").await;
+    let _b = relay.live(T::Ws, &ch, "").await;
+    for t in BOTH {
+        let (code, close) = refused(relay.subscribe(t, &ch.id, &ch.q()).await).await;
+        assert_eq!(code, "TOO_MANY_CONNECTIONS");
+        if t == T::Ws {
+            assert_eq!(close, Some(4429));
+        }
+    }
+    drop(a);
+    // The dropped stream's slot frees once the relay notices the closed socket.
+    let mut ok = false;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut sub = relay.subscribe(T::Sse, &ch.id, &ch.q()).await;
+        if sub.next().await.unwrap().event == "ready" {
+            ok = true;
+            break;
+        }
+    }
+    assert!(ok, "slot freed after a subscriber left");
+}
+
+#[tokio::test]
+async fn header_read_timeout_closes_slow_clients() {
+    let relay = start(Config {
+        header_read_timeout_ms: 200,
+        ..config()
+    })
+    .await;
+    let mut s = tokio::net::TcpStream::connect(relay.addr).await.unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(3), s.read_to_end(&mut buf)).await;
+    let text = String::from_utf8_lossy(&buf);
+    assert!(read.is_ok(), "connection closed by the relay");
+    assert!(!text.contains("200 OK"), "{text}");
+    // A prompt client on the same relay is served.
+    assert_eq!(relay.get("/healthz").await.status, 200);
+}
+
+#[tokio::test]
+async fn channel_ttl_expiry_closes_streams() {
+    let relay = start(config()).await;
+    let r = relay.post("/v1/channels", &[], r#"{"ttlSecs":1}"#).await;
+    assert_eq!(r.status, 201);
+    let v = r.json();
+    let ch = Channel {
+        id: v["channelId"].as_str().unwrap().into(),
+        sub: v["subscribeToken"].as_str().unwrap().into(),
+        publ: v["publishToken"].as_str().unwrap().into(),
+        expires_at: v["expiresAt"].as_u64().unwrap(),
+    };
+    let mut sse = relay.live(T::Sse, &ch, "").await;
+    let mut ws = relay.live(T::Ws, &ch, "").await;
+    relay.publish(&ch, r#"{"data":1}"#).await;
+    sse.expect_message(1, json!(1)).await;
+    ws.expect_message(1, json!(1)).await;
+    for sub in [&mut sse, &mut ws] {
+        let e = sub.next().await.unwrap();
+        assert_eq!(
+            (e.event.as_str(), e.data["code"].as_str()),
+            ("error", Some("CHANNEL_EXPIRED"))
+        );
+    }
+    sse.closed().await;
+    assert_eq!(ws.closed().await, Some(4410));
+    // Gone (swept: 404), or its token has expired as well (401).
+    let r = relay.publish(&ch, r#"{"data":2}"#).await;
+    assert!(
+        matches!(
+            r.code().as_str(),
+            "CHANNEL_NOT_FOUND" | "UNAUTHORIZED" | "CHANNEL_EXPIRED"
+        ),
+        "{}",
+        r.body
+    );
+}
+
+#[tokio::test]
+async fn ended_channels_are_kept_for_the_retention_then_removed() {
+    let relay = start(Config {
+        ended_retention_secs: 1,
+        ..config()
+    })
+    .await;
+    let ch = relay.create().await;
+    relay.end(&ch, r#"{"data":"done"}"#).await;
+    let mut sub = relay.live(T::Sse, &ch, "").await;
+    assert_eq!(sub.next().await.unwrap().event, "end");
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let (code, _) = refused(relay.subscribe(T::Sse, &ch.id, &ch.q()).await).await;
+    assert_eq!(code, "CHANNEL_NOT_FOUND");
+}
