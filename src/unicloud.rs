@@ -24,6 +24,25 @@ use wasm_bindgen::prelude::*;
 use crate::js_error::js_error;
 use crate::writer::{writer_from, WriterOptions};
 
+#[wasm_bindgen(typescript_custom_section)]
+const UNICLOUD_TS: &'static str = r#"
+/** Options of `installUniCloud(uniCloud, options)`; all optional. */
+export interface InstallUniCloudOptions extends SSEChannelWriterOptions {
+  /** Relay base URL that `new uniCloud.SSEChannel()` uses; its origin is also the writer's default allow-list. */
+  relay?: string;
+}
+"#;
+
+#[wasm_bindgen]
+extern "C" {
+    /// The `uniCloud` object (any object).
+    #[wasm_bindgen(typescript_type = "any")]
+    pub type UniCloudArg;
+    /// The `options` argument of `installUniCloud`.
+    #[wasm_bindgen(typescript_type = "InstallUniCloudOptions")]
+    pub type InstallOptionsArg;
+}
+
 /// Installs `SSEChannel` and `deserializeSSEChannel` on a `uniCloud` object and
 /// returns it.
 ///
@@ -42,7 +61,12 @@ use crate::writer::{writer_from, WriterOptions};
 /// installUniCloud(uniCloud, { relay: 'https://relay.example.com' })
 /// ```
 #[wasm_bindgen(js_name = installUniCloud)]
-pub fn install_uni_cloud(uni_cloud: JsValue, options: JsValue) -> Result<JsValue, JsValue> {
+pub fn install_uni_cloud(
+    uni_cloud: UniCloudArg,
+    options: Option<InstallOptionsArg>,
+) -> Result<UniCloudArg, JsValue> {
+    let uni_cloud: JsValue = uni_cloud.into();
+    let options: JsValue = options.map_or(JsValue::UNDEFINED, Into::into);
     if !uni_cloud.is_object() && !uni_cloud.is_function() {
         return Err(js_error(
             ErrorCode::InvalidOptions,
@@ -98,7 +122,7 @@ pub fn install_uni_cloud(uni_cloud: JsValue, options: JsValue) -> Result<JsValue
         &JsValue::from_str("SSEChannel"),
         &channel_class()?,
     )?;
-    Ok(uni_cloud)
+    Ok(uni_cloud.unchecked_into())
 }
 
 /// The JS class `SSEChannel`. wasm-bindgen gives Rust no handle on an exported

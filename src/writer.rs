@@ -93,6 +93,48 @@ extern "C" {
     fn text(this: &FetchResponse) -> Promise;
 }
 
+#[wasm_bindgen(typescript_custom_section)]
+const WRITER_TS: &'static str = r#"
+/** Options of `deserializeSSEChannel(descriptor, options)`; all optional. */
+export interface SSEChannelWriterOptions {
+  /**
+   * Relay origins this function may post to, e.g. `['https://relay.example.com']`.
+   * Default: the comma-separated origins of the environment variable `SSE_CHANNEL_ALLOWED_RELAYS`.
+   * Without either every descriptor is refused (`RELAY_NOT_ALLOWED`). `'*'` is refused (`INVALID_OPTIONS`).
+   */
+  allowedRelays?: string[] | string;
+  /** Largest message: its JSON text, in UTF-8 bytes. Default 65536 (the relay's default limit). */
+  maxMessageBytes?: number;
+  /** Time one attempt (request and answer) may take before it is aborted and retried. Default 10000. */
+  timeoutMs?: number;
+  /** Retries of network errors, 5xx and 429 answers, with the same idempotency key. */
+  retry?: {
+    /** Attempts per request, the first included. Default 5. */
+    maxAttempts?: number;
+    /** First delay; it doubles per attempt (jittered down to half). Default 250. */
+    minDelayMs?: number;
+    /** Largest delay. Default 4000. */
+    maxDelayMs?: number;
+  };
+}
+"#;
+
+#[wasm_bindgen]
+extern "C" {
+    /// A descriptor argument: what `SSEChannel.toJSON()` returns, or its JSON text.
+    #[wasm_bindgen(typescript_type = "SSEChannelDescriptor | string")]
+    pub type DescriptorArg;
+    /// The `options` argument of `deserializeSSEChannel`.
+    #[wasm_bindgen(typescript_type = "SSEChannelWriterOptions")]
+    pub type WriterOptionsArg;
+    /// Any JSON-serializable value.
+    #[wasm_bindgen(typescript_type = "any")]
+    pub type AnyArg;
+    /// A promise that resolves with nothing.
+    #[wasm_bindgen(typescript_type = "Promise<void>")]
+    pub type VoidPromise;
+}
+
 /// A coded failure, turned into a JS `Error` only at the boundary.
 #[derive(Clone)]
 struct Failure {
@@ -396,10 +438,10 @@ fn read_descriptor(value: &JsValue) -> Result<Descriptor, JsValue> {
 /// ```
 #[wasm_bindgen(js_name = deserializeSSEChannel)]
 pub fn deserialize_sse_channel(
-    descriptor: JsValue,
-    options: JsValue,
+    descriptor: DescriptorArg,
+    options: Option<WriterOptionsArg>,
 ) -> Result<SSEChannelWriter, JsValue> {
-    let options = WriterOptions::from_js(&options, None)?;
+    let options = WriterOptions::from_js(&options.map_or(JsValue::UNDEFINED, Into::into), None)?;
     writer_from(&descriptor, options)
 }
 
@@ -412,7 +454,7 @@ pub(crate) fn writer_from(
     let origin = d
         .relay_origin()
         .map_err(|e| js_error(ErrorCode::InvalidDescriptor, e.message()))?;
-    if !options.allowed_origins.iter().any(|o| *o == origin) {
+    if !options.allowed_origins.contains(&origin) {
         let why = if options.allowed_origins.is_empty() {
             " is not allowed: no relay is allowed yet; set option `allowedRelays` or the environment variable SSE_CHANNEL_ALLOWED_RELAYS (comma-separated origins)"
         } else {
@@ -508,15 +550,16 @@ impl SSEChannelWriter {
     /// over `maxMessageBytes`, `BAD_REQUEST` when it cannot be serialized, or
     /// with the relay's refusal (`UNAUTHORIZED`, `CHANNEL_EXPIRED`, …) or
     /// `RELAY_UNAVAILABLE` after the retries.
-    pub fn write(&self, data: JsValue) -> Promise {
-        self.enqueue(data, false)
+    pub fn write(&self, data: AnyArg) -> VoidPromise {
+        self.enqueue(data.into(), false).unchecked_into()
     }
 
     /// Sends the final message (default `null`) after every queued write, and
     /// ends the channel: subscribers get `end(data)` and then `close`. Later
     /// `write`/`end` calls reject with `CHANNEL_ENDED`.
-    pub fn end(&self, data: JsValue) -> Promise {
-        self.enqueue(data, true)
+    pub fn end(&self, data: Option<AnyArg>) -> VoidPromise {
+        self.enqueue(data.map_or(JsValue::NULL, Into::into), true)
+            .unchecked_into()
     }
 
     /// The channel id (32 hex digits).
@@ -896,7 +939,7 @@ fn classify(status: u16, text: &str) -> Attempt {
         .unwrap_or(by_status);
     let mut message = String::from("the relay refused the request (");
     message.push_str(&status_text);
-    message.push_str(")");
+    message.push(')');
     if let Some(m) = read("message") {
         message.push_str(": ");
         message.push_str(&m);
