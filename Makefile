@@ -23,7 +23,7 @@ build-wasm: setup
 test-rust: setup
 	cargo test --workspace
 
-test: lint build-wasm test-rust test-demo test-node
+test: lint build-wasm test-rust test-demo test-node test-wasm
 	@echo "make test: all passed"
 
 demo: setup
@@ -36,3 +36,8 @@ test-demo: setup
 .PHONY: test-node
 test-node: setup
 	bash scripts/test-node.sh
+
+# ---- browser tests of the SDK (wasm-bindgen-test, headless Chromium, real relays) (owner: sdk) ----
+.PHONY: test-wasm
+test-wasm: setup
+	bash scripts/test-wasm.sh

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Browser tests of the SDK (tests/browser.rs, wasm-bindgen-test in headless Chromium) against a real
+# sse-relay on 127.0.0.1 (port 0), plus a "black hole" TCP listener that accepts and never answers
+# (for OPEN_TIMEOUT). Every scenario runs over both transports.
+#   SSE_RELAY_BIN     use this relay binary (default: <target dir>/debug/sse-relay, built here)
+#   CARGO_TARGET_DIR  cargo's target dir (default target/)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib/relay.sh
+
+log() { printf '[test-wasm] %s\n' "$*" >&2; }
+
+if [ -z "${SSE_RELAY_BIN:-}" ]; then
+  log "cargo build -p sse-relay"
+  cargo build -q -p sse-relay
+  SSE_RELAY_BIN="$(pwd)/${CARGO_TARGET_DIR:-target}/debug/sse-relay"
+fi
+export SSE_RELAY_BIN
+
+# 1 s heartbeats so the heartbeat watchdog is exercised within a test's time.
+start_relay --allow-origin '*' --test-hooks --heartbeat-ms 1000
+MAIN_URL="$RELAY_URL"
+# A second relay with a small replay buffer, so a test can outrun it (MESSAGES_LOST).
+start_relay --allow-origin '*' --test-hooks --heartbeat-ms 1000 --replay-buffer-events 16
+SMALL_URL="$RELAY_URL"
+log "relays at $MAIN_URL and (replay buffer 16) $SMALL_URL"
+
+# Accepts TCP connections and never answers: requests to it hang until the client gives up.
+hole_log=$(mktemp -t sse-hole.XXXXXX)
+node -e '
+  const net = require("net"); const held = [];
+  const s = net.createServer((c) => held.push(c)).listen(0, "127.0.0.1", () => console.log(s.address().port));
+  setTimeout(() => process.exit(0), 15 * 60 * 1000).unref();
+  process.on("SIGTERM", () => process.exit(0));
+' >"$hole_log" &
+HOLE_PID=$!
+trap 'kill $HOLE_PID 2>/dev/null; rm -f "$hole_log"; stop_relays' EXIT
+for _ in $(seq 1 50); do [ -s "$hole_log" ] && break; sleep 0.1; done
+HOLE_URL="http://127.0.0.1:$(head -n1 "$hole_log")"
+log "black hole at $HOLE_URL"
+
+export SSE_RELAY_URL="$MAIN_URL" SSE_SMALL_RELAY_URL="$SMALL_URL" SSE_BLACKHOLE_URL="$HOLE_URL"
+export WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-400}"
+cargo test --target wasm32-unknown-unknown -p sse-channel --test browser "$@"

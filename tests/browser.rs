@@ -1,0 +1,776 @@
+//! Browser tests of the `SSEChannel` SDK (wasm-bindgen-test, headless Chromium)
+//! against a real `sse-relay` on loopback, started by `scripts/test-wasm.sh`
+//! (`--test-hooks --heartbeat-ms 1000 --replay-buffer-events 16`).
+//!
+//! Every scenario runs over both transports: `scenarios!` makes one test per
+//! scenario and transport. The tests publish with plain `fetch` and the
+//! descriptor's publish token, as a cloud function would.
+#![cfg(target_arch = "wasm32")]
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use js_sys::{Array, Function, Object, Promise, Reflect, JSON};
+use sse_channel::SseChannel;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+fn relay() -> &'static str {
+    option_env!("SSE_RELAY_URL").expect("SSE_RELAY_URL is unset: run scripts/test-wasm.sh")
+}
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_name = setTimeout)]
+    fn set_timeout(f: &Function, ms: i32) -> JsValue;
+    #[wasm_bindgen(js_name = fetch)]
+    fn fetch(url: &str, init: &JsValue) -> Promise;
+}
+
+async fn sleep(ms: i32) {
+    let p = Promise::new(&mut |resolve, _| {
+        set_timeout(&resolve, ms);
+    });
+    let _ = JsFuture::from(p).await;
+}
+
+fn obj(pairs: &[(&str, JsValue)]) -> JsValue {
+    let o = Object::new();
+    for (k, v) in pairs {
+        Reflect::set(&o, &JsValue::from_str(k), v).unwrap();
+    }
+    o.into()
+}
+
+fn get(o: &JsValue, k: &str) -> JsValue {
+    Reflect::get(o, &JsValue::from_str(k)).unwrap()
+}
+
+fn json(v: &JsValue) -> String {
+    JSON::stringify(v).unwrap().as_string().unwrap()
+}
+
+fn code_of(err: &JsValue) -> String {
+    get(err, "code").as_string().unwrap_or_default()
+}
+
+/// Options for a test channel: the test relay, `transport`, fast retries.
+fn options(transport: &str, extra: &[(&str, JsValue)]) -> JsValue {
+    let o = obj(&[
+        ("relay", relay().into()),
+        ("transport", transport.into()),
+        (
+            "reconnect",
+            obj(&[("minDelayMs", 50.into()), ("maxDelayMs", 200.into())]),
+        ),
+    ]);
+    for (k, v) in extra {
+        Reflect::set(&o, &JsValue::from_str(k), v).unwrap();
+    }
+    o
+}
+
+const EVENTS: [&str; 7] = [
+    "open",
+    "message",
+    "end",
+    "close",
+    "error",
+    "reconnecting",
+    "state",
+];
+
+/// Records every event of a channel, in order.
+struct Recorder {
+    log: Rc<RefCell<Vec<(String, JsValue)>>>,
+    _closures: Vec<Closure<dyn FnMut(JsValue)>>,
+}
+
+impl Recorder {
+    fn attach(ch: &SseChannel) -> Self {
+        let log: Rc<RefCell<Vec<(String, JsValue)>>> = Rc::default();
+        let mut closures = Vec::new();
+        for ev in EVENTS {
+            let log = log.clone();
+            let c = Closure::<dyn FnMut(JsValue)>::new(move |v: JsValue| {
+                log.borrow_mut().push((ev.to_owned(), v))
+            });
+            ch.on(ev, c.as_ref().clone()).unwrap();
+            closures.push(c);
+        }
+        Self {
+            log,
+            _closures: closures,
+        }
+    }
+
+    fn count(&self, ev: &str) -> usize {
+        self.log.borrow().iter().filter(|(e, _)| e == ev).count()
+    }
+
+    fn values(&self, ev: &str) -> Vec<JsValue> {
+        self.log
+            .borrow()
+            .iter()
+            .filter(|(e, _)| e == ev)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    /// Messages as JSON text, in arrival order.
+    fn messages(&self) -> Vec<String> {
+        self.values("message").iter().map(json).collect()
+    }
+
+    /// The event names without `state`, `reconnecting` and `message` repeats
+    /// collapsed: the lifecycle skeleton.
+    fn skeleton(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for (e, _) in self.log.borrow().iter() {
+            if e == "state" || e == "reconnecting" {
+                continue;
+            }
+            if e == "message" && out.last().is_some_and(|l| l == "message*") {
+                continue;
+            }
+            out.push(if e == "message" {
+                "message*".into()
+            } else {
+                e.clone()
+            });
+        }
+        out
+    }
+
+    fn states(&self) -> Vec<String> {
+        self.values("state")
+            .iter()
+            .map(|s| {
+                let mut t = get(s, "from").as_string().unwrap();
+                t.push('>');
+                t.push_str(&get(s, "to").as_string().unwrap());
+                t
+            })
+            .collect()
+    }
+
+    async fn wait(&self, what: &str, timeout_ms: i32, cond: impl Fn(&Self) -> bool) {
+        let mut waited = 0;
+        while !cond(self) {
+            if waited >= timeout_ms {
+                panic!(
+                    "timed out after {timeout_ms} ms waiting for {what}; events so far: {:?}",
+                    self.log
+                        .borrow()
+                        .iter()
+                        .map(|(e, v)| format!(
+                            "{e}:{}",
+                            JSON::stringify(v)
+                                .ok()
+                                .and_then(|s| s.as_string())
+                                .unwrap_or_default()
+                        ))
+                        .collect::<Vec<_>>()
+                );
+            }
+            sleep(20).await;
+            waited += 20;
+        }
+    }
+}
+
+async fn open(ch: &SseChannel) -> Result<(), JsValue> {
+    JsFuture::from(ch.open()).await.map(|_| ())
+}
+
+/// A channel of `transport`, opened, with a recorder attached before open().
+async fn opened(transport: &str, extra: &[(&str, JsValue)]) -> (SseChannel, Recorder) {
+    let ch = SseChannel::new(options(transport, extra)).unwrap();
+    let rec = Recorder::attach(&ch);
+    open(&ch).await.expect("open() resolves");
+    assert_eq!(ch.transport().as_deref(), Some(transport));
+    (ch, rec)
+}
+
+fn small_relay() -> &'static str {
+    option_env!("SSE_SMALL_RELAY_URL")
+        .expect("SSE_SMALL_RELAY_URL is unset: run scripts/test-wasm.sh")
+}
+
+async fn post(base: &str, path: &str, token: Option<&str>, body: &JsValue) -> (u16, JsValue) {
+    let mut url = base.to_owned();
+    url.push_str(path);
+    let headers = obj(&[("content-type", "application/json".into())]);
+    if let Some(t) = token {
+        let mut auth = "Bearer ".to_owned();
+        auth.push_str(t);
+        Reflect::set(&headers, &"authorization".into(), &auth.into()).unwrap();
+    }
+    let init = obj(&[
+        ("method", "POST".into()),
+        ("headers", headers),
+        ("body", JSON::stringify(body).unwrap().into()),
+    ]);
+    let resp: web_sys::Response = JsFuture::from(fetch(&url, &init))
+        .await
+        .expect("fetch to the relay")
+        .unchecked_into();
+    let status = resp.status();
+    let body = JsFuture::from(resp.json().unwrap())
+        .await
+        .unwrap_or(JsValue::NULL);
+    (status, body)
+}
+
+/// (relay, channelId, publishToken) of the descriptor.
+fn descriptor(ch: &SseChannel) -> (String, String, String) {
+    let d = ch.to_json().expect("toJSON after open");
+    (
+        get(&d, "relay").as_string().unwrap(),
+        get(&d, "channelId").as_string().unwrap(),
+        get(&d, "publishToken").as_string().unwrap(),
+    )
+}
+
+/// Publishes `values` as one batch (the writer's way), asserting 200.
+async fn publish(ch: &SseChannel, values: &[JsValue]) {
+    let (base, id, token) = descriptor(ch);
+    let batch: Array = values.iter().collect();
+    let mut path = "/v1/channels/".to_owned();
+    path.push_str(&id);
+    path.push_str("/messages");
+    let (status, body) = post(
+        &base,
+        &path,
+        Some(&token),
+        &obj(&[("messages", batch.into())]),
+    )
+    .await;
+    assert_eq!(status, 200, "publish answered {}", json(&body));
+}
+
+async fn publish_range(ch: &SseChannel, from: u32, to: u32) {
+    let values: Vec<JsValue> = (from..=to).map(|i| JsValue::from(i)).collect();
+    publish(ch, &values).await;
+}
+
+async fn end(ch: &SseChannel, data: &JsValue) {
+    let (base, id, token) = descriptor(ch);
+    let mut path = "/v1/channels/".to_owned();
+    path.push_str(&id);
+    path.push_str("/end");
+    let (status, body) = post(&base, &path, Some(&token), &obj(&[("data", data.clone())])).await;
+    assert_eq!(status, 200, "end answered {}", json(&body));
+}
+
+/// The relay's test hook: drop every subscriber stream now, refuse new ones for `pause_ms`.
+async fn cut(ch: &SseChannel, pause_ms: u32) {
+    let (base, id, _) = descriptor(ch);
+    let mut path = "/v1/test/channels/".to_owned();
+    path.push_str(&id);
+    path.push_str("/disconnect?pauseMs=");
+    path.push_str(&pause_ms.to_string());
+    let (status, body) = post(&base, &path, None, &JsValue::NULL).await;
+    assert_eq!(status, 200, "disconnect hook answered {}", json(&body));
+}
+
+fn numbers(from: u32, to: u32) -> Vec<String> {
+    (from..=to).map(|i| i.to_string()).collect()
+}
+
+// ---------------------------------------------------------------- scenarios
+
+/// Messages of every JSON type arrive once, in order; then end, then close.
+async fn message_order(transport: &str) {
+    let (ch, rec) = opened(transport, &[]).await;
+    assert_eq!(ch.state(), "open");
+    let values: Vec<JsValue> = vec![
+        "step 1".into(),
+        2.into(),
+        JsValue::TRUE,
+        JsValue::NULL,
+        obj(&[(
+            "nested",
+            obj(&[("a", Array::of2(&1.into(), &"x".into()).into())]),
+        )]),
+        "line\nbreak \u{1F680}".into(),
+    ];
+    publish(&ch, &values).await;
+    publish_range(&ch, 7, 30).await;
+    for i in 31..=40 {
+        publish_range(&ch, i, i).await; // one request per message, without waiting
+    }
+    end(&ch, &obj(&[("result", 42.into())])).await;
+    rec.wait("close", 5_000, |r| r.count("close") == 1).await;
+
+    let mut want: Vec<String> = values.iter().map(json).collect();
+    want.extend(numbers(7, 40));
+    assert_eq!(rec.messages(), want);
+    assert_eq!(rec.skeleton(), ["open", "message*", "end", "close"]);
+    assert_eq!(json(&rec.values("end")[0]), r#"{"result":42}"#);
+    assert_eq!(
+        rec.states(),
+        ["idle>connecting", "connecting>open", "open>closed"]
+    );
+    assert_eq!(ch.state(), "closed");
+    assert_eq!(ch.last_event_id(), 41.0);
+    sleep(300).await;
+    assert_eq!(rec.count("close"), 1);
+    assert_eq!(rec.count("error"), 0);
+}
+
+/// close() is idempotent; open() twice or after close rejects INVALID_STATE.
+async fn close_once(transport: &str) {
+    let (ch, rec) = opened(transport, &[]).await;
+    let again = open(&ch).await.expect_err("second open() rejects");
+    assert_eq!(code_of(&again), "INVALID_STATE");
+    ch.close();
+    ch.close();
+    assert_eq!(ch.state(), "closed");
+    let after = open(&ch).await.expect_err("open() after close rejects");
+    assert_eq!(code_of(&after), "INVALID_STATE");
+    publish_range(&ch, 1, 3).await;
+    sleep(400).await;
+    assert_eq!(rec.skeleton(), ["open", "close"], "nothing after close");
+    assert_eq!(rec.count("close"), 1);
+
+    // close() before open(): closed at once, once; open() then rejects.
+    let idle = SseChannel::new(options(transport, &[])).unwrap();
+    let rec2 = Recorder::attach(&idle);
+    idle.close();
+    idle.close();
+    assert_eq!(rec2.skeleton(), ["close"]);
+    assert_eq!(rec2.states(), ["idle>closed"]);
+    let err = open(&idle).await.expect_err("open() after close rejects");
+    assert_eq!(code_of(&err), "INVALID_STATE");
+
+    // close() while open() is pending: open() rejects, close once.
+    let pending = SseChannel::new(options(transport, &[])).unwrap();
+    let rec3 = Recorder::attach(&pending);
+    let p = pending.open();
+    pending.close();
+    let err = JsFuture::from(p).await.expect_err("pending open() rejects");
+    assert_eq!(code_of(&err), "INVALID_STATE");
+    sleep(300).await;
+    assert_eq!(rec3.skeleton(), ["close"]);
+}
+
+/// The stream is cut while messages are published: the client reconnects with
+/// its last id and gets every message exactly once, in order.
+async fn reconnect_resume(transport: &str) {
+    let (ch, rec) = opened(transport, &[]).await;
+    publish_range(&ch, 1, 3).await;
+    rec.wait("3 messages", 5_000, |r| r.count("message") == 3)
+        .await;
+
+    cut(&ch, 600).await;
+    publish_range(&ch, 4, 6).await;
+    publish_range(&ch, 7, 10).await;
+    rec.wait("10 messages", 10_000, |r| r.count("message") == 10)
+        .await;
+    assert!(rec.count("reconnecting") >= 1, "a reconnecting event");
+    let first = &rec.values("reconnecting")[0];
+    assert_eq!(get(first, "attempt").as_f64(), Some(1.0));
+    assert!(get(first, "delayMs").as_f64().unwrap() >= 50.0);
+    assert_eq!(get(first, "code").as_string().unwrap(), "NETWORK_ERROR");
+
+    // A second cut without pause, with messages published right after.
+    cut(&ch, 0).await;
+    publish_range(&ch, 11, 12).await;
+    rec.wait("12 messages", 10_000, |r| r.count("message") == 12)
+        .await;
+    rec.wait("open again", 5_000, |r| {
+        r.states().last().map(String::as_str) == Some("reconnecting>open")
+    })
+    .await;
+    end(&ch, &"done".into()).await;
+    rec.wait("close", 5_000, |r| r.count("close") == 1).await;
+
+    assert_eq!(rec.messages(), numbers(1, 12));
+    assert_eq!(rec.skeleton(), ["open", "message*", "end", "close"]);
+    let states = rec.states();
+    assert_eq!(states[..2], ["idle>connecting", "connecting>open"]);
+    assert!(
+        states.iter().filter(|s| *s == "open>reconnecting").count() >= 2,
+        "{states:?}"
+    );
+    assert_eq!(states.last().unwrap(), "open>closed");
+    assert_eq!(rec.count("error"), 0, "transient failures are not errors");
+    assert_eq!(
+        ch.transport().as_deref(),
+        Some(transport),
+        "no fallback after a cut"
+    );
+}
+
+/// Cut off longer than the replay buffer holds: MESSAGES_LOST with the range,
+/// then the stream goes on.
+async fn lost_range(transport: &str) {
+    let (ch, rec) = opened(transport, &[("relay", small_relay().into())]).await;
+    publish_range(&ch, 1, 1).await;
+    rec.wait("1 message", 5_000, |r| r.count("message") == 1)
+        .await;
+    cut(&ch, 500).await;
+    publish_range(&ch, 2, 31).await; // ids 2..=31; the relay keeps the last 16
+    rec.wait("messages 16..31", 10_000, |r| r.count("message") == 17)
+        .await;
+    let errs = rec.values("error");
+    assert_eq!(errs.len(), 1, "one MESSAGES_LOST error");
+    assert_eq!(code_of(&errs[0]), "MESSAGES_LOST");
+    assert_eq!(get(&errs[0], "from").as_f64(), Some(2.0));
+    assert_eq!(get(&errs[0], "to").as_f64(), Some(15.0));
+    assert!(errs[0].is_instance_of::<js_sys::Error>());
+    let mut want = numbers(1, 1);
+    want.extend(numbers(16, 31));
+    assert_eq!(rec.messages(), want);
+    assert_eq!(ch.state(), "open", "the stream goes on");
+    publish_range(&ch, 32, 32).await;
+    end(&ch, &JsValue::NULL).await;
+    rec.wait("close", 5_000, |r| r.count("close") == 1).await;
+    assert_eq!(rec.messages().last().unwrap(), "32");
+    assert_eq!(rec.count("close"), 1);
+}
+
+/// A final code (the channel's lifetime is over) ends with error then close,
+/// and no further attempt.
+async fn final_error(transport: &str) {
+    let (ch, rec) = opened(transport, &[("ttlSecs", 1.into())]).await;
+    rec.wait("close", 10_000, |r| r.count("close") == 1).await;
+    let errs = rec.values("error");
+    assert_eq!(errs.len(), 1);
+    let code = code_of(&errs[0]);
+    assert!(
+        ["CHANNEL_EXPIRED", "UNAUTHORIZED", "CHANNEL_NOT_FOUND"].contains(&code.as_str()),
+        "final code, got {code}"
+    );
+    assert_eq!(rec.skeleton(), ["open", "error", "close"]);
+    let n = rec.count("reconnecting");
+    sleep(500).await;
+    assert_eq!(
+        rec.count("reconnecting"),
+        n,
+        "no attempt after a final error"
+    );
+    assert_eq!(ch.state(), "closed");
+}
+
+/// Cut off for good with maxAttempts 2: RECONNECT_EXHAUSTED, then close.
+async fn reconnect_exhausted(transport: &str) {
+    let extra = [(
+        "reconnect",
+        obj(&[
+            ("minDelayMs", 50.into()),
+            ("maxDelayMs", 100.into()),
+            ("maxAttempts", 2.into()),
+        ]),
+    )];
+    let (ch, rec) = opened(transport, &extra).await;
+    cut(&ch, 5_000).await;
+    rec.wait("close", 5_000, |r| r.count("close") == 1).await;
+    let errs = rec.values("error");
+    assert_eq!(errs.len(), 1);
+    assert_eq!(code_of(&errs[0]), "RECONNECT_EXHAUSTED");
+    assert_eq!(rec.count("reconnecting"), 2);
+    assert_eq!(rec.skeleton(), ["open", "error", "close"]);
+    assert_eq!(
+        rec.states(),
+        [
+            "idle>connecting",
+            "connecting>open",
+            "open>reconnecting",
+            "reconnecting>closed"
+        ]
+    );
+}
+
+/// A quiet channel stays open: heartbeats (1 s) keep the default watchdog
+/// (2.5 s) quiet. A watchdog shorter than the heartbeat replaces the
+/// connection (HEARTBEAT_TIMEOUT) and nothing is lost.
+async fn heartbeat(transport: &str) {
+    let (ch, rec) = opened(transport, &[]).await;
+    sleep(3_500).await;
+    assert_eq!(rec.count("reconnecting"), 0, "heartbeats are seen");
+    assert_eq!(ch.state(), "open");
+    ch.close();
+
+    let (ch, rec) = opened(transport, &[("heartbeatTimeoutMs", 300.into())]).await;
+    rec.wait("a heartbeat timeout", 5_000, |r| {
+        r.values("reconnecting")
+            .iter()
+            .any(|v| get(v, "code").as_string().as_deref() == Some("HEARTBEAT_TIMEOUT"))
+    })
+    .await;
+    publish_range(&ch, 1, 5).await;
+    rec.wait("5 messages", 10_000, |r| r.count("message") == 5)
+        .await;
+    assert_eq!(rec.messages(), numbers(1, 5));
+    ch.close();
+}
+
+/// Listener semantics: once, off (also of a function never added), removeAll*,
+/// a throwing listener, a listener that closes the channel.
+async fn listeners(transport: &str) {
+    let (ch, rec) = opened(transport, &[]).await;
+    let seen: Rc<RefCell<Vec<String>>> = Rc::default();
+    let mk = |tag: &'static str| {
+        let seen = seen.clone();
+        Closure::<dyn FnMut(JsValue)>::new(move |v: JsValue| {
+            let mut s = tag.to_owned();
+            s.push(':');
+            s.push_str(&json(&v));
+            seen.borrow_mut().push(s)
+        })
+    };
+    let thrower = Closure::<dyn FnMut(JsValue)>::new(|_: JsValue| {
+        wasm_bindgen::throw_str("listener failure (expected by the test)")
+    });
+    let a = mk("a");
+    let b = mk("b");
+    let never = mk("never");
+    ch.on("message", thrower.as_ref().clone()).unwrap();
+    ch.on("message", a.as_ref().clone()).unwrap();
+    ch.once("message", b.as_ref().clone()).unwrap();
+    ch.off("message", never.as_ref().clone()); // never added: removes nothing
+    ch.remove_listener("end", a.as_ref().clone()); // not on this event: nothing
+    assert_eq!(
+        code_of(
+            &ch.on("message", JsValue::from(3))
+                .expect_err("not a function")
+        ),
+        "INVALID_OPTIONS"
+    );
+    publish_range(&ch, 1, 2).await;
+    rec.wait("2 messages", 5_000, |r| r.count("message") == 2)
+        .await;
+    assert_eq!(*seen.borrow(), ["a:1", "b:1", "a:2"]);
+
+    ch.off("message", a.as_ref().clone());
+    publish_range(&ch, 3, 3).await;
+    rec.wait("3 messages", 5_000, |r| r.count("message") == 3)
+        .await;
+    assert_eq!(seen.borrow().len(), 3, "a was removed");
+
+    ch.add_listener("message", a.as_ref().clone()).unwrap();
+    ch.remove_all_listener(Some("message".into()));
+    publish_range(&ch, 4, 4).await;
+    sleep(300).await;
+    assert_eq!(seen.borrow().len(), 3, "removeAllListener(event)");
+    assert_eq!(ch.state(), "open", "a throwing listener broke nothing");
+
+    // A listener that closes the channel from inside `message`.
+    let closer_target: Rc<RefCell<Option<SseChannel>>> = Rc::default();
+    let ch2 = SseChannel::new(options(transport, &[])).unwrap();
+    let rec2 = Recorder::attach(&ch2);
+    open(&ch2).await.unwrap();
+    let closer = {
+        let target = closer_target.clone();
+        Closure::<dyn FnMut(JsValue)>::new(move |_: JsValue| {
+            if let Some(c) = target.borrow().as_ref() {
+                c.close();
+            }
+        })
+    };
+    ch2.on("message", closer.as_ref().clone()).unwrap();
+    *closer_target.borrow_mut() = Some(ch2);
+    {
+        let target = closer_target.borrow();
+        publish_range(target.as_ref().unwrap(), 1, 5).await;
+    }
+    rec2.wait("close", 5_000, |r| r.count("close") == 1).await;
+    sleep(200).await;
+    assert_eq!(rec2.skeleton(), ["open", "message*", "close"]);
+    assert_eq!(
+        rec2.count("message"),
+        1,
+        "nothing after close() in a listener"
+    );
+
+    // removeAllListeners() with no event: nothing is heard any more.
+    ch.remove_all_listeners(None);
+    ch.close();
+    assert_eq!(rec.count("close"), 0);
+}
+
+/// toJSON: refused before open() resolved; after, the descriptor of
+/// docs/protocol.md, which JSON.stringify uses.
+async fn serialization(transport: &str) {
+    let ch = SseChannel::new(options(transport, &[])).unwrap();
+    assert_eq!(ch.state(), "idle");
+    assert_eq!(ch.channel_id(), None);
+    assert_eq!(ch.transport(), None);
+    assert_eq!(
+        code_of(&ch.to_json().expect_err("before open")),
+        "INVALID_STATE"
+    );
+    let p = ch.open();
+    assert_eq!(ch.state(), "connecting");
+    assert_eq!(
+        code_of(&ch.to_json().expect_err("while opening")),
+        "INVALID_STATE"
+    );
+    JsFuture::from(p).await.unwrap();
+
+    let d = ch.to_json().unwrap();
+    let keys: Vec<String> = Object::keys(d.unchecked_ref::<Object>())
+        .iter()
+        .map(|k| k.as_string().unwrap())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "type",
+            "version",
+            "relay",
+            "channelId",
+            "publishToken",
+            "expiresAt"
+        ]
+    );
+    assert_eq!(get(&d, "type").as_string().unwrap(), "SSEChannel");
+    assert_eq!(get(&d, "version").as_f64(), Some(1.0));
+    assert_eq!(get(&d, "relay").as_string().unwrap(), relay());
+    let id = get(&d, "channelId").as_string().unwrap();
+    assert_eq!(Some(id.clone()), ch.channel_id());
+    assert!(
+        id.len() == 32
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    );
+    assert!(get(&d, "expiresAt").as_f64().unwrap() > js_sys::Date::now());
+    assert!(
+        !json(&d).contains("subscribe"),
+        "the subscribe token stays in the browser"
+    );
+
+    // What callFunction sends: JSON.stringify of the data that holds the channel.
+    let js_ch = JsValue::from(ch);
+    let payload = obj(&[("sseChannel", js_ch.clone())]);
+    let text = json(&payload);
+    let back = JSON::parse(&text).unwrap();
+    assert_eq!(json(&get(&back, "sseChannel")), json(&d));
+    let close: Function = get(&js_ch, "close").unchecked_into();
+    close.call0(&js_ch).unwrap();
+    assert_eq!(get(&js_ch, "state").as_string().unwrap(), "closed");
+    // Still serializable after close (the descriptor does not change).
+    assert_eq!(json(&js_ch), json(&d));
+}
+
+macro_rules! scenarios {
+    ($($name:ident),* $(,)?) => {
+        mod websocket {
+            $(#[wasm_bindgen_test::wasm_bindgen_test]
+            async fn $name() { super::$name("websocket").await })*
+        }
+        mod eventsource {
+            $(#[wasm_bindgen_test::wasm_bindgen_test]
+            async fn $name() { super::$name("eventsource").await })*
+        }
+    };
+}
+
+scenarios!(
+    message_order,
+    close_once,
+    reconnect_resume,
+    lost_range,
+    final_error,
+    reconnect_exhausted,
+    heartbeat,
+    listeners,
+    serialization,
+);
+
+// ------------------------------------------------- transport-independent tests
+
+/// `auto` uses WebSocket when it works.
+#[wasm_bindgen_test]
+async fn auto_prefers_websocket() {
+    let ch = SseChannel::new(options("auto", &[])).unwrap();
+    open(&ch).await.unwrap();
+    assert_eq!(ch.transport().as_deref(), Some("websocket"));
+    ch.close();
+}
+
+/// A relay port that refuses connections: NETWORK_ERROR, error then close.
+#[wasm_bindgen_test]
+async fn open_refused_is_network_error() {
+    let ch = SseChannel::new(obj(&[("relay", "http://127.0.0.1:1".into())])).unwrap();
+    let rec = Recorder::attach(&ch);
+    let err = open(&ch).await.expect_err("rejects");
+    assert_eq!(code_of(&err), "NETWORK_ERROR");
+    assert!(err.is_instance_of::<js_sys::Error>());
+    assert_eq!(rec.skeleton(), ["error", "close"]);
+    assert_eq!(ch.state(), "closed");
+}
+
+/// A relay that accepts and never answers: OPEN_TIMEOUT after openTimeoutMs.
+#[wasm_bindgen_test]
+async fn open_timeout() {
+    let hole =
+        option_env!("SSE_BLACKHOLE_URL").expect("SSE_BLACKHOLE_URL: run scripts/test-wasm.sh");
+    let ch = SseChannel::new(obj(&[
+        ("relay", hole.into()),
+        ("openTimeoutMs", 400.into()),
+    ]))
+    .unwrap();
+    let rec = Recorder::attach(&ch);
+    let err = open(&ch).await.expect_err("rejects");
+    assert_eq!(code_of(&err), "OPEN_TIMEOUT");
+    assert_eq!(rec.skeleton(), ["error", "close"]);
+    assert_eq!(rec.states(), ["idle>connecting", "connecting>closed"]);
+}
+
+/// Invalid options throw INVALID_OPTIONS; no relay anywhere rejects open() with
+/// INVALID_OPTIONS; `SSEChannel.configure` then makes `new SSEChannel()` work.
+#[wasm_bindgen_test]
+async fn options_and_configure() {
+    for bad in [
+        obj(&[("transport", "carrier-pigeon".into())]),
+        obj(&[("relay", "ftp://x".into())]),
+        obj(&[("relay", "https://user@relay.example".into())]),
+        obj(&[("openTimeoutMs", (-1).into())]),
+        obj(&[(
+            "reconnect",
+            obj(&[("minDelayMs", 500.into()), ("maxDelayMs", 10.into())]),
+        )]),
+        JsValue::from("relay"),
+    ] {
+        let err = SseChannel::new(bad.clone())
+            .err()
+            .expect("invalid options throw");
+        assert_eq!(code_of(&err), "INVALID_OPTIONS", "{}", json(&bad));
+    }
+    let err =
+        SseChannel::configure(obj(&[("transport", 1.into())])).expect_err("configure validates");
+    assert_eq!(code_of(&err), "INVALID_OPTIONS");
+
+    let ch = SseChannel::new(JsValue::UNDEFINED).unwrap();
+    let err = open(&ch).await.expect_err("no relay configured");
+    assert_eq!(code_of(&err), "INVALID_OPTIONS");
+    assert_eq!(ch.state(), "closed");
+
+    SseChannel::configure(obj(&[
+        ("relay", relay().into()),
+        ("transport", "eventsource".into()),
+    ]))
+    .unwrap();
+    let ch = SseChannel::new(JsValue::UNDEFINED).unwrap();
+    let rec = Recorder::attach(&ch);
+    open(&ch).await.unwrap();
+    assert_eq!(ch.transport().as_deref(), Some("eventsource"));
+    publish_range(&ch, 1, 2).await;
+    rec.wait("2 messages", 5_000, |r| r.count("message") == 2)
+        .await;
+    ch.close();
+    // Later options still override the defaults.
+    let ch = SseChannel::new(obj(&[("transport", "websocket".into())])).unwrap();
+    open(&ch).await.unwrap();
+    assert_eq!(ch.transport().as_deref(), Some("websocket"));
+    ch.close();
+    SseChannel::configure(obj(&[("transport", "auto".into())])).unwrap();
+}
