@@ -20,7 +20,10 @@ use wasm_bindgen_test::*;
 wasm_bindgen_test_configure!(run_in_browser);
 
 fn relay() -> &'static str {
-    option_env!("SSE_RELAY_URL").expect("SSE_RELAY_URL is unset: run scripts/test-wasm.sh")
+    match option_env!("SSE_RELAY_URL") {
+        Some(url) => url,
+        None => panic!("SSE_RELAY_URL is unset: run scripts/test-wasm.sh"),
+    }
 }
 
 #[wasm_bindgen]
@@ -197,8 +200,10 @@ async fn opened(transport: &str, extra: &[(&str, JsValue)]) -> (SseChannel, Reco
 }
 
 fn small_relay() -> &'static str {
-    option_env!("SSE_SMALL_RELAY_URL")
-        .expect("SSE_SMALL_RELAY_URL is unset: run scripts/test-wasm.sh")
+    match option_env!("SSE_SMALL_RELAY_URL") {
+        Some(url) => url,
+        None => panic!("SSE_SMALL_RELAY_URL is unset: run scripts/test-wasm.sh"),
+    }
 }
 
 async fn post(base: &str, path: &str, token: Option<&str>, body: &JsValue) -> (u16, JsValue) {
@@ -238,15 +243,18 @@ fn descriptor(ch: &SseChannel) -> (String, String, String) {
 
 /// Publishes `values` as one batch (the writer's way), asserting 200.
 async fn publish(ch: &SseChannel, values: &[JsValue]) {
-    let (base, id, token) = descriptor(ch);
+    publish_to(&descriptor(ch), values).await
+}
+
+async fn publish_to((base, id, token): &(String, String, String), values: &[JsValue]) {
     let batch: Array = values.iter().collect();
     let mut path = "/v1/channels/".to_owned();
-    path.push_str(&id);
+    path.push_str(id);
     path.push_str("/messages");
     let (status, body) = post(
-        &base,
+        base,
         &path,
-        Some(&token),
+        Some(token),
         &obj(&[("messages", batch.into())]),
     )
     .await;
@@ -254,7 +262,7 @@ async fn publish(ch: &SseChannel, values: &[JsValue]) {
 }
 
 async fn publish_range(ch: &SseChannel, from: u32, to: u32) {
-    let values: Vec<JsValue> = (from..=to).map(|i| JsValue::from(i)).collect();
+    let values: Vec<JsValue> = (from..=to).map(JsValue::from).collect();
     publish(ch, &values).await;
 }
 
@@ -575,11 +583,10 @@ async fn listeners(transport: &str) {
         })
     };
     ch2.on("message", closer.as_ref().clone()).unwrap();
+    let desc2 = descriptor(&ch2);
     *closer_target.borrow_mut() = Some(ch2);
-    {
-        let target = closer_target.borrow();
-        publish_range(target.as_ref().unwrap(), 1, 5).await;
-    }
+    let five: Vec<JsValue> = (1..=5).map(JsValue::from).collect();
+    publish_to(&desc2, &five).await;
     rec2.wait("close", 5_000, |r| r.count("close") == 1).await;
     sleep(200).await;
     assert_eq!(rec2.skeleton(), ["open", "message*", "close"]);
@@ -660,6 +667,32 @@ async fn serialization(transport: &str) {
     assert_eq!(json(&js_ch), json(&d));
 }
 
+/// The browser's `online` event skips the rest of a backoff delay: with a
+/// 60 s delay, the channel is back only because of the event.
+async fn online_skips_backoff(transport: &str) {
+    let slow = obj(&[("minDelayMs", 60_000.into()), ("maxDelayMs", 60_000.into())]);
+    let (ch, rec) = opened(transport, &[("reconnect", slow)]).await;
+    cut(&ch, 0).await;
+    rec.wait("reconnecting", 5_000, |r| r.count("reconnecting") == 1)
+        .await;
+    assert_eq!(ch.state(), "reconnecting");
+    publish_range(&ch, 1, 2).await;
+    let online = web_sys::Event::new("online").unwrap();
+    js_sys::global()
+        .unchecked_into::<web_sys::EventTarget>()
+        .dispatch_event(&online)
+        .unwrap();
+    rec.wait("open again", 10_000, |r| {
+        r.states().last().map(String::as_str) == Some("reconnecting>open")
+    })
+    .await;
+    rec.wait("2 messages", 5_000, |r| r.count("message") == 2)
+        .await;
+    assert_eq!(rec.messages(), numbers(1, 2));
+    assert_eq!(rec.count("reconnecting"), 1);
+    ch.close();
+}
+
 macro_rules! scenarios {
     ($($name:ident),* $(,)?) => {
         mod websocket {
@@ -683,6 +716,7 @@ scenarios!(
     heartbeat,
     listeners,
     serialization,
+    online_skips_backoff,
 );
 
 // ------------------------------------------------- transport-independent tests
@@ -711,8 +745,10 @@ async fn open_refused_is_network_error() {
 /// A relay that accepts and never answers: OPEN_TIMEOUT after openTimeoutMs.
 #[wasm_bindgen_test]
 async fn open_timeout() {
-    let hole =
-        option_env!("SSE_BLACKHOLE_URL").expect("SSE_BLACKHOLE_URL: run scripts/test-wasm.sh");
+    let hole = match option_env!("SSE_BLACKHOLE_URL") {
+        Some(url) => url,
+        None => panic!("SSE_BLACKHOLE_URL is unset: run scripts/test-wasm.sh"),
+    };
     let ch = SseChannel::new(obj(&[
         ("relay", hole.into()),
         ("openTimeoutMs", 400.into()),
