@@ -23,7 +23,7 @@ build-wasm: setup
 test-rust: setup
 	cargo test --workspace
 
-test: lint build-wasm test-rust test-demo test-node test-wasm
+test: lint build-wasm test-rust test-demo test-e2e test-node test-wasm
 	@echo "make test: all passed"
 
 demo: setup
@@ -31,6 +31,14 @@ demo: setup
 
 test-demo: setup
 	node --test tests/demo/demo.test.mjs
+
+# ---- npm package (pkg/) and its end-to-end tests in fresh projects (owner: pkg) ----
+.PHONY: pkg test-e2e
+pkg: setup
+	bash scripts/build-pkg.sh
+
+test-e2e: pkg
+	E2E_SKIP_BUILD=1 bash tests/e2e/run.sh
 
 # ---- Node tests of the writer and installUniCloud against a real relay (owner: writer) ----
 .PHONY: test-node

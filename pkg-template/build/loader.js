@@ -10,6 +10,11 @@ const __SSE_WASM_B64 = '__SSE_WASM_B64__';
 let __sseReady = false;
 let __sseSyncFailed = false;
 let __sseAsync = null;
+// Calls that must wait for an asynchronously compiled module (static methods, installUniCloud);
+// they run as soon as it is ready, before any stand-in materializes.
+let __sseDeferred = [];
+const __sseOuterOf = new Map();
+const __sseOuterByName = {};
 
 function __sseBytes() {
   if (typeof Uint8Array.fromBase64 === 'function') return Uint8Array.fromBase64(__SSE_WASM_B64);
@@ -41,6 +46,9 @@ function __sseInitAsync() {
     __sseAsync = __wbg_init({ module_or_path: __sseBytes() }).then(
       () => {
         __sseReady = true;
+        const deferred = __sseDeferred;
+        __sseDeferred = [];
+        for (const call of deferred) call();
       },
       (e) => {
         __sseAsync = null;
@@ -124,29 +132,56 @@ function __sseWrapClass(Inner, name) {
   Object.defineProperty(Outer, 'name', { value: name });
   for (const key of Object.getOwnPropertyNames(Inner)) {
     if (key === 'prototype' || key === 'length' || key === 'name') continue;
-    Object.defineProperty(Outer, key, Object.getOwnPropertyDescriptor(Inner, key));
+    const desc = Object.getOwnPropertyDescriptor(Inner, key);
+    if (typeof desc.value === 'function' && !key.startsWith('__')) {
+      // A static method (e.g. `SSEChannel.configure(defaults)`): deferred while compiling.
+      const f = desc.value;
+      desc.value = function (...args) {
+        if (__sseLoaded()) return f.apply(Inner, args);
+        __sseDeferred.push(() => f.apply(Inner, args));
+        __sseInitAsync();
+        return undefined;
+      };
+    }
+    Object.defineProperty(Outer, key, desc);
   }
   Outer.prototype = Inner.prototype;
   Object.defineProperty(Outer, Symbol.hasInstance, {
     value: (x) => x instanceof Inner || x instanceof Pending,
   });
+  __sseOuterOf.set(Inner, Outer);
+  __sseOuterByName[name] = Outer;
   return Outer;
 }
 
-/** The exported function: loads the wasm first; if it is still compiling asynchronously, throws. */
+/**
+ * The exported function: loads the wasm first; if it is still compiling asynchronously, throws
+ * (`installUniCloud` instead runs as soon as the module is ready).
+ */
 function __sseWrapFunction(f, name) {
-  return function (...args) {
-    if (!__sseLoaded()) {
-      if (name === 'installUniCloud') {
-        // Patch uniCloud as soon as the module is there; pages call this once at start-up.
-        __sseInitAsync().then(() => f.apply(this, args));
-        return undefined;
-      }
-      __sseInitAsync();
-      throw __sseError('INVALID_STATE', `sse-channel: ${name}() called while the WebAssembly module is still loading`);
-    }
-    return f.apply(this, args);
+  const call = (self, args) => {
+    const ret = f.apply(self, args);
+    if (name === 'installUniCloud') __sseFixUniCloud(args[0]);
+    return ret;
   };
+  return function (...args) {
+    if (__sseLoaded()) return call(this, args);
+    if (name === 'installUniCloud') {
+      // Pages call it once at start-up: hand out the class now, configure it once compiled.
+      const uniCloud = args[0];
+      if (uniCloud && typeof uniCloud === 'object') uniCloud.SSEChannel = __sseOuterByName.SSEChannel;
+      __sseDeferred.push(() => call(this, args));
+      __sseInitAsync();
+      return uniCloud;
+    }
+    __sseInitAsync();
+    throw __sseError('INVALID_STATE', `sse-channel: ${name}() called while the WebAssembly module is still loading`);
+  };
+}
+
+/** installUniCloud sets the wasm-bindgen class; give uniCloud the exported one instead. */
+function __sseFixUniCloud(uniCloud) {
+  if (uniCloud && __sseOuterOf.has(uniCloud.SSEChannel)) uniCloud.SSEChannel = __sseOuterOf.get(uniCloud.SSEChannel);
 }
 
 if (__SSE_LOADING === 'eager') __sseInitSync();

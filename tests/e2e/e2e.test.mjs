@@ -138,7 +138,7 @@ describe('webpack 5 at defaults', { skip: !enabled('webpack') }, () => {
   let dir;
   let server;
   before(async () => {
-    dir = freshProject('webpack', join(ROOT, 'tests/e2e/webpack'));
+    dir = freshProject('webpack', join(ROOT, 'tests/e2e/webpack'), { appDir: 'src' });
     run(join(dir, 'node_modules/.bin/webpack'), [], { cwd: dir, timeout: 180_000 });
     results['webpack build assets'] = assetBytes(join(dir, 'dist'));
     server = await serveStatic(dir);
