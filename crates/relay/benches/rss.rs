@@ -1,2 +1,263 @@
-//! RSS benchmark (filled in later).
-fn main() {}
+//! Memory and fan-out benchmark of the real `sse-relay` binary (release build),
+//! over loopback. Prints numbers; asserts nothing about time.
+//!
+//! Run: `cargo bench -p sse-relay --bench rss` (or `crates/relay/benches/run-rss.sh`,
+//! which also raises `ulimit -n`). Environment: `SUBSCRIBERS` (default 1000),
+//! `FANOUT_MESSAGES` (default 200).
+//!
+//! Measures, in a separate relay process:
+//! 1. idle RSS;
+//! 2. RSS with `SUBSCRIBERS` channels, then with one open SSE subscriber on each;
+//! 3. fan-out: `SUBSCRIBERS` SSE subscribers of one channel, `FANOUT_MESSAGES`
+//!    64-byte messages, deliveries per second and relay CPU per delivery.
+
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+fn env_num(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// (RSS in KiB, CPU seconds) of a process, from /proc.
+fn proc_stats(pid: u32) -> (u64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|x| x.1).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    // Fields 14 and 15 (utime, stime) are at 11 and 12 after the command name.
+    let ticks: f64 = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (rss, ticks / 100.0)
+}
+
+async fn http(addr: &str, method: &str, path: &str, auth: Option<&str>, body: &str) -> String {
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if let Some(a) = auth {
+        req.push_str(&format!("Authorization: Bearer {a}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.expect("read");
+    out.split_once("\r\n\r\n")
+        .map(|x| x.1.to_owned())
+        .unwrap_or_default()
+}
+
+struct Created {
+    id: String,
+    sub: String,
+    publ: String,
+}
+
+async fn create(addr: &str) -> Created {
+    let body = http(addr, "POST", "/v1/channels", None, "").await;
+    let v: serde_json::Value = serde_json::from_str(&body).expect("create answer");
+    let s = |k: &str| v[k].as_str().expect("field").to_owned();
+    Created {
+        id: s("channelId"),
+        sub: s("subscribeToken"),
+        publ: s("publishToken"),
+    }
+}
+
+/// Opens an SSE stream and waits for its `ready` frame.
+async fn subscribe(addr: String, id: String, token: String) -> TcpStream {
+    let mut s = TcpStream::connect(&addr).await.expect("connect");
+    let req = format!(
+        "GET /v1/channels/{id}/events?token={token} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if r.read_line(&mut line).await.expect("read") == 0 {
+            panic!("stream closed before ready");
+        }
+        if line.starts_with("event: ready") {
+            break;
+        }
+    }
+    r.into_inner()
+}
+
+/// Reads a stream in the background, counting `event: message` lines.
+fn count_messages(s: TcpStream, count: Arc<AtomicU64>) {
+    tokio::spawn(async move {
+        let mut r = BufReader::new(s);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match r.read_line(&mut line).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    if line == "event: message\n" {
+                        count.fetch_add(1, Relaxed);
+                    }
+                }
+            }
+        }
+    });
+}
+
+async fn wait_for(count: &AtomicU64, want: u64, limit: Duration) -> bool {
+    let start = Instant::now();
+    while count.load(Relaxed) < want {
+        if start.elapsed() > limit {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    true
+}
+
+#[allow(clippy::print_stdout)]
+fn report(s: &str) {
+    println!("{s}");
+}
+
+#[tokio::main]
+async fn main() {
+    let n = env_num("SUBSCRIBERS", 1000);
+    let fan_msgs = env_num("FANOUT_MESSAGES", 200) as u64;
+    let bin = env!("CARGO_BIN_EXE_sse-relay");
+    let limit = (n * 4 + 100).to_string();
+    let mut child = Command::new(bin)
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--secret",
+            "bench",
+            "--log",
+            "warn",
+        ])
+        .args(["--channels-per-address", &limit, "--create-burst", &limit])
+        .args([
+            "--create-rate-per-sec",
+            &limit,
+            "--connections-per-channel",
+            &limit,
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start sse-relay");
+    let pid = child.id();
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines =
+        BufReader::new(tokio::process::ChildStdout::from_std(stdout).expect("pipe")).lines();
+    let first = lines.next_line().await.expect("read").expect("a line");
+    let addr = first
+        .strip_prefix("listening on http://")
+        .expect("listening line")
+        .to_owned();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (idle, _) = proc_stats(pid);
+    report(&format!("relay binary: {bin}"));
+    report(&format!("idle RSS: {idle} KiB"));
+
+    // 1. n channels, one subscriber each.
+    let mut chans = Vec::with_capacity(n);
+    for _ in 0..n {
+        chans.push(create(&addr).await);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (with_channels, _) = proc_stats(pid);
+    let count = Arc::new(AtomicU64::new(0));
+    let mut opens = Vec::with_capacity(n);
+    for c in &chans {
+        opens.push(tokio::spawn(subscribe(
+            addr.clone(),
+            c.id.clone(),
+            c.sub.clone(),
+        )));
+    }
+    let mut streams = Vec::with_capacity(n);
+    for o in opens {
+        streams.push(o.await.expect("subscriber"));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (with_subs, _) = proc_stats(pid);
+    report(&format!("RSS with {n} channels: {with_channels} KiB"));
+    report(&format!(
+        "RSS with {n} channels and {n} open SSE subscribers: {with_subs} KiB ({:.1} KiB per subscriber, {:.1} KiB per channel+subscriber over idle)",
+        (with_subs.saturating_sub(with_channels)) as f64 / n as f64,
+        (with_subs.saturating_sub(idle)) as f64 / n as f64
+    ));
+    for s in streams {
+        count_messages(s, count.clone());
+    }
+    let payload = format!("{{\"data\":\"{}\"}}", "x".repeat(54));
+    let start = Instant::now();
+    for c in &chans {
+        http(
+            &addr,
+            "POST",
+            &format!("/v1/channels/{}/messages", c.id),
+            Some(&c.publ),
+            &payload,
+        )
+        .await;
+    }
+    let ok = wait_for(&count, n as u64, Duration::from_secs(30)).await;
+    report(&format!(
+        "one 64 B message to each of {n} channels: all delivered={ok} in {:.1} ms (sequential publishes, new connection each)",
+        start.elapsed().as_secs_f64() * 1000.0
+    ));
+
+    // 2. Fan-out: n subscribers of one channel.
+    let hub = create(&addr).await;
+    let fan = Arc::new(AtomicU64::new(0));
+    let mut opens = Vec::with_capacity(n);
+    for _ in 0..n {
+        opens.push(tokio::spawn(subscribe(
+            addr.clone(),
+            hub.id.clone(),
+            hub.sub.clone(),
+        )));
+    }
+    for o in opens {
+        count_messages(o.await.expect("subscriber"), fan.clone());
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (rss_fan, cpu0) = proc_stats(pid);
+    let start = Instant::now();
+    let path = format!("/v1/channels/{}/messages", hub.id);
+    for _ in 0..fan_msgs {
+        http(&addr, "POST", &path, Some(&hub.publ), &payload).await;
+    }
+    let want = fan_msgs * n as u64;
+    let ok = wait_for(&fan, want, Duration::from_secs(60)).await;
+    let secs = start.elapsed().as_secs_f64();
+    let (_, cpu1) = proc_stats(pid);
+    report(&format!(
+        "RSS with {n} more subscribers on one channel: {rss_fan} KiB"
+    ));
+    report(&format!(
+        "fan-out: {fan_msgs} x 64 B messages to {n} subscribers of one channel: all delivered={ok}, {want} deliveries in {:.1} ms = {:.0} deliveries/s, relay CPU {:.2} us per delivery",
+        secs * 1000.0,
+        want as f64 / secs,
+        (cpu1 - cpu0) * 1e6 / want as f64
+    ));
+    let _ = child.kill();
+    let _ = child.wait();
+}
