@@ -67,8 +67,9 @@ stop() {
   log "stopped"
 }
 trap stop EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+interrupted=
+trap 'interrupted=130' INT
+trap 'interrupted=143' TERM
 
 if [ "$DEMO_PORT" = 0 ]; then
   # The page's origin is known only once the runner is bound: let any origin subscribe.
@@ -96,13 +97,14 @@ log "relay listening on $relay_url (development: fixed secret, --test-hooks on)"
 
 SSE_RELAY_URL=$relay_url DEMO_PORT=$DEMO_PORT DEMO_TEST_HOOKS=1 node www/server/runner.mjs &
 runner_pid=$!
-log "press Ctrl-C to stop"
-# Whichever stops first ends the demo; the EXIT trap stops the other.
+# Whichever stops first ends the demo (or Ctrl-C); the EXIT trap stops the other.
 set +e
 wait -n "$relay_pid" "$runner_pid"
 status=$?
-if ! kill -0 "$relay_pid" 2>/dev/null; then
-  log "sse-relay exited; its log:"
+[ -n "$interrupted" ] && exit "$interrupted"
+# A graceful stop (Ctrl-C reaches the whole process group) exits 0; anything else is shown.
+if [ "$status" != 0 ] && ! kill -0 "$relay_pid" 2>/dev/null; then
+  log "sse-relay exited with status $status; its log:"
   tail -n 20 "$tmp/relay.err" >&2
 fi
 exit "$status"

@@ -280,10 +280,14 @@ const server = createServer(async (req, res) => {
   }
 });
 
+server.on('error', (err) => {
+  fail(`cannot listen on ${HOST}:${port}: ${err.code || err.message}. Set DEMO_PORT to a free port.`);
+});
 server.listen(port, HOST, () => {
   const { port: bound } = server.address();
   console.log(`sse-channel demo (development only) listening on http://${HOST}:${bound}/`);
   console.log(`  relay ${relay}${testHooks ? ' (test hooks on)' : ''}, package ${pkg.name}@${pkg.version} from ${PKG}`);
+  console.log(`  open http://${HOST}:${bound}/ and press Start; Ctrl-C stops the demo`);
 });
 
 function shutdown() {
