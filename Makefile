@@ -29,7 +29,8 @@ test: lint build-wasm test-rust test-demo test-e2e test-node test-wasm
 demo: setup
 	@DEMO_SKIP_SETUP=1 bash scripts/demo.sh
 
-test-demo: setup
+# Starts scripts/demo.sh (relay + runner) and drives the page in headless Chromium (owner: demo).
+test-demo: pkg
 	node --test tests/demo/demo.test.mjs
 
 # ---- npm package (pkg/) and its end-to-end tests in fresh projects (owner: pkg) ----

@@ -191,6 +191,7 @@ async function start(SSEChannel) {
   });
   ch.on('reconnecting', (r) => {
     setState('reconnecting');
+    el.progressLabel.textContent = 'Connection lost: reconnecting; missed steps will be replayed';
     log('reconnecting', `attempt ${r.attempt} in ${r.delayMs} ms`, r);
   });
 
