@@ -97,6 +97,11 @@ pub(crate) struct Inner {
     failed: u32,
     pending_open: Option<(Function, Function)>,
     online: Option<Closure<dyn FnMut()>>,
+    /// The channel itself, from `open()` until closed: a channel that is
+    /// running stays alive when the page drops its last reference to the JS
+    /// object (wasm-bindgen frees unreachable objects through a
+    /// FinalizationRegistry), as a browser keeps an open WebSocket alive.
+    keepalive: Option<Shared>,
 }
 
 impl Inner {
@@ -123,6 +128,7 @@ impl Inner {
             failed: 0,
             pending_open: None,
             online: None,
+            keepalive: None,
         }
     }
 
@@ -230,6 +236,8 @@ impl Inner {
             self.emit(Ev::Error, err.clone());
         }
         self.emit(Ev::Close, JsValue::UNDEFINED);
+        // Never the last reference: every caller holds one (see `with`).
+        self.keepalive = None;
         if let Some((_, reject)) = self.pending_open.take() {
             let err = error.unwrap_or_else(|| {
                 js_error(
@@ -302,6 +310,7 @@ pub(crate) fn open(shared: &Shared) -> Promise {
             return promise;
         }
         i.pending_open = Some((resolve, reject));
+        i.keepalive = Some(shared.clone());
         i.set_state(State::Connecting);
         let Some(relay) = i.opts.relay.clone() else {
             i.finish(Some(js_error(

@@ -24,7 +24,7 @@ use sse_channel_protocol::ErrorCode;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use self::core::{flush, Inner, Shared};
+use self::core::{Inner, Shared};
 use self::options::{defaults, Options};
 use crate::js_error::js_error;
 
@@ -93,7 +93,9 @@ export interface SSEChannelEvents {
  * `state({from, to})`; always open → message* → end → close, `close` exactly once.
  */
 export class SSEChannel {
+  /** Releases this handle. A channel that was opened goes on until `end`, `close()` or a final error. */
   free(): void;
+  [Symbol.dispose](): void;
   constructor(options?: SSEChannelOptions);
   /** Sets defaults for every later `new SSEChannel()`, e.g. `{ relay }`. */
   static configure(options: SSEChannelOptions): void;
@@ -257,14 +259,5 @@ impl SseChannel {
             .borrow()
             .transport()
             .map(|k| k.as_str().to_owned())
-    }
-}
-
-impl Drop for SseChannel {
-    fn drop(&mut self) {
-        // `free()` from JS: stop quietly; nothing can listen any more.
-        self.inner.borrow_mut().remove_all_listeners(None);
-        self::core::close(&self.inner);
-        flush(&self.inner);
     }
 }
