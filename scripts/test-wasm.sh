@@ -39,6 +39,29 @@ for _ in $(seq 1 50); do [ -s "$hole_log" ] && break; sleep 0.1; done
 HOLE_URL="http://127.0.0.1:$(head -n1 "$hole_log")"
 log "black hole at $HOLE_URL"
 
-export SSE_RELAY_URL="$MAIN_URL" SSE_SMALL_RELAY_URL="$SMALL_URL" SSE_BLACKHOLE_URL="$HOLE_URL"
+# An HTTP proxy in front of the main relay that refuses WebSocket upgrades (as some corporate
+# proxies do): `transport: 'auto'` must fall back to EventSource through it.
+proxy_log=$(mktemp -t sse-proxy.XXXXXX)
+node -e '
+  const http = require("http"); const target = new URL(process.argv[1]);
+  const s = http.createServer((req, res) => {
+    const up = http.request({ host: target.hostname, port: target.port, method: req.method,
+      path: req.url, headers: req.headers }, (r) => { res.writeHead(r.statusCode, r.headers); r.pipe(res); });
+    up.on("error", () => res.destroy());
+    res.on("close", () => up.destroy());
+    req.pipe(up);
+  });
+  s.on("upgrade", (req, socket) => socket.destroy());
+  s.listen(0, "127.0.0.1", () => console.log(s.address().port));
+  setTimeout(() => process.exit(0), 15 * 60 * 1000).unref();
+  process.on("SIGTERM", () => process.exit(0));
+' "$MAIN_URL" >"$proxy_log" &
+PROXY_PID=$!
+trap 'kill $HOLE_PID $PROXY_PID 2>/dev/null; rm -f "$hole_log" "$proxy_log"; stop_relays' EXIT
+for _ in $(seq 1 50); do [ -s "$proxy_log" ] && break; sleep 0.1; done
+PROXY_URL="http://127.0.0.1:$(head -n1 "$proxy_log")"
+log "no-WebSocket proxy at $PROXY_URL"
+
+export SSE_RELAY_URL="$MAIN_URL" SSE_NO_WS_PROXY_URL="$PROXY_URL" SSE_SMALL_RELAY_URL="$SMALL_URL" SSE_BLACKHOLE_URL="$HOLE_URL"
 export WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-400}"
 cargo test --target wasm32-unknown-unknown -p sse-channel --test browser "$@"

@@ -730,6 +730,37 @@ async fn auto_prefers_websocket() {
     ch.close();
 }
 
+/// `auto` falls back to EventSource, for good, when a WebSocket cannot open
+/// (here: a proxy that refuses upgrades), and the channel works through it.
+#[wasm_bindgen_test]
+async fn auto_falls_back_to_eventsource() {
+    let proxy = match option_env!("SSE_NO_WS_PROXY_URL") {
+        Some(url) => url,
+        None => panic!("SSE_NO_WS_PROXY_URL is unset: run scripts/test-wasm.sh"),
+    };
+    let (ch, rec) = opened_auto(proxy).await;
+    assert_eq!(ch.transport().as_deref(), Some("eventsource"));
+    publish_range(&ch, 1, 2).await;
+    rec.wait("2 messages", 5_000, |r| r.count("message") == 2)
+        .await;
+    cut(&ch, 0).await;
+    publish_range(&ch, 3, 3).await;
+    rec.wait("3 messages", 10_000, |r| r.count("message") == 3)
+        .await;
+    assert_eq!(ch.transport().as_deref(), Some("eventsource"));
+    end(&ch, &JsValue::NULL).await;
+    rec.wait("close", 5_000, |r| r.count("close") == 1).await;
+    assert_eq!(rec.messages(), numbers(1, 3));
+    assert_eq!(rec.skeleton(), ["open", "message*", "end", "close"]);
+}
+
+async fn opened_auto(relay_url: &str) -> (SseChannel, Recorder) {
+    let ch = SseChannel::new(options("auto", &[("relay", relay_url.into())])).unwrap();
+    let rec = Recorder::attach(&ch);
+    open(&ch).await.expect("open() resolves");
+    (ch, rec)
+}
+
 /// A relay port that refuses connections: NETWORK_ERROR, error then close.
 #[wasm_bindgen_test]
 async fn open_refused_is_network_error() {
