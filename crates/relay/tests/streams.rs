@@ -375,3 +375,42 @@ async fn test_hook_drops_streams_and_pauses_subscriptions() {
         .await;
     assert_eq!(r.status, 404);
 }
+
+#[tokio::test]
+async fn slow_subscriber_gets_the_lost_range_mid_stream() {
+    let relay = start(Config {
+        replay_buffer_events: 2,
+        ..config()
+    })
+    .await;
+    let ch = relay.create().await;
+    let mut sub = relay.live(T::Ws, &ch, "").await;
+    // The subscriber does not read while far more than the socket buffers can
+    // hold is published.
+    const N: u64 = 400;
+    let big = "x".repeat(60_000);
+    for i in 1..=N {
+        let r = relay
+            .publish(&ch, &json!({"data": format!("{i}{big}")}).to_string())
+            .await;
+        assert_eq!(r.status, 200);
+    }
+    let mut expected = 1;
+    let mut lost = 0;
+    while expected <= N {
+        let e = sub.next().await.unwrap();
+        if e.event == "error" {
+            assert_eq!(e.data["code"], "MESSAGES_LOST");
+            assert_eq!(e.data["from"].as_u64(), Some(expected));
+            let to = e.data["to"].as_u64().unwrap();
+            assert!(to >= expected && to < N);
+            lost += to - expected + 1;
+            expected = to + 1;
+            continue;
+        }
+        assert_eq!(e.id, Some(expected), "no gap without a MESSAGES_LOST frame");
+        assert!(e.data.as_str().unwrap().starts_with(&expected.to_string()));
+        expected += 1;
+    }
+    assert!(lost > 0, "the slow subscriber was told what it lost");
+}
