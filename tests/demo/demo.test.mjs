@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -24,11 +25,24 @@ let demoOutput = '';
 let baseUrl;
 let browser;
 
-function startDemo() {
+/** A port that was free a moment ago (the demo's relay allows exactly this page origin). */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function startDemo() {
+  const port = await freePort();
   return new Promise((resolve, reject) => {
     demo = spawn('bash', ['scripts/demo.sh'], {
       cwd: ROOT,
-      env: { ...process.env, DEMO_PORT: '0', DEMO_SKIP_SETUP: '1', NODE_ENV: '' },
+      env: { ...process.env, DEMO_PORT: String(port), DEMO_SKIP_SETUP: '1', NODE_ENV: '' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const onData = (chunk) => {
@@ -70,11 +84,16 @@ after(async () => {
 });
 
 /** Opens the demo page, waits until the SDK is loaded; records page errors. */
-async function openPage() {
+async function openPage(origin = baseUrl) {
   const page = await browser.newPage({ viewport: { width: 1280, height: 960 } });
   const pageErrors = [];
   page.on('pageerror', (err) => pageErrors.push(err.message));
-  await page.goto(baseUrl + '/');
+  // The browser itself logs refused connections (expected while a cut connection is paused).
+  const networkNoise = /WebSocket connection to|EventSource|Failed to load resource|net::ERR_/;
+  page.on('console', (msg) => {
+    if (msg.type() === 'error' && !networkNoise.test(msg.text())) pageErrors.push(`console: ${msg.text()}`);
+  });
+  await page.goto(origin + '/');
   await page.evaluate(() => window.demo.ready);
   return { page, pageErrors };
 }
@@ -129,9 +148,16 @@ function assertLongTaskRun(rec, steps) {
   assert.deepEqual(rec.events.filter((e) => e.kind === 'error'), [], 'no error events');
 }
 
-for (const transport of ['auto', 'websocket', 'eventsource']) {
-  test(`Start fills the bar; the log shows open → message… → end → close (${transport})`, { timeout: 60_000 }, async () => {
-    const { page, pageErrors } = await openPage();
+const RUNS = [
+  { transport: 'auto', host: '127.0.0.1' },
+  { transport: 'websocket', host: '127.0.0.1' },
+  { transport: 'eventsource', host: '127.0.0.1' },
+  // The page at its other allowed origin: the relay's CORS allow-list has both.
+  { transport: 'eventsource', host: 'localhost' },
+];
+for (const { transport, host } of RUNS) {
+  test(`Start fills the bar; the log shows open → message… → end → close (${transport}, ${host})`, { timeout: 60_000 }, async () => {
+    const { page, pageErrors } = await openPage(baseUrl.replace('127.0.0.1', host));
     try {
       const steps = 8;
       await startRun(page, { steps, delayMs: 100, transport });
@@ -139,7 +165,7 @@ for (const transport of ['auto', 'websocket', 'eventsource']) {
       const rec = await runRecord(page);
       assertLongTaskRun(rec, steps);
       if (transport !== 'auto') assert.equal(rec.channelTransport, transport, 'the chosen transport was used');
-      await page.screenshot({ path: path.join(OUT, `demo-${transport}.png`), fullPage: true });
+      if (host === '127.0.0.1') await page.screenshot({ path: path.join(OUT, `demo-${transport}.png`), fullPage: true });
       assert.deepEqual(pageErrors, []);
     } finally {
       await page.close();
