@@ -5,14 +5,14 @@
 #      binaryen package in ./node_modules (never Debian's binaryen; never --all-features)
 #   3. wasm-bindgen glue for --target web (slim.js), web without a default URL (index.js, the wasm
 #      inlined) and nodejs (node.cjs), assembled by pkg-template/build/assemble.mjs
-# Env: CARGO_TARGET_DIR (default target/), SSE_CHANNEL_LOADING=eager|lazy|async (default eager),
+# Env: CARGO_TARGET_DIR (default target/), SSE_CHANNEL_LOADING=eager|lazy|async (default lazy),
 #      PKG_OUT (default pkg).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 target_dir=${CARGO_TARGET_DIR:-target}
 out=${PKG_OUT:-pkg}
-loading=${SSE_CHANNEL_LOADING:-eager}
+loading=${SSE_CHANNEL_LOADING:-lazy}
 stage=build/pkg-stage
 wasm_opt=node_modules/.bin/wasm-opt
 log() { printf '[build-pkg] %s\n' "$*" >&2; }

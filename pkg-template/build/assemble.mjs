@@ -9,6 +9,7 @@
 // and sse_channel_bg.wasm. See docs/loading.md for why index.js looks the way it does.
 import { readFileSync, writeFileSync, mkdirSync, copyFileSync, rmSync, existsSync } from 'node:fs';
 import { join, dirname } from 'node:path';
+import { deflateRawSync } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -18,7 +19,7 @@ const opt = (name, dflt) => {
   const i = args.indexOf(name);
   return i >= 0 ? args.splice(i, 2)[1] : dflt;
 };
-const loading = opt('--loading', 'eager');
+const loading = opt('--loading', 'lazy');
 const version = opt('--cargo-version', '0.0.0');
 const [stage, out] = args;
 if (!stage || !out) throw new Error('usage: assemble.mjs <stage> <out> [--loading eager|lazy|async]');
@@ -64,10 +65,22 @@ glue = glue.replace(/^export (class|function|const) ([A-Za-z_$][\w$]*)/gm, (_m, 
 });
 if (/^export /m.test(glue)) throw new Error('assemble: inline glue has an export form this script does not know');
 
-const wasmB64 = readFileSync(join(stage, 'sse_channel_bg.wasm')).toString('base64');
-const loader = readFileSync(join(here, 'loader.js'), 'utf8')
-  .replace("'__SSE_LOADING__'", JSON.stringify(loading))
-  .replace("'__SSE_WASM_B64__'", () => JSON.stringify(wasmB64));
+// The wasm is stored deflated: base64 text gzips poorly (its 6-bit symbols break the byte patterns),
+// but base64 of already-compressed bytes costs next to nothing more once gzipped.
+const wasm = readFileSync(join(stage, 'sse_channel_bg.wasm'));
+const deflated = deflateRawSync(wasm, { level: 9 });
+const inflateSrc = readFileSync(join(here, 'inflate.js'), 'utf8');
+const inflate = new Function(`${inflateSrc}\nreturn __sseInflate;`)();
+if (Buffer.compare(Buffer.from(inflate(deflated, wasm.length)), wasm) !== 0) {
+  throw new Error('assemble: inflate.js does not reproduce the wasm');
+}
+const loader = [
+  readFileSync(join(here, 'loader.js'), 'utf8')
+    .replace("'__SSE_LOADING__'", JSON.stringify(loading))
+    .replace("'__SSE_WASM_LEN__'", String(wasm.length))
+    .replace("'__SSE_WASM_B64__'", () => JSON.stringify(deflated.toString('base64'))),
+  inflateSrc,
+].join('\n');
 const exportsList = [
   ...classes.map((n) => `const __sse_${n} = __sseWrapClass(${n}, ${JSON.stringify(n)});`),
   ...functions.map((n) => `const __sse_${n} = __sseWrapFunction(${n}, ${JSON.stringify(n)});`),

@@ -1,12 +1,15 @@
 // ---- sse-channel loader (pkg-template/build/loader.js; see docs/loading.md) ----------------------
 // The wasm is inlined below, so no bundler has to know about a .wasm file, no URL can break (Vite's
-// dev pre-bundling) and there is no top-level await (uni-app's default build target). It is compiled
-// synchronously (`initSync`), which every browser allows since Chromium 114; older Chromium refuses
-// synchronous compiles over 4 KB on the main thread (RangeError), and then the module is compiled
-// asynchronously instead while classes hand out a stand-in that queues calls until `open()`.
+// dev pre-bundling) and there is no top-level await (uni-app's default build target). By default
+// ('lazy') nothing happens at import: the first use (`new SSEChannel()`, any function) inflates and
+// compiles it synchronously (`initSync`), which every browser allows since Chromium 114. Older
+// Chromium refuses synchronous compiles over 4 KB on the main thread (RangeError); the module is
+// then compiled asynchronously while classes hand out a stand-in that queues calls until `open()`.
+// 'eager' does the same at import, 'async' always compiles asynchronously (measured alternatives).
 // Written for ES2019: uni-app's default build target does not lower newer syntax in dependencies.
 const __SSE_LOADING = '__SSE_LOADING__';
-const __SSE_WASM_B64 = '__SSE_WASM_B64__';
+const __SSE_WASM_B64 = '__SSE_WASM_B64__'; // the .wasm, deflated (raw DEFLATE), in base64
+const __SSE_WASM_LEN = '__SSE_WASM_LEN__';
 let __sseReady = false;
 let __sseSyncFailed = false;
 let __sseAsync = null;
@@ -17,11 +20,15 @@ const __sseOuterOf = new Map();
 const __sseOuterByName = {};
 
 function __sseBytes() {
-  if (typeof Uint8Array.fromBase64 === 'function') return Uint8Array.fromBase64(__SSE_WASM_B64);
-  const bin = atob(__SSE_WASM_B64);
-  const bytes = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
-  return bytes;
+  let deflated;
+  if (typeof Uint8Array.fromBase64 === 'function') {
+    deflated = Uint8Array.fromBase64(__SSE_WASM_B64);
+  } else {
+    const bin = atob(__SSE_WASM_B64);
+    deflated = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) deflated[i] = bin.charCodeAt(i);
+  }
+  return __sseInflate(deflated, __SSE_WASM_LEN);
 }
 
 /** Instantiates synchronously; false if this browser refuses synchronous compiles of this size. */

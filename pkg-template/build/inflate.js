@@ -1,0 +1,129 @@
+// A small synchronous DEFLATE (RFC 1951) decoder, after zlib's puff.c: the inlined wasm is stored
+// deflated, so the base64 text a browser downloads is about as small as the .wasm served gzipped.
+// (DecompressionStream would do, but it is asynchronous, and the module must load synchronously.)
+// assemble.mjs runs this very function on the build's output and compares it with the .wasm.
+function __sseInflate(src, outLen) {
+  const out = new Uint8Array(outLen);
+  let inPos = 0;
+  let outPos = 0;
+  let bitBuf = 0;
+  let bitCnt = 0;
+  const bits = (n) => {
+    while (bitCnt < n) {
+      if (inPos >= src.length) throw new Error('inflate: input ends early');
+      bitBuf |= src[inPos++] << bitCnt;
+      bitCnt += 8;
+    }
+    const v = bitBuf & ((1 << n) - 1);
+    bitBuf >>>= n;
+    bitCnt -= n;
+    return v;
+  };
+  // A canonical Huffman code: how many codes of each length, and the symbols in code order.
+  const build = (lengths, n) => {
+    const count = new Uint16Array(16);
+    const symbol = new Uint16Array(n);
+    const offs = new Uint16Array(16);
+    for (let i = 0; i < n; i++) count[lengths[i]]++;
+    count[0] = 0;
+    for (let len = 1; len < 15; len++) offs[len + 1] = offs[len] + count[len];
+    for (let i = 0; i < n; i++) if (lengths[i]) symbol[offs[lengths[i]]++] = i;
+    return { count, symbol };
+  };
+  const decode = (h) => {
+    let code = 0;
+    let first = 0;
+    let index = 0;
+    for (let len = 1; len < 16; len++) {
+      code |= bits(1);
+      const count = h.count[len];
+      if (code - count < first) return h.symbol[index + (code - first)];
+      index += count;
+      first = (first + count) << 1;
+      code <<= 1;
+    }
+    throw new Error('inflate: bad code');
+  };
+  const LBASE = [3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195, 227, 258];
+  const LEXT = [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0];
+  const DBASE = [1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385, 513, 769, 1025, 1537, 2049, 3073, 4097, 6145, 8193, 12289, 16385, 24577];
+  const DEXT = [0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13];
+  const ORDER = [16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15];
+  const codes = (lencode, distcode) => {
+    for (;;) {
+      let sym = decode(lencode);
+      if (sym < 256) {
+        out[outPos++] = sym;
+      } else if (sym === 256) {
+        return;
+      } else {
+        sym -= 257;
+        if (sym >= 29) throw new Error('inflate: bad length');
+        const len = LBASE[sym] + bits(LEXT[sym]);
+        const dsym = decode(distcode);
+        if (dsym >= 30) throw new Error('inflate: bad distance');
+        const dist = DBASE[dsym] + bits(DEXT[dsym]);
+        if (dist > outPos) throw new Error('inflate: distance too far');
+        for (let i = 0; i < len; i++, outPos++) out[outPos] = out[outPos - dist];
+      }
+    }
+  };
+  let fixed = null;
+  let last;
+  do {
+    last = bits(1);
+    const type = bits(2);
+    if (type === 0) {
+      bitBuf = 0;
+      bitCnt = 0;
+      const len = src[inPos] | (src[inPos + 1] << 8);
+      inPos += 4;
+      out.set(src.subarray(inPos, inPos + len), outPos);
+      inPos += len;
+      outPos += len;
+    } else if (type === 1) {
+      if (!fixed) {
+        const l = new Uint8Array(288);
+        l.fill(8, 0, 144);
+        l.fill(9, 144, 256);
+        l.fill(7, 256, 280);
+        l.fill(8, 280, 288);
+        fixed = [build(l, 288), build(new Uint8Array(30).fill(5), 30)];
+      }
+      codes(fixed[0], fixed[1]);
+    } else if (type === 2) {
+      const nlen = bits(5) + 257;
+      const ndist = bits(5) + 1;
+      const ncode = bits(4) + 4;
+      const lengths = new Uint8Array(320);
+      for (let i = 0; i < ncode; i++) lengths[ORDER[i]] = bits(3);
+      const lencode = build(lengths, 19);
+      lengths.fill(0);
+      for (let i = 0; i < nlen + ndist; ) {
+        const sym = decode(lencode);
+        if (sym < 16) {
+          lengths[i++] = sym;
+        } else {
+          let rep = 0;
+          let val = 0;
+          if (sym === 16) {
+            if (i === 0) throw new Error('inflate: repeat with no first length');
+            val = lengths[i - 1];
+            rep = 3 + bits(2);
+          } else if (sym === 17) {
+            rep = 3 + bits(3);
+          } else {
+            rep = 11 + bits(7);
+          }
+          if (i + rep > nlen + ndist) throw new Error('inflate: too many lengths');
+          while (rep--) lengths[i++] = val;
+        }
+      }
+      codes(build(lengths, nlen), build(lengths.subarray(nlen), ndist));
+    } else {
+      throw new Error('inflate: bad block type');
+    }
+  } while (!last);
+  if (outPos !== outLen) throw new Error('inflate: wrong output size');
+  return out;
+}
