@@ -43,7 +43,7 @@ use tokio::sync::watch;
 
 pub use config::Config;
 pub use error::ApiError;
-pub use server::run;
+pub use server::{run, run_with_broker};
 
 use broker::{Broker, MemoryBroker, MemoryLimits};
 use metrics::Metrics;
@@ -54,7 +54,25 @@ use token::TokenKey;
 /// per-address limits see no client address unless the server inserts
 /// `axum::extract::ConnectInfo<SocketAddr>` into request extensions.
 pub fn app(config: Config) -> Router {
-    routes::router(Relay::new(config))
+    let broker = memory_broker(&config);
+    app_with_broker(config, broker)
+}
+
+/// The router of a relay over the given broker (e.g. a shared one for several
+/// nodes). See [`app`] for what runs without [`run`].
+pub fn app_with_broker(config: Config, broker: Arc<dyn Broker>) -> Router {
+    routes::router(Relay::new(config, broker))
+}
+
+/// The embedded in-memory broker with the limits of `config`.
+pub fn memory_broker(config: &Config) -> Arc<dyn Broker> {
+    Arc::new(MemoryBroker::new(MemoryLimits {
+        max_channels: config.max_channels,
+        replay_events: config.replay_buffer_events.max(1),
+        replay_bytes: config.replay_buffer_bytes,
+        idempotency_keys: config.idempotency_keys,
+        ended_retention_ms: config.ended_retention_secs.saturating_mul(1000),
+    }))
 }
 
 /// Shared state of one relay process.
@@ -111,7 +129,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Relay {
-    pub(crate) fn new(config: Config) -> Arc<Self> {
+    pub(crate) fn new(config: Config, broker: Arc<dyn Broker>) -> Arc<Self> {
         let secret = match &config.secret {
             Some(s) => s.clone(),
             None => {
@@ -124,13 +142,6 @@ impl Relay {
                 s
             }
         };
-        let broker = Arc::new(MemoryBroker::new(MemoryLimits {
-            max_channels: config.max_channels,
-            replay_events: config.replay_buffer_events.max(1),
-            replay_bytes: config.replay_buffer_bytes,
-            idempotency_keys: config.idempotency_keys,
-            ended_retention_ms: config.ended_retention_secs.saturating_mul(1000),
-        }));
         Arc::new(Self {
             key: TokenKey::new(&secret),
             broker,

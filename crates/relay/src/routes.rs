@@ -249,7 +249,11 @@ fn authorize_publish(relay: &Relay, headers: &HeaderMap, id: &str) -> Result<(),
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| {
+            // The scheme name is case-insensitive (RFC 9110).
+            let (scheme, token) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then_some(token)
+        })
         .ok_or(ApiError::new(
             ErrorCode::Unauthorized,
             "missing Authorization: Bearer <publishToken>",

@@ -14,6 +14,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tower_service::Service;
 
+use crate::broker::Broker;
 use crate::{routes, Config, Relay};
 
 /// Serves the relay on `listener` until `shutdown` completes, then drains:
@@ -27,7 +28,18 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
-    let relay = Relay::new(config);
+    let broker = crate::memory_broker(&config);
+    run_with_broker(listener, config, broker, shutdown).await
+}
+
+/// [`run`] over the given broker.
+pub async fn run_with_broker(
+    listener: TcpListener,
+    config: Config,
+    broker: Arc<dyn Broker>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    let relay = Relay::new(config, broker);
     let router = routes::router(relay.clone());
     let sweeper = tokio::spawn(sweep_loop(relay.clone()));
     let connections = tokio::sync::watch::channel(0usize).0;
