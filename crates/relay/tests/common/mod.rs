@@ -58,6 +58,15 @@ pub async fn start(config: Config) -> TestRelay {
 }
 
 impl TestRelay {
+    /// Clients for a relay running elsewhere (e.g. the binary).
+    pub fn remote(addr: SocketAddr) -> Self {
+        Self {
+            addr,
+            stop: None,
+            task: None,
+        }
+    }
+
     /// Begins graceful shutdown and waits until `run` returns.
     pub async fn shutdown(&mut self) {
         if let Some(tx) = self.stop.take() {

@@ -1,0 +1,118 @@
+//! The `sse-relay` binary itself: its stdout line, `--help`, SIGTERM, logs.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Command, Stdio};
+
+use common::*;
+use serde_json::json;
+
+const BIN: &str = env!("CARGO_BIN_EXE_sse-relay");
+
+#[test]
+fn help_documents_every_flag_with_its_default() {
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    for flag in [
+        "--listen",
+        "--secret",
+        "--allow-origin",
+        "--broker",
+        "--test-hooks",
+        "--heartbeat-ms",
+        "--replay-buffer-events",
+        "--replay-buffer-bytes",
+        "--max-message-bytes",
+        "--max-body-bytes",
+        "--max-batch-messages",
+        "--channel-ttl-secs",
+        "--max-channel-ttl-secs",
+        "--ended-retention-secs",
+        "--channels-per-address",
+        "--create-rate-per-sec",
+        "--create-burst",
+        "--max-channels",
+        "--connections-per-channel",
+        "--idempotency-keys",
+        "--header-read-timeout-ms",
+        "--cleanup-interval-ms",
+        "--shutdown-grace-ms",
+        "--log",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from --help");
+    }
+    for default in [
+        "[default: 127.0.0.1:8080]",
+        "[default: 15000]",
+        "[default: 65536]",
+        "[env: SSE_RELAY_LISTEN=",
+    ] {
+        assert!(help.contains(default), "{default} missing from --help");
+    }
+}
+
+#[tokio::test]
+async fn binary_prints_its_address_serves_and_stops_on_sigterm_without_logging_tokens() {
+    let mut child = Command::new(BIN)
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--log",
+            "trace",
+            "--heartbeat-ms",
+            "60000",
+        ])
+        .env_remove("SSE_RELAY_SECRET")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let rest = line
+        .strip_prefix("listening on http://127.0.0.1:")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+    let port: u16 = rest.trim_end().parse().unwrap();
+    assert!(port > 0);
+    // Drive it with the test clients (a TestRelay without its own server task).
+    let relay = TestRelay::remote(format!("127.0.0.1:{port}").parse().unwrap());
+    let ch = relay.create().await;
+    let mut sse = relay.live(T::Sse, &ch, "").await;
+    let mut ws = relay.live(T::Ws, &ch, "").await;
+    relay.publish(&ch, r#"{"data":"x"}"#).await;
+    sse.expect_message(1, json!("x")).await;
+    ws.expect_message(1, json!("x")).await;
+    let r = relay.publish(&ch, "{").await;
+    assert_eq!(r.status, 400);
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for sub in [&mut sse, &mut ws] {
+        let e = sub.next().await.unwrap();
+        assert_eq!(e.data["code"], "SHUTTING_DOWN");
+    }
+    let code = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert!(code.status.success(), "{:?}", code.status);
+    let mut logs = String::from_utf8_lossy(&code.stderr).into_owned();
+    let _ = stdout.read_to_string(&mut logs);
+    assert!(
+        logs.contains("no --secret given"),
+        "warns about the random key:\n{logs}"
+    );
+    assert!(logs.contains("shutting down"), "{logs}");
+    assert!(
+        !logs.contains(&ch.sub) && !logs.contains(&ch.publ),
+        "a token was logged:\n{logs}"
+    );
+    assert!(
+        !logs.contains("token="),
+        "a query string was logged:\n{logs}"
+    );
+}
