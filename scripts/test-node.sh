@@ -24,10 +24,13 @@ if [ -z "${SSE_RELAY_BIN:-}" ]; then
 fi
 export SSE_RELAY_BIN
 
-start_relay --allow-origin '*'
+# A known secret lets a test mint its own tokens (as integrators may, see docs/protocol.md); no sweeping
+# keeps an expired channel answering CHANNEL_EXPIRED (410) instead of CHANNEL_NOT_FOUND once swept.
+SSE_RELAY_SECRET="node-tests-$RANDOM$RANDOM$RANDOM"
+start_relay --allow-origin '*' --secret "$SSE_RELAY_SECRET" --cleanup-interval-ms 3600000
 log "relay at $RELAY_URL; module $SSE_CHANNEL_NODE_MODULE"
 
 # The tests build their own allow-lists; an inherited one must not leak in.
 unset SSE_CHANNEL_ALLOWED_RELAYS
-SSE_RELAY_URL="$RELAY_URL" SSE_CHANNEL_NODE_MODULE="$SSE_CHANNEL_NODE_MODULE" \
+SSE_RELAY_URL="$RELAY_URL" SSE_RELAY_SECRET="$SSE_RELAY_SECRET" SSE_CHANNEL_NODE_MODULE="$SSE_CHANNEL_NODE_MODULE" \
   node --test --test-concurrency=1 --test-timeout=120000 tests/node/*.test.mjs

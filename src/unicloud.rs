@@ -27,7 +27,7 @@ use crate::writer::{writer_from, WriterOptions};
 #[wasm_bindgen(typescript_custom_section)]
 const UNICLOUD_TS: &'static str = r#"
 /** Options of `installUniCloud(uniCloud, options)`; all optional. */
-export interface InstallUniCloudOptions extends SSEChannelWriterOptions {
+export interface InstallUniCloudOptions extends SSEChannelOptions, SSEChannelWriterOptions {
   /** Relay base URL that `new uniCloud.SSEChannel()` uses; its origin is also the writer's default allow-list. */
   relay?: string;
 }
@@ -47,7 +47,9 @@ extern "C" {
 /// returns it.
 ///
 /// `options` (all optional):
-/// - `relay`: the relay base URL that `new uniCloud.SSEChannel()` uses.
+/// - `relay`: the relay base URL that `new uniCloud.SSEChannel()` uses. The
+///   other `SSEChannel` options (`transport`, `reconnect`, `openTimeoutMs`, …)
+///   become its defaults too (as `SSEChannel.configure` would).
 /// - `allowedRelays`: relay origins `uniCloud.deserializeSSEChannel` may post
 ///   to. Default: the origin of `relay` when given, else the environment
 ///   variable `SSE_CHANNEL_ALLOWED_RELAYS`. The other writer options
@@ -85,8 +87,14 @@ pub fn install_uni_cloud(
     };
     let relay = Reflect::get(&options, &JsValue::from_str("relay")).unwrap_or(JsValue::UNDEFINED);
 
-    // Writer side: read and check the options now, so a bad deployment fails at startup.
+    // Check everything before patching anything, so a bad deployment fails at
+    // start-up and leaves uniCloud untouched.
     let base = WriterOptions::from_js(&options, Some(&relay_as_allow_list(&relay)?))?;
+    let class = channel_class()?;
+    // Browser side: the SSEChannel options among `options` (relay, transport,
+    // reconnect, …) become the defaults of `new uniCloud.SSEChannel()`.
+    crate::channel::configure_defaults(&options)?;
+
     let defaults = options.clone();
     let deserialize = Closure::<dyn Fn(JsValue, JsValue) -> Result<JsValue, JsValue>>::new(
         move |descriptor: JsValue, overrides: JsValue| {
@@ -110,18 +118,7 @@ pub fn install_uni_cloud(
         &JsValue::from_str("deserializeSSEChannel"),
         &deserialize.into_js_value(),
     )?;
-
-    // Browser side: the SSEChannel class, defaulting to `relay`.
-    if !relay.is_undefined() && !relay.is_null() {
-        let defaults = Object::new();
-        Reflect::set(&defaults, &JsValue::from_str("relay"), &relay)?;
-        crate::channel::configure_defaults(&defaults)?;
-    }
-    Reflect::set(
-        &uni_cloud,
-        &JsValue::from_str("SSEChannel"),
-        &channel_class()?,
-    )?;
+    Reflect::set(&uni_cloud, &JsValue::from_str("SSEChannel"), &class)?;
     Ok(uni_cloud.unchecked_into())
 }
 

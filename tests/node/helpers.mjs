@@ -1,6 +1,7 @@
 // Shared helpers of the Node tests: the package under test, a real relay, an SSE reader, a fault proxy.
 // Environment (set by scripts/test-node.sh): SSE_RELAY_URL, SSE_CHANNEL_NODE_MODULE.
 import http from 'node:http';
+import { createHmac } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -33,6 +34,15 @@ export async function createChannel(body = undefined, relay = relayUrl) {
     if (res.status !== 201) throw new Error(`create channel: HTTP ${res.status} ${JSON.stringify(json)}`);
     return json;
   }
+}
+
+/** A token signed with the relay's secret (SSE_RELAY_SECRET): JWT HS256 `{sub, scope, exp}` (exp in seconds). */
+export function mintToken(claims) {
+  const secret = process.env.SSE_RELAY_SECRET;
+  if (!secret) throw new Error('SSE_RELAY_SECRET is not set: run scripts/test-node.sh');
+  const b64 = (v) => Buffer.from(JSON.stringify(v)).toString('base64url');
+  const signed = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64(claims)}`;
+  return `${signed}.${createHmac('sha256', secret).update(signed).digest('base64url')}`;
 }
 
 /** The descriptor the browser's SSEChannel.toJSON() would give for `ch`. */
