@@ -11,13 +11,13 @@ use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 
 use js_sys::{Function, Object, Promise, Reflect};
-use sse_channel_protocol::api::{CreateChannelResponse, ErrorDetail};
-use sse_channel_protocol::frame::ReadyData;
+use sse_channel_protocol::api::{field, CreateChannelResponse};
 use sse_channel_protocol::{Descriptor, ErrorCode, EventKind, LostRange};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 use super::http::create_channel;
+use super::js;
 use super::options::{Options, TransportChoice};
 use super::timer::Timeout;
 use crate::backoff;
@@ -497,9 +497,7 @@ fn on_incoming(shared: &Shared, gen: u32, inc: Incoming) {
     };
     match kind {
         EventKind::Ready => {
-            i.heartbeat_ms = serde_wasm_bindgen::from_value::<ReadyData>(data)
-                .ok()
-                .map(|r| r.heartbeat_ms);
+            i.heartbeat_ms = js::get_u64(&data, field::HEARTBEAT_MS);
             i.live = true;
             i.failed = 0;
             i.open_timer = None;
@@ -533,25 +531,21 @@ fn on_incoming(shared: &Shared, gen: u32, inc: Incoming) {
             i.finish(None);
         }
         EventKind::Error => {
-            let detail = serde_wasm_bindgen::from_value::<ErrorDetail>(data.clone()).ok();
-            let (code, message) = match detail {
-                Some(d) => (
-                    ErrorCode::parse(&d.code).unwrap_or(ErrorCode::Internal),
-                    d.message,
-                ),
-                None => (ErrorCode::Internal, "malformed error frame".to_owned()),
-            };
+            let code = js::get_string(&data, field::CODE)
+                .and_then(|c| ErrorCode::parse(&c))
+                .unwrap_or(ErrorCode::Internal);
+            let message = js::get_string(&data, field::MESSAGE)
+                .unwrap_or_else(|| "the relay closed the stream with an error".to_owned());
             if code == ErrorCode::MessagesLost {
                 rearm(&mut i, shared);
-                if let Ok(range) = serde_wasm_bindgen::from_value::<LostRange>(data) {
-                    i.cursor.skip(range);
+                let from = js::get_u64(&data, field::FROM);
+                let to = js::get_u64(&data, field::TO);
+                if let (Some(from), Some(to)) = (from, to) {
+                    i.cursor.skip(LostRange { from, to });
                     let err = js_error_with(
                         code,
                         &message,
-                        &[
-                            ("from", (range.from as f64).into()),
-                            ("to", (range.to as f64).into()),
-                        ],
+                        &[("from", (from as f64).into()), ("to", (to as f64).into())],
                     );
                     i.emit(Ev::Error, err);
                 }

@@ -1,12 +1,12 @@
 //! `POST /v1/channels` through the browser's `fetch`.
 
-use sse_channel_protocol::api::{
-    CreateChannelRequest, CreateChannelResponse, ErrorBody, CHANNELS_PATH,
-};
+use sse_channel_protocol::api::{field, CreateChannelResponse, CHANNELS_PATH};
 use sse_channel_protocol::ErrorCode;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
+
+use super::js;
 
 #[wasm_bindgen]
 extern "C" {
@@ -36,8 +36,10 @@ pub(crate) async fn create_channel(
     relay: &str,
     ttl_secs: Option<u64>,
 ) -> Result<CreateChannelResponse, Failure> {
-    let body =
-        serde_wasm_bindgen::to_value(&CreateChannelRequest { ttl_secs }).map_err(protocol)?;
+    let body = match ttl_secs {
+        Some(t) => js::object(&[(field::TTL_SECS, (t as f64).into())]),
+        None => js::object(&[]),
+    };
     let body = js_sys::JSON::stringify(&body).map_err(protocol)?;
     let init = js_sys::Object::new();
     let headers = js_sys::Object::new();
@@ -60,13 +62,12 @@ pub(crate) async fn create_channel(
         .unchecked_into();
     let json = JsFuture::from(resp.json().map_err(protocol)?).await;
     if !resp.ok() {
-        let err = json
-            .ok()
-            .and_then(|j| serde_wasm_bindgen::from_value::<ErrorBody>(j).ok());
-        return Err(match err {
-            Some(e) => (
-                ErrorCode::parse(&e.error.code).unwrap_or(ErrorCode::Internal),
-                e.error.message,
+        let err = json.map(|j| js::get(&j, field::ERROR)).unwrap_or_default();
+        let code = js::get_string(&err, field::CODE).and_then(|c| ErrorCode::parse(&c));
+        return Err(match code {
+            Some(code) => (
+                code,
+                js::get_string(&err, field::MESSAGE).unwrap_or_default(),
             ),
             None => (
                 ErrorCode::Internal,
@@ -74,5 +75,12 @@ pub(crate) async fn create_channel(
             ),
         });
     }
-    serde_wasm_bindgen::from_value(json.map_err(protocol)?).map_err(protocol)
+    let json = json.map_err(protocol)?;
+    let text = |k| js::get_string(&json, k).ok_or_else(|| protocol(()));
+    Ok(CreateChannelResponse {
+        channel_id: text(field::CHANNEL_ID)?,
+        subscribe_token: text(field::SUBSCRIBE_TOKEN)?,
+        publish_token: text(field::PUBLISH_TOKEN)?,
+        expires_at: js::get_u64(&json, field::EXPIRES_AT).ok_or_else(|| protocol(()))?,
+    })
 }

@@ -13,6 +13,7 @@
 
 mod core;
 mod http;
+mod js;
 mod options;
 mod timer;
 
@@ -20,6 +21,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use js_sys::{Function, Promise};
+use sse_channel_protocol::api::field;
 use sse_channel_protocol::ErrorCode;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -226,12 +228,19 @@ impl SseChannel {
                 "toJSON(): the channel can be serialized only after open() resolved",
             )
         })?;
-        serde_wasm_bindgen::to_value(&d).map_err(|_| {
-            js_error(
-                ErrorCode::InvalidState,
-                "toJSON(): descriptor not representable",
-            )
-        })
+        let values: [JsValue; 6] = [
+            d.kind.as_str().into(),
+            d.version.into(),
+            d.relay.as_str().into(),
+            d.channel_id.as_str().into(),
+            d.publish_token.as_str().into(),
+            (d.expires_at as f64).into(),
+        ];
+        let o = js_sys::Object::new();
+        for (k, v) in field::DESCRIPTOR.iter().zip(values) {
+            js_sys::Reflect::set(&o, &JsValue::from_str(k), &v)?;
+        }
+        Ok(o.into())
     }
 
     /// `"idle" | "connecting" | "open" | "reconnecting" | "closed"`.

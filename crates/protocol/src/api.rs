@@ -137,9 +137,116 @@ pub struct ErrorDetail {
     pub message: String,
 }
 
+/// JSON member names of the bodies, frames and descriptor, for clients that
+/// read and build them without serde (the browser SDK uses `Reflect`, which
+/// keeps its bundle small). The test `field_names_match_serde` checks every
+/// name against the serde spelling of the types, so the two cannot drift.
+pub mod field {
+    /// [`super::CreateChannelResponse::channel_id`], `Descriptor::channel_id`.
+    pub const CHANNEL_ID: &str = "channelId";
+    /// [`super::CreateChannelResponse::subscribe_token`].
+    pub const SUBSCRIBE_TOKEN: &str = "subscribeToken";
+    /// [`super::CreateChannelResponse::publish_token`], `Descriptor::publish_token`.
+    pub const PUBLISH_TOKEN: &str = "publishToken";
+    /// [`super::CreateChannelResponse::expires_at`], `Descriptor::expires_at`.
+    pub const EXPIRES_AT: &str = "expiresAt";
+    /// [`super::CreateChannelRequest::ttl_secs`].
+    pub const TTL_SECS: &str = "ttlSecs";
+    /// `ReadyData::heartbeat_ms` (data of the `ready` frame).
+    pub const HEARTBEAT_MS: &str = "heartbeatMs";
+    /// [`super::ErrorBody::error`].
+    pub const ERROR: &str = "error";
+    /// [`super::ErrorDetail::code`]; also in `error` frames.
+    pub const CODE: &str = "code";
+    /// [`super::ErrorDetail::message`]; also in `error` frames.
+    pub const MESSAGE: &str = "message";
+    /// `LostRange::from` (in `MESSAGES_LOST` frames).
+    pub const FROM: &str = "from";
+    /// `LostRange::to` (in `MESSAGES_LOST` frames).
+    pub const TO: &str = "to";
+    /// `Descriptor::kind`.
+    pub const TYPE: &str = "type";
+    /// `Descriptor::version`.
+    pub const VERSION: &str = "version";
+    /// `Descriptor::relay`.
+    pub const RELAY: &str = "relay";
+    /// The members of a descriptor, in the order it is written.
+    pub const DESCRIPTOR: [&str; 6] = [TYPE, VERSION, RELAY, CHANNEL_ID, PUBLISH_TOKEN, EXPIRES_AT];
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn field_names_match_serde() {
+        use crate::frame::ReadyData;
+        use crate::{Descriptor, LostRange};
+        fn keys<T: Serialize>(v: &T) -> Vec<String> {
+            let text = serde_json::to_string(v).unwrap();
+            let map: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(&text).unwrap();
+            let mut k: Vec<String> = map.keys().cloned().collect();
+            k.sort();
+            k
+        }
+        fn sorted(names: &[&str]) -> Vec<String> {
+            let mut k: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+            k.sort();
+            k
+        }
+        let created = CreateChannelResponse {
+            channel_id: "c".into(),
+            subscribe_token: "s".into(),
+            publish_token: "p".into(),
+            expires_at: 1,
+        };
+        assert_eq!(
+            keys(&created),
+            sorted(&[
+                field::CHANNEL_ID,
+                field::SUBSCRIBE_TOKEN,
+                field::PUBLISH_TOKEN,
+                field::EXPIRES_AT
+            ])
+        );
+        assert_eq!(
+            keys(&CreateChannelRequest { ttl_secs: Some(1) }),
+            sorted(&[field::TTL_SECS])
+        );
+        assert_eq!(
+            keys(&ReadyData { heartbeat_ms: 1 }),
+            sorted(&[field::HEARTBEAT_MS])
+        );
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: "X".into(),
+                message: "m".into(),
+            },
+        };
+        assert_eq!(keys(&body), sorted(&[field::ERROR]));
+        assert_eq!(keys(&body.error), sorted(&[field::CODE, field::MESSAGE]));
+        assert_eq!(
+            keys(&LostRange { from: 1, to: 2 }),
+            sorted(&[field::FROM, field::TO])
+        );
+        let d = Descriptor::new(
+            "http://127.0.0.1:1",
+            "0123456789abcdef0123456789abcdef",
+            "t",
+            1,
+        );
+        // Member order as written (serde_json's Map would sort the keys).
+        let text = serde_json::to_string(&d).unwrap();
+        let mut order = Vec::new();
+        let mut rest = text.as_str();
+        while let Some(i) = rest.find("\":") {
+            let start = rest[..i].rfind('"').unwrap();
+            order.push(rest[start + 1..i].to_owned());
+            rest = &rest[i + 2..];
+        }
+        assert_eq!(order, field::DESCRIPTOR);
+    }
 
     #[test]
     fn paths() {
