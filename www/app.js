@@ -104,7 +104,8 @@ function setProgress(value, max, label) {
 
 function showResult(value) {
   el.result.classList.remove('empty');
-  el.result.textContent = value === undefined ? 'undefined (end() was called without data)' : JSON.stringify(value, null, 2);
+  el.result.textContent =
+    value == null ? `${value} (the function called end() without data)` : JSON.stringify(value, null, 2);
 }
 
 function refreshIds(ch) {
@@ -229,7 +230,7 @@ async function cut() {
     });
     const body = await res.json().catch(() => ({}));
     if (!res.ok) throw new Error(body.error?.message || `HTTP ${res.status}`);
-    log('cut', `dropped ${body.dropped} stream${body.dropped === 1 ? '' : 's'}; reconnects refused for ${CUT_PAUSE_MS} ms`, body);
+    log('cut', `dropped ${body.dropped} stream${body.dropped === 1 ? '' : 's'}; relay paused ${CUT_PAUSE_MS / 1000} s`, body);
   } catch (err) {
     log('cut', `cut failed: ${err.message}`);
   } finally {

@@ -182,6 +182,7 @@ for (const transport of ['websocket', 'eventsource']) {
       await page.waitForFunction(() => document.querySelector('#progress').value >= 3, null, { timeout: RUN_TIMEOUT_MS });
       await page.click('#cut');
       await page.waitForFunction(() => window.demo.events.some((e) => e.kind === 'cut'), null, { timeout: RUN_TIMEOUT_MS });
+      await page.screenshot({ path: path.join(OUT, `demo-cut-${transport}-midway.png`), fullPage: true });
       await waitForClose(page);
       const rec = await runRecord(page);
       const cut = rec.events.find((e) => e.kind === 'cut');
@@ -210,6 +211,7 @@ test("the 'sse' function (uniCloud's docs example, verbatim) runs unchanged", { 
     assert.deepEqual(channel.filter((e) => e.kind === 'message').map((e) => e.data), ['message1', 'message2']);
     assert.deepEqual(rec.events.find((e) => e.kind === 'call').data, { errCode: 0 });
     assert.equal(rec.progress.value, rec.progress.max);
+    await page.screenshot({ path: path.join(OUT, 'demo-sse.png'), fullPage: true });
     assert.deepEqual(pageErrors, []);
   } finally {
     await page.close();

@@ -142,6 +142,9 @@ function listFunctions() {
     .sort();
 }
 
+/** mtime of each function file when it was last loaded. */
+const loadedAt = new Map();
+
 class CallError extends Error {
   constructor(status, code, message) {
     super(message);
@@ -156,6 +159,12 @@ async function callFunction(name, data, clientIP) {
   }
   const file = path.join(FUNCTIONS, name, 'index.js');
   if (!existsSync(file)) throw new CallError(404, 'FUNCTION_NOT_FOUND', `no cloud function named ${name}`);
+  // Edit a function and call it again: a changed file is loaded afresh (no restart needed).
+  const mtime = statSync(file).mtimeMs;
+  if (loadedAt.get(file) !== mtime) {
+    delete require.cache[require.resolve(file)];
+    loadedAt.set(file, mtime);
+  }
   const mod = require(file);
   if (typeof mod.main !== 'function') throw new CallError(500, 'FUNCTION_INVALID', `${name} does not export main`);
   const requestId = randomUUID();
