@@ -219,10 +219,10 @@ test("the 'sse' function (uniCloud's docs example, verbatim) runs unchanged", { 
 });
 
 /** A raw request, so paths like `/pkg/%2e%2e/…` reach the runner unnormalized. */
-function request(method, pathname, body) {
+function request(method, pathname, body, headers = { 'Content-Type': 'application/json' }) {
   const url = new URL(baseUrl);
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: url.hostname, port: url.port, method, path: pathname, headers: { 'Content-Type': 'application/json' } }, (res) => {
+    const req = http.request({ host: url.hostname, port: url.port, method, path: pathname, headers }, (res) => {
       let text = '';
       res.setEncoding('utf8').on('data', (c) => (text += c));
       res.on('end', () => {
@@ -234,7 +234,7 @@ function request(method, pathname, body) {
       });
     });
     req.on('error', reject);
-    req.end(body === undefined ? undefined : JSON.stringify(body));
+    req.end(body === undefined || typeof body === 'string' ? body : JSON.stringify(body));
   });
 }
 
@@ -247,15 +247,27 @@ test('the runner validates function names and serves no server code', { timeout:
   const missing = await request('POST', '/__callFunction', { name: 'noSuchFunction', data: {} });
   assert.equal(missing.status, 404);
   assert.equal(missing.json.error.code, 'FUNCTION_NOT_FOUND');
-  const notJson = await new Promise((resolve) => {
-    const u = new URL(baseUrl);
-    const req = http.request({ host: u.hostname, port: u.port, method: 'POST', path: '/__callFunction' }, (res) => resolve(res.statusCode));
-    req.end('{not json');
-  });
-  assert.equal(notJson, 400);
+  assert.equal((await request('POST', '/__callFunction', '{not json')).status, 400);
   for (const p of ['/server/runner.mjs', '/cloudfunctions/longTask/index.js', '/%2e%2e/Cargo.toml', '/pkg/%2e%2e/Cargo.toml', '/pkg/..%2fCargo.toml']) {
     assert.equal((await request('GET', p)).status, 404, p);
   }
+  assert.equal((await request('GET', '/index.html%00.js')).status, 400);
+});
+
+test('the runner refuses requests from other sites', { timeout: 30_000 }, async () => {
+  const call = JSON.stringify({ name: 'sse', data: {} });
+  const json = { 'Content-Type': 'application/json' };
+  // A cross-site form or no-cors fetch cannot send application/json without a preflight.
+  const form = await request('POST', '/__callFunction', call, { 'Content-Type': 'text/plain' });
+  assert.equal(form.status, 415);
+  assert.equal(form.json.error.code, 'UNSUPPORTED_MEDIA_TYPE');
+  const crossSite = await request('POST', '/__callFunction', call, { ...json, Origin: 'https://evil.example' });
+  assert.equal(crossSite.status, 403);
+  // DNS rebinding: the browser sends the attacker's host name.
+  const rebound = await request('GET', '/__config', undefined, { Host: 'evil.example' });
+  assert.equal(rebound.status, 403);
+  const cut = await request('POST', '/__cut', { channelId: 'x' }, { ...json, Origin: 'http://evil.example' });
+  assert.equal(cut.status, 403);
   assert.equal((await request('GET', '/')).status, 200);
   const config = await request('GET', '/__config');
   assert.equal(config.json.testHooks, true);

@@ -218,8 +218,9 @@ function serveStatic(res, base, rel, deny = []) {
   try {
     decoded = decodeURIComponent(rel);
   } catch {
-    return send(res, 400, { error: { code: 'BAD_REQUEST', message: 'bad path' } });
+    decoded = '\0';
   }
+  if (decoded.includes('\0')) return send(res, 400, { error: { code: 'BAD_REQUEST', message: 'bad path' } });
   const file = path.resolve(base, '.' + path.posix.normalize('/' + decoded));
   const inside = path.relative(base, file);
   if (inside.startsWith('..') || path.isAbsolute(inside) || deny.includes(inside.split(path.sep)[0])) {
@@ -252,9 +253,28 @@ async function cut(body) {
   return { ...answer, pauseMs };
 }
 
+/**
+ * Only this machine's pages may use the runner: the Host header must name loopback (a DNS-rebinding
+ * page names its own host), a cross-site Origin is refused, and POSTs must be JSON (so a cross-site
+ * form or `no-cors` fetch cannot run a function: they cannot send that content type without a
+ * preflight, which the runner never grants).
+ */
+function refuseForeign(req) {
+  const host = req.headers.host ?? '';
+  if (!/^(127\.0\.0\.1|localhost|\[::1\])(:\d+)?$/.test(host)) return [403, 'FORBIDDEN', 'Host must be 127.0.0.1 or localhost'];
+  const origin = req.headers.origin;
+  if (origin !== undefined && origin !== `http://${host}`) return [403, 'FORBIDDEN', 'cross-origin requests are refused'];
+  if (req.method === 'POST' && !/^application\/json\s*(;|$)/i.test(req.headers['content-type'] ?? '')) {
+    return [415, 'UNSUPPORTED_MEDIA_TYPE', 'POST bodies must be application/json'];
+  }
+  return null;
+}
+
 const server = createServer(async (req, res) => {
   const url = new URL(req.url, `http://${HOST}`);
   const started = Date.now();
+  const refused = refuseForeign(req);
+  if (refused) return send(res, refused[0], { error: { code: refused[1], message: refused[2] } });
   try {
     if (url.pathname === '/__config' && req.method === 'GET') {
       return send(res, 200, { relay, testHooks, sdk: sdkUrl, package: `${pkg.name}@${pkg.version}`, functions: listFunctions() });
