@@ -131,7 +131,7 @@ export async function eventsOf(ch) {
  *   {delayMs}            forward, then answer only after delayMs (for timeouts)
  *   {status, code, raw}  answer this status, relay not involved; body {"error":{code,...}} (code default
  *                        INTERNAL) or the text `raw`
- * Log entries: {method, path, key, body, action, status, replayed}.
+ * Log entries: {method, path, key, body, action, status, replayed, clientGone}.
  */
 export async function startProxy(target = relayUrl, plan = () => 'forward') {
   const log = [];
@@ -179,6 +179,7 @@ export async function startProxy(target = relayUrl, plan = () => 'forward') {
     entry.replayed = up.headers.get('idempotent-replayed') === 'true';
     if (action === 'drop-response') { req.socket.destroy(); return; }
     if (action && typeof action === 'object' && action.delayMs) await sleep(action.delayMs);
+    entry.clientGone = req.socket.destroyed;
     if (req.socket.destroyed) return;
     res.writeHead(up.status, { 'content-type': up.headers.get('content-type') ?? 'application/json' });
     res.end(text);
@@ -196,6 +197,14 @@ export async function startProxy(target = relayUrl, plan = () => 'forward') {
       server.close(() => resolve());
     }),
   };
+}
+
+/** Waits until `fn()` is truthy (polling), at most `ms`; returns its last value. */
+export async function until(fn, ms = 5000) {
+  const end = Date.now() + ms;
+  let v;
+  while (!(v = fn()) && Date.now() < end) await sleep(10);
+  return v;
 }
 
 /** Asserts that `promise` rejects with an Error carrying `code`; returns the error. */
