@@ -8,7 +8,8 @@
 //! Measures, in a separate relay process:
 //! 1. idle RSS;
 //! 2. RSS with `SUBSCRIBERS` channels, then with one open SSE subscriber on each;
-//! 3. fan-out: `SUBSCRIBERS` SSE subscribers of one channel, `FANOUT_MESSAGES`
+//! 3. RSS with one WebSocket subscriber more on each channel;
+//! 4. fan-out: `SUBSCRIBERS` SSE subscribers of one channel, `FANOUT_MESSAGES`
 //!    64-byte messages, deliveries per second and relay CPU per delivery.
 
 use std::process::{Command, Stdio};
@@ -224,7 +225,24 @@ async fn main() {
         start.elapsed().as_secs_f64() * 1000.0
     ));
 
-    // 2. Fan-out: n subscribers of one channel.
+    // 2. The same channels, one WebSocket subscriber each.
+    let mut sockets = Vec::with_capacity(n);
+    for c in &chans {
+        let url = format!("ws://{addr}/v1/channels/{}/ws?token={}", c.id, c.sub);
+        let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("ws");
+        use futures_util::StreamExt as _;
+        let _ready = ws.next().await.expect("ready frame").expect("ready frame");
+        sockets.push(ws);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (with_ws, _) = proc_stats(pid);
+    report(&format!(
+        "RSS with {n} more WebSocket subscribers (one per channel): {with_ws} KiB ({:.1} KiB per WebSocket subscriber)",
+        (with_ws.saturating_sub(with_subs)) as f64 / n as f64
+    ));
+    drop(sockets);
+
+    // 3. Fan-out: n subscribers of one channel.
     let hub = create(&addr).await;
     let fan = Arc::new(AtomicU64::new(0));
     let mut opens = Vec::with_capacity(n);

@@ -30,6 +30,10 @@ use crate::{now_ms, ApiError, StreamGuard};
 
 /// Most events taken from the buffer per wake-up (one SSE write each).
 const READ_MAX: usize = 256;
+/// Read buffer of a WebSocket subscriber connection.
+const WS_READ_BUFFER: usize = 4 * 1024;
+/// Largest frame a WebSocket client may send (clients only send pings).
+const WS_MAX_CLIENT_MESSAGE: usize = 16 * 1024;
 
 /// What a subscriber has to send next.
 enum Step {
@@ -330,6 +334,15 @@ pub(crate) async fn ws(
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let admission = admit(&relay, &id, query, &headers, Transport::Ws).await;
+    // Clients only send tiny pings: tungstenite's default 128 KiB read buffer
+    // per socket would dominate the relay's memory (measured: 135 KiB per
+    // WebSocket subscriber with the defaults, see BENCHMARKS.md).
+    let upgrade = upgrade.map(|u| {
+        u.read_buffer_size(WS_READ_BUFFER)
+            .write_buffer_size(0)
+            .max_message_size(WS_MAX_CLIENT_MESSAGE)
+            .max_frame_size(WS_MAX_CLIENT_MESSAGE)
+    });
     match (upgrade, admission) {
         (_, Ok(Admission::Paused)) => plain_503(),
         (Ok(up), Ok(Admission::Go(sub))) => up.on_upgrade(move |socket| run_ws(socket, sub)),
