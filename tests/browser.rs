@@ -455,7 +455,16 @@ async fn final_error(transport: &str) {
         ["CHANNEL_EXPIRED", "UNAUTHORIZED", "CHANNEL_NOT_FOUND"].contains(&code.as_str()),
         "final code, got {code}"
     );
-    console_log!("final_error({}): {}", transport, code);
+    console_log!(
+        "final_error({}): {} {:?} {:?}",
+        transport,
+        code,
+        rec.states(),
+        rec.values("reconnecting")
+            .iter()
+            .map(json)
+            .collect::<Vec<_>>()
+    );
     assert_eq!(rec.skeleton(), ["open", "error", "close"]);
     let n = rec.count("reconnecting");
     sleep(500).await;
