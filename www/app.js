@@ -23,7 +23,35 @@ const el = {
   clear: $('clear'),
   pkgVersion: $('pkg-version'),
   relayUrl: $('relay-url'),
+  tally: $('tally'),
 };
+
+/** Counts what arrived, to show on the page that nothing was lost or repeated. */
+const tally = { steps: new Set(), received: 0, duplicates: 0, reconnects: 0, total: null, ended: false };
+
+function resetTally(total) {
+  tally.steps.clear();
+  tally.received = 0;
+  tally.duplicates = 0;
+  tally.reconnects = 0;
+  tally.total = total;
+  tally.ended = false;
+  el.tally.hidden = total == null;
+  renderTally();
+}
+
+function renderTally() {
+  const missing = tally.total == null ? 0 : tally.total - tally.steps.size;
+  const set = (kind, value, bad) => {
+    $(`tally-${kind}`).textContent = value;
+    el.tally.querySelector(`[data-kind="${kind}"]`).dataset.bad = String(bad);
+  };
+  set('received', tally.received, false);
+  set('duplicates', tally.duplicates, tally.duplicates > 0);
+  // Missing steps only count once the task has ended; until then they are still on their way.
+  set('missing', tally.ended ? missing : 0, tally.ended && missing > 0);
+  set('reconnects', tally.reconnects, false);
+}
 
 const CUT_PAUSE_MS = 1500;
 
@@ -143,6 +171,7 @@ async function start(SSEChannel) {
   const steps = Math.min(100, Math.max(1, Number(el.steps.value) || 10));
   const delayMs = Math.min(5000, Math.max(0, Number(el.delay.value) || 0));
   const transport = selectedTransport();
+  resetTally(name === 'longTask' ? steps : null);
   if (name === 'longTask') setProgress(0, steps, 'Opening the channel…');
   else setProgress(null, 1, 'Opening the channel…');
   let received = 0;
@@ -169,6 +198,10 @@ async function start(SSEChannel) {
     refreshIds(ch);
     log('message', short(data), data);
     if (data && typeof data === 'object' && Number.isInteger(data.step) && Number.isInteger(data.total)) {
+      tally.received += 1;
+      if (tally.steps.has(data.step)) tally.duplicates += 1;
+      tally.steps.add(data.step);
+      renderTally();
       setProgress(data.step, data.total, data.label ?? `Step ${data.step}`);
     } else {
       setProgress(null, null, `${received} message${received === 1 ? '' : 's'}: ${short(data, 60)}`);
@@ -178,6 +211,8 @@ async function start(SSEChannel) {
     refreshIds(ch);
     log('end', short(data), data);
     showResult(data);
+    tally.ended = true;
+    renderTally();
     if (name !== 'longTask') setProgress(1, 1, 'Done');
     else el.progressLabel.textContent = 'Done';
   });
@@ -192,6 +227,8 @@ async function start(SSEChannel) {
   });
   ch.on('reconnecting', (r) => {
     setState('reconnecting');
+    tally.reconnects += 1;
+    renderTally();
     el.progressLabel.textContent = 'Connection lost: reconnecting; missed steps will be replayed';
     log('reconnecting', `attempt ${r.attempt} in ${r.delayMs} ms`, r);
   });

@@ -123,6 +123,7 @@ async function runRecord(page) {
     result: document.querySelector('#result').textContent,
     state: document.querySelector('#state').textContent,
     channelTransport: window.demo.channel?.transport,
+    tally: Object.fromEntries(['received', 'duplicates', 'missing'].map((k) => [k, Number(document.getElementById(`tally-${k}`).textContent)])),
   }));
 }
 
@@ -138,6 +139,7 @@ function assertLongTaskRun(rec, steps) {
   assert.deepEqual(stepsSeen, Array.from({ length: steps }, (_, i) => i + 1), 'every step exactly once, in order');
   assert.equal(rec.progress.max, steps);
   assert.equal(rec.progress.value, steps, 'the progress bar reached its max');
+  assert.deepEqual(rec.tally, { received: steps, duplicates: 0, missing: 0 }, 'the page shows nothing lost or repeated');
   const end = rec.events.find((e) => e.kind === 'end');
   assert.equal(end.data.ok, true);
   assert.equal(end.data.steps, steps);
