@@ -360,12 +360,27 @@ pub(crate) async fn ws(
 async fn close_with_error(socket: &mut WebSocket, e: &ApiError) -> Result<(), axum::Error> {
     let frame = ws_frame(None, EventKind::Error, &e.detail_json());
     socket.send(Message::Text(frame.into())).await?;
+    close(socket, 4000 + e.code.http_status()).await
+}
+
+/// Sends a close frame and waits briefly for the client's, so that the browser
+/// sees a clean close with this code.
+async fn close(socket: &mut WebSocket, code: u16) -> Result<(), axum::Error> {
     socket
         .send(Message::Close(Some(CloseFrame {
-            code: 4000 + e.code.http_status(),
+            code,
             reason: "".into(),
         })))
-        .await
+        .await?;
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        while let Some(Ok(m)) = socket.recv().await {
+            if matches!(m, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
+    Ok(())
 }
 
 async fn run_ws(mut socket: WebSocket, mut sub: Box<Subscriber>) {
@@ -381,9 +396,7 @@ async fn ws_loop(socket: &mut WebSocket, sub: &mut Subscriber) -> Result<(), axu
         tokio::select! {
             step = sub.next() => match step {
                 None => {
-                    return socket
-                        .send(Message::Close(Some(CloseFrame { code: 1000, reason: "".into() })))
-                        .await;
+                    return close(socket, 1000).await;
                 }
                 Some(Step::Events(events)) => {
                     for e in &events {

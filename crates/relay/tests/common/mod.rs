@@ -316,7 +316,12 @@ impl Ws {
                 Some(Ok(Message::Text(t))) => {
                     return WsItem::Frame(serde_json::from_str(t.as_str()).unwrap())
                 }
-                Some(Ok(Message::Close(c))) => return WsItem::Closed(c.map(|c| c.code.into())),
+                Some(Ok(Message::Close(c))) => {
+                    // Poll once more so tungstenite sends its close reply (as a
+                    // browser does), completing the closing handshake.
+                    let _ = tokio::time::timeout(WAIT, self.socket.next()).await;
+                    return WsItem::Closed(c.map(|c| c.code.into()));
+                }
                 None | Some(Err(_)) => return WsItem::Closed(None),
                 Some(Ok(_)) => {}
             }
