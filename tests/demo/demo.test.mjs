@@ -53,6 +53,8 @@ async function startDemo() {
     demo.stdout.setEncoding('utf8').on('data', onData);
     demo.stderr.setEncoding('utf8').on('data', (c) => (demoOutput += c));
     demo.on('exit', (code) => reject(new Error(`demo.sh exited with ${code} before listening:\n${demoOutput}`)));
+    // Never leave the relay and runner behind, even if this process ends abruptly.
+    process.once('exit', () => demo.exitCode === null && demo.kill('SIGTERM'));
   });
 }
 
