@@ -1,4 +1,4 @@
-// A small synchronous DEFLATE (RFC 1951) decoder, after zlib's puff.c: the inlined wasm is stored
+// A small synchronous DEFLATE (RFC 1951) decoder with table lookups: the inlined wasm is stored
 // deflated, so the base64 text a browser downloads is about as small as the .wasm served gzipped.
 // (DecompressionStream would do, but it is asynchronous, and the module must load synchronously.)
 // assemble.mjs runs this very function on the build's output and compares it with the .wasm.
@@ -8,41 +8,61 @@ function __sseInflate(src, outLen) {
   let outPos = 0;
   let bitBuf = 0;
   let bitCnt = 0;
-  const bits = (n) => {
+  // Peeking may look past the end (zeros); reading past it is caught at the end of each block.
+  const need = (n) => {
     while (bitCnt < n) {
-      if (inPos >= src.length) throw new Error('inflate: input ends early');
-      bitBuf |= src[inPos++] << bitCnt;
+      bitBuf |= (inPos < src.length ? src[inPos] : 0) << bitCnt;
+      inPos++;
       bitCnt += 8;
     }
+  };
+  const bits = (n) => {
+    need(n);
     const v = bitBuf & ((1 << n) - 1);
     bitBuf >>>= n;
     bitCnt -= n;
     return v;
   };
-  // A canonical Huffman code: how many codes of each length, and the symbols in code order.
-  const build = (lengths, n) => {
+  // 15-bit bit reversal (DEFLATE's Huffman codes are stored most significant bit first).
+  const rev = new Uint16Array(32768);
+  for (let i = 0; i < 32768; i++) {
+    let x = ((i & 0xaaaa) >>> 1) | ((i & 0x5555) << 1);
+    x = ((x & 0xcccc) >>> 2) | ((x & 0x3333) << 2);
+    x = ((x & 0xf0f0) >>> 4) | ((x & 0x0f0f) << 4);
+    rev[i] = (((x & 0xff00) >>> 8) | ((x & 0x00ff) << 8)) >>> 1;
+  }
+  // A lookup table of 2^maxLen entries, indexed by the next maxLen input bits: symbol << 4 | length.
+  const table = (lengths, n) => {
+    let mb = 1;
+    for (let i = 0; i < n; i++) if (lengths[i] > mb) mb = lengths[i];
     const count = new Uint16Array(16);
-    const symbol = new Uint16Array(n);
-    const offs = new Uint16Array(16);
     for (let i = 0; i < n; i++) count[lengths[i]]++;
     count[0] = 0;
-    for (let len = 1; len < 15; len++) offs[len + 1] = offs[len] + count[len];
-    for (let i = 0; i < n; i++) if (lengths[i]) symbol[offs[lengths[i]]++] = i;
-    return { count, symbol };
+    const next = new Uint16Array(16);
+    for (let l = 1, code = 0; l <= mb; l++) {
+      code = (code + count[l - 1]) << 1;
+      next[l] = code;
+    }
+    const t = new Uint16Array(1 << mb);
+    for (let s = 0; s < n; s++) {
+      const l = lengths[s];
+      if (!l) continue;
+      const r = mb - l;
+      const entry = (s << 4) | l;
+      const first = next[l]++ << r;
+      const last = first | ((1 << r) - 1);
+      for (let m = first; m <= last; m++) t[rev[m] >>> (15 - mb)] = entry;
+    }
+    return { t, mb, mask: (1 << mb) - 1 };
   };
   const decode = (h) => {
-    let code = 0;
-    let first = 0;
-    let index = 0;
-    for (let len = 1; len < 16; len++) {
-      code |= bits(1);
-      const count = h.count[len];
-      if (code - count < first) return h.symbol[index + (code - first)];
-      index += count;
-      first = (first + count) << 1;
-      code <<= 1;
-    }
-    throw new Error('inflate: bad code');
+    need(h.mb);
+    const e = h.t[bitBuf & h.mask];
+    const l = e & 15;
+    if (!l) throw new Error('inflate: bad code');
+    bitBuf >>>= l;
+    bitCnt -= l;
+    return e >>> 4;
   };
   const LBASE = [3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195, 227, 258];
   const LEXT = [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0];
@@ -53,6 +73,7 @@ function __sseInflate(src, outLen) {
     for (;;) {
       let sym = decode(lencode);
       if (sym < 256) {
+        if (outPos >= outLen) throw new Error('inflate: output too long');
         out[outPos++] = sym;
       } else if (sym === 256) {
         return;
@@ -64,6 +85,7 @@ function __sseInflate(src, outLen) {
         if (dsym >= 30) throw new Error('inflate: bad distance');
         const dist = DBASE[dsym] + bits(DEXT[dsym]);
         if (dist > outPos) throw new Error('inflate: distance too far');
+        if (outPos + len > outLen) throw new Error('inflate: output too long');
         for (let i = 0; i < len; i++, outPos++) out[outPos] = out[outPos - dist];
       }
     }
@@ -74,10 +96,13 @@ function __sseInflate(src, outLen) {
     last = bits(1);
     const type = bits(2);
     if (type === 0) {
+      // Stored: drop to a byte boundary and hand back the whole bytes already buffered.
+      inPos -= bitCnt >>> 3;
       bitBuf = 0;
       bitCnt = 0;
       const len = src[inPos] | (src[inPos + 1] << 8);
       inPos += 4;
+      if (inPos + len > src.length || outPos + len > outLen) throw new Error('inflate: bad stored block');
       out.set(src.subarray(inPos, inPos + len), outPos);
       inPos += len;
       outPos += len;
@@ -88,7 +113,7 @@ function __sseInflate(src, outLen) {
         l.fill(9, 144, 256);
         l.fill(7, 256, 280);
         l.fill(8, 280, 288);
-        fixed = [build(l, 288), build(new Uint8Array(30).fill(5), 30)];
+        fixed = [table(l, 288), table(new Uint8Array(30).fill(5), 30)];
       }
       codes(fixed[0], fixed[1]);
     } else if (type === 2) {
@@ -97,7 +122,7 @@ function __sseInflate(src, outLen) {
       const ncode = bits(4) + 4;
       const lengths = new Uint8Array(320);
       for (let i = 0; i < ncode; i++) lengths[ORDER[i]] = bits(3);
-      const lencode = build(lengths, 19);
+      const lencode = table(lengths, 19);
       lengths.fill(0);
       for (let i = 0; i < nlen + ndist; ) {
         const sym = decode(lencode);
@@ -119,10 +144,11 @@ function __sseInflate(src, outLen) {
           while (rep--) lengths[i++] = val;
         }
       }
-      codes(build(lengths, nlen), build(lengths.subarray(nlen), ndist));
+      codes(table(lengths, nlen), table(lengths.subarray(nlen), ndist));
     } else {
       throw new Error('inflate: bad block type');
     }
+    if (inPos - (bitCnt >>> 3) > src.length) throw new Error('inflate: input ends early');
   } while (!last);
   if (outPos !== outLen) throw new Error('inflate: wrong output size');
   return out;

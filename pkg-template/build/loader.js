@@ -19,16 +19,40 @@ let __sseDeferred = [];
 const __sseOuterOf = new Map();
 const __sseOuterByName = {};
 
-function __sseBytes() {
-  let deflated;
-  if (typeof Uint8Array.fromBase64 === 'function') {
-    deflated = Uint8Array.fromBase64(__SSE_WASM_B64);
-  } else {
-    const bin = atob(__SSE_WASM_B64);
-    deflated = new Uint8Array(bin.length);
-    for (let i = 0; i < bin.length; i++) deflated[i] = bin.charCodeAt(i);
+function __sseDeflated() {
+  if (typeof Uint8Array.fromBase64 === 'function') return Uint8Array.fromBase64(__SSE_WASM_B64);
+  const bin = atob(__SSE_WASM_B64);
+  const deflated = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) deflated[i] = bin.charCodeAt(i);
+  return deflated;
+}
+
+/** The wasm: compiled in the background if that finished, else its bytes (inflated here, in JS). */
+function __sseModuleOrBytes() {
+  return __sseCompiled || __sseInflate(__sseDeflated(), __SSE_WASM_LEN);
+}
+
+// Soon after import, where the browser can, decompress natively and compile off the main thread,
+// so a later first use only instantiates. Any failure (no 'deflate-raw', a CSP without
+// 'wasm-unsafe-eval') is left to the synchronous path, which reports it where the user calls.
+let __sseCompiled = null;
+let __sseWarm = null;
+function __sseWarmUp() {
+  if (__sseWarm || __sseReady || typeof DecompressionStream !== 'function') return;
+  try {
+    const stream = new Blob([__sseDeflated()]).stream().pipeThrough(new DecompressionStream('deflate-raw'));
+    __sseWarm = new Response(stream)
+      .arrayBuffer()
+      .then((buf) => WebAssembly.compile(buf))
+      .then(
+        (m) => {
+          __sseCompiled = m;
+        },
+        () => {},
+      );
+  } catch (e) {
+    __sseWarm = null;
   }
-  return __sseInflate(deflated, __SSE_WASM_LEN);
 }
 
 /** Instantiates synchronously; false if this browser refuses synchronous compiles of this size. */
@@ -36,7 +60,7 @@ function __sseInitSync() {
   if (__sseReady) return true;
   if (__sseSyncFailed) return false;
   try {
-    initSync({ module: __sseBytes() });
+    initSync({ module: __sseModuleOrBytes() });
     __sseReady = true;
   } catch (e) {
     if (!(e instanceof RangeError)) throw e;
@@ -50,18 +74,20 @@ function __sseInitSync() {
 function __sseInitAsync() {
   if (__sseReady) return Promise.resolve();
   if (!__sseAsync) {
-    __sseAsync = __wbg_init({ module_or_path: __sseBytes() }).then(
-      () => {
-        __sseReady = true;
-        const deferred = __sseDeferred;
-        __sseDeferred = [];
-        for (const call of deferred) call();
-      },
-      (e) => {
-        __sseAsync = null;
-        throw __sseError('INTERNAL', `sse-channel: the WebAssembly module failed to load: ${e && e.message}`);
-      },
-    );
+    __sseAsync = Promise.resolve(__sseWarm)
+      .then(() => __wbg_init({ module_or_path: __sseModuleOrBytes() }))
+      .then(
+        () => {
+          __sseReady = true;
+          const deferred = __sseDeferred;
+          __sseDeferred = [];
+          for (const call of deferred) call();
+        },
+        (e) => {
+          __sseAsync = null;
+          throw __sseError('INTERNAL', `sse-channel: the WebAssembly module failed to load: ${e && e.message}`);
+        },
+      );
   }
   return __sseAsync;
 }
@@ -193,4 +219,5 @@ function __sseFixUniCloud(uniCloud) {
 
 if (__SSE_LOADING === 'eager') __sseInitSync();
 else if (__SSE_LOADING === 'async') __sseInitAsync();
+else if (typeof setTimeout === 'function') setTimeout(__sseWarmUp, 0);
 // ---- end of the loader -----------------------------------------------------------------------------

@@ -17,6 +17,7 @@ if (!relay) throw new Error('RELAY_URL is not set: run tests/e2e/bench-loading.s
 const VARIANTS = [
   { name: 'inline, sync compile at import (eager)', id: 'eager', files: ['eager/index.js'] },
   { name: 'inline, sync compile at first use (lazy)', id: 'lazy', files: ['lazy/index.js'] },
+  { name: 'inline, lazy, first use 1 s after import (background compile done)', id: 'lazy', delay: 1000, files: ['lazy/index.js'] },
   { name: 'inline, async compile from import (async)', id: 'async', files: ['async/index.js'] },
   { name: 'slim: glue + .wasm by URL, `await init()`', id: 'slim', files: ['eager/slim.js', 'eager/sse_channel_bg.wasm'] },
 ];
@@ -33,6 +34,7 @@ const t0 = performance.now();
 const m = await import(v === 'slim' ? './eager/slim.js' : './' + v + '/index.js');
 const t1 = performance.now();
 if (v === 'slim') await m.default();
+if (q.get('delay')) await new Promise((ok) => setTimeout(ok, Number(q.get('delay'))));
 const t2 = performance.now();
 const ch = new m.SSEChannel({ relay: q.get('relay'), transport: 'websocket' });
 const t3 = performance.now();
@@ -97,7 +99,7 @@ try {
         if (profile.cpu > 1) await cdp.send('Emulation.setCPUThrottlingRate', { rate: profile.cpu });
         const errors = [];
         page.on('pageerror', (e) => errors.push(e.message));
-        await page.goto(`${base}/bench.html?variant=${variant.id}&relay=${encodeURIComponent(relay)}`);
+        await page.goto(`${base}/bench.html?variant=${variant.id}&delay=${variant.delay || ''}&relay=${encodeURIComponent(relay)}`);
         await page.waitForFunction(() => window.result, null, { timeout: 60_000 }).catch(() => {
           throw new Error(`${variant.id}: no result; ${errors.join('; ')}`);
         });

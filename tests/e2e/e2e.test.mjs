@@ -82,7 +82,7 @@ describe('plain <script type="module"> page', { skip: !enabled('plain') }, () =>
     server = await serveStatic(dir);
   });
   after(() => server?.close());
-  bothTransports('plain', () => `${server.url}/index.html`, () => dir);
+  bothTransports('plain', () => `${server.url}/index.html`, () => dir, { expectClass: 'SSEChannel' });
   test('plain: older Chromium (sync compile > 4 KB refused): falls back to async, still works', { timeout: 90_000 }, async () => {
     results['plain old-chromium websocket'] = await scenario(browser, {
       url: `${server.url}/index.html`,
@@ -90,8 +90,29 @@ describe('plain <script type="module"> page', { skip: !enabled('plain') }, () =>
       transport: 'websocket',
       label: 'plain-old-chromium',
       oldChromium: true,
+      expectClass: 'Pending', // the stand-in that queues calls until the async compile is done
     });
   });
+  test('plain: slim entry (`await init()`, the .wasm by URL)', { timeout: 90_000 }, async () => {
+    results['plain slim websocket'] = await scenario(browser, {
+      url: `${server.url}/slim.html`,
+      project: dir,
+      transport: 'websocket',
+      label: 'plain-slim',
+    });
+  });
+  for (const oldChromium of [false, true]) {
+    test(`plain: installUniCloud, then \`new uniCloud.SSEChannel()\` with the configured relay${oldChromium ? ' (older Chromium)' : ''}`, { timeout: 90_000 }, async () => {
+      await scenario(browser, {
+        url: `${server.url}/unicloud.html?relay=${encodeURIComponent(process.env.RELAY_URL)}`,
+        project: dir,
+        transport: 'eventsource',
+        writer: 'esm',
+        label: `plain-unicloud${oldChromium ? '-old-chromium' : ''}`,
+        oldChromium,
+      });
+    });
+  }
   test('plain: Node resolves both require and import to the node build', () => {
     const out = run(
       process.execPath,

@@ -205,10 +205,17 @@ export async function launchBrowser() {
 }
 
 /**
- * Chromium before 114 refuses `new WebAssembly.Module(bytes)` over 4 KB on the main thread. This
- * init script makes today's Chromium behave the same way, to test the package's fallback.
+ * Chromium before 114 refuses `new WebAssembly.Module(bytes)` and `new WebAssembly.Instance(module)`
+ * of modules over 4 KB on the main thread (RangeError). This init script makes today's Chromium
+ * behave the same way (for the package's module, which is far over 4 KB), to test the fallback.
  */
 export function simulateOldChromium() {
+  const Instance = WebAssembly.Instance;
+  const PatchedInstance = function () {
+    throw new RangeError('WebAssembly.Instance is disallowed on the main thread, if the buffer size is larger than 4KB. Use WebAssembly.instantiate.');
+  };
+  PatchedInstance.prototype = Instance.prototype; // `instanceof WebAssembly.Instance` still holds
+  WebAssembly.Instance = PatchedInstance;
   const Module = WebAssembly.Module;
   const Patched = function (bytes) {
     if (bytes && bytes.byteLength > 4096) {
@@ -248,7 +255,7 @@ export function runWriter(project, kind, descriptor, relay, n = N_MESSAGES) {
  * project's Node writer, which writes N messages and ends; the page must receive every message, in
  * order, exactly once, then `end`, then `close`, and no error. Returns the page's numbers.
  */
-export async function scenario(browser, { url, project, transport, label, writer = 'cjs', oldChromium = false }) {
+export async function scenario(browser, { url, project, transport, label, writer = 'cjs', oldChromium = false, expectClass }) {
   const relay = env('RELAY_URL');
   const context = await browser.newContext();
   const page = await context.newPage();
@@ -288,6 +295,7 @@ export async function scenario(browser, { url, project, transport, label, writer
     assert.deepEqual(got.end, { done: true, n: N_MESSAGES });
     assert.deepEqual(got.events, ['open', ...expected.map(() => 'message'), 'end', 'close']);
     assert.equal(got.constructedSync, true, 'new SSEChannel() right after import is an SSEChannel');
+    if (expectClass) assert.equal(got.className, expectClass, 'which object new SSEChannel() gave');
     assert.deepEqual(problems, [], `${label}: page errors`);
     log(`[${label}] ok: ${got.messages.length} messages + end, first open() ${got.openMs.toFixed(1)} ms`);
     return { openMs: got.openMs };
