@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Node tests (node --test) of the cloud-function writer and installUniCloud, against a real sse-relay
 # on 127.0.0.1 (port 0), loading the package's Node build.
+#   scripts/test-node.sh          run the tests (tests/node/*.test.mjs)
+#   scripts/test-node.sh bench    print the writer benchmark (tests/node/bench-writer.mjs; release relay)
 #   SSE_CHANNEL_NODE_MODULE  use this built module instead of building pkg/ (scripts/build-pkg.sh)
 #   SSE_RELAY_BIN            use this relay binary (default: <target dir>/debug/sse-relay, built here)
 #   CARGO_TARGET_DIR         cargo's target dir (default target/)
@@ -17,10 +19,17 @@ if [ -z "${SSE_CHANNEL_NODE_MODULE:-}" ]; then
 fi
 [ -f "$SSE_CHANNEL_NODE_MODULE" ] || { log "missing $SSE_CHANNEL_NODE_MODULE"; exit 1; }
 
+mode=${1:-test}
 if [ -z "${SSE_RELAY_BIN:-}" ]; then
-  log "cargo build -p sse-relay"
-  cargo build -q -p sse-relay
-  SSE_RELAY_BIN="$(pwd)/${CARGO_TARGET_DIR:-target}/debug/sse-relay"
+  if [ "$mode" = bench ]; then
+    log "cargo build --release -p sse-relay"
+    cargo build -q --release -p sse-relay
+    SSE_RELAY_BIN="$(pwd)/${CARGO_TARGET_DIR:-target}/release/sse-relay"
+  else
+    log "cargo build -p sse-relay"
+    cargo build -q -p sse-relay
+    SSE_RELAY_BIN="$(pwd)/${CARGO_TARGET_DIR:-target}/debug/sse-relay"
+  fi
 fi
 export SSE_RELAY_BIN
 
@@ -32,5 +41,9 @@ log "relay at $RELAY_URL; module $SSE_CHANNEL_NODE_MODULE"
 
 # The tests build their own allow-lists; an inherited one must not leak in.
 unset SSE_CHANNEL_ALLOWED_RELAYS
-SSE_RELAY_URL="$RELAY_URL" SSE_RELAY_SECRET="$SSE_RELAY_SECRET" SSE_CHANNEL_NODE_MODULE="$SSE_CHANNEL_NODE_MODULE" \
-  node --test --test-concurrency=1 --test-timeout=120000 tests/node/*.test.mjs
+export SSE_RELAY_URL="$RELAY_URL" SSE_RELAY_SECRET SSE_CHANNEL_NODE_MODULE
+if [ "$mode" = bench ]; then
+  node tests/node/bench-writer.mjs
+  exit 0
+fi
+node --test --test-concurrency=1 --test-timeout=120000 tests/node/*.test.mjs
