@@ -97,7 +97,6 @@ export interface SSEChannelEvents {
 export class SSEChannel {
   /** Releases this handle. A channel that was opened goes on until `end`, `close()` or a final error. */
   free(): void;
-  [Symbol.dispose](): void;
   constructor(options?: SSEChannelOptions);
   /** Sets defaults for every later `new SSEChannel()`, e.g. `{ relay }`. */
   static configure(options: SSEChannelOptions): void;
