@@ -273,3 +273,173 @@ impl Broker for MemoryBroker {
         lock(&self.channels).len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "0123456789abcdef0123456789abcdef";
+
+    fn broker(replay_events: usize, replay_bytes: usize, keys: usize) -> MemoryBroker {
+        let b = MemoryBroker::new(MemoryLimits {
+            max_channels: 2,
+            replay_events,
+            replay_bytes,
+            idempotency_keys: keys,
+            ended_retention_ms: 100,
+        });
+        b.create_now(ID, 1_000);
+        b
+    }
+
+    impl MemoryBroker {
+        fn create_now(&self, id: &str, expires_at_ms: u64) {
+            let f = self.create(NewChannel {
+                id: id.into(),
+                expires_at_ms,
+            });
+            futures_util::FutureExt::now_or_never(f).unwrap().unwrap();
+        }
+    }
+
+    fn append(
+        b: &MemoryBroker,
+        kind: EventKind,
+        data: &[&str],
+        key: Option<&str>,
+        now: u64,
+    ) -> Result<Appended, BrokerError> {
+        b.append_now(
+            ID,
+            Append {
+                kind,
+                payloads: data.iter().map(|d| (*d).into()).collect(),
+                idempotency_key: key.map(str::to_owned),
+                now_ms: now,
+            },
+        )
+    }
+
+    fn ids(r: &ReadBatch) -> Vec<EventId> {
+        r.events.iter().map(|e| e.id).collect()
+    }
+
+    #[test]
+    fn ids_are_consecutive_and_reads_resume() {
+        let b = broker(10, 1 << 20, 8);
+        assert_eq!(
+            append(&b, EventKind::Message, &["1", "2"], None, 0)
+                .unwrap()
+                .last_id,
+            2
+        );
+        assert_eq!(
+            append(&b, EventKind::Message, &["3"], None, 0)
+                .unwrap()
+                .first_id,
+            3
+        );
+        assert_eq!(ids(&b.read_now(ID, 0, 10, 0).unwrap()), [1, 2, 3]);
+        assert_eq!(ids(&b.read_now(ID, 2, 10, 0).unwrap()), [3]);
+        assert_eq!(ids(&b.read_now(ID, 0, 2, 0).unwrap()), [1, 2]);
+        assert!(b.read_now(ID, 3, 10, 0).unwrap().events.is_empty());
+        assert!(b.read_now(ID, 99, 10, 0).unwrap().events.is_empty());
+    }
+
+    #[test]
+    fn eviction_by_bytes_keeps_the_newest_event() {
+        let b = broker(10, 5, 8);
+        append(&b, EventKind::Message, &["111", "222"], None, 0).unwrap();
+        let r = b.read_now(ID, 0, 10, 0).unwrap();
+        assert_eq!(ids(&r), [2]);
+        let lost = r.lost.unwrap();
+        assert_eq!((lost.from, lost.to), (1, 1));
+        // Larger than the whole budget: still kept (the end event must survive).
+        append(&b, EventKind::End, &["\"0123456789\""], None, 0).unwrap();
+        assert_eq!(ids(&b.read_now(ID, 0, 10, 0).unwrap()), [3]);
+    }
+
+    #[test]
+    fn idempotency_keys_are_bounded() {
+        let b = broker(10, 1 << 20, 2);
+        append(&b, EventKind::Message, &["1"], Some("a"), 0).unwrap();
+        append(&b, EventKind::Message, &["2"], Some("b"), 0).unwrap();
+        let again = append(&b, EventKind::Message, &["1"], Some("a"), 0).unwrap();
+        assert!(again.replayed);
+        assert_eq!(again.first_id, 1);
+        append(&b, EventKind::Message, &["3"], Some("c"), 0).unwrap();
+        // "a" was the oldest of three keys with room for two: forgotten.
+        assert!(
+            !append(&b, EventKind::Message, &["1"], Some("a"), 0)
+                .unwrap()
+                .replayed
+        );
+    }
+
+    #[test]
+    fn end_expiry_and_sweep() {
+        let b = broker(10, 1 << 20, 8);
+        let mut head = b.get(ID).unwrap().head.subscribe();
+        append(&b, EventKind::Message, &["1"], None, 0).unwrap();
+        assert_eq!(
+            *head.borrow_and_update(),
+            Head {
+                last_id: 1,
+                phase: Phase::Open
+            }
+        );
+        assert_eq!(
+            append(&b, EventKind::Message, &["1"], None, 1_000),
+            Err(BrokerError::Expired)
+        );
+        assert_eq!(
+            b.read_now(ID, 0, 10, 1_000).unwrap_err(),
+            BrokerError::Expired
+        );
+        append(&b, EventKind::End, &["null"], None, 500).unwrap();
+        assert_eq!(head.borrow_and_update().phase, Phase::Ended);
+        assert_eq!(
+            append(&b, EventKind::Message, &["1"], None, 501),
+            Err(BrokerError::Ended)
+        );
+        // Ended channels outlive their TTL for the retention, then go.
+        assert!(b.read_now(ID, 0, 10, 2_000).is_ok());
+        assert!(b.sweep_now(599).is_empty());
+        assert_eq!(b.sweep_now(600), [ID.to_owned()]);
+        assert_eq!(
+            b.read_now(ID, 0, 10, 600).unwrap_err(),
+            BrokerError::NotFound
+        );
+        assert!(
+            head.has_changed().is_err(),
+            "the watch closes with the channel"
+        );
+    }
+
+    #[test]
+    fn expired_channels_are_swept_with_their_phase_published() {
+        let b = broker(10, 1 << 20, 8);
+        let head = b.get(ID).unwrap().head.subscribe();
+        assert!(b.sweep_now(999).is_empty());
+        assert_eq!(b.sweep_now(1_000).len(), 1);
+        assert_eq!(head.borrow().phase, Phase::Expired);
+        assert_eq!(b.channel_count(), 0);
+    }
+
+    #[test]
+    fn channel_limit() {
+        let b = broker(10, 1 << 20, 8);
+        let other = "1123456789abcdef0123456789abcdef";
+        let third = "2123456789abcdef0123456789abcdef";
+        let create = |id: &str| {
+            let f = b.create(NewChannel {
+                id: id.into(),
+                expires_at_ms: 1,
+            });
+            futures_util::FutureExt::now_or_never(f).unwrap()
+        };
+        assert_eq!(create(ID), Err(BrokerError::Exists));
+        assert_eq!(create(other), Ok(()));
+        assert_eq!(create(third), Err(BrokerError::Full));
+    }
+}
