@@ -10,6 +10,34 @@
 //! await ch.open()
 //! await uniCloud.callFunction({ name: 'task', data: { sseChannel: ch } }) // JSON.stringify → toJSON()
 //! ```
+//!
+//! # Lifecycle
+//!
+//! `open()` creates the channel (`POST /v1/channels`), subscribes, and
+//! resolves when the relay's `ready` frame arrives. A stream that is lost
+//! afterwards (network error, heartbeat silence, a retryable relay code) is
+//! replaced with exponential backoff and full jitter ([`crate::backoff`]),
+//! resuming after the last id seen; replayed ids already delivered are
+//! dropped. `end` closes the channel normally. Codes the protocol marks final
+//! (`UNAUTHORIZED`, `CHANNEL_NOT_FOUND`, `CHANNEL_EXPIRED`, …) and a spent
+//! `reconnect.maxAttempts` (`RECONNECT_EXHAUSTED`) end with `error` then
+//! `close`. The browser's `online` event skips the rest of a backoff delay.
+//!
+//! # Events
+//!
+//! | event | argument | when |
+//! |---|---|---|
+//! | `open` | — | once, when the subscription first becomes live |
+//! | `message` | the published JSON value | in publish order, each once |
+//! | `end` | the `end` data | once; `close` follows |
+//! | `close` | — | exactly once, last |
+//! | `error` | `Error` with `code` | a final failure (then `close`), or `MESSAGES_LOST` with `from`/`to` (the stream goes on) |
+//! | `reconnecting` | `{attempt, delayMs, code}` | a lost stream will be retried in `delayMs` |
+//! | `state` | `{from, to}` | every change of the `state` getter |
+//!
+//! Listeners run in the order they were added; one that throws is reported
+//! with `console.error` and the others still run. `off` with a function that
+//! was never added removes nothing.
 
 mod core;
 mod http;
