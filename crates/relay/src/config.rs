@@ -51,6 +51,9 @@ pub struct Config {
     pub idempotency_keys: usize,
     /// Time a client has to send its request headers, in ms. Default 10,000.
     pub header_read_timeout_ms: u64,
+    /// Time a client has to send a request body once its headers are in, in ms.
+    /// Default 30,000.
+    pub body_read_timeout_ms: u64,
     /// How often expired and ended channels are swept, in ms. Default 1,000.
     pub cleanup_interval_ms: u64,
     /// On shutdown, how long open connections get to finish, in ms. Default 5,000.
@@ -79,6 +82,7 @@ impl Default for Config {
             connections_per_channel: limits::CONNECTIONS_PER_CHANNEL,
             idempotency_keys: limits::IDEMPOTENCY_KEYS_PER_CHANNEL,
             header_read_timeout_ms: limits::HEADER_READ_TIMEOUT_MS,
+            body_read_timeout_ms: 30_000,
             cleanup_interval_ms: 1000,
             shutdown_grace_ms: 5000,
         }

@@ -82,6 +82,9 @@ struct Cli {
     /// Time a client has to send its request headers, in ms (slow-client protection).
     #[arg(long, env = "SSE_RELAY_HEADER_READ_TIMEOUT_MS", default_value_t = limits::HEADER_READ_TIMEOUT_MS)]
     header_read_timeout_ms: u64,
+    /// Time a client has to send a request body once its headers are in, in ms.
+    #[arg(long, env = "SSE_RELAY_BODY_READ_TIMEOUT_MS", default_value_t = 30_000)]
+    body_read_timeout_ms: u64,
     /// How often expired and ended channels are swept, in ms.
     #[arg(long, env = "SSE_RELAY_CLEANUP_INTERVAL_MS", default_value_t = 1000)]
     cleanup_interval_ms: u64,
@@ -115,6 +118,7 @@ impl Cli {
             connections_per_channel: self.connections_per_channel,
             idempotency_keys: self.idempotency_keys,
             header_read_timeout_ms: self.header_read_timeout_ms,
+            body_read_timeout_ms: self.body_read_timeout_ms,
             cleanup_interval_ms: self.cleanup_interval_ms,
             shutdown_grace_ms: self.shutdown_grace_ms,
         }

@@ -149,9 +149,11 @@ async fn read_body(relay: &Relay, headers: &HeaderMap, body: Body) -> Result<Byt
             return Err(too_large());
         }
     }
-    axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| too_large())
+    let timeout = Duration::from_millis(relay.config.body_read_timeout_ms);
+    match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
+        Ok(read) => read.map_err(|_| too_large()),
+        Err(_) => Err(ApiError::bad_request("request body not received in time")),
+    }
 }
 
 fn utf8(body: &[u8]) -> Result<&str, ApiError> {

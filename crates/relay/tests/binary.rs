@@ -37,6 +37,7 @@ fn help_documents_every_flag_with_its_default() {
         "--connections-per-channel",
         "--idempotency-keys",
         "--header-read-timeout-ms",
+        "--body-read-timeout-ms",
         "--cleanup-interval-ms",
         "--shutdown-grace-ms",
         "--log",

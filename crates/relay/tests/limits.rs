@@ -235,3 +235,24 @@ async fn ended_channels_are_kept_for_the_retention_then_removed() {
     let (code, _) = refused(relay.subscribe(T::Sse, &ch.id, &ch.q()).await).await;
     assert_eq!(code, "CHANNEL_NOT_FOUND");
 }
+
+#[tokio::test]
+async fn body_read_timeout_refuses_slow_bodies() {
+    let relay = start(Config {
+        body_read_timeout_ms: 200,
+        ..config()
+    })
+    .await;
+    let mut s = tokio::net::TcpStream::connect(relay.addr).await.unwrap();
+    s.write_all(b"POST /v1/channels HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"ttl")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(3), s.read(&mut buf))
+        .await
+        .expect("answered in time")
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+    assert!(text.contains("BAD_REQUEST"), "{text}");
+}
