@@ -105,6 +105,10 @@ export interface SSEChannelWriterOptions {
   allowedRelays?: string[] | string;
   /** Largest message: its JSON text, in UTF-8 bytes. Default 65536 (the relay's default limit). */
   maxMessageBytes?: number;
+  /** Largest request body a batch may have. Default 1048576 (the relay's default limit). */
+  maxBodyBytes?: number;
+  /** Most messages per batch request. Default 1000 (the relay's default limit). */
+  maxBatchMessages?: number;
   /** Time one attempt (request and answer) may take before it is aborted and retried. Default 10000. */
   timeoutMs?: number;
   /** Retries of network errors, 5xx and 429 answers, with the same idempotency key. */
@@ -172,6 +176,8 @@ impl Failure {
 pub(crate) struct WriterOptions {
     allowed_origins: Vec<String>,
     max_message_bytes: usize,
+    max_body_bytes: usize,
+    max_batch_messages: usize,
     max_attempts: u32,
     min_delay_ms: f64,
     max_delay_ms: f64,
@@ -210,11 +216,17 @@ impl WriterOptions {
             origins_from_env()?
         };
 
+        // The relay's limits may be set lower than the protocol's defaults
+        // (`--max-body-bytes`, `--max-batch-messages`): then say so here too.
+        let max_body_bytes = positive_int(&get("maxBodyBytes"), "maxBodyBytes")?
+            .map_or(limits::MAX_BODY_BYTES, |n| n as usize);
+        let max_batch_messages = positive_int(&get("maxBatchMessages"), "maxBatchMessages")?
+            .map_or(limits::MAX_BATCH_MESSAGES, |n| n as usize);
         let max_message_bytes = positive_int(&get("maxMessageBytes"), "maxMessageBytes")?
             .map_or(limits::MAX_MESSAGE_BYTES, |n| n as usize);
-        if max_message_bytes > limits::MAX_BODY_BYTES - BATCH_HEAD.len() - BATCH_TAIL.len() {
+        if max_message_bytes.saturating_add(BATCH_HEAD.len() + BATCH_TAIL.len()) > max_body_bytes {
             return Err(invalid(
-                "option `maxMessageBytes` must not exceed the relay's request body limit (1 MiB minus 15 bytes)",
+                "option `maxMessageBytes` must leave room for the batch envelope (15 bytes) within `maxBodyBytes` (default 1 MiB)",
             ));
         }
         let timeout_ms =
@@ -248,6 +260,8 @@ impl WriterOptions {
         Ok(Self {
             allowed_origins,
             max_message_bytes,
+            max_body_bytes,
+            max_batch_messages,
             max_attempts,
             min_delay_ms,
             max_delay_ms,
@@ -424,6 +438,9 @@ fn read_descriptor(value: &JsValue) -> Result<Descriptor, JsValue> {
 ///   environment variable `SSE_CHANNEL_ALLOWED_RELAYS`. Without either, every
 ///   descriptor is refused with `RELAY_NOT_ALLOWED`. `"*"` is refused.
 /// - `maxMessageBytes`: largest message (its JSON text, UTF-8). Default 65536.
+/// - `maxBodyBytes`, `maxBatchMessages`: largest request body and most messages
+///   per batch. Defaults 1 MiB and 1000, the relay's defaults; lower them when
+///   the relay's limits are lower.
 /// - `timeoutMs`: time one attempt may take. Default 10000.
 /// - `retry: { maxAttempts, minDelayMs, maxDelayMs }`: attempts per request
 ///   (default 5) and the capped exponential backoff between them, with jitter
@@ -693,7 +710,8 @@ async fn flush(inner: Rc<RefCell<Inner>>) {
                 return;
             }
             let job = if !me.queue.is_empty() {
-                Job::Batch(take_batch(&mut me.queue))
+                let (bytes, count) = (me.options.max_body_bytes, me.options.max_batch_messages);
+                Job::Batch(take_batch(&mut me.queue, bytes, count))
             } else if let Some(end) = me.end.take() {
                 Job::End(end)
             } else {
@@ -746,15 +764,18 @@ async fn flush(inner: Rc<RefCell<Inner>>) {
     }
 }
 
-/// The longest prefix of the queue that fits one request (at least one message).
-fn take_batch(queue: &mut VecDeque<Pending>) -> Vec<Pending> {
+/// The longest prefix of the queue that fits one request of at most
+/// `max_bytes` and `max_messages` (and at least one message).
+fn take_batch(
+    queue: &mut VecDeque<Pending>,
+    max_bytes: usize,
+    max_messages: usize,
+) -> Vec<Pending> {
     let mut size = BATCH_HEAD.len() + BATCH_TAIL.len();
     let mut batch = Vec::new();
     while let Some(next) = queue.front() {
         let added = next.bytes + usize::from(!batch.is_empty());
-        if !batch.is_empty()
-            && (batch.len() >= limits::MAX_BATCH_MESSAGES || size + added > limits::MAX_BODY_BYTES)
-        {
+        if !batch.is_empty() && (batch.len() >= max_messages || size + added > max_bytes) {
             break;
         }
         size += added;

@@ -97,6 +97,20 @@ describe('order and batching', () => {
     assert.deepEqual(posts.map((e) => bodyMessages(e).length), [1000, 1000, 517, 3]);
   });
 
+  test('maxBatchMessages and maxBodyBytes fit batches to a relay with lower limits', async () => {
+    const ch = await createChannel();
+    const p = await proxy();
+    const w = deserializeSSEChannel(descriptorOf(ch, p.url), { allowedRelays: [p.url], maxBatchMessages: 10, maxBodyBytes: 200, maxMessageBytes: 100 });
+    const sent = Array.from({ length: 25 }, (_, i) => i);
+    sent.push('a'.repeat(90), 'b'.repeat(90), 'c'.repeat(90));
+    await Promise.all([...sent.map((m) => w.write(m)), w.end()]);
+    const sizes = p.requests('messages').map((e) => bodyMessages(e).length);
+    for (const e of p.requests('messages')) assert.ok(Buffer.byteLength(e.body) <= 200, e.body);
+    // 10 + 10 ints; 5 ints + 'a…' (~143 bytes); 'b…' + 'c…' (exactly 200 bytes).
+    assert.deepEqual(sizes, [10, 10, 6, 2], 'batches of at most 10 messages and 200 bytes');
+    assert.deepEqual(messagesOf(await eventsOf(ch)), sent);
+  });
+
   test('payloads are snapshotted at write(); undefined becomes null; strings with line breaks survive', async () => {
     const ch = await createChannel();
     const w = deserializeSSEChannel(JSON.stringify(descriptorOf(ch)), allow);
@@ -371,6 +385,8 @@ describe('error codes', () => {
       [{ allowedRelays: ['*'] }, /"\*" is not accepted/],
       [{ ...allow, maxMessageBytes: 0 }, /maxMessageBytes/],
       [{ ...allow, maxMessageBytes: 2 * 1024 * 1024 }, /maxMessageBytes/],
+      [{ ...allow, maxBodyBytes: 1000 }, /maxBodyBytes/],
+      [{ ...allow, maxBatchMessages: 1.5 }, /maxBatchMessages/],
       [{ ...allow, timeoutMs: -5 }, /timeoutMs/],
       [{ ...allow, retry: 3 }, /retry/],
       [{ ...allow, retry: { maxAttempts: 0 } }, /maxAttempts/],
