@@ -95,9 +95,10 @@ fn read_frame(text: &JsValue) -> Option<Incoming> {
     let get = |k: &str| js_sys::Reflect::get(&obj, &JsValue::from_str(k)).ok();
     let name = get(ws_field::EVENT)?.as_string()?;
     let Some(kind) = kind_of(&name) else {
-        // A kind this client does not know: ignore it, like EventSource does.
+        // A kind this client does not know (from a newer relay): no payload
+        // for us, but proof that the connection is alive, like a heartbeat.
         return Some(Incoming::Frame {
-            kind: sse_channel_protocol::EventKind::Pong,
+            kind: sse_channel_protocol::EventKind::Ping,
             id: None,
             data: JsValue::NULL,
         });
