@@ -128,6 +128,7 @@ export async function eventsOf(ch) {
  *   'forward'            pass through
  *   'reset'              destroy the client connection before the relay sees the request
  *   'drop-response'      forward, let the relay store it, then destroy the client connection
+ *   'cut-response'       forward, send the relay's status, headers and part of its body, then destroy
  *   {delayMs}            forward, then answer only after delayMs (for timeouts)
  *   {status, code, raw}  answer this status, relay not involved; body {"error":{code,...}} (code default
  *                        INTERNAL) or the text `raw`
@@ -178,6 +179,12 @@ export async function startProxy(target = relayUrl, plan = () => 'forward') {
     entry.status = up.status;
     entry.replayed = up.headers.get('idempotent-replayed') === 'true';
     if (action === 'drop-response') { req.socket.destroy(); return; }
+    if (action === 'cut-response') {
+      res.writeHead(up.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+      res.write(text.slice(0, 3));
+      setTimeout(() => req.socket.destroy(), 20);
+      return;
+    }
     if (action && typeof action === 'object' && action.delayMs) await sleep(action.delayMs);
     entry.clientGone = req.socket.destroyed;
     if (req.socket.destroyed) return;

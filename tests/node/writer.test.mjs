@@ -147,6 +147,20 @@ describe('retries never duplicate', () => {
     assert.equal(new Set(keys).size, keys.length - 1, 'every other request has its own key');
   });
 
+  test('an answer cut off mid-body (status 200 already sent) is retried, not taken as stored-or-failed', async () => {
+    const ch = await createChannel();
+    const p = await proxy((e) => (e.path.endsWith('/end') && !p.log.some((x) => x.action === 'cut-response') ? 'cut-response' : 'forward'));
+    const w = deserializeSSEChannel(descriptorOf(ch, p.url), fastRetry({ allowedRelays: [p.url] }));
+    await Promise.all([w.write('m'), w.end('fin')]);
+    const events = await eventsOf(ch);
+    assert.deepEqual(events.map((e) => [e.id, e.event, e.data]), [[1, 'message', 'm'], [2, 'end', 'fin']]);
+    const ends = p.requests('end');
+    assert.equal(ends.length, 2);
+    assert.equal(ends[0].status, 200);
+    assert.equal(ends[1].key, ends[0].key);
+    assert.equal(ends[1].replayed, true, 'the retried end was answered from memory');
+  });
+
   test('a connection killed before the relay saw the request is retried', async () => {
     const ch = await createChannel();
     const p = await proxy((_e, i) => (i < 2 ? 'reset' : 'forward'));
