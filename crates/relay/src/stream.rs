@@ -189,6 +189,8 @@ async fn admit(
         ));
     }
     let head = relay.broker.watch(id).await?;
+    // Refuse an expired channel before `ready` (reads nothing: max 0).
+    relay.broker.read(id, after, 0, now_ms()).await?;
     let guard = relay.open_stream(id)?;
     let period = Duration::from_millis(relay.config.heartbeat_ms.max(1));
     let mut heartbeat = tokio::time::interval_at(Instant::now() + period, period);

@@ -208,16 +208,36 @@ async fn channel_ttl_expiry_closes_streams() {
     }
     sse.closed().await;
     assert_eq!(ws.closed().await, Some(4410));
-    // Gone (swept: 404), or its token has expired as well (401).
+    // Its own tokens expire with it (401); a longer-lived token minted with the
+    // secret meets the expired channel: 410 on publish, CHANNEL_EXPIRED on subscribe.
     let r = relay.publish(&ch, r#"{"data":2}"#).await;
     assert!(
-        matches!(
-            r.code().as_str(),
-            "CHANNEL_NOT_FOUND" | "UNAUTHORIZED" | "CHANNEL_EXPIRED"
-        ),
+        matches!(r.code().as_str(), "UNAUTHORIZED" | "CHANNEL_EXPIRED"),
         "{}",
         r.body
     );
+    let long = Channel {
+        sub: mint(
+            &ch.id,
+            sse_channel_protocol::Scope::Subscribe,
+            now_secs() + 600,
+        ),
+        publ: mint(
+            &ch.id,
+            sse_channel_protocol::Scope::Publish,
+            now_secs() + 600,
+        ),
+        ..ch
+    };
+    let r = relay.publish(&long, r#"{"data":2}"#).await;
+    assert_eq!((r.status, r.code().as_str()), (410, "CHANNEL_EXPIRED"));
+    for t in BOTH {
+        let (code, close) = refused(relay.subscribe(t, &long.id, &long.q()).await).await;
+        assert_eq!(code, "CHANNEL_EXPIRED");
+        if t == T::Ws {
+            assert_eq!(close, Some(4410));
+        }
+    }
 }
 
 #[tokio::test]

@@ -181,26 +181,37 @@ impl MemoryBroker {
     }
 
     fn sweep_now(&self, now_ms: u64) -> Vec<String> {
+        let retention = self.limits.ended_retention_ms;
         let mut map = lock(&self.channels);
-        let mut removed = Vec::new();
+        let mut released = Vec::new();
         map.retain(|id, ch| {
-            let st = lock(&ch.state);
-            let keep = match st.ended_at_ms {
-                Some(at) => now_ms < at.saturating_add(self.limits.ended_retention_ms),
-                None => now_ms < st.expires_at_ms,
+            let mut st = lock(&ch.state);
+            let (keep, live) = match st.ended_at_ms {
+                Some(at) => (now_ms < at.saturating_add(retention), true),
+                None => (
+                    now_ms < st.expires_at_ms.saturating_add(retention),
+                    now_ms < st.expires_at_ms,
+                ),
             };
-            if !keep {
-                if st.ended_at_ms.is_none() {
-                    ch.head.send_replace(Head {
-                        last_id: st.last_id,
-                        phase: Phase::Expired,
-                    });
-                }
-                removed.push(id.clone());
+            if !live && ch.head.borrow().phase != Phase::Expired {
+                // Expired before `end`: streams close with CHANNEL_EXPIRED, the
+                // buffer is freed, and a tombstone answers CHANNEL_EXPIRED
+                // (rather than CHANNEL_NOT_FOUND) for the retention time.
+                ch.head.send_replace(Head {
+                    last_id: st.last_id,
+                    phase: Phase::Expired,
+                });
+                st.events = VecDeque::new();
+                st.bytes = 0;
+                st.keys = HashMap::new();
+                st.key_order = VecDeque::new();
+                released.push(id.clone());
+            } else if !keep {
+                released.push(id.clone());
             }
             keep
         });
-        removed
+        released
     }
 }
 
@@ -417,12 +428,22 @@ mod tests {
     }
 
     #[test]
-    fn expired_channels_are_swept_with_their_phase_published() {
+    fn expired_channels_leave_a_tombstone_then_go() {
         let b = broker(10, 1 << 20, 8);
         let head = b.get(ID).unwrap().head.subscribe();
+        append(&b, EventKind::Message, &["1"], None, 0).unwrap();
         assert!(b.sweep_now(999).is_empty());
         assert_eq!(b.sweep_now(1_000).len(), 1);
         assert_eq!(head.borrow().phase, Phase::Expired);
+        // A tombstone: the buffer is gone, the channel answers CHANNEL_EXPIRED.
+        assert!(b.get(ID).unwrap().state.lock().unwrap().events.is_empty());
+        assert_eq!(
+            b.read_now(ID, 0, 10, 1_050).unwrap_err(),
+            BrokerError::Expired
+        );
+        assert!(b.sweep_now(1_050).is_empty());
+        assert_eq!(b.channel_count(), 1);
+        assert_eq!(b.sweep_now(1_100).len(), 1);
         assert_eq!(b.channel_count(), 0);
     }
 

@@ -211,8 +211,11 @@ pub trait Broker: Send + Sync + 'static {
         channel: &'a str,
     ) -> BoxFuture<'a, Result<watch::Receiver<Head>, BrokerError>>;
 
-    /// Removes channels whose lifetime is over and ended channels past their
-    /// retention; returns the removed ids.
+    /// Closes channels whose lifetime is over (phase [`Phase::Expired`]; they
+    /// answer `CHANNEL_EXPIRED` for the ended-retention time, then go) and
+    /// removes ended channels past their retention. Returns the ids that
+    /// stopped being live in this sweep or were removed (an id may be
+    /// returned twice: once when it expires, once when it goes).
     fn sweep(&self, now_ms: u64) -> BoxFuture<'_, Vec<String>>;
 
     /// Channels currently held (for metrics).
