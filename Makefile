@@ -50,3 +50,7 @@ test-node: setup
 .PHONY: test-wasm
 test-wasm: setup
 	bash scripts/test-wasm.sh
+
+.PHONY: bench-loading
+bench-loading: setup
+	bash tests/e2e/bench-loading.sh
