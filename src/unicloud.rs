@@ -63,11 +63,12 @@ extern "C" {
 /// installUniCloud(uniCloud, { relay: 'https://relay.example.com' })
 /// ```
 #[wasm_bindgen(js_name = installUniCloud)]
+#[allow(non_snake_case)] // the parameter name shows in the generated TypeScript
 pub fn install_uni_cloud(
-    uni_cloud: UniCloudArg,
+    uniCloud: UniCloudArg,
     options: Option<InstallOptionsArg>,
 ) -> Result<UniCloudArg, JsValue> {
-    let uni_cloud: JsValue = uni_cloud.into();
+    let uni_cloud: JsValue = uniCloud.into();
     let options: JsValue = options.map_or(JsValue::UNDEFINED, Into::into);
     if !uni_cloud.is_object() && !uni_cloud.is_function() {
         return Err(js_error(

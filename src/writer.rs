@@ -121,6 +121,28 @@ export interface SSEChannelWriterOptions {
     maxDelayMs?: number;
   };
 }
+
+/**
+ * Writes messages to one channel, as a cloud function. Made by `deserializeSSEChannel`.
+ * Calls keep program order whether or not they are awaited; queued messages go out batched.
+ */
+export class SSEChannelWriter {
+  private constructor();
+  /**
+   * Sends one message (any JSON-serializable value; `undefined` becomes `null`); resolves once the relay
+   * has stored it. Rejects with a coded error: `CHANNEL_ENDED`, `MESSAGE_TOO_LARGE`, `BAD_REQUEST`,
+   * `UNAUTHORIZED`, `FORBIDDEN`, `CHANNEL_NOT_FOUND`, `CHANNEL_EXPIRED` or `RELAY_UNAVAILABLE`.
+   */
+  write(data: any): Promise<void>;
+  /** Sends the final message (default `null`) after every queued write and ends the channel. */
+  end(data?: any): Promise<void>;
+  /** The channel id (32 hex digits). */
+  readonly channelId: string;
+  /** True once `end()` has been called. */
+  readonly ended: boolean;
+  /** Releases the writer's memory now (optional; pending writes still settle). */
+  free(): void;
+}
 "#;
 
 #[wasm_bindgen]
@@ -553,7 +575,7 @@ enum Job {
 /// `write(data)` and `end(data?)` return promises that resolve once the relay
 /// has stored the message. Calls keep program order whether or not they are
 /// awaited; queued messages are sent together in one request.
-#[wasm_bindgen]
+#[wasm_bindgen(skip_typescript)]
 pub struct SSEChannelWriter {
     channel_id: String,
     inner: Rc<RefCell<Inner>>,
@@ -567,6 +589,7 @@ impl SSEChannelWriter {
     /// over `maxMessageBytes`, `BAD_REQUEST` when it cannot be serialized, or
     /// with the relay's refusal (`UNAUTHORIZED`, `CHANNEL_EXPIRED`, …) or
     /// `RELAY_UNAVAILABLE` after the retries.
+    #[wasm_bindgen(skip_typescript)]
     pub fn write(&self, data: AnyArg) -> VoidPromise {
         self.enqueue(data.into(), false).unchecked_into()
     }
@@ -574,19 +597,20 @@ impl SSEChannelWriter {
     /// Sends the final message (default `null`) after every queued write, and
     /// ends the channel: subscribers get `end(data)` and then `close`. Later
     /// `write`/`end` calls reject with `CHANNEL_ENDED`.
+    #[wasm_bindgen(skip_typescript)]
     pub fn end(&self, data: Option<AnyArg>) -> VoidPromise {
         self.enqueue(data.map_or(JsValue::NULL, Into::into), true)
             .unchecked_into()
     }
 
     /// The channel id (32 hex digits).
-    #[wasm_bindgen(getter, js_name = channelId)]
+    #[wasm_bindgen(getter, js_name = channelId, skip_typescript)]
     pub fn channel_id(&self) -> String {
         self.channel_id.clone()
     }
 
     /// True once `end()` has been called.
-    #[wasm_bindgen(getter)]
+    #[wasm_bindgen(getter, skip_typescript)]
     pub fn ended(&self) -> bool {
         self.inner.borrow().end_called
     }
