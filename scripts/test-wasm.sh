@@ -20,10 +20,12 @@ export SSE_RELAY_BIN
 # 1 s heartbeats so the heartbeat watchdog is exercised within a test's time.
 start_relay --allow-origin '*' --test-hooks --heartbeat-ms 1000
 MAIN_URL="$RELAY_URL"
-# A second relay with a small replay buffer, so a test can outrun it (MESSAGES_LOST).
-start_relay --allow-origin '*' --test-hooks --heartbeat-ms 1000 --replay-buffer-events 16
+# A second relay with a small replay buffer, so a test can outrun it (MESSAGES_LOST), and that
+# forgets ended channels at once, so a client that missed `end` meets CHANNEL_NOT_FOUND.
+start_relay --allow-origin '*' --test-hooks --heartbeat-ms 1000 --replay-buffer-events 16 \
+  --ended-retention-secs 0 --cleanup-interval-ms 100
 SMALL_URL="$RELAY_URL"
-log "relays at $MAIN_URL and (replay buffer 16) $SMALL_URL"
+log "relays at $MAIN_URL and (replay buffer 16, no retention) $SMALL_URL"
 
 # Accepts TCP connections and never answers: requests to it hang until the client gives up.
 hole_log=$(mktemp -t sse-hole.XXXXXX)
@@ -39,19 +41,42 @@ for _ in $(seq 1 50); do [ -s "$hole_log" ] && break; sleep 0.1; done
 HOLE_URL="http://127.0.0.1:$(head -n1 "$hole_log")"
 log "black hole at $HOLE_URL"
 
-# An HTTP proxy in front of the main relay that refuses WebSocket upgrades (as some corporate
-# proxies do): `transport: 'auto'` must fall back to EventSource through it.
+# A proxy in front of the main relay, by path prefix:
+#   /no-ws/…      forwards HTTP but refuses WebSocket upgrades (as some corporate proxies do):
+#                 `transport: 'auto'` must fall back to EventSource through it;
+#   /bad-token/…  forwards HTTP and upgrades with every `token=` query value altered, so the real
+#                 relay refuses the subscription in band with UNAUTHORIZED.
 proxy_log=$(mktemp -t sse-proxy.XXXXXX)
 node -e '
-  const http = require("http"); const target = new URL(process.argv[1]);
+  const http = require("http"); const net = require("net"); const target = new URL(process.argv[1]);
+  const route = (url) => {
+    for (const p of ["/no-ws", "/bad-token"]) {
+      if (url.startsWith(p + "/")) {
+        let rest = url.slice(p.length);
+        if (p === "/bad-token") rest = rest.replace(/([?&]token=)([^&]*)/, (_, k, v) => k + "x" + v);
+        return [p, rest];
+      }
+    }
+    return [null, url];
+  };
   const s = http.createServer((req, res) => {
+    const [, path] = route(req.url);
     const up = http.request({ host: target.hostname, port: target.port, method: req.method,
-      path: req.url, headers: req.headers }, (r) => { res.writeHead(r.statusCode, r.headers); r.pipe(res); });
+      path, headers: req.headers }, (r) => { res.writeHead(r.statusCode, r.headers); r.pipe(res); });
     up.on("error", () => res.destroy());
     res.on("close", () => up.destroy());
     req.pipe(up);
   });
-  s.on("upgrade", (req, socket) => socket.destroy());
+  s.on("upgrade", (req, socket, head) => {
+    const [prefix, path] = route(req.url);
+    if (prefix !== "/bad-token") return socket.destroy();
+    const up = net.connect(Number(target.port), target.hostname, () => {
+      let text = req.method + " " + path + " HTTP/1.1\r\n";
+      for (let i = 0; i < req.rawHeaders.length; i += 2) text += req.rawHeaders[i] + ": " + req.rawHeaders[i + 1] + "\r\n";
+      up.write(text + "\r\n"); up.write(head); up.pipe(socket); socket.pipe(up);
+    });
+    up.on("error", () => socket.destroy()); socket.on("error", () => up.destroy());
+  });
   s.listen(0, "127.0.0.1", () => console.log(s.address().port));
   setTimeout(() => process.exit(0), 15 * 60 * 1000).unref();
   process.on("SIGTERM", () => process.exit(0));
@@ -60,8 +85,8 @@ PROXY_PID=$!
 trap 'kill $HOLE_PID $PROXY_PID 2>/dev/null; rm -f "$hole_log" "$proxy_log"; stop_relays' EXIT
 for _ in $(seq 1 50); do [ -s "$proxy_log" ] && break; sleep 0.1; done
 PROXY_URL="http://127.0.0.1:$(head -n1 "$proxy_log")"
-log "no-WebSocket proxy at $PROXY_URL"
+log "proxy (/no-ws, /bad-token) at $PROXY_URL"
 
-export SSE_RELAY_URL="$MAIN_URL" SSE_NO_WS_PROXY_URL="$PROXY_URL" SSE_SMALL_RELAY_URL="$SMALL_URL" SSE_BLACKHOLE_URL="$HOLE_URL"
+export SSE_RELAY_URL="$MAIN_URL" SSE_PROXY_URL="$PROXY_URL" SSE_SMALL_RELAY_URL="$SMALL_URL" SSE_BLACKHOLE_URL="$HOLE_URL"
 export WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-400}"
 cargo test --target wasm32-unknown-unknown -p sse-channel --test browser "$@"

@@ -206,6 +206,14 @@ fn small_relay() -> &'static str {
     }
 }
 
+/// The test proxy in front of the main relay (`/no-ws/…`, `/bad-token/…`).
+fn proxy() -> &'static str {
+    match option_env!("SSE_PROXY_URL") {
+        Some(url) => url,
+        None => panic!("SSE_PROXY_URL is unset: run scripts/test-wasm.sh"),
+    }
+}
+
 async fn post(base: &str, path: &str, token: Option<&str>, body: &JsValue) -> (u16, JsValue) {
     let mut url = base.to_owned();
     url.push_str(path);
@@ -476,6 +484,47 @@ async fn final_error(transport: &str) {
     assert_eq!(ch.state(), "closed");
 }
 
+/// A subscribe token the relay refuses: open() rejects with UNAUTHORIZED,
+/// after `error` then `close`, and nothing is retried. (The test proxy alters
+/// the token on the way to the real relay, which answers in band.)
+async fn bad_token(transport: &str) {
+    let mut base = proxy().to_owned();
+    base.push_str("/bad-token");
+    let ch = SseChannel::new(options(transport, &[("relay", base.into())])).unwrap();
+    let rec = Recorder::attach(&ch);
+    let err = open(&ch).await.expect_err("open() rejects");
+    assert_eq!(code_of(&err), "UNAUTHORIZED");
+    assert!(err.is_instance_of::<js_sys::Error>());
+    assert!(!get(&err, "message").as_string().unwrap().is_empty());
+    assert_eq!(rec.skeleton(), ["error", "close"]);
+    assert_eq!(code_of(&rec.values("error")[0]), "UNAUTHORIZED");
+    assert_eq!(rec.states(), ["idle>connecting", "connecting>closed"]);
+    sleep(300).await;
+    assert_eq!(rec.count("reconnecting"), 0);
+    assert_eq!(rec.count("close"), 1);
+}
+
+/// The channel ends and is forgotten (retention 0) while the client is cut
+/// off: its reconnect meets CHANNEL_NOT_FOUND, a final code: error, then close.
+async fn unknown_channel(transport: &str) {
+    let (ch, rec) = opened(transport, &[("relay", small_relay().into())]).await;
+    publish_range(&ch, 1, 1).await;
+    rec.wait("1 message", 5_000, |r| r.count("message") == 1)
+        .await;
+    cut(&ch, 1_000).await;
+    end(&ch, &"unseen".into()).await;
+    rec.wait("close", 10_000, |r| r.count("close") == 1).await;
+    let errs = rec.values("error");
+    assert_eq!(errs.len(), 1);
+    assert_eq!(code_of(&errs[0]), "CHANNEL_NOT_FOUND");
+    assert_eq!(rec.skeleton(), ["open", "message*", "error", "close"]);
+    assert_eq!(
+        rec.states().last().map(String::as_str),
+        Some("reconnecting>closed")
+    );
+    assert_eq!(ch.state(), "closed");
+}
+
 /// Cut off for good with maxAttempts 2: RECONNECT_EXHAUSTED, then close.
 async fn reconnect_exhausted(transport: &str) {
     let extra = [(
@@ -722,6 +771,8 @@ scenarios!(
     reconnect_resume,
     lost_range,
     final_error,
+    bad_token,
+    unknown_channel,
     reconnect_exhausted,
     heartbeat,
     listeners,
@@ -744,11 +795,9 @@ async fn auto_prefers_websocket() {
 /// (here: a proxy that refuses upgrades), and the channel works through it.
 #[wasm_bindgen_test]
 async fn auto_falls_back_to_eventsource() {
-    let proxy = match option_env!("SSE_NO_WS_PROXY_URL") {
-        Some(url) => url,
-        None => panic!("SSE_NO_WS_PROXY_URL is unset: run scripts/test-wasm.sh"),
-    };
-    let (ch, rec) = opened_auto(proxy).await;
+    let mut no_ws = proxy().to_owned();
+    no_ws.push_str("/no-ws");
+    let (ch, rec) = opened_auto(&no_ws).await;
     assert_eq!(ch.transport().as_deref(), Some("eventsource"));
     publish_range(&ch, 1, 2).await;
     rec.wait("2 messages", 5_000, |r| r.count("message") == 2)
