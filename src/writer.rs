@@ -722,7 +722,7 @@ fn to_json(data: &JsValue, max_bytes: usize) -> Result<(JsString, usize), Failur
 /// Sends what is queued, one request at a time, until nothing is left.
 async fn flush(inner: Rc<RefCell<Inner>>) {
     loop {
-        let (job, url, body, key, authorization, options) = {
+        let (job, url, body, key, authorization, policy) = {
             let mut me = inner.borrow_mut();
             if let Some(f) = me.failed.clone() {
                 let reason = f.to_js();
@@ -761,10 +761,10 @@ async fn flush(inner: Rc<RefCell<Inner>>) {
                 body,
                 key,
                 me.authorization.clone(),
-                me.options.clone(),
+                RetryPolicy::of(&me.options),
             )
         };
-        let outcome = send(&url, &body, &key, &authorization, &options).await;
+        let outcome = send(&url, &body, &key, &authorization, policy).await;
         let items = match job {
             Job::Batch(items) => items,
             Job::End(p) => vec![p],
@@ -816,6 +816,26 @@ fn batch_body(items: &[Pending]) -> JsString {
         .concat(&BATCH_TAIL.into())
 }
 
+/// The part of the options one request needs, copied so the flusher holds no borrow.
+#[derive(Clone, Copy)]
+struct RetryPolicy {
+    max_attempts: u32,
+    min_delay_ms: f64,
+    max_delay_ms: f64,
+    timeout_ms: f64,
+}
+
+impl RetryPolicy {
+    fn of(o: &WriterOptions) -> Self {
+        Self {
+            max_attempts: o.max_attempts,
+            min_delay_ms: o.min_delay_ms,
+            max_delay_ms: o.max_delay_ms,
+            timeout_ms: o.timeout_ms,
+        }
+    }
+}
+
 enum Attempt {
     Stored,
     Refused(Failure),
@@ -828,7 +848,7 @@ async fn send(
     body: &JsString,
     key: &str,
     authorization: &str,
-    o: &WriterOptions,
+    o: RetryPolicy,
 ) -> Result<(), Failure> {
     let mut attempt = 1;
     loop {
