@@ -26,6 +26,10 @@ if (!stage || !out) throw new Error('usage: assemble.mjs <stage> <out> [--loadin
 if (!['eager', 'lazy', 'async'].includes(loading)) throw new Error(`unknown --loading ${loading}`);
 
 const read = (p) => readFileSync(join(stage, p), 'utf8');
+// wasm-bindgen declares `[Symbol.dispose](): void`, which needs TypeScript's esnext.disposable lib:
+// projects with an es20xx `lib` and `skipLibCheck: false` would fail to type-check. The method stays
+// at run time; `free()` is the typed way to release an object early.
+const readTypes = (p) => read(p).replace(/^\s*\[Symbol\.dispose\]\(\): void;\n/gm, '');
 /** Replace exactly one occurrence, or fail loudly: the glue is pinned to one wasm-bindgen version. */
 function replaceOnce(src, from, to, what) {
   const n = src.split(from).length - 1;
@@ -41,7 +45,7 @@ const SELF_TYPES = '/* @ts-self-types="./sse_channel.d.ts" */';
 let slim = read('web/sse_channel.js');
 slim = replaceOnce(slim, SELF_TYPES, '/* @ts-self-types="./slim.d.ts" */', 'web glue');
 writeFileSync(join(out, 'slim.js'), slim);
-writeFileSync(join(out, 'slim.d.ts'), read('web/sse_channel.d.ts'));
+writeFileSync(join(out, 'slim.d.ts'), readTypes('web/sse_channel.d.ts'));
 copyFileSync(join(stage, 'sse_channel_bg.wasm'), join(out, 'sse_channel_bg.wasm'));
 
 // --- node.cjs: the --target nodejs glue (reads ./sse_channel_bg.wasm beside it) -------------------
@@ -49,7 +53,7 @@ let node = read('node/sse_channel.js');
 node = replaceOnce(node, SELF_TYPES, '/* @ts-self-types="./node.d.cts" */', 'node glue');
 replaceOnce(node, '`${__dirname}/sse_channel_bg.wasm`', '', 'node glue'); // assert the path we rely on
 writeFileSync(join(out, 'node.cjs'), node);
-writeFileSync(join(out, 'node.d.cts'), read('node/sse_channel.d.ts'));
+writeFileSync(join(out, 'node.d.cts'), readTypes('node/sse_channel.d.ts'));
 
 // --- index.js: one self-contained ES module, the wasm inlined as base64 ---------------------------
 let glue = read('inline/sse_channel.js');
@@ -93,7 +97,7 @@ const exportsList = [
 writeFileSync(join(out, 'index.js'), `${glue.trimEnd()}\n\n${loader.trimEnd()}\n${exportsList.join('\n')}\n`);
 
 // index.d.ts: the web typings without the init functions (users never call them).
-let dts = read('inline/sse_channel.d.ts');
+let dts = readTypes('inline/sse_channel.d.ts');
 const cut = dts.indexOf('export type InitInput');
 if (cut < 0) throw new Error('assemble: no InitInput in the web typings (wasm-bindgen changed?)');
 dts = dts.slice(0, cut).trimEnd() + '\n';

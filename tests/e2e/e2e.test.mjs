@@ -4,7 +4,8 @@
 //   plain <script type="module"> page · Vite 7 (build and dev server) · webpack 5 (defaults) ·
 //   uni-app Vue 3 H5 (`uni build -p h5` and `uni -p h5`, tests/uniapp/)
 // and in each the page receives every message the package's Node writer sends, over both transports.
-// E2E_ONLY=plain,vite,webpack,uniapp limits the projects.
+// Also: the typings type-check under a bundler's and under Node's resolution (tests/e2e/types).
+// E2E_ONLY=plain,vite,webpack,uniapp,types limits the projects.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -189,6 +190,19 @@ describe('uni-app Vue 3 H5 at defaults (tests/uniapp)', { skip: !enabled('uniapp
   });
   bothTransports('uniapp-build', () => `${server.url}/index.html`, () => dir);
   bothTransports('uniapp-dev', () => dev.match[1], () => dir);
+});
+
+describe('TypeScript typings (typescript 5.9, strict, skipLibCheck off)', { skip: !enabled('types') }, () => {
+  let dir;
+  before(() => {
+    dir = freshProject('types', join(ROOT, 'tests/e2e/types'), { appDir: '.' });
+  });
+  test('browser side: moduleResolution bundler (sse-channel and sse-channel/slim)', () => {
+    run(join(dir, 'node_modules/.bin/tsc'), ['-p', 'tsconfig.browser.json'], { cwd: dir, timeout: 120_000 });
+  });
+  test('cloud-function side: moduleResolution node16, from CommonJS and from ESM', () => {
+    run(join(dir, 'node_modules/.bin/tsc'), ['-p', 'tsconfig.node.json'], { cwd: dir, timeout: 120_000 });
+  });
 });
 
 process.on('exit', () => log('results', results));

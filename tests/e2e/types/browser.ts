@@ -1,0 +1,20 @@
+// Browser side, resolved like a bundler does (moduleResolution "bundler": the "import" condition).
+import { SSEChannel, installUniCloud } from 'sse-channel';
+import type { SSEChannelDescriptor, SSEChannelError } from 'sse-channel';
+
+export async function run(relay: string): Promise<string> {
+  SSEChannel.configure({ relay });
+  const ch = new SSEChannel({ relay, transport: 'websocket', reconnect: { maxAttempts: 3 } });
+  ch.on('message', (data: unknown) => console.log(data));
+  ch.on('error', (err: SSEChannelError) => console.log(err.code, err.from));
+  ch.on('state', ({ from, to }) => console.log(from, to));
+  await ch.open();
+  const desc: SSEChannelDescriptor = ch.toJSON();
+  const state: 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed' = ch.state;
+  installUniCloud({}, { relay });
+  return `${desc.channelId} ${state} ${ch.lastEventId}`;
+}
+
+// @ts-expect-error: the browser entry has no init function (the wasm loads by itself)
+import { initSync } from 'sse-channel';
+void initSync;
