@@ -1,11 +1,11 @@
 // End-to-end tests of the packed npm package (issues 4 and 5). Run through tests/e2e/run.sh
 // (`make test-e2e`), which builds and packs pkg/, starts a real relay and sets SSE_CHANNEL_TARBALL and
 // RELAY_URL. Each project is installed fresh from the tarball, with no configuration of its own:
-//   plain <script type="module"> page · Vite 7 (build and dev server) · webpack 5 (defaults) ·
+//   plain <script type="module"> page · Vite 7 and 8 (build and dev server) · webpack 5 (defaults) ·
 //   uni-app Vue 3 H5 (`uni build -p h5` and `uni -p h5`, tests/uniapp/)
 // and in each the page receives every message the package's Node writer sends, over both transports.
 // Also: the typings type-check under a bundler's and under Node's resolution (tests/e2e/types).
-// E2E_ONLY=plain,vite,webpack,uniapp,types limits the projects.
+// E2E_ONLY=plain,vite,vite8,webpack,uniapp,types limits the projects.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -133,28 +133,36 @@ describe('plain <script type="module"> page', { skip: !enabled('plain') }, () =>
   });
 });
 
-describe('Vite 7 app at defaults', { skip: !enabled('vite') }, () => {
-  let dir;
-  let server;
-  let dev;
-  before(async () => {
-    dir = freshProject('vite', join(ROOT, 'tests/e2e/vite'));
-    run(join(dir, 'node_modules/.bin/vite'), ['build'], { cwd: dir, timeout: 180_000 });
-    results['vite build assets'] = assetBytes(join(dir, 'dist'));
-    server = await serveStatic(join(dir, 'dist'));
-    const port = await freePort();
-    dev = await startDevServer('vite-dev', join(dir, 'node_modules/.bin/vite'), ['--host', '127.0.0.1', '--port', String(port), '--strictPort'], {
-      cwd: dir,
-      ready: /Local:\s+(http:\/\/127\.0\.0\.1:\d+\/)/,
+for (const [vite, version] of [
+  ['vite', '7.3.8'],
+  ['vite8', '8.3.8'],
+]) {
+  describe(`Vite ${version} app at defaults`, { skip: !enabled(vite) }, () => {
+    let dir;
+    let server;
+    let dev;
+    before(async () => {
+      // One template (tests/e2e/vite), the Vite version pinned per project.
+      dir = freshProject(vite, join(ROOT, 'tests/e2e/vite'), {
+        packageJson: (pkg) => ({ ...pkg, name: `sse-channel-e2e-${vite}`, devDependencies: { vite: version } }),
+      });
+      run(join(dir, 'node_modules/.bin/vite'), ['build'], { cwd: dir, timeout: 180_000 });
+      results[`${vite} build assets`] = assetBytes(join(dir, 'dist'));
+      server = await serveStatic(join(dir, 'dist'));
+      const port = await freePort();
+      dev = await startDevServer(`${vite}-dev`, join(dir, 'node_modules/.bin/vite'), ['--host', '127.0.0.1', '--port', String(port), '--strictPort'], {
+        cwd: dir,
+        ready: /Local:\s+(http:\/\/127\.0\.0\.1:\d+\/)/,
+      });
     });
+    after(async () => {
+      await server?.close();
+      await dev?.stop();
+    });
+    bothTransports(`${vite}-build`, () => `${server.url}/`, () => dir);
+    bothTransports(`${vite}-dev`, () => dev.match[1], () => dir);
   });
-  after(async () => {
-    await server?.close();
-    await dev?.stop();
-  });
-  bothTransports('vite-build', () => `${server.url}/`, () => dir);
-  bothTransports('vite-dev', () => dev.match[1], () => dir);
-});
+}
 
 describe('webpack 5 at defaults', { skip: !enabled('webpack') }, () => {
   let dir;

@@ -49,10 +49,14 @@ const NPM_FLAGS = ['--no-audit', '--no-fund', '--loglevel=error', '--prefer-offl
  * npm dependencies (from the cache when the template's package.json is unchanged, else from the
  * registry), then `npm install <tarball>`.
  */
-export function freshProject(name, templateDir, { appDir = '.' } = {}) {
+export function freshProject(name, templateDir, { appDir = '.', packageJson } = {}) {
   const dir = join(OUT, name);
   rmSync(dir, { recursive: true, force: true });
   cpSync(templateDir, dir, { recursive: true });
+  if (packageJson) {
+    const file = join(dir, 'package.json');
+    writeFileSync(file, JSON.stringify(packageJson(JSON.parse(readFileSync(file, 'utf8'))), null, 2) + '\n');
+  }
   const app = join(ROOT, 'tests/e2e/app');
   cpSync(join(app, 'sse-test.js'), join(dir, appDir, 'sse-test.js'));
   for (const f of ['writer.cjs', 'writer.mjs', 'messages.cjs']) cpSync(join(app, f), join(dir, f));
