@@ -134,7 +134,7 @@ export async function eventsOf(ch) {
  *                        INTERNAL) or the text `raw`
  * Log entries: {method, path, key, body, action, status, replayed, clientGone}.
  */
-export async function startProxy(target = relayUrl, plan = () => 'forward') {
+export async function startProxy(target = relayUrl, plan = () => 'forward', { stripPrefix = '' } = {}) {
   const log = [];
   const sockets = new Set();
   const server = http.createServer(async (req, res) => {
@@ -165,7 +165,8 @@ export async function startProxy(target = relayUrl, plan = () => 'forward') {
     }
     let up;
     try {
-      up = await fetch(target + req.url, {
+      const path = stripPrefix && req.url.startsWith(stripPrefix + '/') ? req.url.slice(stripPrefix.length) : req.url;
+      up = await fetch(target + path, {
         method: req.method,
         headers,
         body: req.method === 'GET' || req.method === 'HEAD' ? undefined : body,

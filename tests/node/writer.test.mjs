@@ -111,6 +111,16 @@ describe('order and batching', () => {
     assert.deepEqual(messagesOf(await eventsOf(ch)), sent);
   });
 
+  test('a relay behind a path prefix (reverse proxy) is reached under that prefix', async () => {
+    const ch = await createChannel();
+    const p = await startProxy(relayUrl, () => 'forward', { stripPrefix: '/sse' });
+    proxies.push(p);
+    const w = deserializeSSEChannel(descriptorOf(ch, p.url + '/sse/'), { allowedRelays: [p.url] });
+    await Promise.all([w.write('via prefix'), w.end()]);
+    assert.deepEqual(p.log.map((e) => e.path), [`/sse/v1/channels/${ch.channelId}/messages`, `/sse/v1/channels/${ch.channelId}/end`]);
+    assert.deepEqual(messagesOf(await eventsOf(ch)), ['via prefix']);
+  });
+
   test('payloads are snapshotted at write(); undefined becomes null; strings with line breaks survive', async () => {
     const ch = await createChannel();
     const w = deserializeSSEChannel(JSON.stringify(descriptorOf(ch)), allow);
