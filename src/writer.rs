@@ -38,6 +38,10 @@
 //! that code without another request. Other failures (`MESSAGE_TOO_LARGE`,
 //! `BAD_REQUEST`, `RELAY_UNAVAILABLE`) reject only the writes of that request;
 //! later writes are still sent.
+//!
+//! A write that is not awaited is still a promise: like any other, its
+//! rejection is an unhandled rejection in Node.js unless it is awaited or given
+//! a `.catch`. That is deliberate: a lost message should not pass silently.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -698,7 +702,10 @@ fn to_json(data: &JsValue, max_bytes: usize) -> Result<(JsString, usize), Failur
             ));
         }
     };
-    // UTF-8 needs at least one byte and at most three per UTF-16 unit.
+    // UTF-8 needs at least one byte and at most three per UTF-16 unit, so the
+    // text is copied into wasm to be measured only when that bound is not
+    // enough. Small messages count with the upper bound: batches then stay a
+    // little under `maxBodyBytes`, never over.
     let units = json.length() as usize;
     let bytes = if units.saturating_mul(3) <= max_bytes {
         units.saturating_mul(3)
