@@ -1,6 +1,7 @@
 // Shared helpers of the Node tests: the package under test, a real relay, an SSE reader, a fault proxy.
 // Environment (set by scripts/test-node.sh): SSE_RELAY_URL, SSE_CHANNEL_NODE_MODULE.
 import http from 'node:http';
+import net from 'node:net';
 import { createHmac } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -213,6 +214,59 @@ export async function until(fn, ms = 5000) {
   let v;
   while (!(v = fn()) && Date.now() < end) await sleep(10);
   return v;
+}
+
+/**
+ * A TCP proxy on 127.0.0.1 in front of `target` (an http://host:port URL). `fault(n)` for the n-th
+ * connection (0-based) returns:
+ *   null                 pipe both ways
+ *   {cutRequestAfter: k} forward only the first k bytes the client sends, then kill both sides
+ *   'drop-response'      forward the request; when the relay's first answer bytes come, kill both
+ *                        sides instead of forwarding them (the relay has stored the request)
+ */
+export async function startTcpProxy(target = relayUrl, fault = () => null) {
+  const { hostname, port } = new URL(target);
+  const sockets = new Set();
+  const stats = { connections: 0, faults: 0, answers: '' }; // answers: every relay byte passed on, as text
+  const server = net.createServer((client) => {
+    const n = stats.connections++;
+    const f = fault(n);
+    const upstream = net.connect(Number(port), hostname);
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+      s.on('error', () => {});
+    }
+    const kill = () => { stats.faults++; client.destroy(); upstream.destroy(); };
+    let sent = 0;
+    client.on('data', (chunk) => {
+      if (f && f.cutRequestAfter !== undefined) {
+        const room = f.cutRequestAfter - sent;
+        if (room <= 0) return;
+        upstream.write(chunk.subarray(0, room));
+        sent += Math.min(room, chunk.length);
+        if (sent >= f.cutRequestAfter) setTimeout(kill, 50);
+        return;
+      }
+      upstream.write(chunk);
+    });
+    upstream.on('data', (chunk) => {
+      if (f === 'drop-response') return kill();
+      stats.answers += chunk.toString('latin1');
+      client.write(chunk);
+    });
+    client.on('end', () => upstream.end());
+    upstream.on('end', () => client.end());
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    stats,
+    close: () => new Promise((resolve) => {
+      for (const s of sockets) s.destroy();
+      server.close(() => resolve());
+    }),
+  };
 }
 
 /** Asserts that `promise` rejects with an Error carrying `code`; returns the error. */

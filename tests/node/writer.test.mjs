@@ -3,7 +3,7 @@ import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   relayUrl, loadSdk, createChannel, descriptorOf, subscribe, eventsOf, startProxy,
-  rejectsWith, throwsWith, sleep, mintToken, until,
+  rejectsWith, throwsWith, sleep, mintToken, until, startTcpProxy,
 } from './helpers.mjs';
 
 const { deserializeSSEChannel } = loadSdk();
@@ -169,6 +169,37 @@ describe('retries never duplicate', () => {
     assert.equal(ends[0].status, 200);
     assert.equal(ends[1].key, ends[0].key);
     assert.equal(ends[1].replayed, true, 'the retried end was answered from memory');
+  });
+
+  test('TCP: a connection cut in the middle of the request body is retried; nothing is stored twice', async () => {
+    const ch = await createChannel();
+    const t = await startTcpProxy(relayUrl, (n) => (n === 0 ? { cutRequestAfter: 300 } : null));
+    try {
+      const w = deserializeSSEChannel(descriptorOf(ch, t.url), fastRetry({ allowedRelays: [t.url] }));
+      const sent = Array.from({ length: 50 }, (_, i) => ({ i, pad: 'p'.repeat(20) }));
+      await Promise.all([...sent.map((m) => w.write(m)), w.end('fin')]);
+      assert.equal(t.stats.faults, 1);
+      const events = await eventsOf(ch);
+      assert.deepEqual(messagesOf(events), sent);
+      assert.deepEqual(events.at(-1), { id: 51, event: 'end', data: 'fin' });
+    } finally {
+      await t.close();
+    }
+  });
+
+  test('TCP: the connection dies as the answer comes back (relay stored it): exactly once', async () => {
+    const ch = await createChannel();
+    const t = await startTcpProxy(relayUrl, (n) => (n === 0 ? 'drop-response' : null));
+    try {
+      const w = deserializeSSEChannel(descriptorOf(ch, t.url), fastRetry({ allowedRelays: [t.url] }));
+      await Promise.all([w.write(1), w.write(2), w.write(3), w.end(4)]);
+      assert.equal(t.stats.faults, 1);
+      assert.match(t.stats.answers, /idempotent-replayed: true/i, 'the retry was answered from memory: the relay had stored it');
+      const events = await eventsOf(ch);
+      assert.deepEqual(events.map((e) => [e.id, e.event, e.data]), [[1, 'message', 1], [2, 'message', 2], [3, 'message', 3], [4, 'end', 4]]);
+    } finally {
+      await t.close();
+    }
   });
 
   test('a connection killed before the relay saw the request is retried', async () => {
