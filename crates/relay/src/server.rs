@@ -50,6 +50,8 @@ pub async fn run_with_broker(
         .header_read_timeout(header_timeout)
         .keep_alive(true);
     let builder = Arc::new(builder);
+    #[cfg(target_os = "linux")]
+    let user_timeout = dead_peer_timeout(relay.config.heartbeat_ms);
 
     tokio::pin!(shutdown);
     loop {
@@ -66,6 +68,13 @@ pub async fn run_with_broker(
             },
         };
         let _ = stream.set_nodelay(true);
+        #[cfg(target_os = "linux")]
+        {
+            // A peer that vanished without a FIN or RST leaves heartbeats
+            // unacknowledged: drop its connection after this long, so that it
+            // stops counting against the channel's connection limit.
+            let _ = socket2::SockRef::from(&stream).set_tcp_user_timeout(Some(user_timeout));
+        }
         let router = router.clone();
         let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
             req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
@@ -121,4 +130,11 @@ async fn sweep_loop(relay: Arc<Relay>) {
         tick.tick().await;
         relay.sweep().await;
     }
+}
+
+/// How long sent data may stay unacknowledged before a connection is dropped:
+/// two heartbeats, at least 20 s.
+#[cfg(target_os = "linux")]
+fn dead_peer_timeout(heartbeat_ms: u64) -> Duration {
+    Duration::from_millis(heartbeat_ms.saturating_mul(2).max(20_000))
 }
