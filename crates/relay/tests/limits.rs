@@ -251,9 +251,28 @@ async fn ended_channels_are_kept_for_the_retention_then_removed() {
     relay.end(&ch, r#"{"data":"done"}"#).await;
     let mut sub = relay.live(T::Sse, &ch, "").await;
     assert_eq!(sub.next().await.unwrap().event, "end");
-    tokio::time::sleep(Duration::from_millis(1300)).await;
-    let (code, _) = refused(relay.subscribe(T::Sse, &ch.id, &ch.q()).await).await;
+    // Still there just after the end (a late reconnect gets `end`) ...
+    let mut late = relay.live(T::Ws, &ch, "").await;
+    assert_eq!(late.next().await.unwrap().event, "end");
+    // ... and gone once the retention is over (polled: the sweep runs every 50 ms).
+    let mut code = String::new();
+    for _ in 0..60 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        code = refused_or_ready(relay.subscribe(T::Sse, &ch.id, &ch.q()).await).await;
+        if code == "CHANNEL_NOT_FOUND" {
+            break;
+        }
+    }
     assert_eq!(code, "CHANNEL_NOT_FOUND");
+}
+
+/// The first frame's event, or the error code when it is an error frame.
+async fn refused_or_ready(mut sub: Sub) -> String {
+    let e = sub.next().await.expect("a first frame");
+    match e.event.as_str() {
+        "error" => e.data["code"].as_str().unwrap().to_owned(),
+        other => other.to_owned(),
+    }
 }
 
 #[tokio::test]
