@@ -89,27 +89,36 @@ pub fn install_uni_cloud(
     let relay = Reflect::get(&options, &JsValue::from_str("relay")).unwrap_or(JsValue::UNDEFINED);
 
     // Check everything before patching anything, so a bad deployment fails at
-    // start-up and leaves uniCloud untouched.
-    let base = WriterOptions::from_js(&options, Some(&relay_as_allow_list(&relay)?))?;
+    // start-up and leaves uniCloud untouched. The writer options are read again
+    // on each call so that, as with `deserializeSSEChannel`, the environment
+    // variable is read when a descriptor arrives.
+    WriterOptions::from_js(&options, Some(&relay_as_allow_list(&relay)?))?;
     let class = channel_class()?;
     // Browser side: the SSEChannel options among `options` (relay, transport,
     // reconnect, …) become the defaults of `new uniCloud.SSEChannel()`.
     crate::channel::configure_defaults(&options)?;
 
-    let defaults = options.clone();
+    // A snapshot: later changes to the caller's object do not leak in.
+    let defaults: JsValue = Object::assign(&Object::new(), options.unchecked_ref()).into();
     let deserialize = Closure::<dyn Fn(JsValue, JsValue) -> Result<JsValue, JsValue>>::new(
         move |descriptor: JsValue, overrides: JsValue| {
-            let opts = if overrides.is_undefined() || overrides.is_null() {
-                base.clone()
+            let merged = if overrides.is_undefined() || overrides.is_null() {
+                defaults.clone()
+            } else if !overrides.is_object() {
+                return Err(js_error(
+                    ErrorCode::InvalidOptions,
+                    "writer options must be an object",
+                ));
             } else {
-                let merged = Object::assign(
+                Object::assign(
                     &Object::assign(&Object::new(), defaults.unchecked_ref()),
                     overrides.unchecked_ref(),
-                );
-                let relay = Reflect::get(&merged, &JsValue::from_str("relay"))
-                    .unwrap_or(JsValue::UNDEFINED);
-                WriterOptions::from_js(&merged, Some(&relay_as_allow_list(&relay)?))?
+                )
+                .into()
             };
+            let relay =
+                Reflect::get(&merged, &JsValue::from_str("relay")).unwrap_or(JsValue::UNDEFINED);
+            let opts = WriterOptions::from_js(&merged, Some(&relay_as_allow_list(&relay)?))?;
             writer_from(&descriptor, opts).map(JsValue::from)
         },
     );

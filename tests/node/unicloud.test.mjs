@@ -63,13 +63,28 @@ test('an explicit allowedRelays wins over `relay`; without either the env variab
   throwsWith(assert, () => a.deserializeSSEChannel(d), 'RELAY_NOT_ALLOWED');
 
   const b = {};
+  sdk.installUniCloud(b);
+  throwsWith(assert, () => b.deserializeSSEChannel(d), 'RELAY_NOT_ALLOWED', /SSE_CHANNEL_ALLOWED_RELAYS/);
   process.env.SSE_CHANNEL_ALLOWED_RELAYS = relayUrl;
   try {
-    sdk.installUniCloud(b);
-    assert.ok(b.deserializeSSEChannel(d));
+    assert.ok(b.deserializeSSEChannel(d), 'the variable is read when a descriptor arrives');
+    throwsWith(assert, () => b.deserializeSSEChannel(d, 'x'), 'INVALID_OPTIONS');
   } finally {
     delete process.env.SSE_CHANNEL_ALLOWED_RELAYS;
   }
+});
+
+test('installUniCloud snapshots its options and leaves uniCloud untouched when they are bad', () => {
+  const d = descriptorOf({ channelId: '0123456789abcdef0123456789abcdef', publishToken: 'a.b.c', expiresAt: Date.now() + 60000 });
+  const opts = { allowedRelays: [relayUrl] };
+  const u = {};
+  sdk.installUniCloud(u, opts);
+  opts.allowedRelays = ['https://elsewhere.example'];
+  assert.ok(u.deserializeSSEChannel(d));
+  const untouched = { marker: 1 };
+  throwsWith(assert, () => sdk.installUniCloud(untouched, { allowedRelays: ['*'] }), 'INVALID_OPTIONS');
+  throwsWith(assert, () => sdk.installUniCloud(untouched, { transport: 'pigeon' }), 'INVALID_OPTIONS', /transport/);
+  assert.deepEqual(Object.keys(untouched), ['marker']);
 });
 
 test('installUniCloud refuses what is not a uniCloud object or valid options', () => {
