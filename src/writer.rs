@@ -733,8 +733,9 @@ async fn flush(inner: Rc<RefCell<Inner>>) {
             let mut me = inner.borrow_mut();
             if let Some(f) = me.failed.clone() {
                 let reason = f.to_js();
-                let end = me.end.take();
-                for p in me.queue.drain(..).chain(end) {
+                let mut refused = std::mem::take(&mut me.queue);
+                refused.extend(me.end.take());
+                for p in refused {
                     let _ = p.reject.call1(&JsValue::UNDEFINED, &reason);
                 }
                 me.flushing = false;
