@@ -111,6 +111,25 @@ describe('order and batching', () => {
     assert.deepEqual(messagesOf(await eventsOf(ch)), sent);
   });
 
+  test('two writers on one channel: each keeps its own order, nothing is lost or doubled', async () => {
+    const ch = await createChannel();
+    const a = deserializeSSEChannel(descriptorOf(ch), allow);
+    const b = deserializeSSEChannel(JSON.stringify(descriptorOf(ch)), allow);
+    const writes = [];
+    for (let i = 0; i < 300; i++) {
+      writes.push(a.write(`a${i}`));
+      writes.push(b.write(`b${i}`));
+      if (i % 50 === 0) await new Promise((r) => setImmediate(r)); // let requests interleave
+    }
+    await Promise.all(writes);
+    await a.end('a done');
+    const got = messagesOf(await eventsOf(ch));
+    assert.equal(got.length, 600);
+    assert.deepEqual(got.filter((m) => m.startsWith('a')), Array.from({ length: 300 }, (_, i) => `a${i}`));
+    assert.deepEqual(got.filter((m) => m.startsWith('b')), Array.from({ length: 300 }, (_, i) => `b${i}`));
+    await rejectsWith(assert, b.write('late'), 'CHANNEL_ENDED');
+  });
+
   test('a relay behind a path prefix (reverse proxy) is reached under that prefix', async () => {
     const ch = await createChannel();
     const p = await startProxy(relayUrl, () => 'forward', { stripPrefix: '/sse' });
