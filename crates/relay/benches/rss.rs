@@ -173,7 +173,7 @@ async fn main() {
         .to_owned();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (idle, _) = proc_stats(pid);
-    report(&format!("relay binary: {bin}"));
+    report(&format!("relay binary: {bin} (pid {pid})"));
     report(&format!("idle RSS: {idle} KiB"));
 
     // 1. n channels, one subscriber each.
