@@ -5,13 +5,17 @@
 //! # Layout
 //!
 //! - [`config`]: every setting, with its default.
-//! - [`broker`]: the [`Broker`](broker::Broker) trait (sequence ids, replay,
+//! - [`broker`]: the [`broker::Broker`] trait (sequence ids, replay,
 //!   notification) and the in-memory implementation.
 //! - [`token`]: HS256 JWT subscribe and publish tokens.
 //! - `routes`: create, publish, end, health, metrics, test hooks.
 //! - `stream`: the EventSource and WebSocket subscriber streams.
 //! - `server`: [`run`]: accept loop, header read timeout, graceful shutdown.
 //! - [`metrics`]: the Prometheus counters.
+//! - `error`: [`ApiError`], the JSON error answer with its stable code.
+//!
+//! [`app`] / [`app_with_broker`] give the router alone; [`run`] /
+//! [`run_with_broker`] serve it with the cleanup task and graceful shutdown.
 //!
 //! # Use as a library
 //!
