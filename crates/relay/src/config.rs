@@ -17,6 +17,11 @@ pub struct Config {
     pub secret: Option<Vec<u8>>,
     /// Origins allowed by CORS. Empty (the default): no CORS headers; `"*"`: any.
     pub allow_origins: Vec<String>,
+    /// Request header that carries the client's address when the relay sits
+    /// behind a reverse proxy (e.g. `x-forwarded-for`, `x-real-ip`); its last
+    /// entry is used for the per-address limits. `None` (the default): the TCP
+    /// peer address. Only set it when every request comes through the proxy.
+    pub client_ip_header: Option<String>,
     /// Enables the `/v1/test/...` fault-injection routes. Default `false`.
     pub test_hooks: bool,
     /// Heartbeat interval on every stream, in ms. Default 15,000.
@@ -65,6 +70,7 @@ impl Default for Config {
         Self {
             secret: None,
             allow_origins: Vec::new(),
+            client_ip_header: None,
             test_hooks: false,
             heartbeat_ms: limits::HEARTBEAT_MS,
             replay_buffer_events: limits::REPLAY_BUFFER_EVENTS,

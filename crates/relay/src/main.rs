@@ -28,6 +28,11 @@ struct Cli {
         value_delimiter = ','
     )]
     allow_origin: Vec<String>,
+    /// Behind a reverse proxy: the request header with the client's address (e.g.
+    /// x-forwarded-for or x-real-ip; its last entry counts) for the per-address limits.
+    /// Default: none (the TCP peer address). Set it only if every request comes through the proxy.
+    #[arg(long, env = "SSE_RELAY_CLIENT_IP_HEADER")]
+    client_ip_header: Option<String>,
     /// Broker: `memory` (embedded, the only one so far).
     #[arg(long, env = "SSE_RELAY_BROKER", default_value = "memory")]
     broker: String,
@@ -101,6 +106,7 @@ impl Cli {
         Config {
             secret: self.secret.map(String::into_bytes),
             allow_origins: self.allow_origin,
+            client_ip_header: self.client_ip_header.map(|h| h.to_ascii_lowercase()),
             test_hooks: self.test_hooks,
             heartbeat_ms: self.heartbeat_ms,
             replay_buffer_events: self.replay_buffer_events,

@@ -96,13 +96,30 @@ async fn observe(State(relay): State<Shared>, req: Request, next: Next) -> Respo
     res
 }
 
-/// The client's IP address, when the server recorded it.
+/// The client's IP address: the last address in the configured proxy header
+/// ([`crate::Config::client_ip_header`]) when set and present, else the TCP
+/// peer address when the server recorded it.
 pub(crate) struct ClientAddr(pub(crate) Option<IpAddr>);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+impl FromRequestParts<Shared> for ClientAddr {
     type Rejection = Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
+    async fn from_request_parts(parts: &mut Parts, relay: &Shared) -> Result<Self, Infallible> {
+        if let Some(name) = &relay.config.client_ip_header {
+            // The proxy appends the address it saw: the last entry is the one
+            // it vouches for.
+            let forwarded = parts
+                .headers
+                .get_all(name.as_str())
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .last()
+                .and_then(|ip| ip.trim().parse::<IpAddr>().ok());
+            if forwarded.is_some() {
+                return Ok(Self(forwarded));
+            }
+        }
         Ok(Self(
             parts
                 .extensions

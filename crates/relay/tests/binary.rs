@@ -19,6 +19,7 @@ fn help_documents_every_flag_with_its_default() {
         "--listen",
         "--secret",
         "--allow-origin",
+        "--client-ip-header",
         "--broker",
         "--test-hooks",
         "--heartbeat-ms",

@@ -295,3 +295,48 @@ async fn body_read_timeout_refuses_slow_bodies() {
     assert!(text.starts_with("HTTP/1.1 400"), "{text}");
     assert!(text.contains("BAD_REQUEST"), "{text}");
 }
+
+#[tokio::test]
+async fn per_address_limits_behind_a_proxy_use_the_configured_header() {
+    let relay = start(Config {
+        channels_per_address: 1,
+        client_ip_header: Some("x-forwarded-for".into()),
+        ..config()
+    })
+    .await;
+    let create = |xff: &'static str| {
+        let relay = &relay;
+        async move {
+            relay
+                .post("/v1/channels", &[("x-forwarded-for", xff)], "")
+                .await
+                .status
+        }
+    };
+    assert_eq!(create("203.0.113.7, 10.0.0.1").await, 201);
+    // The last entry is the client: same client, limit reached.
+    assert_eq!(create("198.51.100.1, 10.0.0.1").await, 429);
+    assert_eq!(create("10.0.0.2").await, 201);
+    // Without the header: the TCP peer address, a third client.
+    assert_eq!(relay.post("/v1/channels", &[], "").await.status, 201);
+    // Without the setting, the header is ignored.
+    let plain = start(Config {
+        channels_per_address: 1,
+        ..config()
+    })
+    .await;
+    assert_eq!(
+        plain
+            .post("/v1/channels", &[("x-forwarded-for", "10.0.0.3")], "")
+            .await
+            .status,
+        201
+    );
+    assert_eq!(
+        plain
+            .post("/v1/channels", &[("x-forwarded-for", "10.0.0.4")], "")
+            .await
+            .status,
+        429
+    );
+}
