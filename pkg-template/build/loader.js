@@ -81,7 +81,16 @@ function __sseInitAsync() {
           __sseReady = true;
           const deferred = __sseDeferred;
           __sseDeferred = [];
-          for (const call of deferred) call();
+          for (const call of deferred) {
+            try {
+              call();
+            } catch (e) {
+              // Where a synchronous call would have thrown: reported, and the others still run.
+              setTimeout(() => {
+                throw e;
+              }, 0);
+            }
+          }
         },
         (e) => {
           __sseAsync = null;
@@ -150,6 +159,9 @@ function __sseWrapClass(Inner, name) {
           return __sseInitAsync().then(() => this.__sseMaterialize().open(...margs));
         }
         if (key === 'free') return undefined;
+        if (key === 'toJSON') {
+          throw __sseError('INVALID_STATE', `${name}.toJSON() called before open() resolved`);
+        }
         this.__sseCalls.push([key, margs]);
         return this;
       };

@@ -22,6 +22,7 @@ import {
   run,
   scenario,
   serveStatic,
+  simulateOldChromium,
   startDevServer,
 } from './lib/harness.mjs';
 
@@ -112,6 +113,29 @@ describe('plain <script type="module"> page', { skip: !enabled('plain') }, () =>
         label: `plain-unicloud${oldChromium ? '-old-chromium' : ''}`,
         oldChromium,
       });
+    });
+  }
+  for (const oldChromium of [false, true]) {
+    test(`plain: toJSON() before open() throws INVALID_STATE${oldChromium ? ' (older Chromium: the stand-in)' : ''}`, async () => {
+      const context = await browser.newContext();
+      try {
+        const page = await context.newPage();
+        if (oldChromium) await page.addInitScript(simulateOldChromium);
+        await page.goto(`${server.url}/index.html`);
+        await page.waitForFunction(() => window.__sseTest);
+        const r = await page.evaluate((relay) => {
+          const ch = new window.__sseTest.SSEChannel({ relay });
+          try {
+            JSON.stringify(ch);
+            return { className: ch.constructor.name, code: null };
+          } catch (e) {
+            return { className: ch.constructor.name, code: e.code };
+          }
+        }, process.env.RELAY_URL);
+        assert.deepEqual(r, { className: oldChromium ? 'Pending' : 'SSEChannel', code: 'INVALID_STATE' });
+      } finally {
+        await context.close();
+      }
     });
   }
   test('plain: Node resolves both require and import to the node build', () => {

@@ -5,6 +5,7 @@
 export function installTestHooks(SSEChannel, { defaultRelay = false } = {}) {
   let got = null;
   window.__sseTest = {
+    SSEChannel,
     /** Creates and opens a channel; resolves with its descriptor (what callFunction would carry). */
     async start(relay, transport) {
       got = { events: [], messages: [], end: undefined, errors: [], openMs: null, constructedSync: false };
