@@ -41,6 +41,11 @@ pkg: setup
 test-e2e: pkg
 	E2E_SKIP_BUILD=1 bash tests/e2e/run.sh
 
+# Only the uni-app project of test-e2e (tests/uniapp: uni build -p h5, and uni -p h5).
+.PHONY: test-uniapp
+test-uniapp: pkg
+	E2E_SKIP_BUILD=1 E2E_ONLY=uniapp bash tests/e2e/run.sh
+
 # ---- Node tests of the writer and installUniCloud against a real relay (owner: writer) ----
 .PHONY: test-node
 test-node: setup
