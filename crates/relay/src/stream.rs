@@ -109,11 +109,13 @@ impl Subscriber {
                 }
             }
             let kill = async {
-                match &mut self.kill {
-                    Some(k) => {
-                        let _ = k.changed().await;
-                    }
-                    None => std::future::pending().await,
+                // A dropped sender (the hook forgotten with its channel) is no kill.
+                let killed = match &mut self.kill {
+                    Some(k) => k.changed().await.is_ok(),
+                    None => false,
+                };
+                if !killed {
+                    std::future::pending::<()>().await;
                 }
             };
             tokio::select! {

@@ -340,3 +340,30 @@ async fn per_address_limits_behind_a_proxy_use_the_configured_header() {
         429
     );
 }
+
+#[tokio::test]
+async fn expiry_with_test_hooks_on_is_still_channel_expired() {
+    let relay = start(Config {
+        test_hooks: true,
+        ..config()
+    })
+    .await;
+    let r = relay.post("/v1/channels", &[], r#"{"ttlSecs":1}"#).await;
+    let v = r.json();
+    let ch = Channel {
+        id: v["channelId"].as_str().unwrap().into(),
+        sub: v["subscribeToken"].as_str().unwrap().into(),
+        publ: v["publishToken"].as_str().unwrap().into(),
+        expires_at: v["expiresAt"].as_u64().unwrap(),
+    };
+    let sse = relay.live(T::Sse, &ch, "").await;
+    let mut ws = relay.live(T::Ws, &ch, "").await;
+    let e = ws.next().await.unwrap();
+    assert_eq!(e.data["code"], "CHANNEL_EXPIRED");
+    assert_eq!(ws.closed().await, Some(4410));
+    let Sub::Sse(mut raw) = sse else {
+        unreachable!()
+    };
+    let e = raw.try_next().await.expect("not aborted").unwrap();
+    assert!(e.data.contains("CHANNEL_EXPIRED"), "{e:?}");
+}
