@@ -89,8 +89,10 @@ pub(crate) struct Inner {
     live: bool,
     heartbeat_ms: Option<u64>,
     /// Per-connection deadline: `openTimeoutMs` until `ready`, then the
-    /// heartbeat timeout, re-armed by every frame.
+    /// heartbeat timeout after the last frame (`last_frame_at`).
     watchdog: Option<Timeout>,
+    /// `Date.now()` when the current connection last delivered a frame.
+    last_frame_at: f64,
     retry: Option<Timeout>,
     open_timer: Option<Timeout>,
     /// Failed attempts since the stream was last live.
@@ -123,6 +125,7 @@ impl Inner {
             live: false,
             heartbeat_ms: None,
             watchdog: None,
+            last_frame_at: 0.0,
             retry: None,
             open_timer: None,
             failed: 0,
@@ -435,9 +438,18 @@ fn arm_watchdog(i: &mut Inner, shared: &Shared, ms: u32) {
     i.watchdog = Some(Timeout::new(ms, move || {
         with(&weak, |s| {
             let live = {
-                let i = s.borrow();
+                let mut i = s.borrow_mut();
                 if i.gen != gen {
                     return;
+                }
+                if i.live {
+                    let timeout = i.opts.heartbeat_timeout(i.heartbeat_ms).unwrap_or(0);
+                    let remaining = f64::from(timeout) - (js_sys::Date::now() - i.last_frame_at);
+                    if remaining >= 1.0 {
+                        // A frame came since this deadline was set: wait for the rest.
+                        arm_watchdog(&mut i, s, remaining as u32);
+                        return;
+                    }
                 }
                 i.live
             };
@@ -458,11 +470,15 @@ fn arm_watchdog(i: &mut Inner, shared: &Shared, ms: u32) {
     }));
 }
 
-/// Every frame proves the connection alive: push the deadline back.
-fn rearm(i: &mut Inner, shared: &Shared) {
-    match i.opts.heartbeat_timeout(i.heartbeat_ms) {
-        Some(ms) => arm_watchdog(i, shared, ms),
-        None => i.watchdog = None,
+/// Every frame proves the connection alive. Rather than re-arming a timer per
+/// frame (a `setTimeout` and a closure per message), note the time; the
+/// watchdog, when it fires, waits again for whatever remains.
+fn touch(i: &mut Inner, shared: &Shared) {
+    i.last_frame_at = js_sys::Date::now();
+    if i.watchdog.is_none() {
+        if let Some(ms) = i.opts.heartbeat_timeout(i.heartbeat_ms) {
+            arm_watchdog(i, shared, ms);
+        }
     }
 }
 
@@ -504,7 +520,9 @@ fn on_incoming(shared: &Shared, gen: u32, inc: Incoming) {
             if i.kind == Some(Kind::WebSocket) {
                 i.ws_proven = true;
             }
-            rearm(&mut i, shared);
+            // From now on the heartbeat deadline, not the open deadline.
+            i.watchdog = None;
+            touch(&mut i, shared);
             i.set_state(State::Open);
             if !i.opened {
                 i.opened = true;
@@ -515,7 +533,7 @@ fn on_incoming(shared: &Shared, gen: u32, inc: Incoming) {
             }
         }
         EventKind::Message => {
-            rearm(&mut i, shared);
+            touch(&mut i, shared);
             // Ids already seen (a replay overlapping what arrived before the cut)
             // are dropped: every message is delivered once.
             if id.is_some_and(|id| i.cursor.accept(id)) {
@@ -537,7 +555,7 @@ fn on_incoming(shared: &Shared, gen: u32, inc: Incoming) {
             let message = js::get_string(&data, field::MESSAGE)
                 .unwrap_or_else(|| "the relay closed the stream with an error".to_owned());
             if code == ErrorCode::MessagesLost {
-                rearm(&mut i, shared);
+                touch(&mut i, shared);
                 let from = js::get_u64(&data, field::FROM);
                 let to = js::get_u64(&data, field::TO);
                 if let (Some(from), Some(to)) = (from, to) {
@@ -554,7 +572,7 @@ fn on_incoming(shared: &Shared, gen: u32, inc: Incoming) {
             drop(i);
             on_failure(shared, code, &message);
         }
-        _ => rearm(&mut i, shared),
+        _ => touch(&mut i, shared),
     }
 }
 
