@@ -250,22 +250,27 @@ impl Relay {
         })
     }
 
-    /// Test hook state: `Err(())` while subscriptions are paused, else the kill
-    /// switch to watch (only with `--test-hooks`).
-    #[allow(clippy::result_unit_err)]
-    pub(crate) fn hook_for(&self, channel: &str) -> Result<Option<watch::Receiver<u64>>, ()> {
+    /// True while the test hook refuses subscriptions to `channel`.
+    pub(crate) fn is_paused(&self, channel: &str) -> bool {
+        self.config.test_hooks
+            && lock(&self.hooks)
+                .get(channel)
+                .and_then(|h| h.paused_until)
+                .is_some_and(|t| Instant::now() < t)
+    }
+
+    /// The test hook's kill switch for a stream of `channel` (only with
+    /// `--test-hooks`; call it for existing channels only).
+    pub(crate) fn kill_switch(&self, channel: &str) -> Option<watch::Receiver<u64>> {
         if !self.config.test_hooks {
-            return Ok(None);
+            return None;
         }
         let mut h = lock(&self.hooks);
         let hook = h.entry(channel.to_owned()).or_insert_with(|| Hook {
             kill: watch::channel(0).0,
             paused_until: None,
         });
-        if hook.paused_until.is_some_and(|t| Instant::now() < t) {
-            return Err(());
-        }
-        Ok(Some(hook.kill.subscribe()))
+        Some(hook.kill.subscribe())
     }
 
     /// Drops every stream of `channel` abruptly and pauses new ones; returns how
