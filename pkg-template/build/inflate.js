@@ -23,15 +23,9 @@ function __sseInflate(src, outLen) {
     bitCnt -= n;
     return v;
   };
-  // 15-bit bit reversal (DEFLATE's Huffman codes are stored most significant bit first).
-  const rev = new Uint16Array(32768);
-  for (let i = 0; i < 32768; i++) {
-    let x = ((i & 0xaaaa) >>> 1) | ((i & 0x5555) << 1);
-    x = ((x & 0xcccc) >>> 2) | ((x & 0x3333) << 2);
-    x = ((x & 0xf0f0) >>> 4) | ((x & 0x0f0f) << 4);
-    rev[i] = (((x & 0xff00) >>> 8) | ((x & 0x00ff) << 8)) >>> 1;
-  }
   // A lookup table of 2^maxLen entries, indexed by the next maxLen input bits: symbol << 4 | length.
+  // Codes are stored most significant bit first, so each code is bit-reversed, then repeated with
+  // every combination of the bits after it.
   const table = (lengths, n) => {
     let mb = 1;
     for (let i = 0; i < n; i++) if (lengths[i] > mb) mb = lengths[i];
@@ -43,17 +37,21 @@ function __sseInflate(src, outLen) {
       code = (code + count[l - 1]) << 1;
       next[l] = code;
     }
-    const t = new Uint16Array(1 << mb);
+    const size = 1 << mb;
+    const t = new Uint16Array(size);
     for (let s = 0; s < n; s++) {
       const l = lengths[s];
       if (!l) continue;
-      const r = mb - l;
+      let code = next[l]++;
+      let r = 0;
+      for (let i = 0; i < l; i++) {
+        r = (r << 1) | (code & 1);
+        code >>>= 1;
+      }
       const entry = (s << 4) | l;
-      const first = next[l]++ << r;
-      const last = first | ((1 << r) - 1);
-      for (let m = first; m <= last; m++) t[rev[m] >>> (15 - mb)] = entry;
+      for (let i = r; i < size; i += 1 << l) t[i] = entry;
     }
-    return { t, mb, mask: (1 << mb) - 1 };
+    return { t, mb, mask: size - 1 };
   };
   const decode = (h) => {
     need(h.mb);
