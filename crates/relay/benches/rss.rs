@@ -11,6 +11,8 @@
 //! 3. RSS with one WebSocket subscriber more on each channel;
 //! 4. fan-out: `SUBSCRIBERS` SSE subscribers of one channel, `FANOUT_MESSAGES`
 //!    64-byte messages, deliveries per second and relay CPU per delivery.
+//! 5. latency from a keep-alive publish to a subscriber reading the SSE frame,
+//!    p50 and p99, at 100 and 1,000 messages per second.
 
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -276,6 +278,99 @@ async fn main() {
         want as f64 / secs,
         (cpu1 - cpu0) * 1e6 / want as f64
     ));
+    // 5. Latency: publish (keep-alive POST) -> SSE frame read by a subscriber.
+    for (rate, count) in [(100u64, 500usize), (1000, 2000)] {
+        let (p50, p99) = latency(&addr, rate, count).await;
+        report(&format!(
+            "publish -> SSE subscriber latency at {rate} msg/s ({count} messages, 64 B, one keep-alive publisher): p50 {p50:.0} us, p99 {p99:.0} us"
+        ));
+    }
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// A keep-alive HTTP/1.1 POST; returns the status line.
+async fn post_keep_alive(
+    conn: &mut BufReader<TcpStream>,
+    addr: &str,
+    path: &str,
+    auth: &str,
+    body: &str,
+) -> String {
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {auth}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    conn.get_mut()
+        .write_all(req.as_bytes())
+        .await
+        .expect("write");
+    let mut status = String::new();
+    conn.read_line(&mut status).await.expect("status");
+    let mut len = 0usize;
+    loop {
+        let mut line = String::new();
+        conn.read_line(&mut line).await.expect("header");
+        if line == "\r\n" {
+            break;
+        }
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            len = v.trim().parse().expect("length");
+        }
+    }
+    let mut body = vec![0u8; len];
+    conn.read_exact(&mut body).await.expect("body");
+    status
+}
+
+/// p50 and p99 (µs) from publish to receipt, publishing `count` messages at `rate`/s.
+async fn latency(addr: &str, rate: u64, count: usize) -> (f64, f64) {
+    let ch = create(addr).await;
+    let stream = subscribe(addr.to_owned(), ch.id.clone(), ch.sub.clone()).await;
+    let received = Arc::new(std::sync::Mutex::new(vec![None::<Instant>; count + 1]));
+    let rx = received.clone();
+    let reader = tokio::spawn(async move {
+        let mut r = BufReader::new(stream);
+        let mut line = String::new();
+        let mut seen = 0;
+        while seen < count {
+            line.clear();
+            if r.read_line(&mut line).await.unwrap_or(0) == 0 {
+                break;
+            }
+            if let Some(id) = line.strip_prefix("id: ") {
+                let id: usize = id.trim().parse().expect("id");
+                if let Some(slot) = rx.lock().expect("lock").get_mut(id) {
+                    *slot = Some(Instant::now());
+                }
+                seen += 1;
+            }
+        }
+    });
+    let mut conn = BufReader::new(TcpStream::connect(addr).await.expect("connect"));
+    let _ = conn.get_ref().set_nodelay(true);
+    let path = format!("/v1/channels/{}/messages", ch.id);
+    let payload = format!("{{\"data\":\"{}\"}}", "x".repeat(54));
+    let period = Duration::from_micros(1_000_000 / rate);
+    let start = Instant::now();
+    let mut sent = vec![start; count + 1];
+    for (i, slot) in sent.iter_mut().enumerate().skip(1) {
+        let due = start + period * (i as u32);
+        tokio::time::sleep_until(due.into()).await;
+        *slot = Instant::now();
+        let status = post_keep_alive(&mut conn, addr, &path, &ch.publ, &payload).await;
+        assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(10), reader).await;
+    let got = received.lock().expect("lock");
+    let mut lat: Vec<f64> = (1..=count)
+        .filter_map(|i| got[i].map(|r| r.duration_since(sent[i]).as_secs_f64() * 1e6))
+        .collect();
+    lat.sort_by(|a, b| a.total_cmp(b));
+    let pick = |q: f64| {
+        lat.get(((lat.len() as f64 - 1.0) * q) as usize)
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    (pick(0.5), pick(0.99))
 }
