@@ -22,4 +22,4 @@ start_relay --allow-origin '*'
 echo "[e2e] relay: $RELAY_URL"
 
 SSE_CHANNEL_TARBALL="$tarball" RELAY_URL="$RELAY_URL" \
-  node --test --test-concurrency=1 --test-reporter=spec tests/e2e/e2e.test.mjs
+  node --test --test-concurrency=1 --test-reporter=spec tests/e2e/inflate.test.mjs tests/e2e/e2e.test.mjs
