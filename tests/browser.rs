@@ -423,6 +423,29 @@ async fn reconnect_resume(transport: &str) {
     );
 }
 
+/// The channel ends while the client is cut off: the reconnect replays what
+/// it missed, then `end`, then `close` (an ended channel is retained).
+async fn end_while_cut_off(transport: &str) {
+    let (ch, rec) = opened(transport, &[]).await;
+    publish_range(&ch, 1, 2).await;
+    rec.wait("2 messages", 5_000, |r| r.count("message") == 2)
+        .await;
+    cut(&ch, 500).await;
+    publish_range(&ch, 3, 4).await;
+    end(&ch, &obj(&[("result", "late".into())])).await;
+    rec.wait("close", 10_000, |r| r.count("close") == 1).await;
+    assert_eq!(rec.messages(), numbers(1, 4));
+    assert_eq!(rec.skeleton(), ["open", "message*", "end", "close"]);
+    assert_eq!(json(&rec.values("end")[0]), r#"{"result":"late"}"#);
+    assert_eq!(rec.count("error"), 0);
+    assert_eq!(
+        rec.states().last().map(String::as_str),
+        Some("open>closed"),
+        "{:?}",
+        rec.states()
+    );
+}
+
 /// Cut off longer than the replay buffer holds: MESSAGES_LOST with the range,
 /// then the stream goes on.
 async fn lost_range(transport: &str) {
@@ -769,6 +792,7 @@ scenarios!(
     message_order,
     close_once,
     reconnect_resume,
+    end_while_cut_off,
     lost_range,
     final_error,
     bad_token,
