@@ -806,6 +806,76 @@ scenarios!(
 
 // ------------------------------------------------- transport-independent tests
 
+/// The JS surface by its JS names (what pages call), on the JS object.
+#[wasm_bindgen_test]
+async fn js_names() {
+    let ch = JsValue::from(SseChannel::new(options("websocket", &[])).unwrap());
+    let call = |name: &str, args: &[JsValue]| -> Result<JsValue, JsValue> {
+        let f: Function = get(&ch, name).dyn_into().expect(name);
+        let args: Array = args.iter().collect();
+        f.apply(&ch, &args)
+    };
+    for name in [
+        "open",
+        "close",
+        "on",
+        "addListener",
+        "once",
+        "off",
+        "removeListener",
+        "removeAllListeners",
+        "removeAllListener",
+        "toJSON",
+    ] {
+        assert!(get(&ch, name).is_function(), "method {name}");
+    }
+    assert_eq!(get(&ch, "state").as_string().unwrap(), "idle");
+    assert!(get(&ch, "channelId").is_null() || get(&ch, "channelId").is_undefined());
+    assert!(get(&ch, "transport").is_null() || get(&ch, "transport").is_undefined());
+    assert_eq!(get(&ch, "lastEventId").as_f64(), Some(0.0));
+    let ctor = get(&ch, "constructor");
+    assert!(get(&ctor, "configure").is_function(), "static configure");
+    assert_eq!(get(&ctor, "name").as_string().unwrap(), "SSEChannel");
+
+    let got: Rc<RefCell<Vec<String>>> = Rc::default();
+    let g = got.clone();
+    let listener =
+        Closure::<dyn FnMut(JsValue)>::new(move |v: JsValue| g.borrow_mut().push(json(&v)));
+    let f: JsValue = listener.as_ref().clone();
+    call("addListener", &["message".into(), f.clone()]).unwrap();
+    let p: Promise = call("open", &[]).unwrap().dyn_into().unwrap();
+    JsFuture::from(p).await.unwrap();
+    assert_eq!(get(&ch, "state").as_string().unwrap(), "open");
+    assert_eq!(get(&ch, "transport").as_string().unwrap(), "websocket");
+    let d = call("toJSON", &[]).unwrap();
+    assert_eq!(
+        get(&ch, "channelId").as_string(),
+        get(&d, "channelId").as_string()
+    );
+    let (base, id, token) = (
+        get(&d, "relay").as_string().unwrap(),
+        get(&d, "channelId").as_string().unwrap(),
+        get(&d, "publishToken").as_string().unwrap(),
+    );
+    let one: Vec<JsValue> = vec!["a".into()];
+    publish_to(&(base.clone(), id.clone(), token.clone()), &one).await;
+    for _ in 0..250 {
+        if !got.borrow().is_empty() {
+            break;
+        }
+        sleep(20).await;
+    }
+    assert_eq!(*got.borrow(), ["\"a\""]);
+    assert_eq!(get(&ch, "lastEventId").as_f64(), Some(1.0));
+    call("removeListener", &["message".into(), f]).unwrap();
+    let two: Vec<JsValue> = vec!["b".into()];
+    publish_to(&(base, id, token), &two).await;
+    sleep(300).await;
+    assert_eq!(got.borrow().len(), 1, "removeListener by its JS name");
+    call("close", &[]).unwrap();
+    assert_eq!(get(&ch, "state").as_string().unwrap(), "closed");
+}
+
 /// `auto` uses WebSocket when it works.
 #[wasm_bindgen_test]
 async fn auto_prefers_websocket() {
