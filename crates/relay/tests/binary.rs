@@ -118,3 +118,40 @@ async fn binary_prints_its_address_serves_and_stops_on_sigterm_without_logging_t
         "a query string was logged:\n{logs}"
     );
 }
+
+#[test]
+fn sigint_stops_the_binary_cleanly() {
+    let mut child = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0", "--secret", "s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("listening on http://127.0.0.1:"), "{line}");
+    let ok = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn unsupported_broker_and_bad_origin_are_refused_at_start() {
+    for args in [
+        ["--broker", "redis://127.0.0.1:6379"],
+        ["--allow-origin", "not an origin"],
+    ] {
+        let out = Command::new(BIN)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(out.stdout.is_empty(), "nothing on stdout: {args:?}");
+    }
+}
