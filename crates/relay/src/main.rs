@@ -194,9 +194,13 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(1);
         }
     };
-    #[allow(clippy::print_stdout)]
     {
-        println!("listening on http://{addr}");
+        // The one line scripts wait for. Written without `println!`, which
+        // would panic if whoever started us already closed our stdout.
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "listening on http://{addr}");
+        let _ = out.flush();
     }
     tracing::info!(%addr, "sse-relay started");
     match sse_relay::run(listener, cli.into_config(), shutdown).await {
