@@ -138,6 +138,20 @@ export function freePort() {
   });
 }
 
+// Dev servers run in their own process groups; make sure none outlives this process, even when the
+// test run is interrupted.
+const devGroups = new Set();
+process.on('exit', () => {
+  for (const pid of devGroups) {
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+});
+for (const signal of ['SIGINT', 'SIGTERM']) process.once(signal, () => process.exit(130));
+
 /**
  * Starts a dev server (its own process group, stopped by `stop()`) and resolves once `ready` matches
  * its output. Output goes to tests/out/e2e/<label>.log.
@@ -151,6 +165,8 @@ export function startDevServer(label, cmd, args, { cwd, ready, timeoutMs = 120_0
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0', BROWSER: 'none' },
   });
+  devGroups.add(child.pid);
+  child.on('exit', () => devGroups.delete(child.pid));
   let text = '';
   const stop = () =>
     new Promise((done) => {
