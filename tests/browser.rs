@@ -775,6 +775,47 @@ async fn online_skips_backoff(transport: &str) {
     ch.close();
 }
 
+fn dispatch(name: &str) {
+    let e = web_sys::Event::new(name).unwrap();
+    js_sys::global()
+        .unchecked_into::<web_sys::EventTarget>()
+        .dispatch_event(&e)
+        .unwrap();
+}
+
+/// `offline` then `online` while live: the connection is replaced at once
+/// (it may be dead after a network change) and nothing is lost or repeated.
+/// `online` alone leaves a live connection alone.
+async fn offline_online_replaces(transport: &str) {
+    let (ch, rec) = opened(transport, &[]).await;
+    publish_range(&ch, 1, 2).await;
+    rec.wait("2 messages", 5_000, |r| r.count("message") == 2)
+        .await;
+    dispatch("online");
+    sleep(100).await;
+    assert_eq!(rec.count("reconnecting"), 0, "online alone changes nothing");
+    dispatch("offline");
+    sleep(50).await;
+    assert_eq!(ch.state(), "open", "offline alone changes nothing");
+    dispatch("online");
+    assert_eq!(ch.state(), "reconnecting");
+    let r = &rec.values("reconnecting")[0];
+    assert_eq!(get(r, "delayMs").as_f64(), Some(0.0));
+    publish_range(&ch, 3, 4).await;
+    rec.wait("open again", 5_000, |r| {
+        r.states().last().map(String::as_str) == Some("reconnecting>open")
+    })
+    .await;
+    publish_range(&ch, 5, 5).await;
+    rec.wait("5 messages", 5_000, |r| r.count("message") == 5)
+        .await;
+    sleep(100).await;
+    assert_eq!(rec.messages(), numbers(1, 5));
+    assert_eq!(rec.count("reconnecting"), 1);
+    assert_eq!(rec.count("error"), 0);
+    ch.close();
+}
+
 macro_rules! scenarios {
     ($($name:ident),* $(,)?) => {
         mod websocket {
@@ -802,6 +843,7 @@ scenarios!(
     listeners,
     serialization,
     online_skips_backoff,
+    offline_online_replaces,
 );
 
 // ------------------------------------------------- transport-independent tests

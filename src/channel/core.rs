@@ -31,6 +31,9 @@ extern "C" {
     fn console_error(a: &str, b: &JsValue);
 }
 
+/// The page's network events, `online` first.
+const NETWORK_EVENTS: [&str; 2] = ["online", "offline"];
+
 /// Event names the channel emits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Ev {
@@ -98,7 +101,11 @@ pub(crate) struct Inner {
     /// Failed attempts since the stream was last live.
     failed: u32,
     pending_open: Option<(Function, Function)>,
-    online: Option<Closure<dyn FnMut()>>,
+    /// Listener of the page's `online` and `offline` events.
+    network: Option<Closure<dyn FnMut(web_sys::Event)>>,
+    /// An `offline` event came while the stream was live: the connection it
+    /// rode on may be gone without a word, so `online` replaces it at once.
+    went_offline: bool,
     /// The channel itself, from `open()` until closed: a channel that is
     /// running stays alive when the page drops its last reference to the JS
     /// object (wasm-bindgen frees unreachable objects through a
@@ -130,7 +137,8 @@ impl Inner {
             open_timer: None,
             failed: 0,
             pending_open: None,
-            online: None,
+            network: None,
+            went_offline: false,
             keepalive: None,
         }
     }
@@ -229,10 +237,10 @@ impl Inner {
         }
         self.drop_connection();
         self.open_timer = None;
-        if let Some(cb) = self.online.take() {
-            let _ = global_target().map(|t| {
-                t.remove_event_listener_with_callback("online", cb.as_ref().unchecked_ref())
-            });
+        if let (Some(cb), Some(t)) = (self.network.take(), global_target()) {
+            for name in NETWORK_EVENTS {
+                let _ = t.remove_event_listener_with_callback(name, cb.as_ref().unchecked_ref());
+            }
         }
         self.set_state(State::Closed);
         if let Some(err) = &error {
@@ -339,9 +347,14 @@ pub(crate) fn open(shared: &Shared) -> Promise {
         }));
         if let Some(target) = global_target() {
             let weak = Rc::downgrade(shared);
-            let cb = Closure::<dyn FnMut()>::new(move || with(&weak, on_online));
-            let _ = target.add_event_listener_with_callback("online", cb.as_ref().unchecked_ref());
-            i.online = Some(cb);
+            let cb = Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
+                let online = e.type_() == NETWORK_EVENTS[0];
+                with(&weak, |s| on_network(s, online))
+            });
+            for name in NETWORK_EVENTS {
+                let _ = target.add_event_listener_with_callback(name, cb.as_ref().unchecked_ref());
+            }
+            i.network = Some(cb);
         }
         let ttl = i.opts.ttl_secs;
         let gen = i.gen;
@@ -576,6 +589,15 @@ fn on_incoming(shared: &Shared, gen: u32, inc: Incoming) {
     }
 }
 
+/// The payload of `reconnecting`: `{attempt, delayMs, code}`.
+fn reconnecting_info(attempt: u32, delay_ms: u32, code: ErrorCode) -> JsValue {
+    js::object(&[
+        ("attempt", f64::from(attempt).into()),
+        ("delayMs", f64::from(delay_ms).into()),
+        ("code", code.as_str().into()),
+    ])
+}
+
 /// Every failure of a stream ends here: retry with backoff, or give up.
 fn on_failure(shared: &Shared, code: ErrorCode, message: &str) {
     let mut i = shared.borrow_mut();
@@ -607,11 +629,10 @@ fn on_failure(shared: &Shared, code: ErrorCode, message: &str) {
                 js_sys::Math::random(),
             );
             i.failed = i.failed.saturating_add(1);
-            let o = Object::new();
-            let _ = Reflect::set(&o, &"attempt".into(), &f64::from(attempt + 1).into());
-            let _ = Reflect::set(&o, &"delayMs".into(), &f64::from(delay).into());
-            let _ = Reflect::set(&o, &"code".into(), &code.as_str().into());
-            i.emit(Ev::Reconnecting, o.into());
+            i.emit(
+                Ev::Reconnecting,
+                reconnecting_info(attempt + 1, delay, code),
+            );
             let weak = Rc::downgrade(shared);
             let gen = i.gen;
             i.retry = Some(Timeout::new(delay, move || {
@@ -625,13 +646,32 @@ fn on_failure(shared: &Shared, code: ErrorCode, message: &str) {
     }
 }
 
-/// The browser is back online: skip the rest of a pending backoff delay.
-fn on_online(shared: &Shared) {
-    let waiting = {
-        let i = shared.borrow();
-        i.retry.is_some() && !i.state.is_closed()
+/// The page's network events: `online` skips the rest of a pending backoff
+/// delay, and replaces a live connection at once when `offline` came since
+/// (after a network change the old connection is often dead without a word;
+/// the resume makes the replacement lossless). `offline` alone changes nothing:
+/// the network may come back before the connection notices.
+fn on_network(shared: &Shared, online: bool) {
+    let reconnect_now = {
+        let mut i = shared.borrow_mut();
+        if i.state.is_closed() {
+            return;
+        }
+        if !online {
+            i.went_offline = i.live;
+            return;
+        }
+        let replace = std::mem::take(&mut i.went_offline) && i.live;
+        if replace {
+            i.set_state(State::Reconnecting);
+            i.emit(
+                Ev::Reconnecting,
+                reconnecting_info(1, 0, ErrorCode::NetworkError),
+            );
+        }
+        replace || i.retry.is_some()
     };
-    if waiting {
+    if reconnect_now {
         connect(shared);
     }
 }

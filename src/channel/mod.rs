@@ -21,7 +21,8 @@
 //! dropped. `end` closes the channel normally. Codes the protocol marks final
 //! (`UNAUTHORIZED`, `CHANNEL_NOT_FOUND`, `CHANNEL_EXPIRED`, …) and a spent
 //! `reconnect.maxAttempts` (`RECONNECT_EXHAUSTED`) end with `error` then
-//! `close`. The browser's `online` event skips the rest of a backoff delay.
+//! `close`. The browser's `online` event skips the rest of a backoff delay,
+//! and replaces a live connection at once when `offline` came since.
 //!
 //! # Events
 //!
