@@ -222,6 +222,16 @@ describe('uni-app Vue 3 H5 at defaults (tests/uniapp)', { skip: !enabled('uniapp
   });
   bothTransports('uniapp-build', () => `${server.url}/index.html`, () => dir);
   bothTransports('uniapp-dev', () => dev.match[1], () => dir);
+  // Old Android WebViews are where uni-app H5 pages meet Chromium < 114.
+  test('uniapp-build: older Chromium (sync compile > 4 KB refused)', { timeout: 90_000 }, async () => {
+    results['uniapp-build old-chromium websocket'] = await scenario(browser, {
+      url: `${server.url}/index.html`,
+      project: dir,
+      transport: 'websocket',
+      label: 'uniapp-build-old-chromium',
+      oldChromium: true,
+    });
+  });
 });
 
 describe('TypeScript typings (typescript 5.9, strict, skipLibCheck off)', { skip: !enabled('types') }, () => {
