@@ -576,7 +576,10 @@ fn on_incoming(shared: &Shared, gen: u32, inc: Incoming) {
                     let err = js_error_with(
                         code,
                         &message,
-                        &[("from", (from as f64).into()), ("to", (to as f64).into())],
+                        &[
+                            (field::FROM, (from as f64).into()),
+                            (field::TO, (to as f64).into()),
+                        ],
                     );
                     i.emit(Ev::Error, err);
                 }
