@@ -67,26 +67,82 @@ function __sseInflate(src, outLen) {
   const DBASE = [1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385, 513, 769, 1025, 1537, 2049, 3073, 4097, 6145, 8193, 12289, 16385, 24577];
   const DEXT = [0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13];
   const ORDER = [16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15];
+  // The hot loop, with the bit buffer in locals (it runs cold, in the interpreter, once per page).
   const codes = (lencode, distcode) => {
+    const lt = lencode.t;
+    const lmb = lencode.mb;
+    const lmask = lencode.mask;
+    const dt = distcode.t;
+    const dmb = distcode.mb;
+    const dmask = distcode.mask;
+    const srcLen = src.length;
+    let buf = bitBuf;
+    let cnt = bitCnt;
+    let ip = inPos;
+    let op = outPos;
     for (;;) {
-      let sym = decode(lencode);
+      while (cnt < lmb) {
+        buf |= (ip < srcLen ? src[ip] : 0) << cnt;
+        ip++;
+        cnt += 8;
+      }
+      let e = lt[buf & lmask];
+      let l = e & 15;
+      if (!l) throw new Error('inflate: bad code');
+      buf >>>= l;
+      cnt -= l;
+      let sym = e >>> 4;
       if (sym < 256) {
-        if (outPos >= outLen) throw new Error('inflate: output too long');
-        out[outPos++] = sym;
-      } else if (sym === 256) {
-        return;
+        if (op >= outLen) throw new Error('inflate: output too long');
+        out[op++] = sym;
+        continue;
+      }
+      if (sym === 256) break;
+      sym -= 257;
+      if (sym >= 29) throw new Error('inflate: bad length');
+      let x = LEXT[sym];
+      while (cnt < x) {
+        buf |= (ip < srcLen ? src[ip] : 0) << cnt;
+        ip++;
+        cnt += 8;
+      }
+      const len = LBASE[sym] + (buf & ((1 << x) - 1));
+      buf >>>= x;
+      cnt -= x;
+      while (cnt < dmb) {
+        buf |= (ip < srcLen ? src[ip] : 0) << cnt;
+        ip++;
+        cnt += 8;
+      }
+      e = dt[buf & dmask];
+      l = e & 15;
+      if (!l) throw new Error('inflate: bad code');
+      buf >>>= l;
+      cnt -= l;
+      const dsym = e >>> 4;
+      if (dsym >= 30) throw new Error('inflate: bad distance');
+      x = DEXT[dsym];
+      while (cnt < x) {
+        buf |= (ip < srcLen ? src[ip] : 0) << cnt;
+        ip++;
+        cnt += 8;
+      }
+      const dist = DBASE[dsym] + (buf & ((1 << x) - 1));
+      buf >>>= x;
+      cnt -= x;
+      if (dist > op) throw new Error('inflate: distance too far');
+      if (op + len > outLen) throw new Error('inflate: output too long');
+      if (dist >= len) {
+        out.copyWithin(op, op - dist, op - dist + len);
+        op += len;
       } else {
-        sym -= 257;
-        if (sym >= 29) throw new Error('inflate: bad length');
-        const len = LBASE[sym] + bits(LEXT[sym]);
-        const dsym = decode(distcode);
-        if (dsym >= 30) throw new Error('inflate: bad distance');
-        const dist = DBASE[dsym] + bits(DEXT[dsym]);
-        if (dist > outPos) throw new Error('inflate: distance too far');
-        if (outPos + len > outLen) throw new Error('inflate: output too long');
-        for (let i = 0; i < len; i++, outPos++) out[outPos] = out[outPos - dist];
+        for (let i = 0; i < len; i++, op++) out[op] = out[op - dist];
       }
     }
+    bitBuf = buf;
+    bitCnt = cnt;
+    inPos = ip;
+    outPos = op;
   };
   let fixed = null;
   let last;
