@@ -54,7 +54,8 @@ macro_rules! codes {
 codes! {
     /// The request is malformed: invalid JSON, invalid UTF-8, a wrong field, a bad id.
     BadRequest = "BAD_REQUEST", 400, false;
-    /// A token is missing, malformed, forged, expired, or for another channel.
+    /// A token is missing, malformed, forged, or for another channel. (An
+    /// authentic token whose only fault is its `exp` is [`Self::ChannelExpired`].)
     Unauthorized = "UNAUTHORIZED", 401, false;
     /// The token is valid but grants another right (subscribe vs publish).
     Forbidden = "FORBIDDEN", 403, false;
@@ -64,7 +65,8 @@ codes! {
     MethodNotAllowed = "METHOD_NOT_ALLOWED", 405, false;
     /// The channel has ended: nothing more can be published.
     ChannelEnded = "CHANNEL_ENDED", 409, false;
-    /// The channel's lifetime is over.
+    /// The channel's lifetime is over (also the answer to the channel's own
+    /// authentic token once its `exp`, the channel's expiry, has passed).
     ChannelExpired = "CHANNEL_EXPIRED", 410, false;
     /// A message or request body exceeds the relay's size limit.
     MessageTooLarge = "MESSAGE_TOO_LARGE", 413, false;

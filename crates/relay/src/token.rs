@@ -30,7 +30,10 @@ pub enum TokenError {
     BadSignature,
     /// The header is not `{"alg":"HS256"}` (optionally with `"typ":"JWT"`).
     BadHeader,
-    /// `exp` has passed.
+    /// An authentic token for this channel and scope whose `exp` has passed.
+    /// The relay's own tokens expire with their channel (`exp` is the channel's
+    /// expiry, rounded up to the second), so this means the channel's lifetime
+    /// is over: [`ErrorCode::ChannelExpired`].
     Expired,
     /// `sub` is another channel.
     WrongChannel,
@@ -39,11 +42,13 @@ pub enum TokenError {
 }
 
 impl TokenError {
-    /// The wire code: [`ErrorCode::Forbidden`] for a wrong scope, otherwise
-    /// [`ErrorCode::Unauthorized`].
+    /// The wire code: [`ErrorCode::Forbidden`] for a wrong scope,
+    /// [`ErrorCode::ChannelExpired`] for an authentic token whose only fault is
+    /// its `exp`, otherwise [`ErrorCode::Unauthorized`].
     pub fn code(self) -> ErrorCode {
         match self {
             Self::WrongScope => ErrorCode::Forbidden,
+            Self::Expired => ErrorCode::ChannelExpired,
             _ => ErrorCode::Unauthorized,
         }
     }
@@ -54,7 +59,7 @@ impl TokenError {
             Self::Malformed => "token missing or malformed",
             Self::BadSignature => "token signature does not verify",
             Self::BadHeader => "token header must be HS256",
-            Self::Expired => "token expired",
+            Self::Expired => "the channel has expired (its token's exp has passed)",
             Self::WrongChannel => "token is for another channel",
             Self::WrongScope => "token grants another right",
         }
@@ -106,7 +111,23 @@ impl TokenKey {
 
     /// Checks `token` grants `scope` on `channel` at `now_secs` (Unix seconds).
     /// The signature is compared in constant time before anything in the token
-    /// is trusted.
+    /// is trusted. `exp` is checked last: [`TokenError::Expired`] only for a
+    /// token that is authentic, well-formed, for `channel` and of `scope`, so a
+    /// forged, altered or other-channel token is never told apart by its age.
+    ///
+    /// ```
+    /// use sse_channel_protocol::{Claims, ErrorCode, Scope};
+    /// use sse_relay::token::{TokenKey, TokenError};
+    /// let key = TokenKey::new(b"secret");
+    /// let id = "0123456789abcdef0123456789abcdef";
+    /// let old = key.sign(&Claims { sub: id.into(), scope: Scope::Publish, exp: 100 });
+    /// assert_eq!(key.verify(&old, id, Scope::Publish, 100), Err(TokenError::Expired));
+    /// assert_eq!(TokenError::Expired.code(), ErrorCode::ChannelExpired);
+    /// // Expired and of the other scope: the scope decides.
+    /// assert_eq!(key.verify(&old, id, Scope::Subscribe, 100), Err(TokenError::WrongScope));
+    /// // Expired and forged: the signature decides.
+    /// assert_eq!(TokenKey::new(b"other").verify(&old, id, Scope::Publish, 100), Err(TokenError::BadSignature));
+    /// ```
     pub fn verify(
         &self,
         token: &str,
@@ -142,14 +163,14 @@ impl TokenKey {
             .decode(p)
             .map_err(|_| TokenError::Malformed)?;
         let claims: Claims = serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)?;
-        if claims.exp <= now_secs {
-            return Err(TokenError::Expired);
-        }
         if claims.sub != channel {
             return Err(TokenError::WrongChannel);
         }
         if claims.scope != scope {
             return Err(TokenError::WrongScope);
+        }
+        if claims.exp <= now_secs {
+            return Err(TokenError::Expired);
         }
         Ok(())
     }
@@ -181,6 +202,20 @@ mod tests {
         assert_eq!(
             k.verify(&t, "ffffffffffffffffffffffffffffffff", Scope::Subscribe, 1),
             Err(TokenError::WrongChannel)
+        );
+        // Expired and for another channel: another channel's token, whatever its age.
+        assert_eq!(
+            k.verify(
+                &t,
+                "ffffffffffffffffffffffffffffffff",
+                Scope::Subscribe,
+                100
+            ),
+            Err(TokenError::WrongChannel)
+        );
+        assert_eq!(
+            k.verify(&t, ID, Scope::Publish, 100),
+            Err(TokenError::WrongScope)
         );
         assert_eq!(
             k.verify(&t, ID, Scope::Publish, 1),

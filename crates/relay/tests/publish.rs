@@ -97,7 +97,9 @@ async fn every_publish_auth_refusal() {
         (Some("Bearer x.y.z".into()), 401, "UNAUTHORIZED"),
         (Some(format!("Bearer {forged}")), 401, "UNAUTHORIZED"),
         (Some(format!("Bearer {altered}")), 401, "UNAUTHORIZED"),
-        (Some(format!("Bearer {expired}")), 401, "UNAUTHORIZED"),
+        // Authentic, this channel's, only its exp passed: the relay's tokens
+        // expire with their channel.
+        (Some(format!("Bearer {expired}")), 410, "CHANNEL_EXPIRED"),
         (Some(format!("Bearer {}", other.publ)), 401, "UNAUTHORIZED"),
         (Some(format!("Bearer {}", ch.sub)), 403, "FORBIDDEN"),
     ];

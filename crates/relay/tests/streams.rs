@@ -231,7 +231,7 @@ async fn every_stream_auth_refusal_is_in_band() {
         (format!("token={altered}"), "UNAUTHORIZED"),
         (
             format!("token={}", mint(&ch.id, Scope::Subscribe, now_secs() - 1)),
-            "UNAUTHORIZED",
+            "CHANNEL_EXPIRED",
         ),
         (format!("token={}", other.sub), "UNAUTHORIZED"),
         (format!("token={}", ch.publ), "FORBIDDEN"),
@@ -241,7 +241,11 @@ async fn every_stream_auth_refusal_is_in_band() {
             let (code, close) = refused(relay.subscribe(t, &ch.id, q).await).await;
             assert_eq!(&code, want, "{t:?} {q}");
             if t == T::Ws {
-                let status = if *want == "FORBIDDEN" { 4403 } else { 4401 };
+                let status = match *want {
+                    "FORBIDDEN" => 4403,
+                    "CHANNEL_EXPIRED" => 4410,
+                    _ => 4401,
+                };
                 assert_eq!(close, Some(status));
             }
         }

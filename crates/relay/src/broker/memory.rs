@@ -188,8 +188,11 @@ impl MemoryBroker {
             let mut st = lock(&ch.state);
             let (keep, live) = match st.ended_at_ms {
                 Some(at) => (now_ms < at.saturating_add(retention), true),
+                // An expired channel is kept at least until its tokens expire
+                // too (their `exp` is the expiry rounded up to the second), so a
+                // token that still verifies never meets CHANNEL_NOT_FOUND.
                 None => (
-                    now_ms < st.expires_at_ms.saturating_add(retention),
+                    now_ms < tokens_expire_ms(st.expires_at_ms).saturating_add(retention),
                     now_ms < st.expires_at_ms,
                 ),
             };
@@ -213,6 +216,12 @@ impl MemoryBroker {
         });
         released
     }
+}
+
+/// When the relay's tokens for a channel expiring at `expires_at_ms` expire:
+/// their `exp` is that time rounded up to the second.
+fn tokens_expire_ms(expires_at_ms: u64) -> u64 {
+    expires_at_ms.div_ceil(1000).saturating_mul(1000)
 }
 
 /// A poisoned lock only means another thread panicked mid-update; the data is
@@ -444,6 +453,28 @@ mod tests {
         assert!(b.sweep_now(1_050).is_empty());
         assert_eq!(b.channel_count(), 1);
         assert_eq!(b.sweep_now(1_100).len(), 1);
+        assert_eq!(b.channel_count(), 0);
+    }
+
+    #[test]
+    fn tombstone_lasts_until_the_tokens_expire_plus_the_retention() {
+        let b = MemoryBroker::new(MemoryLimits {
+            max_channels: 2,
+            replay_events: 10,
+            replay_bytes: 1 << 20,
+            idempotency_keys: 8,
+            ended_retention_ms: 0,
+        });
+        // Expires at 1.2 s; its tokens carry exp = 2 (s).
+        b.create_now(ID, 1_200);
+        assert_eq!(b.sweep_now(1_200).len(), 1, "expired: no longer live");
+        assert_eq!(b.channel_count(), 1, "kept while its tokens verify");
+        assert_eq!(
+            b.read_now(ID, 0, 10, 1_999).unwrap_err(),
+            BrokerError::Expired
+        );
+        assert!(b.sweep_now(1_999).is_empty());
+        assert_eq!(b.sweep_now(2_000).len(), 1);
         assert_eq!(b.channel_count(), 0);
     }
 
