@@ -16,6 +16,8 @@ lint: setup
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy -p sse-channel -p sse-channel-protocol --target wasm32-unknown-unknown -- -D warnings
+	cargo clippy -p sse-channel --target wasm32-unknown-unknown --no-default-features --features browser -- -D warnings
+	cargo clippy -p sse-channel --target wasm32-unknown-unknown --no-default-features --features writer -- -D warnings
 
 build-wasm: setup
 	cargo build -p sse-channel -p sse-channel-protocol --target wasm32-unknown-unknown

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Builds the npm package into pkg/ (idempotent; `make pkg`). See docs/loading.md.
-#   1. release build of the sse-channel crate for wasm32-unknown-unknown (opt-level z, LTO)
+#   1. two release builds of the sse-channel crate for wasm32-unknown-unknown (opt-level z, LTO):
+#      the browser build (`--no-default-features --features browser`: SSEChannel, no writer) and
+#      the Node build (`--no-default-features --features writer`: deserializeSSEChannel, no SSEChannel)
 #   2. wasm-bindgen (name and producers sections removed), then wasm-opt -Oz from the npm
 #      binaryen package in ./node_modules (never Debian's binaryen; never --all-features)
-#   3. wasm-bindgen glue for --target web (slim.js), web without a default URL (index.js, the wasm
-#      inlined) and nodejs (node.cjs), assembled by pkg-template/build/assemble.mjs
+#   3. wasm-bindgen glue of the browser build for --target web (slim.js, loads sse_channel_bg.wasm)
+#      and web without a default URL (index.js, the wasm inlined), and of the Node build for nodejs
+#      (node.cjs, reads sse_channel_node_bg.wasm), assembled by pkg-template/build/assemble.mjs,
+#      which also checks that each entry exports what it should
 # Env: CARGO_TARGET_DIR (default target/), SSE_CHANNEL_LOADING=eager|lazy|async (default lazy),
 #      PKG_OUT (default pkg).
 set -euo pipefail
@@ -23,26 +27,29 @@ case "$("$wasm_opt" --version)" in
   *) log "unexpected wasm-opt: $("$wasm_opt" --version) (want the npm binaryen 132)"; exit 1 ;;
 esac
 
-log "cargo build --release --target wasm32-unknown-unknown -p sse-channel"
-cargo build --release --target wasm32-unknown-unknown -p sse-channel
-raw="$target_dir/wasm32-unknown-unknown/release/sse_channel.wasm"
-
 rm -rf "$stage"
 mkdir -p "$stage"
+# Both builds write the same output path: copy each away before the next one. The file keeps the
+# crate's name, which names wasm-bindgen's outputs (sse_channel.js, sse_channel_bg.wasm).
+for build in browser writer; do
+  log "cargo build --release --target wasm32-unknown-unknown -p sse-channel --no-default-features --features $build"
+  cargo build --release --target wasm32-unknown-unknown -p sse-channel --no-default-features --features "$build"
+  mkdir -p "$stage/raw-$build"
+  cp "$target_dir/wasm32-unknown-unknown/release/sse_channel.wasm" "$stage/raw-$build/sse_channel.wasm"
+done
+
 bindgen() { wasm-bindgen --remove-name-section --remove-producers-section "$@"; }
-bindgen --target web --out-dir "$stage/web" "$raw"
-bindgen --target web --omit-default-module-path --out-dir "$stage/inline" "$raw"
-bindgen --target nodejs --out-dir "$stage/node" "$raw"
-# The three runs emit the same wasm (the JS glue differs): check, then optimize it once.
+bindgen --target web --out-dir "$stage/web" "$stage/raw-browser/sse_channel.wasm"
+bindgen --target web --omit-default-module-path --out-dir "$stage/inline" "$stage/raw-browser/sse_channel.wasm"
+bindgen --target nodejs --out-dir "$stage/node" "$stage/raw-writer/sse_channel.wasm"
+# The two web runs emit the same wasm (the JS glue differs): check, then optimize it once.
 cmp -s "$stage/web/sse_channel_bg.wasm" "$stage/inline/sse_channel_bg.wasm"
-cmp -s "$stage/web/sse_channel_bg.wasm" "$stage/node/sse_channel_bg.wasm"
 "$wasm_opt" -Oz "$stage/web/sse_channel_bg.wasm" -o "$stage/sse_channel_bg.wasm"
+"$wasm_opt" -Oz "$stage/node/sse_channel_bg.wasm" -o "$stage/sse_channel_node_bg.wasm"
 
 version=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' Cargo.toml)
 node pkg-template/build/assemble.mjs "$stage" "$out" --loading "$loading" --cargo-version "$version"
 
-wasm_bytes=$(wc -c <"$out/sse_channel_bg.wasm")
-wasm_gz=$(gzip -9c "$out/sse_channel_bg.wasm" | wc -c)
-index_bytes=$(wc -c <"$out/index.js")
-index_gz=$(gzip -9c "$out/index.js" | wc -c)
-log "$out/sse_channel_bg.wasm: $wasm_bytes bytes ($wasm_gz gzip -9); $out/index.js: $index_bytes bytes ($index_gz gzip -9)"
+size() { printf '%s: %s bytes (%s gzip -9)' "$1" "$(wc -c <"$1")" "$(gzip -9c "$1" | wc -c)"; }
+log "browser: $(size "$out/sse_channel_bg.wasm"); $(size "$out/index.js")"
+log "node: $(size "$out/sse_channel_node_bg.wasm"); $(size "$out/node.cjs")"

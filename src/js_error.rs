@@ -20,6 +20,7 @@ pub(crate) fn js_error(code: ErrorCode, message: &str) -> JsValue {
 }
 
 /// Like [`js_error`], with extra own properties (e.g. `from`/`to` of `MESSAGES_LOST`).
+#[cfg(feature = "browser")]
 pub(crate) fn js_error_with(code: ErrorCode, message: &str, extra: &[(&str, JsValue)]) -> JsValue {
     let err = js_error(code, message);
     for (k, v) in extra {

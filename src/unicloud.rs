@@ -3,7 +3,11 @@
 //! It sets `uniCloud.SSEChannel` (the browser class, with `options.relay` as its
 //! default relay) and `uniCloud.deserializeSSEChannel` (the cloud-function
 //! writer, bound to `options.allowedRelays`), so the examples of uniCloud's own
-//! documentation run unchanged:
+//! documentation run unchanged. Each build installs what it has: with the
+//! `browser` feature alone (the npm package's browser build) only `SSEChannel`,
+//! and the writer options are not read; with `writer` alone (its Node build)
+//! only `deserializeSSEChannel`, and of the `SSEChannel` options only `relay`
+//! is read (as the default allow-list):
 //!
 //! ```js
 //! // browser
@@ -22,13 +26,41 @@ use sse_channel_protocol::ErrorCode;
 use wasm_bindgen::prelude::*;
 
 use crate::js_error::js_error;
+#[cfg(feature = "writer")]
 use crate::writer::{writer_from, WriterOptions};
 
+#[cfg(all(feature = "browser", feature = "writer"))]
 #[wasm_bindgen(typescript_custom_section)]
 const UNICLOUD_TS: &'static str = r#"
 /** Options of `installUniCloud(uniCloud, options)`; all optional. */
 export interface InstallUniCloudOptions extends SSEChannelOptions, SSEChannelWriterOptions {
   /** Relay base URL that `new uniCloud.SSEChannel()` uses; its origin is also the writer's default allow-list. */
+  relay?: string;
+}
+"#;
+
+#[cfg(all(feature = "browser", not(feature = "writer")))]
+#[wasm_bindgen(typescript_custom_section)]
+const UNICLOUD_TS: &'static str = r#"
+/**
+ * Options of `installUniCloud(uniCloud, options)` in the browser; all optional. The browser build
+ * installs `uniCloud.SSEChannel` only (`deserializeSSEChannel` is in the Node build).
+ */
+export interface InstallUniCloudOptions extends SSEChannelOptions {
+  /** Relay base URL that `new uniCloud.SSEChannel()` uses. */
+  relay?: string;
+}
+"#;
+
+#[cfg(all(feature = "writer", not(feature = "browser")))]
+#[wasm_bindgen(typescript_custom_section)]
+const UNICLOUD_TS: &'static str = r#"
+/**
+ * Options of `installUniCloud(uniCloud, options)` in Node.js; all optional. The Node build
+ * installs `uniCloud.deserializeSSEChannel` only (`SSEChannel` is in the browser build).
+ */
+export interface InstallUniCloudOptions extends SSEChannelWriterOptions {
+  /** A relay base URL: its origin is the default allow-list when `allowedRelays` is absent. */
   relay?: string;
 }
 "#;
@@ -44,7 +76,8 @@ extern "C" {
 }
 
 /// Installs `SSEChannel` and `deserializeSSEChannel` on a `uniCloud` object and
-/// returns it.
+/// returns it (each build installs only what it has: the browser build
+/// `SSEChannel`, the Node build `deserializeSSEChannel`; see the module docs).
 ///
 /// `options` (all optional):
 /// - `relay`: the relay base URL that `new uniCloud.SSEChannel()` uses. The
@@ -56,8 +89,9 @@ extern "C" {
 ///   (`maxMessageBytes`, `timeoutMs`, `retry`) apply too, and a second argument
 ///   to `uniCloud.deserializeSSEChannel(obj, options)` overrides them.
 ///
-/// Throws `INVALID_OPTIONS` when `uniCloud` is not an object or an option is
-/// malformed.
+/// Throws `INVALID_OPTIONS` when `uniCloud` is not an object or an option this
+/// build reads is malformed (the browser build does not read the writer
+/// options, the Node build reads `relay` alone of the `SSEChannel` options).
 ///
 /// ```js
 /// installUniCloud(uniCloud, { relay: 'https://relay.example.com' })
@@ -86,18 +120,34 @@ pub fn install_uni_cloud(
             "installUniCloud(uniCloud, options): options must be an object",
         ));
     };
-    let relay = Reflect::get(&options, &JsValue::from_str("relay")).unwrap_or(JsValue::UNDEFINED);
 
     // Check everything before patching anything, so a bad deployment fails at
     // start-up and leaves uniCloud untouched. The writer options are read again
     // on each call so that, as with `deserializeSSEChannel`, the environment
     // variable is read when a descriptor arrives.
-    WriterOptions::from_js(&options, Some(&relay_as_allow_list(&relay)?))?;
+    #[cfg(feature = "writer")]
+    {
+        let relay =
+            Reflect::get(&options, &JsValue::from_str("relay")).unwrap_or(JsValue::UNDEFINED);
+        WriterOptions::from_js(&options, Some(&relay_as_allow_list(&relay)?))?;
+    }
+    #[cfg(feature = "browser")]
     let class = channel_class()?;
     // Browser side: the SSEChannel options among `options` (relay, transport,
     // reconnect, …) become the defaults of `new uniCloud.SSEChannel()`.
+    #[cfg(feature = "browser")]
     crate::channel::configure_defaults(&options)?;
 
+    #[cfg(feature = "writer")]
+    install_writer(&uni_cloud, &options)?;
+    #[cfg(feature = "browser")]
+    Reflect::set(&uni_cloud, &JsValue::from_str("SSEChannel"), &class)?;
+    Ok(uni_cloud.unchecked_into())
+}
+
+/// Sets `uniCloud.deserializeSSEChannel`, bound to a snapshot of `options`.
+#[cfg(feature = "writer")]
+fn install_writer(uni_cloud: &JsValue, options: &JsValue) -> Result<(), JsValue> {
     // A snapshot: later changes to the caller's object do not leak in.
     let defaults: JsValue = Object::assign(&Object::new(), options.unchecked_ref()).into();
     let deserialize = Closure::<dyn Fn(JsValue, JsValue) -> Result<JsValue, JsValue>>::new(
@@ -124,17 +174,17 @@ pub fn install_uni_cloud(
     );
     // installUniCloud runs once per process or page: the function lives as long as uniCloud.
     Reflect::set(
-        &uni_cloud,
+        uni_cloud,
         &JsValue::from_str("deserializeSSEChannel"),
         &deserialize.into_js_value(),
     )?;
-    Reflect::set(&uni_cloud, &JsValue::from_str("SSEChannel"), &class)?;
-    Ok(uni_cloud.unchecked_into())
+    Ok(())
 }
 
 /// The JS class `SSEChannel`. wasm-bindgen gives Rust no handle on an exported
 /// class, so take it from a fresh instance (construction has no side effect: it
 /// opens nothing) and free that instance's Rust side right away.
+#[cfg(feature = "browser")]
 fn channel_class() -> Result<JsValue, JsValue> {
     let instance = JsValue::from(crate::channel::SseChannel::new(JsValue::UNDEFINED)?);
     let class = Reflect::get(&instance, &JsValue::from_str("constructor"))?;
@@ -147,6 +197,7 @@ fn channel_class() -> Result<JsValue, JsValue> {
 }
 
 /// `relay` as a one-entry allow-list (its origin), or undefined when absent.
+#[cfg(feature = "writer")]
 fn relay_as_allow_list(relay: &JsValue) -> Result<JsValue, JsValue> {
     if relay.is_undefined() || relay.is_null() {
         return Ok(JsValue::UNDEFINED);
