@@ -48,7 +48,8 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 
 use js_sys::{Array, Function, JsString, Object, Promise, Reflect, JSON};
-use sse_channel_protocol::{api, descriptor::relay_origin, limits, Descriptor, ErrorCode};
+use sse_channel_protocol::api::{self, field};
+use sse_channel_protocol::{descriptor::relay_origin, limits, Descriptor, ErrorCode};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{spawn_local, JsFuture};
 
@@ -68,9 +69,6 @@ const DEFAULT_MIN_DELAY_MS: f64 = 250.0;
 const DEFAULT_MAX_DELAY_MS: f64 = 4000.0;
 /// Default time one attempt may take (request and answer) before it is aborted.
 const DEFAULT_TIMEOUT_MS: f64 = 10_000.0;
-
-const BATCH_HEAD: &str = "{\"messages\":[";
-const BATCH_TAIL: &str = "]}";
 
 #[wasm_bindgen]
 extern "C" {
@@ -250,7 +248,9 @@ impl WriterOptions {
             .map_or(limits::MAX_BATCH_MESSAGES, |n| n as usize);
         let max_message_bytes = positive_int(&get("maxMessageBytes"), "maxMessageBytes")?
             .map_or(limits::MAX_MESSAGE_BYTES, |n| n as usize);
-        if max_message_bytes.saturating_add(BATCH_HEAD.len() + BATCH_TAIL.len()) > max_body_bytes {
+        if max_message_bytes.saturating_add(api::BATCH_BODY_HEAD.len() + api::BATCH_BODY_TAIL.len())
+            > max_body_bytes
+        {
             return Err(invalid(
                 "option `maxMessageBytes` must leave room for the batch envelope (15 bytes) within `maxBodyBytes` (default 1 MiB)",
             ));
@@ -421,22 +421,22 @@ fn read_descriptor(value: &JsValue) -> Result<Descriptor, JsValue> {
             "a descriptor must be the object (or JSON string) that SSEChannel.toJSON() returns",
         ));
     }
-    let field =
+    let member =
         |name: &str| Reflect::get(&value, &JsValue::from_str(name)).unwrap_or(JsValue::UNDEFINED);
     let string = |name: &str| {
-        field(name).as_string().ok_or_else(|| {
+        member(name).as_string().ok_or_else(|| {
             invalid(&["descriptor field `", name, "` is missing or not a string"].concat())
         })
     };
-    let kind = string("type")?;
-    let version = field("version")
+    let kind = string(field::TYPE)?;
+    let version = member(field::VERSION)
         .as_f64()
         .filter(|n| n.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(n))
         .ok_or_else(|| invalid("descriptor field `version` is missing or not an integer"))?;
-    let relay = string("relay")?;
-    let channel_id = string("channelId")?;
-    let publish_token = string("publishToken")?;
-    let expires_at = field("expiresAt")
+    let relay = string(field::RELAY)?;
+    let channel_id = string(field::CHANNEL_ID)?;
+    let publish_token = string(field::PUBLISH_TOKEN)?;
+    let expires_at = member(field::EXPIRES_AT)
         .as_f64()
         .filter(|n| n.fract() == 0.0 && *n >= 0.0 && *n <= 9_007_199_254_740_991.0)
         .ok_or_else(|| {
@@ -508,8 +508,10 @@ pub(crate) fn writer_from(
             &["the descriptor's relay origin ", &origin, why].concat(),
         ));
     }
-    let mut authorization = String::with_capacity(7 + d.publish_token.len());
-    authorization.push_str("Bearer ");
+    let mut authorization =
+        String::with_capacity(api::AUTH_SCHEME.len() + 1 + d.publish_token.len());
+    authorization.push_str(api::AUTH_SCHEME);
+    authorization.push(' ');
     authorization.push_str(&d.publish_token);
     let inner = Inner {
         messages_url: [d.relay.as_str(), &api::messages_path(&d.channel_id)].concat(),
@@ -754,9 +756,9 @@ async fn flush(inner: Rc<RefCell<Inner>>) {
                 Job::Batch(items) => (me.messages_url.clone(), batch_body(items)),
                 Job::End(p) => (
                     me.end_url.clone(),
-                    JsString::from("{\"data\":")
+                    JsString::from(api::DATA_BODY_HEAD)
                         .concat(&p.json)
-                        .concat(&"}".into()),
+                        .concat(&api::DATA_BODY_TAIL.into()),
                 ),
             };
             let mut key = me.writer_id.clone();
@@ -803,7 +805,7 @@ fn take_batch(
     max_bytes: usize,
     max_messages: usize,
 ) -> Vec<Pending> {
-    let mut size = BATCH_HEAD.len() + BATCH_TAIL.len();
+    let mut size = api::BATCH_BODY_HEAD.len() + api::BATCH_BODY_TAIL.len();
     let mut batch = Vec::new();
     while let Some(next) = queue.front() {
         let added = next.bytes + usize::from(!batch.is_empty());
@@ -819,9 +821,9 @@ fn take_batch(
 /// `{"messages":[a,b,…]}`, assembled from the payloads' JSON text in JS strings.
 fn batch_body(items: &[Pending]) -> JsString {
     let parts: Array = items.iter().map(|p| JsValue::from(&p.json)).collect();
-    JsString::from(BATCH_HEAD)
+    JsString::from(api::BATCH_BODY_HEAD)
         .concat(&parts.join(","))
-        .concat(&BATCH_TAIL.into())
+        .concat(&api::BATCH_BODY_TAIL.into())
 }
 
 /// The part of the options one request needs, copied so the flusher holds no borrow.
@@ -905,8 +907,12 @@ async fn attempt_once(
     let set = |o: &Object, k: &str, v: &JsValue| {
         let _ = Reflect::set(o, &JsValue::from_str(k), v);
     };
-    set(&headers, "content-type", &"application/json".into());
-    set(&headers, "authorization", &authorization.into());
+    set(
+        &headers,
+        api::HEADER_CONTENT_TYPE,
+        &api::JSON_CONTENT_TYPE.into(),
+    );
+    set(&headers, api::HEADER_AUTHORIZATION, &authorization.into());
     set(&headers, api::HEADER_IDEMPOTENCY_KEY, &key.into());
     let init = Object::new();
     set(&init, "method", &"POST".into());
@@ -989,7 +995,7 @@ fn classify(status: u16, text: &str) -> Attempt {
     let detail = JSON::parse(text)
         .ok()
         .filter(|v| v.is_object())
-        .and_then(|v| Reflect::get(&v, &JsValue::from_str("error")).ok())
+        .and_then(|v| Reflect::get(&v, &JsValue::from_str(field::ERROR)).ok())
         .filter(|e| e.is_object());
     let read = |name: &str| {
         detail
@@ -997,7 +1003,7 @@ fn classify(status: u16, text: &str) -> Attempt {
             .and_then(|e| Reflect::get(e, &JsValue::from_str(name)).ok())
             .and_then(|v| v.as_string())
     };
-    let relay_code = read("code").and_then(|c| ErrorCode::parse(&c));
+    let relay_code = read(field::CODE).and_then(|c| ErrorCode::parse(&c));
     let by_status = match status {
         401 | 403 => ErrorCode::Unauthorized,
         404 => ErrorCode::ChannelNotFound,
@@ -1013,7 +1019,7 @@ fn classify(status: u16, text: &str) -> Attempt {
     let mut message = String::from("the relay refused the request (");
     message.push_str(&status_text);
     message.push(')');
-    if let Some(m) = read("message") {
+    if let Some(m) = read(field::MESSAGE) {
         message.push_str(": ");
         message.push_str(&m);
     }

@@ -32,6 +32,35 @@ pub const HEADER_LAST_EVENT_ID: &str = "last-event-id";
 pub const HEADER_IDEMPOTENCY_KEY: &str = "idempotency-key";
 /// Response header set to `true` when an idempotent retry was answered from memory.
 pub const HEADER_IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
+/// Request header carrying the publish token of a publish or end request:
+/// `Authorization: Bearer <publishToken>`.
+pub const HEADER_AUTHORIZATION: &str = "authorization";
+/// The authorization scheme of [`HEADER_AUTHORIZATION`], followed by one space
+/// and the token. The relay matches it case-insensitively (RFC 9110).
+pub const AUTH_SCHEME: &str = "Bearer";
+/// Request header naming the media type of the body.
+pub const HEADER_CONTENT_TYPE: &str = "content-type";
+/// Media type of every JSON request and answer body.
+pub const JSON_CONTENT_TYPE: &str = "application/json";
+
+/// A batch publish body is `BATCH_BODY_HEAD`, the messages' JSON texts joined
+/// by `,`, then [`BATCH_BODY_TAIL`]: the JSON of [`PublishRequest`] with
+/// `messages`, for clients that assemble it from JSON text without serde.
+///
+/// ```
+/// use sse_channel_protocol::api::{BATCH_BODY_HEAD, BATCH_BODY_TAIL, DATA_BODY_HEAD, DATA_BODY_TAIL};
+/// assert_eq!([BATCH_BODY_HEAD, "1,\"two\"", BATCH_BODY_TAIL].concat(), r#"{"messages":[1,"two"]}"#);
+/// assert_eq!([DATA_BODY_HEAD, "{}", DATA_BODY_TAIL].concat(), r#"{"data":{}}"#);
+/// ```
+pub const BATCH_BODY_HEAD: &str = "{\"messages\":[";
+/// End of a batch publish body; see [`BATCH_BODY_HEAD`].
+pub const BATCH_BODY_TAIL: &str = "]}";
+/// A one-message publish body or an end body is `DATA_BODY_HEAD`, the JSON
+/// text, then [`DATA_BODY_TAIL`]: the JSON of [`PublishRequest`] or
+/// [`EndRequest`] with `data`.
+pub const DATA_BODY_HEAD: &str = "{\"data\":";
+/// End of a one-message or end body; see [`DATA_BODY_HEAD`].
+pub const DATA_BODY_TAIL: &str = "}";
 
 /// `GET`: the EventSource stream of a channel.
 pub fn events_path(channel_id: &str) -> String {
@@ -154,6 +183,11 @@ pub mod field {
     pub const TTL_SECS: &str = "ttlSecs";
     /// `ReadyData::heartbeat_ms` (data of the `ready` frame).
     pub const HEARTBEAT_MS: &str = "heartbeatMs";
+    /// [`super::PublishRequest::data`], [`super::EndRequest::data`]; also the
+    /// payload member of WebSocket frames.
+    pub const DATA: &str = "data";
+    /// [`super::PublishRequest::messages`].
+    pub const MESSAGES: &str = "messages";
     /// [`super::ErrorBody::error`].
     pub const ERROR: &str = "error";
     /// [`super::ErrorDetail::code`]; also in `error` frames.
@@ -246,6 +280,43 @@ mod tests {
             rest = &rest[i + 2..];
         }
         assert_eq!(order, field::DESCRIPTOR);
+        let one = PublishRequest {
+            data: Some(1),
+            messages: None,
+        };
+        assert_eq!(keys(&one), sorted(&[field::DATA]));
+        let batch = PublishRequest::<u8> {
+            data: None,
+            messages: Some(vec![1]),
+        };
+        assert_eq!(keys(&batch), sorted(&[field::MESSAGES]));
+        assert_eq!(keys(&EndRequest { data: Some(1) }), sorted(&[field::DATA]));
+    }
+
+    #[test]
+    fn body_framing_matches_serde() {
+        let batch = PublishRequest::<serde_json::Value> {
+            data: None,
+            messages: Some(vec![
+                1.into(),
+                "two".into(),
+                serde_json::json!({"a": [null]}),
+            ]),
+        };
+        assert_eq!(
+            [BATCH_BODY_HEAD, r#"1,"two",{"a":[null]}"#, BATCH_BODY_TAIL].concat(),
+            serde_json::to_string(&batch).unwrap()
+        );
+        let one = PublishRequest::<serde_json::Value> {
+            data: Some("x".into()),
+            messages: None,
+        };
+        let framed = [DATA_BODY_HEAD, r#""x""#, DATA_BODY_TAIL].concat();
+        assert_eq!(framed, serde_json::to_string(&one).unwrap());
+        let end = EndRequest::<serde_json::Value> {
+            data: Some("x".into()),
+        };
+        assert_eq!(framed, serde_json::to_string(&end).unwrap());
     }
 
     #[test]
