@@ -352,11 +352,12 @@ describe('error codes', () => {
     await rejectsWith(assert, w.end(), 'CHANNEL_EXPIRED');
   });
 
-  test('an expired token on a descriptor that claims a later expiry is the relay\'s UNAUTHORIZED', async () => {
+  test('an expired token on a descriptor that claims a later expiry is the relay\'s CHANNEL_EXPIRED (its tokens expire with it)', async () => {
     const short = await createChannel({ ttlSecs: 1 });
     const w = deserializeSSEChannel({ ...descriptorOf(short), expiresAt: Date.now() + 3_600_000 }, allow);
     await sleep(Math.max(0, short.expiresAt - Date.now()) + 1100); // the token's exp has second precision
-    await rejectsWith(assert, w.write('x'), 'UNAUTHORIZED', /HTTP 401/);
+    await rejectsWith(assert, w.write('x'), 'CHANNEL_EXPIRED', /HTTP 410/);
+    await rejectsWith(assert, w.end(), 'CHANNEL_EXPIRED', /HTTP 410/);
   });
 
   test('MESSAGE_TOO_LARGE locally over maxMessageBytes (UTF-8 size), and from the relay (413)', async () => {
