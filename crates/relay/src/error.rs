@@ -4,7 +4,7 @@ use std::borrow::Cow;
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use sse_channel_protocol::api::{ErrorBody, ErrorDetail};
+use sse_channel_protocol::api::{self, ErrorBody, ErrorDetail};
 use sse_channel_protocol::ErrorCode;
 
 use crate::broker::BrokerError;
@@ -79,7 +79,7 @@ impl IntoResponse for ApiError {
         let mut res = (status, body).into_response();
         res.headers_mut().insert(
             header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
+            HeaderValue::from_static(api::JSON_CONTENT_TYPE),
         );
         res.extensions_mut().insert(self.code);
         res

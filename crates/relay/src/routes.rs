@@ -133,7 +133,7 @@ pub(crate) fn json_response(status: StatusCode, body: String) -> Response {
     let mut res = (status, body).into_response();
     res.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
+        HeaderValue::from_static(api::JSON_CONTENT_TYPE),
     );
     res
 }
@@ -271,7 +271,9 @@ fn authorize_publish(relay: &Relay, headers: &HeaderMap, id: &str) -> Result<(),
         .and_then(|v| {
             // The scheme name is case-insensitive (RFC 9110).
             let (scheme, token) = v.split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then_some(token)
+            scheme
+                .eq_ignore_ascii_case(api::AUTH_SCHEME)
+                .then_some(token)
         })
         .ok_or(ApiError::new(
             ErrorCode::Unauthorized,
