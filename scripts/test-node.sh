@@ -20,18 +20,7 @@ fi
 [ -f "$SSE_CHANNEL_NODE_MODULE" ] || { log "missing $SSE_CHANNEL_NODE_MODULE"; exit 1; }
 
 mode=${1:-test}
-if [ -z "${SSE_RELAY_BIN:-}" ]; then
-  if [ "$mode" = bench ]; then
-    log "cargo build --release -p sse-relay"
-    cargo build -q --release -p sse-relay
-    SSE_RELAY_BIN="$(pwd)/${CARGO_TARGET_DIR:-target}/release/sse-relay"
-  else
-    log "cargo build -p sse-relay"
-    cargo build -q -p sse-relay
-    SSE_RELAY_BIN="$(pwd)/${CARGO_TARGET_DIR:-target}/debug/sse-relay"
-  fi
-fi
-export SSE_RELAY_BIN
+if [ "$mode" = bench ]; then ensure_relay_bin release; else ensure_relay_bin; fi
 
 # A known secret lets a test mint its own tokens (as integrators may, see docs/protocol.md); no sweeping
 # keeps an expired channel answering CHANNEL_EXPIRED (410) instead of CHANNEL_NOT_FOUND once swept.

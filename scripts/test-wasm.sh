@@ -12,18 +12,7 @@ source scripts/lib/relay.sh
 
 log() { printf '[test-wasm] %s\n' "$*" >&2; }
 
-if [ -z "${SSE_RELAY_BIN:-}" ]; then
-  if [ -n "${BENCH:-}" ]; then
-    log "cargo build --release -p sse-relay"
-    cargo build -q --release -p sse-relay
-    SSE_RELAY_BIN="$(pwd)/${CARGO_TARGET_DIR:-target}/release/sse-relay"
-  else
-    log "cargo build -p sse-relay"
-    cargo build -q -p sse-relay
-    SSE_RELAY_BIN="$(pwd)/${CARGO_TARGET_DIR:-target}/debug/sse-relay"
-  fi
-fi
-export SSE_RELAY_BIN
+if [ -n "${BENCH:-}" ]; then ensure_relay_bin release; else ensure_relay_bin; fi
 
 # 1 s heartbeats so the heartbeat watchdog is exercised within a test's time.
 start_relay --allow-origin '*' --test-hooks --heartbeat-ms 1000

@@ -23,6 +23,18 @@ start_relay() {
   return 1
 }
 
+# Sets and exports SSE_RELAY_BIN unless the caller did: builds the relay, the release
+# profile when the first argument is "release" (benchmarks), else the debug profile.
+ensure_relay_bin() {
+  [ -n "${SSE_RELAY_BIN:-}" ] && { export SSE_RELAY_BIN; return 0; }
+  local profile=debug flag=
+  [ "${1:-}" = release ] && profile=release flag=--release
+  printf '[relay] cargo build %s -p sse-relay\n' "$flag" >&2
+  cargo build -q $flag -p sse-relay
+  SSE_RELAY_BIN="$(pwd)/${CARGO_TARGET_DIR:-target}/$profile/sse-relay"
+  export SSE_RELAY_BIN
+}
+
 stop_relays() {
   local p
   for p in "${RELAY_PIDS[@]:-}"; do
