@@ -28,3 +28,28 @@ pub(crate) fn js_error_with(code: ErrorCode, message: &str, extra: &[(&str, JsVa
     }
     err
 }
+
+// Typings shared by both builds (`SSEChannel` emits and `toJSON()`s these; the writer rejects with
+// and reads them), declared once here because this module is in every build.
+#[wasm_bindgen::prelude::wasm_bindgen(typescript_custom_section)]
+const SHARED_TS: &'static str = r#"
+/** A coded error: `code` is a stable string (see docs/protocol.md, "Error codes"). */
+export interface SSEChannelError extends Error {
+  code: string;
+  /** `MESSAGES_LOST`: first missing event id. */
+  from?: number;
+  /** `MESSAGES_LOST`: last missing event id. */
+  to?: number;
+}
+
+/** What `toJSON()` returns: the channel as a cloud function receives it. */
+export interface SSEChannelDescriptor {
+  type: 'SSEChannel';
+  version: 1;
+  relay: string;
+  channelId: string;
+  publishToken: string;
+  /** Unix time in milliseconds. */
+  expiresAt: number;
+}
+"#;

@@ -44,31 +44,3 @@ mod writer;
 
 #[cfg(all(target_arch = "wasm32", any(feature = "browser", feature = "writer")))]
 mod unicloud;
-
-// The typings the writer shares with `SSEChannel` (`deserializeSSEChannel` takes an
-// `SSEChannelDescriptor`, its errors are `SSEChannelError`s) are declared with the class in
-// `channel/mod.rs`; a build without the class declares them here. scripts/build-pkg.sh checks that
-// both builds' declarations are identical.
-#[cfg(all(target_arch = "wasm32", feature = "writer", not(feature = "browser")))]
-#[wasm_bindgen::prelude::wasm_bindgen(typescript_custom_section)]
-const WRITER_SHARED_TS: &'static str = r#"
-/** A coded error: `code` is a stable string (see docs/protocol.md, "Error codes"). */
-export interface SSEChannelError extends Error {
-  code: string;
-  /** `MESSAGES_LOST`: first missing event id. */
-  from?: number;
-  /** `MESSAGES_LOST`: last missing event id. */
-  to?: number;
-}
-
-/** What `toJSON()` returns: the channel as a cloud function receives it. */
-export interface SSEChannelDescriptor {
-  type: 'SSEChannel';
-  version: 1;
-  relay: string;
-  channelId: string;
-  publishToken: string;
-  /** Unix time in milliseconds. */
-  expiresAt: number;
-}
-"#;

@@ -63,15 +63,6 @@ pub(crate) use self::options::configure_defaults;
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS: &'static str = r#"
-/** A coded error: `code` is a stable string (see docs/protocol.md, "Error codes"). */
-export interface SSEChannelError extends Error {
-  code: string;
-  /** `MESSAGES_LOST`: first missing event id. */
-  from?: number;
-  /** `MESSAGES_LOST`: last missing event id. */
-  to?: number;
-}
-
 /** The states of a channel, in lifecycle order. */
 export type SSEChannelState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed';
 
@@ -95,17 +86,6 @@ export interface SSEChannelOptions {
   heartbeatTimeoutMs?: number;
   /** Lifetime asked for the channel, in seconds. Default: the relay's (1 hour). */
   ttlSecs?: number;
-}
-
-/** What `toJSON()` returns: the channel as a cloud function receives it. */
-export interface SSEChannelDescriptor {
-  type: 'SSEChannel';
-  version: 1;
-  relay: string;
-  channelId: string;
-  publishToken: string;
-  /** Unix time in milliseconds. */
-  expiresAt: number;
 }
 
 export interface SSEChannelEvents {
