@@ -97,6 +97,12 @@ codes! {
     InvalidState = "INVALID_STATE", 409, false;
     /// Client-side: the options passed are invalid.
     InvalidOptions = "INVALID_OPTIONS", 400, false;
+    /// Client-side: the call belongs to the other side's entry of the npm
+    /// package and always throws here: `SSEChannel` in Node.js (its entry
+    /// provides `deserializeSSEChannel`), `deserializeSSEChannel` in a browser.
+    /// Exported anyway so that code shared by both sides (server-side
+    /// rendering) imports without failing.
+    UnsupportedEnvironment = "UNSUPPORTED_ENVIRONMENT", 501, false;
     /// Writer: the descriptor is not a valid serialized channel.
     InvalidDescriptor = "INVALID_DESCRIPTOR", 400, false;
     /// Writer: the descriptor's relay is not in the deployer's allow-list.
@@ -140,6 +146,7 @@ mod tests {
         ] {
             assert!(!c.should_reconnect(), "{c}");
         }
+        assert!(!ErrorCode::UnsupportedEnvironment.should_reconnect());
         assert!(ErrorCode::ShuttingDown.should_reconnect());
         assert!(ErrorCode::NetworkError.should_reconnect());
     }
