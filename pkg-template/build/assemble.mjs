@@ -8,6 +8,8 @@
 //   inline/  --target web --omit-default-module-path  -> index.js (the wasm inlined, no URL at all)
 //   node/    --target nodejs                          -> node.cjs (reads sse_channel_node_bg.wasm with fs)
 // and the wasm-opt'ed sse_channel_bg.wasm (browser) and sse_channel_node_bg.wasm (Node).
+// Each entry also gets the other side's name as a JS stub that throws UNSUPPORTED_ENVIRONMENT
+// (STUBS below), so that code shared by both sides (server-side rendering) imports everywhere.
 // See docs/loading.md for why index.js looks the way it does.
 import { readFileSync, writeFileSync, mkdirSync, copyFileSync, rmSync, existsSync, readdirSync } from 'node:fs';
 import { join, dirname } from 'node:path';
@@ -34,9 +36,41 @@ const read = (p) => readFileSync(join(stage, p), 'utf8');
 const readTypes = (p) => read(p).replace(/^\s*\[Symbol\.dispose\]\(\): void;\n/gm, '');
 /** What each entry exports (JS and typings alike); the build fails on any difference. */
 const EXPECTED_EXPORTS = {
-  web: ['SSEChannel', 'installUniCloud'],
-  node: ['SSEChannelWriter', 'deserializeSSEChannel', 'installUniCloud'],
+  web: ['SSEChannel', 'installUniCloud', 'deserializeSSEChannel'],
+  node: ['SSEChannel', 'SSEChannelWriter', 'deserializeSSEChannel', 'installUniCloud'],
 };
+/**
+ * Of those, the other side's names: small JS stubs added here (no wasm) that throw
+ * UNSUPPORTED_ENVIRONMENT, so that code shared by both sides (server-side rendering: Node resolves
+ * `sse-channel` to node.cjs) imports without a missing export. The wasm builds must not have them.
+ */
+const STUBS = { web: ['deserializeSSEChannel'], node: ['SSEChannel'] };
+const without = (names, drop) => names.filter((n) => !drop.includes(n));
+const UNSUPPORTED = 'UNSUPPORTED_ENVIRONMENT';
+// The code is the protocol crate's (ErrorCode::UnsupportedEnvironment); fail if it is renamed there.
+if (!readFileSync(join(template, '../crates/protocol/src/error.rs'), 'utf8').includes(`= "${UNSUPPORTED}"`)) {
+  throw new Error(`assemble: ${UNSUPPORTED} is not an ErrorCode in crates/protocol/src/error.rs`);
+}
+const MSG_NODE =
+  "sse-channel: SSEChannel runs in browsers; this is the package's Node.js entry, which provides " +
+  'deserializeSSEChannel (for cloud functions). Construct SSEChannel on the client only (e.g. in onMounted).';
+const MSG_WEB =
+  "sse-channel: deserializeSSEChannel runs in Node.js (in the cloud function); this is the package's " +
+  'browser entry, which provides SSEChannel.';
+/** The JS of a function that throws a coded SSEChannelError (name, message, code), as the wasm's errors are. */
+const thrower = (fn, message, exported = false) =>
+  `${exported ? 'export ' : ''}function ${fn}() {\n  const e = new Error(${JSON.stringify(message)});\n  e.name = 'SSEChannelError';\n` +
+  `  e.code = ${JSON.stringify(UNSUPPORTED)};\n  throw e;\n}\n`;
+// Node: a class whose constructor and configure() throw (instanceof works, nothing else is reachable).
+const NODE_STUB =
+  `\n// ---- SSEChannel runs in browsers (added by assemble.mjs: importable in Node, throws when used) ----\n` +
+  thrower('__sseUnsupported', MSG_NODE) +
+  'class SSEChannel {\n  constructor() {\n    __sseUnsupported();\n  }\n  static configure() {\n    __sseUnsupported();\n  }\n}\n' +
+  'exports.SSEChannel = SSEChannel;\n';
+// Browser entries: deserializeSSEChannel throws.
+const WEB_STUB =
+  `\n// ---- deserializeSSEChannel runs in Node.js (added by assemble.mjs: importable, throws when called) ----\n` +
+  thrower('deserializeSSEChannel', MSG_WEB, true);
 /** Declared by both builds' typings; they must stay identical (src/channel/mod.rs, src/lib.rs). */
 const SHARED_TYPES = ['SSEChannelError', 'SSEChannelDescriptor'];
 const sameSet = (a, b) => [...a].sort().join() === [...b].sort().join();
@@ -47,6 +81,22 @@ function checkExports(what, actual, expected) {
 }
 /** Names of the classes and functions a .d.ts declares. */
 const typedValues = (dts) => [...dts.matchAll(/^export (?:declare )?(?:class|function) ([A-Za-z_$][\w$]*)/gm)].map((m) => m[1]);
+/**
+ * The declaration of `name` in a .d.ts with its doc comment: `export interface|class X { … }` (to the
+ * closing `}` line) or `export type|function X …;` (one line).
+ */
+function declaration(dts, name, what) {
+  const m = dts.match(
+    new RegExp(`^(?:/\\*\\*(?:(?!\\*/)[^])*\\*/\\n)?export (?:declare )?(?:(?:interface|class) ${name}\\b[^]*?^}|(?:type|function) ${name}\\b.*;)$`, 'm'),
+  );
+  if (!m) throw new Error(`assemble: no declaration of ${name} in the ${what} typings`);
+  return m[0];
+}
+/** A declaration (from `declaration`) with its doc comment replaced by `doc` (lines without ` * `). */
+function withDoc(decl, doc) {
+  if (!decl.startsWith('/**')) throw new Error(`assemble: no doc comment to replace in "${decl.split('\n')[0]}"`);
+  return `/**\n${doc.map((l) => ` *${l && ' '}${l}\n`).join('')} */\n${decl.slice(decl.indexOf('*/\n') + 3)}`;
+}
 /** The text of `export interface <name> { … }` in a .d.ts. */
 function interfaceText(dts, name, what) {
   const m = dts.match(new RegExp(`^export interface ${name}\\b[^]*?^}$`, 'm'));
@@ -64,34 +114,101 @@ function replaceOnce(src, from, to, what) {
 rmSync(out, { recursive: true, force: true });
 mkdirSync(out, { recursive: true });
 
+// Both builds' typings first: each entry's typings declare the other side's stub with its real
+// signature (copied from the other build's typings), so code shared by both sides type-checks.
+const slimTypesRaw = readTypes('web/sse_channel.d.ts');
+const nodeTypesRaw = readTypes('node/sse_channel.d.ts');
+for (const name of SHARED_TYPES) {
+  if (interfaceText(slimTypesRaw, name, 'web') !== interfaceText(nodeTypesRaw, name, 'Node')) {
+    throw new Error(`assemble: interface ${name} differs between the web and the Node typings`);
+  }
+}
+for (const [what, dts, stubs] of [['web', slimTypesRaw, STUBS.web], ['Node', nodeTypesRaw, STUBS.node]]) {
+  for (const n of stubs) {
+    if (new RegExp(`^export (?:declare )?(?:class|function) ${n}\\b`, 'm').test(dts)) {
+      throw new Error(`assemble: the ${what} build has ${n}, which this script adds as a stub`);
+    }
+  }
+}
+const THROWS = (where) => `@throws {SSEChannelError} always ${where}, with code \`${UNSUPPORTED}\`.`;
+/** Adds `@throws` (always, in `where`) to the doc comment of the one declaration whose line starts with `head`. */
+function withThrows(dts, head, where) {
+  const text = `\n${dts}`;
+  const at = text.indexOf(`\n${head}`); // its index in dts
+  if (at < 0 || text.indexOf(`\n${head}`, at + 1) >= 0) throw new Error(`assemble: expected one line "${head}…" in the typings`);
+  const indent = head.match(/^ */)[0];
+  const doc = dts.slice(0, at).match(/ *\/\*\* (.*) \*\/\n$/); // a one-line doc comment right above, if any
+  if (!doc && dts.slice(0, at).endsWith('*/\n')) throw new Error(`assemble: "${head}…" has a doc comment this script cannot extend`);
+  const start = doc ? at - doc[0].length : at;
+  const lines = [...(doc ? [doc[1], ''] : []), THROWS(where)];
+  return `${dts.slice(0, start)}${indent}/**\n${lines.map((l) => `${indent} *${l && ' '}${l}\n`).join('')}${indent} */\n${dts.slice(at)}`;
+}
+// Node typings: SSEChannel with the browser's signature, documented as throwing.
+const nodeExtraTypes = [
+  ...['SSEChannelState', 'SSEChannelOptions', 'SSEChannelEvents'].map((n) => declaration(slimTypesRaw, n, 'web')),
+  withThrows(
+    withThrows(
+      withDoc(declaration(slimTypesRaw, 'SSEChannel', 'web'), [
+        'Browser only: in Node.js (this entry) `new SSEChannel()` and `SSEChannel.configure()` throw an',
+        `\`SSEChannelError\` with code \`${UNSUPPORTED}\`; use \`deserializeSSEChannel\` here. Exported`,
+        "with the browser's signatures so that code shared with the browser (server-side rendering)",
+        'imports and type-checks: construct the channel on the client only (e.g. in `onMounted`).',
+      ]),
+      '    constructor(',
+      'in Node.js',
+    ),
+    '    static configure(',
+    'in Node.js',
+  ),
+].join('\n\n');
+// Browser typings: deserializeSSEChannel with the Node signature (its writer as a type only).
+const webExtraTypes = [
+  declaration(nodeTypesRaw, 'SSEChannelWriterOptions', 'Node'),
+  replaceOnce(
+    replaceOnce(declaration(nodeTypesRaw, 'SSEChannelWriter', 'Node'), 'export class SSEChannelWriter {', 'export interface SSEChannelWriter {', 'SSEChannelWriter typings'),
+    '    private constructor();\n',
+    '',
+    'SSEChannelWriter typings',
+  ),
+  withDoc(declaration(nodeTypesRaw, 'deserializeSSEChannel', 'Node'), [
+    "Node.js only (the cloud function's side): exported here with the Node.js signature so that code",
+    'shared with Node.js bundles and type-checks; call it in the cloud function.',
+    '',
+    THROWS('in a browser (this entry)'),
+  ]),
+].join('\n\n');
+const EXTRA_HEAD = '\n\n// ---- the other side\'s export: importable here, throws when used (see the package README) ----\n\n';
+
 // --- slim.js: the plain --target web glue; the user calls `await init()` -------------------------
 const SELF_TYPES = '/* @ts-self-types="./sse_channel.d.ts" */';
 let slim = read('web/sse_channel.js');
 slim = replaceOnce(slim, SELF_TYPES, '/* @ts-self-types="./slim.d.ts" */', 'web glue');
+const esmExports = (src) => [...src.matchAll(/^export (?:class|function|const) ([A-Za-z_$][\w$]*)/gm)].map((m) => m[1]);
+checkExports('slim.js (wasm-bindgen)', without(esmExports(slim), ['initSync']), without(EXPECTED_EXPORTS.web, STUBS.web));
+slim = `${slim.trimEnd()}\n${WEB_STUB}`;
 writeFileSync(join(out, 'slim.js'), slim);
-const slimTypes = readTypes('web/sse_channel.d.ts');
+const initAt = slimTypesRaw.indexOf('export type InitInput');
+if (initAt < 0) throw new Error('assemble: no InitInput in the web typings (wasm-bindgen changed?)');
+const slimTypes = `${slimTypesRaw.slice(0, initAt).trimEnd()}${EXTRA_HEAD}${webExtraTypes}\n\n\n${slimTypesRaw.slice(initAt)}`;
 writeFileSync(join(out, 'slim.d.ts'), slimTypes);
 copyFileSync(join(stage, 'sse_channel_bg.wasm'), join(out, 'sse_channel_bg.wasm'));
-const slimValues = [...slim.matchAll(/^export (?:class|function|const) ([A-Za-z_$][\w$]*)/gm)].map((m) => m[1]);
-checkExports('slim.js', slimValues.filter((n) => n !== 'initSync'), EXPECTED_EXPORTS.web);
-checkExports('slim.d.ts', typedValues(slimTypes).filter((n) => n !== 'initSync'), EXPECTED_EXPORTS.web);
+checkExports('slim.js', without(esmExports(slim), ['initSync']), EXPECTED_EXPORTS.web);
+checkExports('slim.d.ts', without(typedValues(slimTypes), ['initSync']), EXPECTED_EXPORTS.web);
 
 // --- node.cjs: the --target nodejs glue (reads ./sse_channel_bg.wasm beside it) -------------------
 let node = read('node/sse_channel.js');
 node = replaceOnce(node, SELF_TYPES, '/* @ts-self-types="./node.d.cts" */', 'node glue');
 // The Node build's own wasm, beside node.cjs (sse_channel_bg.wasm is the browser build's).
 node = replaceOnce(node, '`${__dirname}/sse_channel_bg.wasm`', '`${__dirname}/sse_channel_node_bg.wasm`', 'node glue');
+const nodeExports = (src) => [...src.matchAll(/^exports\.([A-Za-z_$][\w$]*) = /gm)].map((m) => m[1]);
+checkExports('node.cjs (wasm-bindgen)', nodeExports(node), without(EXPECTED_EXPORTS.node, STUBS.node));
+node = `${node.trimEnd()}\n${NODE_STUB}`;
 writeFileSync(join(out, 'node.cjs'), node);
-const nodeTypes = readTypes('node/sse_channel.d.ts');
+const nodeTypes = `${nodeTypesRaw.trimEnd()}${EXTRA_HEAD}${nodeExtraTypes}\n`;
 writeFileSync(join(out, 'node.d.cts'), nodeTypes);
 copyFileSync(join(stage, 'sse_channel_node_bg.wasm'), join(out, 'sse_channel_node_bg.wasm'));
-checkExports('node.cjs', [...node.matchAll(/^exports\.([A-Za-z_$][\w$]*) = /gm)].map((m) => m[1]), EXPECTED_EXPORTS.node);
+checkExports('node.cjs', nodeExports(node), EXPECTED_EXPORTS.node);
 checkExports('node.d.cts', typedValues(nodeTypes), EXPECTED_EXPORTS.node);
-for (const name of SHARED_TYPES) {
-  if (interfaceText(slimTypes, name, 'web') !== interfaceText(nodeTypes, name, 'Node')) {
-    throw new Error(`assemble: interface ${name} differs between the web and the Node typings`);
-  }
-}
 
 // --- index.js: one self-contained ES module, the wasm inlined as base64 ---------------------------
 let glue = read('inline/sse_channel.js');
@@ -106,7 +223,7 @@ glue = glue.replace(/^export (class|function|const) ([A-Za-z_$][\w$]*)/gm, (_m, 
   return `${kind} ${name}`;
 });
 if (/^export /m.test(glue)) throw new Error('assemble: inline glue has an export form this script does not know');
-checkExports('index.js', [...classes, ...functions, ...consts], EXPECTED_EXPORTS.web);
+checkExports('index.js (wasm-bindgen)', [...classes, ...functions, ...consts], without(EXPECTED_EXPORTS.web, STUBS.web));
 
 // The wasm is stored deflated: base64 text gzips poorly (its 6-bit symbols break the byte patterns),
 // but base64 of already-compressed bytes costs next to nothing more once gzipped.
@@ -124,22 +241,28 @@ const loader = [
     .replace("'__SSE_WASM_B64__'", () => JSON.stringify(deflated.toString('base64'))),
   inflateSrc,
 ].join('\n');
+// The stub uses the loader's coded-error helper (fewer bytes than WEB_STUB's own).
+const indexStub = `function deserializeSSEChannel() {\n  throw __sseError(${JSON.stringify(UNSUPPORTED)}, ${JSON.stringify(MSG_WEB)});\n}`;
+const exportedNames = [
+  ...classes.map((n) => `__sse_${n} as ${n}`),
+  ...functions.map((n) => `__sse_${n} as ${n}`),
+  ...consts,
+  ...STUBS.web,
+];
 const exportsList = [
   ...classes.map((n) => `const __sse_${n} = __sseWrapClass(${n}, ${JSON.stringify(n)});`),
   ...functions.map((n) => `const __sse_${n} = __sseWrapFunction(${n}, ${JSON.stringify(n)});`),
-  `export { ${[
-    ...classes.map((n) => `__sse_${n} as ${n}`),
-    ...functions.map((n) => `__sse_${n} as ${n}`),
-    ...consts,
-  ].join(', ')} };`,
+  indexStub,
+  `export { ${exportedNames.join(', ')} };`,
 ];
+checkExports('index.js', exportedNames.map((e) => e.split(' as ').pop()), EXPECTED_EXPORTS.web);
 writeFileSync(join(out, 'index.js'), `${glue.trimEnd()}\n\n${loader.trimEnd()}\n${exportsList.join('\n')}\n`);
 
-// index.d.ts: the web typings without the init functions (users never call them).
+// index.d.ts: the web typings without the init functions (users never call them), plus the stub's.
 let dts = readTypes('inline/sse_channel.d.ts');
 const cut = dts.indexOf('export type InitInput');
 if (cut < 0) throw new Error('assemble: no InitInput in the web typings (wasm-bindgen changed?)');
-dts = dts.slice(0, cut).trimEnd() + '\n';
+dts = `${dts.slice(0, cut).trimEnd()}${EXTRA_HEAD}${webExtraTypes}\n`;
 writeFileSync(join(out, 'index.d.ts'), dts);
 checkExports('index.d.ts', typedValues(dts), EXPECTED_EXPORTS.web);
 
@@ -156,5 +279,5 @@ if (!sameSet(built, pkgJson.files)) {
   throw new Error(`assemble: package.json "files" is ${pkgJson.files.join(', ')}; built ${built.join(', ')}`);
 }
 console.log(
-  `assembled ${out} (loading=${loading}; classes: ${classes.join(', ') || '-'}; functions: ${functions.join(', ') || '-'})`,
+  `assembled ${out} (loading=${loading}; classes: ${classes.join(', ') || '-'}; functions: ${functions.join(', ') || '-'}; stubs: ${STUBS.web} in the browser entries, ${STUBS.node} in the Node entry)`,
 );

@@ -18,8 +18,13 @@ test('the uniCloud docs\' cloud-function example runs verbatim', async () => {
     assert.equal(returned, globalThis.uniCloud);
     assert.equal(typeof uniCloud.deserializeSSEChannel, 'function');
     // SSEChannel is the browser build's (its installUniCloud sets it): the Node build has the writer only.
+    // Its SSEChannel export is a stub (importable for server-side rendering) that throws when used.
     assert.equal(uniCloud.SSEChannel, undefined);
-    assert.equal(sdk.SSEChannel, undefined);
+    assert.equal(typeof sdk.SSEChannel, 'function');
+    const e = throwsWith(assert, () => new sdk.SSEChannel(), 'UNSUPPORTED_ENVIRONMENT', /SSEChannel runs in browsers.*deserializeSSEChannel/);
+    assert.equal(e.name, 'SSEChannelError');
+    assert.ok(e instanceof Error);
+    throwsWith(assert, () => sdk.SSEChannel.configure({ relay: relayUrl }), 'UNSUPPORTED_ENVIRONMENT');
 
     const ch = await createChannel();
     // What callFunction delivers: the JSON round trip of the browser's sseChannel.toJSON().
