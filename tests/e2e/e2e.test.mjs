@@ -138,6 +138,68 @@ describe('plain <script type="module"> page', { skip: !enabled('plain') }, () =>
       }
     });
   }
+  test('plain: the browser entries export deserializeSSEChannel, which throws UNSUPPORTED_ENVIRONMENT', async () => {
+    const context = await browser.newContext();
+    try {
+      const page = await context.newPage();
+      await page.goto(`${server.url}/index.html`);
+      await page.waitForFunction(() => window.__sseTest);
+      const r = await page.evaluate(async () => {
+        const out = {};
+        for (const entry of ['index.js', 'slim.js']) {
+          const m = await import(`./node_modules/sse-channel/${entry}`);
+          try {
+            m.deserializeSSEChannel({ type: 'SSEChannel' }, { allowedRelays: ['https://relay.example.com'] });
+            out[entry] = 'returned';
+          } catch (e) {
+            out[entry] = { name: e.name, code: e.code, isError: e instanceof Error, message: e.message };
+          }
+        }
+        return out;
+      });
+      for (const entry of ['index.js', 'slim.js']) {
+        const e = r[entry];
+        assert.equal(typeof e, 'object', `${entry}: ${JSON.stringify(e)}`);
+        assert.deepEqual({ name: e.name, code: e.code, isError: e.isError }, { name: 'SSEChannelError', code: 'UNSUPPORTED_ENVIRONMENT', isError: true });
+        assert.match(e.message, /deserializeSSEChannel runs in Node\.js.*provides SSEChannel/);
+      }
+    } finally {
+      await context.close();
+    }
+  });
+  test('plain: server-side rendering: Node imports SSEChannel from the node entry; using it throws UNSUPPORTED_ENVIRONMENT', () => {
+    // What Nuxt / Vite SSR / uni-app SSR do with a component that imports SSEChannel and constructs it
+    // on the client only: Node resolves `sse-channel` (the `node` condition) and evaluates the import.
+    const out = run(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        "import { SSEChannel, deserializeSSEChannel, installUniCloud } from 'sse-channel';" +
+          "import { createRequire } from 'node:module';" +
+          "const cjs = createRequire(process.cwd() + '/x.js')('sse-channel');" +
+          'const thrown = (f) => { try { f(); return null; } catch (e) { return { name: e.name, code: e.code, message: e.message }; } };' +
+          'console.log(JSON.stringify({' +
+          "  construct: thrown(() => new SSEChannel({ relay: 'https://relay.example.com' }))," +
+          '  configure: thrown(() => SSEChannel.configure({})),' +
+          '  name: SSEChannel.name, sameAsRequire: cjs.SSEChannel === SSEChannel,' +
+          '  writer: typeof deserializeSSEChannel, install: typeof installUniCloud,' +
+          '}))',
+      ],
+      { cwd: dir },
+    );
+    const r = JSON.parse(out);
+    for (const what of ['construct', 'configure']) {
+      assert.ok(r[what], `${what} did not throw`);
+      assert.equal(r[what].name, 'SSEChannelError', what);
+      assert.equal(r[what].code, 'UNSUPPORTED_ENVIRONMENT', what);
+      assert.match(r[what].message, /SSEChannel runs in browsers.*provides deserializeSSEChannel/, what);
+    }
+    assert.deepEqual(
+      { name: r.name, sameAsRequire: r.sameAsRequire, writer: r.writer, install: r.install },
+      { name: 'SSEChannel', sameAsRequire: true, writer: 'function', install: 'function' },
+    );
+  });
   test('plain: Node resolves both require and import to the node build', () => {
     const out = run(
       process.execPath,

@@ -15,6 +15,17 @@ export async function run(relay: string): Promise<string> {
   return `${desc.channelId} ${state} ${ch.lastEventId}`;
 }
 
+// Shared code that also runs in Node (server-side rendering) may name the writer: it type-checks
+// here with the Node signature, and throws UNSUPPORTED_ENVIRONMENT if called in a browser.
+import { deserializeSSEChannel, SSEChannelWriter } from 'sse-channel';
+import type { SSEChannelWriterOptions } from 'sse-channel';
+export function cloudSide(d: SSEChannelDescriptor, options: SSEChannelWriterOptions): Promise<void> {
+  const w: SSEChannelWriter = deserializeSSEChannel(d, options);
+  return w.end({ done: true });
+}
+// @ts-expect-error: SSEChannelWriter is a type here, not a value (no writer class in the browser build)
+void SSEChannelWriter;
+
 // @ts-expect-error: the browser entry has no init function (the wasm loads by itself)
 import { initSync } from 'sse-channel';
 void initSync;
