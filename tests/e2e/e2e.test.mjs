@@ -4,7 +4,9 @@
 //   plain <script type="module"> page · Vite 7 and 8 (build and dev server) · webpack 5 (defaults) ·
 //   uni-app Vue 3 H5 (`uni build -p h5` and `uni -p h5`, tests/uniapp/)
 // and in each the page receives every message the package's Node writer sends, over both transports.
-// Also: the typings type-check under a bundler's and under Node's resolution (tests/e2e/types).
+// Also: the typings type-check under a bundler's and under Node's resolution (tests/e2e/types), and
+// each entry exports the other side's name as a stub that throws UNSUPPORTED_ENVIRONMENT (Node ESM
+// import from the tarball, a Vite SSR build run in Node, the browser entries in Chromium).
 // E2E_ONLY=plain,vite,vite8,webpack,uniapp,types limits the projects.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -247,6 +249,27 @@ for (const [vite, version] of [
     });
     bothTransports(`${vite}-build`, () => `${server.url}/`, () => dir);
     bothTransports(`${vite}-dev`, () => dev.match[1], () => dir);
+    test(`${vite}: SSR build of a component importing SSEChannel loads in Node; using it throws UNSUPPORTED_ENVIRONMENT`, () => {
+      run(join(dir, 'node_modules/.bin/vite'), ['build', '--ssr', 'ssr.js', '--outDir', 'dist-ssr'], { cwd: dir, timeout: 180_000 });
+      const bundle = readFileSync(join(dir, 'dist-ssr/ssr.js'), 'utf8');
+      assert.match(bundle, /from ["']sse-channel["']/, 'sse-channel stays external in the SSR bundle');
+      const out = run(
+        process.execPath,
+        [
+          '--input-type=module',
+          '-e',
+          "const m = await import('./dist-ssr/ssr.js'); let e = null;" +
+            "try { m.mounted('https://relay.example.com'); } catch (x) { e = { name: x.name, code: x.code }; }" +
+            'console.log(JSON.stringify({ html: m.render(), e, writer: typeof m.deserializeSSEChannel }))',
+        ],
+        { cwd: dir },
+      );
+      assert.deepEqual(JSON.parse(out), {
+        html: '<div class="progress">waiting</div>',
+        e: { name: 'SSEChannelError', code: 'UNSUPPORTED_ENVIRONMENT' },
+        writer: 'function',
+      });
+    });
   });
 }
 
