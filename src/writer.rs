@@ -199,6 +199,8 @@ impl Failure {
 #[derive(Clone)]
 pub(crate) struct WriterOptions {
     allowed_origins: Vec<String>,
+    /// Where `allowed_origins` came from, for the `RELAY_NOT_ALLOWED` message.
+    allowed_source: &'static str,
     max_message_bytes: usize,
     max_body_bytes: usize,
     max_batch_messages: usize,
@@ -230,14 +232,20 @@ impl WriterOptions {
         };
 
         let allowed = get(OPT_ALLOWED_RELAYS);
-        let allowed_origins = if !allowed.is_undefined() && !allowed.is_null() {
-            origins_from_option(&allowed)?
+        let (allowed_origins, allowed_source) = if !allowed.is_undefined() && !allowed.is_null() {
+            (origins_from_option(&allowed)?, "option `allowedRelays`")
         } else if let Some(fallback) =
             fallback_allowed.filter(|v| !v.is_undefined() && !v.is_null())
         {
-            origins_from_option(fallback)?
+            (
+                origins_from_option(fallback)?,
+                "installUniCloud's `allowedRelays` (or the origin of its `relay`)",
+            )
         } else {
-            origins_from_env()?
+            (
+                origins_from_env()?,
+                "the environment variable SSE_CHANNEL_ALLOWED_RELAYS",
+            )
         };
 
         // The relay's limits may be set lower than the protocol's defaults
@@ -285,6 +293,7 @@ impl WriterOptions {
         }
         Ok(Self {
             allowed_origins,
+            allowed_source,
             max_message_bytes,
             max_body_bytes,
             max_batch_messages,
@@ -498,15 +507,16 @@ pub(crate) fn writer_from(
         .relay_origin()
         .map_err(|e| js_error(ErrorCode::InvalidDescriptor, e.message()))?;
     if !options.allowed_origins.contains(&origin) {
-        let why = if options.allowed_origins.is_empty() {
-            " is not allowed: no relay is allowed yet; set option `allowedRelays` or the environment variable SSE_CHANNEL_ALLOWED_RELAYS (comma-separated origins)"
+        // Name the one setting that was read: an explicit option replaces the
+        // environment variable, so pointing at the variable then would mislead.
+        let mut message = ["the descriptor's relay origin ", &origin].concat();
+        if options.allowed_origins.is_empty() {
+            message.push_str(" is not allowed: no relay is allowed yet; set option `allowedRelays` or the environment variable SSE_CHANNEL_ALLOWED_RELAYS (comma-separated origins)");
         } else {
-            " is not allowed: it is not listed in option `allowedRelays` or the environment variable SSE_CHANNEL_ALLOWED_RELAYS"
-        };
-        return Err(js_error(
-            ErrorCode::RelayNotAllowed,
-            &["the descriptor's relay origin ", &origin, why].concat(),
-        ));
+            message.push_str(" is not allowed: it is not listed in ");
+            message.push_str(options.allowed_source);
+        }
+        return Err(js_error(ErrorCode::RelayNotAllowed, &message));
     }
     let mut authorization =
         String::with_capacity(api::AUTH_SCHEME.len() + 1 + d.publish_token.len());

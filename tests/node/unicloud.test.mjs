@@ -54,7 +54,7 @@ test('installUniCloud allows the origin of `relay` by default; per-call options 
 
   const p = await startProxy();
   try {
-    throwsWith(assert, () => uniCloud.deserializeSSEChannel(descriptorOf(ch, p.url)), 'RELAY_NOT_ALLOWED', /allowedRelays/);
+    throwsWith(assert, () => uniCloud.deserializeSSEChannel(descriptorOf(ch, p.url)), 'RELAY_NOT_ALLOWED', /not listed in installUniCloud's `allowedRelays` \(or the origin of its `relay`\)$/);
     const w2 = uniCloud.deserializeSSEChannel(descriptorOf(ch, p.url), { allowedRelays: [p.url] });
     assert.equal(w2.channelId, ch.channelId);
   } finally {
@@ -66,7 +66,7 @@ test('an explicit allowedRelays wins over `relay`; without either the env variab
   const d = descriptorOf({ channelId: '0123456789abcdef0123456789abcdef', publishToken: 'a.b.c', expiresAt: Date.now() + 60000 });
   const a = {};
   sdk.installUniCloud(a, { relay: relayUrl, allowedRelays: ['https://relay.example.com'] });
-  throwsWith(assert, () => a.deserializeSSEChannel(d), 'RELAY_NOT_ALLOWED');
+  throwsWith(assert, () => a.deserializeSSEChannel(d), 'RELAY_NOT_ALLOWED', /not listed in option `allowedRelays`$/);
 
   const b = {};
   sdk.installUniCloud(b);
