@@ -434,7 +434,15 @@ async fn ws_loop(socket: &mut WebSocket, sub: &mut Subscriber) -> Result<(), axu
                             .await?;
                     }
                 }
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return Ok(()),
+                Some(Ok(Message::Close(_))) => {
+                    // The client closes (e.g. `ws.close(1000)`): answer with a
+                    // close frame of the same code, or the browser reports 1006
+                    // and `wasClean: false`. tungstenite queued that echo while
+                    // reading the client's frame; flushing writes it (dropping
+                    // the socket unflushed would lose it).
+                    return futures_util::SinkExt::flush(socket).await;
+                }
+                None | Some(Err(_)) => return Ok(()),
                 Some(Ok(_)) => {}
             },
         }

@@ -418,3 +418,45 @@ async fn slow_subscriber_gets_the_lost_range_mid_stream() {
     }
     assert!(lost > 0, "the slow subscriber was told what it lost");
 }
+
+#[tokio::test]
+async fn websocket_client_close_is_answered_with_the_same_code() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let relay = start(config()).await;
+    let ch = relay.create().await;
+    for code in [1000u16, 4001] {
+        let mut ws = relay.ws(&ch.id, &ch.q()).await;
+        assert_eq!(ws.frame().await["event"], "ready");
+        ws.socket
+            .send(Message::Close(Some(CloseFrame {
+                code: CloseCode::from(code),
+                reason: "bye".into(),
+            })))
+            .await
+            .unwrap();
+        // A browser sees wasClean=true only if the relay answers with a close
+        // frame before the TCP connection ends.
+        let reply = tokio::time::timeout(WAIT, ws.socket.next())
+            .await
+            .expect("close reply in time");
+        match reply {
+            Some(Ok(Message::Close(Some(f)))) => assert_eq!(u16::from(f.code), code),
+            other => panic!("expected the relay's close frame with {code}, got {other:?}"),
+        }
+        // Then the connection ends cleanly (no reset, no further frame).
+        let end = tokio::time::timeout(WAIT, ws.socket.next())
+            .await
+            .expect("connection ends in time");
+        assert!(end.is_none(), "{end:?}");
+    }
+    // The subscriber slots were released.
+    let m = relay.get("/metrics").await.body;
+    assert!(
+        m.contains("sse_relay_connections{transport=\"ws\"} 0"),
+        "{m}"
+    );
+}
