@@ -343,3 +343,58 @@ async fn health_metrics_routes_and_cors() {
         .await;
     assert_eq!(r.headers["access-control-allow-origin"], "*");
 }
+
+#[tokio::test]
+async fn idempotency_keys_are_scoped_per_route() {
+    let relay = start(config()).await;
+    let auth = format!("Bearer {}", relay.create().await.publ);
+    drop(auth);
+    let post = |ch: &Channel, route: &str, key: &str, body: &str| {
+        let auth = format!("Bearer {}", ch.publ);
+        let path = format!("/v1/channels/{}/{route}", ch.id);
+        let (key, body) = (key.to_owned(), body.to_owned());
+        let relay = &relay;
+        async move {
+            relay
+                .post(
+                    &path,
+                    &[("authorization", &auth), ("idempotency-key", &key)],
+                    &body,
+                )
+                .await
+        }
+    };
+
+    // Publish with a key, then end with the same key: the end is a new
+    // request, stored and delivered; the channel is ended.
+    let ch = relay.create().await;
+    let mut sub = relay.live(T::Sse, &ch, "").await;
+    let p = post(&ch, "messages", "same", r#"{"data":"a"}"#).await;
+    assert_eq!((p.status, p.json()), (200, json!({"firstId":1,"lastId":1})));
+    let e = post(&ch, "end", "same", r#"{"data":"done"}"#).await;
+    assert_eq!((e.status, e.json()), (200, json!({"firstId":2,"lastId":2})));
+    assert!(e.headers.get("idempotent-replayed").is_none());
+    sub.expect_message(1, json!("a")).await;
+    let ev = sub.next().await.unwrap();
+    assert_eq!(
+        (ev.id, ev.event.as_str(), ev.data),
+        (Some(2), "end", json!("done"))
+    );
+    // Each route still replays its own answer.
+    let p2 = post(&ch, "messages", "same", r#"{"data":"a"}"#).await;
+    assert_eq!((p2.status, p2.json()), (200, json!({"firstId":1,"lastId":1})));
+    assert_eq!(p2.headers["idempotent-replayed"], "true");
+    let e2 = post(&ch, "end", "same", r#"{"data":"done"}"#).await;
+    assert_eq!((e2.status, e2.json()), (200, json!({"firstId":2,"lastId":2})));
+    assert_eq!(e2.headers["idempotent-replayed"], "true");
+
+    // End with a key, then publish with the same key: the publish is a new
+    // request, refused because the channel has ended (not a replayed 200 that
+    // would claim a message was stored).
+    let ch = relay.create().await;
+    let e = post(&ch, "end", "k", "").await;
+    assert_eq!((e.status, e.json()), (200, json!({"firstId":1,"lastId":1})));
+    let p = post(&ch, "messages", "k", r#"{"data":"late"}"#).await;
+    assert_eq!((p.status, p.code().as_str()), (409, "CHANNEL_ENDED"));
+    assert!(p.headers.get("idempotent-replayed").is_none());
+}
