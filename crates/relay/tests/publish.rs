@@ -347,8 +347,6 @@ async fn health_metrics_routes_and_cors() {
 #[tokio::test]
 async fn idempotency_keys_are_scoped_per_route() {
     let relay = start(config()).await;
-    let auth = format!("Bearer {}", relay.create().await.publ);
-    drop(auth);
     let post = |ch: &Channel, route: &str, key: &str, body: &str| {
         let auth = format!("Bearer {}", ch.publ);
         let path = format!("/v1/channels/{}/{route}", ch.id);
@@ -382,10 +380,16 @@ async fn idempotency_keys_are_scoped_per_route() {
     );
     // Each route still replays its own answer.
     let p2 = post(&ch, "messages", "same", r#"{"data":"a"}"#).await;
-    assert_eq!((p2.status, p2.json()), (200, json!({"firstId":1,"lastId":1})));
+    assert_eq!(
+        (p2.status, p2.json()),
+        (200, json!({"firstId":1,"lastId":1}))
+    );
     assert_eq!(p2.headers["idempotent-replayed"], "true");
     let e2 = post(&ch, "end", "same", r#"{"data":"done"}"#).await;
-    assert_eq!((e2.status, e2.json()), (200, json!({"firstId":2,"lastId":2})));
+    assert_eq!(
+        (e2.status, e2.json()),
+        (200, json!({"firstId":2,"lastId":2}))
+    );
     assert_eq!(e2.headers["idempotent-replayed"], "true");
 
     // End with a key, then publish with the same key: the publish is a new

@@ -69,6 +69,17 @@ struct State {
     key_order: VecDeque<Box<str>>,
 }
 
+/// The idempotency map's key: the client's key scoped by the request kind, so
+/// that the same key on publish and on end are two requests. A space cannot
+/// occur in a client's key (visible ASCII only), so the two never collide.
+fn scoped_key(kind: EventKind, key: &str) -> Box<str> {
+    let mut s = String::with_capacity(kind.as_str().len() + 1 + key.len());
+    s.push_str(kind.as_str());
+    s.push(' ');
+    s.push_str(key);
+    s.into()
+}
+
 impl MemoryBroker {
     /// An empty broker.
     pub fn new(limits: MemoryLimits) -> Self {
@@ -88,8 +99,12 @@ impl MemoryBroker {
     fn append_now(&self, id: &str, append: Append) -> Result<Appended, BrokerError> {
         let ch = self.get(id)?;
         let mut st = lock(&ch.state);
-        if let Some(key) = &append.idempotency_key {
-            if let Some(done) = st.keys.get(key.as_str()) {
+        let key = append
+            .idempotency_key
+            .as_deref()
+            .map(|k| scoped_key(append.kind, k));
+        if let Some(key) = &key {
+            if let Some(done) = st.keys.get(key) {
                 return Ok(Appended {
                     replayed: true,
                     ..*done
@@ -125,8 +140,7 @@ impl MemoryBroker {
             last_id: st.last_id,
             replayed: false,
         };
-        if let Some(key) = append.idempotency_key {
-            let key: Box<str> = key.into();
+        if let Some(key) = key {
             if st.key_order.len() >= self.limits.idempotency_keys {
                 if let Some(old) = st.key_order.pop_front() {
                     st.keys.remove(&old);
@@ -391,6 +405,24 @@ mod tests {
         // "a" was the oldest of three keys with room for two: forgotten.
         assert!(
             !append(&b, EventKind::Message, &["1"], Some("a"), 0)
+                .unwrap()
+                .replayed
+        );
+    }
+
+    #[test]
+    fn idempotency_keys_are_scoped_by_kind() {
+        let b = broker(10, 1 << 20, 8);
+        append(&b, EventKind::Message, &["1"], Some("k"), 0).unwrap();
+        let end = append(&b, EventKind::End, &["null"], Some("k"), 0).unwrap();
+        assert_eq!((end.first_id, end.replayed), (2, false));
+        assert!(
+            append(&b, EventKind::End, &["null"], Some("k"), 0)
+                .unwrap()
+                .replayed
+        );
+        assert!(
+            append(&b, EventKind::Message, &["1"], Some("k"), 0)
                 .unwrap()
                 .replayed
         );

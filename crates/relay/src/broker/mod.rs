@@ -108,7 +108,8 @@ pub struct Append {
     pub kind: EventKind,
     /// JSON texts, in order.
     pub payloads: Vec<Box<str>>,
-    /// Makes a retry store nothing and answer the first answer again.
+    /// Makes a retry store nothing and answer the first answer again. Scoped by
+    /// [`Append::kind`]: the same key on publish and on end names two requests.
     pub idempotency_key: Option<String>,
     /// Now, Unix ms.
     pub now_ms: u64,
