@@ -17,41 +17,10 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::*;
 
+mod support;
+use support::{fetch, get, obj, relay, sleep};
+
 wasm_bindgen_test_configure!(run_in_browser);
-
-fn relay() -> &'static str {
-    match option_env!("SSE_RELAY_URL") {
-        Some(url) => url,
-        None => panic!("SSE_RELAY_URL is unset: run scripts/test-wasm.sh"),
-    }
-}
-
-#[wasm_bindgen]
-extern "C" {
-    #[wasm_bindgen(js_name = setTimeout)]
-    fn set_timeout(f: &Function, ms: i32) -> JsValue;
-    #[wasm_bindgen(js_name = fetch)]
-    fn fetch(url: &str, init: &JsValue) -> Promise;
-}
-
-async fn sleep(ms: i32) {
-    let p = Promise::new(&mut |resolve, _| {
-        set_timeout(&resolve, ms);
-    });
-    let _ = JsFuture::from(p).await;
-}
-
-fn obj(pairs: &[(&str, JsValue)]) -> JsValue {
-    let o = Object::new();
-    for (k, v) in pairs {
-        Reflect::set(&o, &JsValue::from_str(k), v).unwrap();
-    }
-    o.into()
-}
-
-fn get(o: &JsValue, k: &str) -> JsValue {
-    Reflect::get(o, &JsValue::from_str(k)).unwrap()
-}
 
 fn json(v: &JsValue) -> String {
     JSON::stringify(v).unwrap().as_string().unwrap()

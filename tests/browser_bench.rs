@@ -13,21 +13,20 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use js_sys::{Array, Function, Object, Promise, Reflect, JSON};
+use js_sys::{Array, JSON};
 use sse_channel::SseChannel;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::*;
 
+mod support;
+use support::{fetch, get, obj, relay, sleep};
+
 wasm_bindgen_test_configure!(run_in_browser);
 
 #[wasm_bindgen]
 extern "C" {
-    #[wasm_bindgen(js_name = setTimeout)]
-    fn set_timeout(f: &Function, ms: i32) -> JsValue;
-    #[wasm_bindgen(js_name = fetch)]
-    fn fetch(url: &str, init: &JsValue) -> Promise;
     #[wasm_bindgen(js_namespace = performance, js_name = now)]
     fn now() -> f64;
     #[wasm_bindgen(js_namespace = performance, js_name = timeOrigin, thread_local_v2)]
@@ -39,32 +38,6 @@ fn publisher() -> &'static str {
         Some(url) => url,
         None => panic!("SSE_PUBLISHER_URL is unset: run BENCH=1 scripts/test-wasm.sh"),
     }
-}
-
-fn relay() -> &'static str {
-    match option_env!("SSE_RELAY_URL") {
-        Some(url) => url,
-        None => panic!("SSE_RELAY_URL is unset: run scripts/test-wasm.sh"),
-    }
-}
-
-async fn sleep(ms: i32) {
-    let p = Promise::new(&mut |resolve, _| {
-        set_timeout(&resolve, ms);
-    });
-    let _ = JsFuture::from(p).await;
-}
-
-fn obj(pairs: &[(&str, JsValue)]) -> JsValue {
-    let o = Object::new();
-    for (k, v) in pairs {
-        Reflect::set(&o, &JsValue::from_str(k), v).unwrap();
-    }
-    o.into()
-}
-
-fn get(o: &JsValue, k: &str) -> JsValue {
-    Reflect::get(o, &JsValue::from_str(k)).unwrap()
 }
 
 struct Target {
