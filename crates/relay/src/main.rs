@@ -39,8 +39,13 @@ struct Cli {
     /// Enable the /v1/test/... fault-injection routes (never in production).
     #[arg(long, env = "SSE_RELAY_TEST_HOOKS")]
     test_hooks: bool,
-    /// Heartbeat interval on every stream, in ms.
-    #[arg(long, env = "SSE_RELAY_HEARTBEAT_MS", default_value_t = limits::HEARTBEAT_MS)]
+    /// Heartbeat interval on every stream, in ms; at least 100.
+    #[arg(
+        long,
+        env = "SSE_RELAY_HEARTBEAT_MS",
+        default_value_t = limits::HEARTBEAT_MS,
+        value_parser = parse_heartbeat_ms
+    )]
     heartbeat_ms: u64,
     /// Replay buffer per channel, in events.
     #[arg(long, env = "SSE_RELAY_REPLAY_BUFFER_EVENTS", default_value_t = limits::REPLAY_BUFFER_EVENTS)]
@@ -99,6 +104,22 @@ struct Cli {
     /// Log level: error, warn, info, debug or trace. Logs go to stderr and never contain tokens.
     #[arg(long, env = "SSE_RELAY_LOG", default_value = "info")]
     log: tracing::Level,
+}
+
+/// Lowest `--heartbeat-ms`: every heartbeat is a frame on every open stream,
+/// so a tiny interval (0 sent pings without pause) floods clients.
+const MIN_HEARTBEAT_MS: u64 = 100;
+
+fn parse_heartbeat_ms(v: &str) -> Result<u64, String> {
+    let ms: u64 = v
+        .parse()
+        .map_err(|_| "must be a whole number of milliseconds".to_owned())?;
+    if ms < MIN_HEARTBEAT_MS {
+        return Err(format!(
+            "must be at least {MIN_HEARTBEAT_MS} ms (a heartbeat is a frame on every open stream)"
+        ));
+    }
+    Ok(ms)
 }
 
 impl Cli {

@@ -155,3 +155,75 @@ fn unsupported_broker_and_bad_origin_are_refused_at_start() {
         assert!(out.stdout.is_empty(), "nothing on stdout: {args:?}");
     }
 }
+
+/// Runs the binary with `args` (and `env`), expects it to refuse to start
+/// (exit 2, nothing on stdout) and returns its stderr.
+fn refused_at_start(args: &[&str], env: &[(&str, &str)]) -> String {
+    let mut child = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A relay that accepted the value would serve forever: stop it and fail.
+    let deadline = std::time::Instant::now() + WAIT;
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "{args:?} {env:?} was accepted: {}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{args:?} {env:?}: {stderr}");
+    assert!(out.stdout.is_empty(), "nothing on stdout: {args:?} {env:?}");
+    stderr
+}
+
+/// Starts the binary with `args`, waits for its address line, stops it with
+/// SIGTERM and returns the address.
+fn starts(args: &[&str]) -> std::net::SocketAddr {
+    let mut child = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0", "--secret", "s"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let stopped = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    assert!(child.wait().unwrap().success(), "{args:?}");
+    line.trim_end()
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("{args:?}: unexpected first line {line:?}"))
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn heartbeat_below_100_ms_is_refused_at_start() {
+    for v in ["0", "99"] {
+        let err = refused_at_start(&["--heartbeat-ms", v], &[]);
+        assert!(
+            err.contains("--heartbeat-ms") && err.contains("at least 100"),
+            "{v}: {err}"
+        );
+    }
+    let err = refused_at_start(&[], &[("SSE_RELAY_HEARTBEAT_MS", "0")]);
+    assert!(err.contains("at least 100"), "{err}");
+    starts(&["--heartbeat-ms", "100"]);
+}
