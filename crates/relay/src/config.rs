@@ -16,6 +16,8 @@ pub struct Config {
     /// process, so tokens of one process are refused by another.
     pub secret: Option<Vec<u8>>,
     /// Origins allowed by CORS. Empty (the default): no CORS headers; `"*"`: any.
+    /// Each entry is compared in the form [`normalize_origin`] gives (lowercase
+    /// scheme and host, no default port); an entry it refuses matches nothing.
     pub allow_origins: Vec<String>,
     /// Request header that carries the client's address when the relay sits
     /// behind a reverse proxy (e.g. `x-forwarded-for`, `x-real-ip`); its last
@@ -93,4 +95,40 @@ impl Default for Config {
             shutdown_grace_ms: 5000,
         }
     }
+}
+
+/// An allowed CORS origin in the form a browser sends in its `Origin` header:
+/// `*` as is, else `scheme://host[:port]` with the scheme and host lowercased
+/// and the default port (80, 443) dropped; one trailing `/` is tolerated.
+/// A value that could never equal an `Origin` header (a path, query, fragment,
+/// credentials, a scheme other than http(s)) is refused with the reason.
+///
+/// ```
+/// use sse_relay::config::normalize_origin;
+/// assert_eq!(normalize_origin("HTTP://LocalHost:5173").unwrap(), "http://localhost:5173");
+/// assert_eq!(normalize_origin("https://App.Example.com:443/").unwrap(), "https://app.example.com");
+/// assert_eq!(normalize_origin("*").unwrap(), "*");
+/// assert!(normalize_origin("http://localhost:5173/app").is_err());
+/// assert!(normalize_origin("https://user@app.example.com").is_err());
+/// ```
+pub fn normalize_origin(value: &str) -> Result<String, String> {
+    let value = value.trim();
+    if value == "*" {
+        return Ok(value.to_owned());
+    }
+    let form = "`*` or an origin scheme://host[:port] (http or https)";
+    let Some((_, rest)) = value.split_once("://") else {
+        return Err(format!("must be {form}"));
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    if authority.contains('@') {
+        return Err(format!("must be {form}, without credentials (user@)"));
+    }
+    if !tail.is_empty() && tail != "/" {
+        return Err(format!(
+            "must be {form}, without path, query or fragment: browsers send the origin alone"
+        ));
+    }
+    sse_channel_protocol::descriptor::relay_origin(value).map_err(|_| format!("must be {form}"))
 }

@@ -21,11 +21,14 @@ struct Cli {
     #[arg(long, env = "SSE_RELAY_SECRET", hide_env_values = true)]
     secret: Option<String>,
     /// Origin allowed by CORS, e.g. https://app.example.com; repeatable; `*` allows any.
-    /// Default: none (no cross-origin access). The env variable takes a comma-separated list.
+    /// Scheme and host are compared case-insensitively, a default port is dropped; a path,
+    /// query or credentials are refused. Default: none (no cross-origin access). The env
+    /// variable takes a comma-separated list.
     #[arg(
         long = "allow-origin",
         env = "SSE_RELAY_ALLOW_ORIGIN",
-        value_delimiter = ','
+        value_delimiter = ',',
+        value_parser = sse_relay::config::normalize_origin
     )]
     allow_origin: Vec<String>,
     /// Behind a reverse proxy: the request header with the client's address (e.g.
@@ -187,12 +190,6 @@ async fn main() -> std::process::ExitCode {
     if cli.broker != "memory" {
         tracing::error!(broker = %cli.broker, "unsupported --broker (only `memory` so far)");
         return std::process::ExitCode::from(2);
-    }
-    for o in &cli.allow_origin {
-        if o != "*" && sse_channel_protocol::descriptor::relay_origin(o).is_err() {
-            tracing::error!(origin = %o, "--allow-origin must be `*` or an http(s) origin");
-            return std::process::ExitCode::from(2);
-        }
     }
     let shutdown = match shutdown_signal() {
         Ok(s) => s,

@@ -60,11 +60,13 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
     let allow = if origins.iter().any(|o| o == "*") {
         AllowOrigin::any()
     } else {
-        AllowOrigin::list(
-            origins
-                .iter()
-                .filter_map(|o| HeaderValue::from_str(o.trim_end_matches('/')).ok()),
-        )
+        AllowOrigin::list(origins.iter().filter_map(|o| {
+            // The CLI refuses such values at start; a library caller's are skipped.
+            let origin = crate::config::normalize_origin(o)
+                .inspect_err(|e| tracing::warn!(origin = %o, "allowed origin ignored: {e}"))
+                .ok()?;
+            HeaderValue::from_str(&origin).ok()
+        }))
     };
     Some(
         CorsLayer::new()

@@ -227,3 +227,97 @@ fn heartbeat_below_100_ms_is_refused_at_start() {
     assert!(err.contains("at least 100"), "{err}");
     starts(&["--heartbeat-ms", "100"]);
 }
+
+/// The `Access-Control-Allow-Origin` answered to a request from `origin`.
+async fn allowed_origin(relay: &TestRelay, origin: &str) -> Option<String> {
+    let r = relay
+        .request(
+            "GET",
+            "/healthz",
+            &[("origin", origin)],
+            bytes::Bytes::new(),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    r.headers
+        .get("access-control-allow-origin")
+        .map(|v| v.to_str().unwrap().to_owned())
+}
+
+/// Kills the child on drop, so a failed assertion leaves no relay running.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn allow_origin_is_normalized_like_the_browser_sends_it() {
+    let mut child = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0", "--secret", "s"])
+        .args(["--allow-origin", "HTTP://LocalHost:5173"])
+        .args(["--allow-origin", "https://App.Example.com:443/"])
+        .env("SSE_RELAY_ALLOW_ORIGIN", "http://ignored.example")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut child = KillOnDrop(child);
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let addr = line
+        .trim_end()
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+    let relay = TestRelay::remote(addr.parse().unwrap());
+    for origin in ["http://localhost:5173", "https://app.example.com"] {
+        assert_eq!(
+            allowed_origin(&relay, origin).await.as_deref(),
+            Some(origin)
+        );
+    }
+    for other in [
+        "http://localhost:5174",
+        "https://localhost:5173",
+        "http://ignored.example",
+    ] {
+        assert_eq!(allowed_origin(&relay, other).await, None, "{other}");
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status();
+    let status = tokio::task::spawn_blocking(move || child.0.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn allow_origin_that_can_never_match_is_refused_at_start() {
+    for bad in [
+        "http://localhost:5173/app",
+        "http://localhost:5173/?x=1",
+        "http://localhost:5173#top",
+        "http://user:pw@localhost:5173",
+        "ftp://localhost",
+        "localhost:5173",
+    ] {
+        let err = refused_at_start(&["--allow-origin", bad], &[]);
+        assert!(err.contains("--allow-origin"), "{bad}: {err}");
+        assert!(err.contains("scheme://host[:port]"), "{bad}: {err}");
+    }
+    let err = refused_at_start(
+        &[],
+        &[(
+            "SSE_RELAY_ALLOW_ORIGIN",
+            "https://app.example.com,https://app.example.com/path",
+        )],
+    );
+    assert!(err.contains("--allow-origin"), "{err}");
+    starts(&["--allow-origin", "*"]);
+    starts(&["--allow-origin", "http://[::1]:8080", "--allow-origin", "*"]);
+}
