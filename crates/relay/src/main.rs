@@ -57,6 +57,7 @@ struct Cli {
     #[arg(long, env = "SSE_RELAY_REPLAY_BUFFER_BYTES", default_value_t = limits::REPLAY_BUFFER_BYTES)]
     replay_buffer_bytes: usize,
     /// Largest message (its JSON text), in bytes; larger → 413 MESSAGE_TOO_LARGE.
+    /// At most --max-body-bytes minus 9 (the `{"data":…}` around it).
     #[arg(long, env = "SSE_RELAY_MAX_MESSAGE_BYTES", default_value_t = limits::MAX_MESSAGE_BYTES)]
     max_message_bytes: usize,
     /// Largest request body, in bytes; larger → 413 MESSAGE_TOO_LARGE.
@@ -125,7 +126,24 @@ fn parse_heartbeat_ms(v: &str) -> Result<u64, String> {
     Ok(ms)
 }
 
+/// Bytes `{"data":…}` adds around a message in the smallest publish body.
+const DATA_WRAPPER_BYTES: usize = r#"{"data":}"#.len();
+
 impl Cli {
+    /// Checks between flags that clap cannot express; the error names them.
+    fn check(&self) -> Result<(), String> {
+        let fits = self.max_body_bytes.saturating_sub(DATA_WRAPPER_BYTES);
+        if self.max_message_bytes > fits {
+            return Err(format!(
+                "--max-message-bytes {} can never be sent: a publish body ({{\"data\":…}}, \
+                 {DATA_WRAPPER_BYTES} bytes more) is limited by --max-body-bytes {}; \
+                 give --max-message-bytes at most {fits} or raise --max-body-bytes",
+                self.max_message_bytes, self.max_body_bytes
+            ));
+        }
+        Ok(())
+    }
+
     fn into_config(self) -> Config {
         Config {
             secret: self.secret.map(String::into_bytes),
@@ -182,6 +200,12 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if let Err(msg) = cli.check() {
+        use clap::CommandFactory as _;
+        Cli::command()
+            .error(clap::error::ErrorKind::ArgumentConflict, msg)
+            .exit();
+    }
     tracing_subscriber::fmt()
         .with_max_level(cli.log)
         .with_writer(std::io::stderr)

@@ -321,3 +321,26 @@ fn allow_origin_that_can_never_match_is_refused_at_start() {
     starts(&["--allow-origin", "*"]);
     starts(&["--allow-origin", "http://[::1]:8080", "--allow-origin", "*"]);
 }
+
+#[test]
+fn max_message_bytes_that_cannot_fit_in_a_body_is_refused_at_start() {
+    // The default body limit (1 MiB) is smaller than this message limit.
+    let err = refused_at_start(&["--max-message-bytes", "2000000"], &[]);
+    assert!(
+        err.contains("--max-message-bytes") && err.contains("--max-body-bytes"),
+        "{err}"
+    );
+    // `{"data":…}` adds 9 bytes: with a 1,000-byte body, 991 is the largest
+    // message that can be sent.
+    let err = refused_at_start(
+        &["--max-body-bytes", "1000", "--max-message-bytes", "992"],
+        &[],
+    );
+    assert!(err.contains("at most 991"), "{err}");
+    let err = refused_at_start(
+        &["--max-body-bytes", "1000"],
+        &[("SSE_RELAY_MAX_MESSAGE_BYTES", "1000")],
+    );
+    assert!(err.contains("--max-message-bytes"), "{err}");
+    starts(&["--max-body-bytes", "1000", "--max-message-bytes", "991"]);
+}
