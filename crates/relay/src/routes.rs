@@ -335,16 +335,28 @@ fn check_size(relay: &Relay, m: &RawValue) -> Result<Box<str>, ApiError> {
     Ok(m.get().into())
 }
 
+/// What publish and end check before reading their body: the channel id, the
+/// publish token, the idempotency key; then the body within the size limit.
+async fn accept_publish(
+    relay: &Relay,
+    id: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Option<String>, Bytes), ApiError> {
+    check_channel_id(id)?;
+    authorize_publish(relay, headers, id)?;
+    let key = idempotency_key(headers)?;
+    let body = read_body(relay, headers, body).await?;
+    Ok((key, body))
+}
+
 async fn publish(
     State(relay): State<Shared>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    check_channel_id(&id)?;
-    authorize_publish(&relay, &headers, &id)?;
-    let key = idempotency_key(&headers)?;
-    let body = read_body(&relay, &headers, body).await?;
+    let (key, body) = accept_publish(&relay, &id, &headers, body).await?;
     let parsed: PublishBody<'_> = parse_object(utf8(&body)?)?;
     let payloads: Vec<Box<str>> = match (parsed.data, parsed.messages) {
         (Some(d), None) => vec![check_size(&relay, d)?],
@@ -378,10 +390,7 @@ async fn end(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    check_channel_id(&id)?;
-    authorize_publish(&relay, &headers, &id)?;
-    let key = idempotency_key(&headers)?;
-    let body = read_body(&relay, &headers, body).await?;
+    let (key, body) = accept_publish(&relay, &id, &headers, body).await?;
     let text = utf8(&body)?;
     let data: Box<str> = if text.trim().is_empty() {
         "null".into()
