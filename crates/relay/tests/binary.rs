@@ -119,10 +119,13 @@ async fn binary_prints_its_address_serves_and_stops_on_sigterm_without_logging_t
     );
 }
 
-#[test]
-fn sigint_stops_the_binary_cleanly() {
+/// Starts the binary on `127.0.0.1:0` with `--secret s`, `args` and `env`, stderr
+/// discarded, and returns it with its first stdout line (the address line).
+fn spawn_with_address(args: &[&str], env: &[(&str, &str)]) -> (std::process::Child, String) {
     let mut child = Command::new(BIN)
         .args(["--listen", "127.0.0.1:0", "--secret", "s"])
+        .args(args)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -131,6 +134,12 @@ fn sigint_stops_the_binary_cleanly() {
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
+    (child, line)
+}
+
+#[test]
+fn sigint_stops_the_binary_cleanly() {
+    let (mut child, line) = spawn_with_address(&[], &[]);
     assert!(line.starts_with("listening on http://127.0.0.1:"), "{line}");
     let ok = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -190,17 +199,7 @@ fn refused_at_start(args: &[&str], env: &[(&str, &str)]) -> String {
 /// Starts the binary with `args`, waits for its address line, stops it with
 /// SIGTERM and returns the address.
 fn starts(args: &[&str]) -> std::net::SocketAddr {
-    let mut child = Command::new(BIN)
-        .args(["--listen", "127.0.0.1:0", "--secret", "s"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let (mut child, line) = spawn_with_address(args, &[]);
     let stopped = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -256,19 +255,16 @@ impl Drop for KillOnDrop {
 
 #[tokio::test]
 async fn allow_origin_is_normalized_like_the_browser_sends_it() {
-    let mut child = Command::new(BIN)
-        .args(["--listen", "127.0.0.1:0", "--secret", "s"])
-        .args(["--allow-origin", "HTTP://LocalHost:5173"])
-        .args(["--allow-origin", "https://App.Example.com:443/"])
-        .env("SSE_RELAY_ALLOW_ORIGIN", "http://ignored.example")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
+    let (child, line) = spawn_with_address(
+        &[
+            "--allow-origin",
+            "HTTP://LocalHost:5173",
+            "--allow-origin",
+            "https://App.Example.com:443/",
+        ],
+        &[("SSE_RELAY_ALLOW_ORIGIN", "http://ignored.example")],
+    );
     let mut child = KillOnDrop(child);
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
     let addr = line
         .trim_end()
         .strip_prefix("listening on http://")
