@@ -106,11 +106,7 @@ impl TestRelay {
         headers: &[(&str, &str)],
         body: impl Into<Bytes>,
     ) -> Resp {
-        let stream = TcpStream::connect(self.addr).await.unwrap();
-        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .unwrap();
-        tokio::spawn(conn);
+        let mut send = self.connect().await;
         let mut req = Request::builder()
             .method(method)
             .uri(path)
@@ -169,13 +165,19 @@ impl TestRelay {
         .await
     }
 
-    /// Opens an EventSource-style stream. `query` is appended after `?`.
-    pub async fn sse(&self, id: &str, query: &str, headers: &[(&str, &str)]) -> Sse {
+    /// A fresh HTTP/1.1 connection to the relay (its driver runs on a task).
+    async fn connect(&self) -> hyper::client::conn::http1::SendRequest<Full<Bytes>> {
         let stream = TcpStream::connect(self.addr).await.unwrap();
-        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .unwrap();
         tokio::spawn(conn);
+        send
+    }
+
+    /// Opens an EventSource-style stream. `query` is appended after `?`.
+    pub async fn sse(&self, id: &str, query: &str, headers: &[(&str, &str)]) -> Sse {
+        let mut send = self.connect().await;
         let mut req = Request::builder()
             .uri(format!("/v1/channels/{id}/events?{query}"))
             .header("host", self.addr.to_string())
