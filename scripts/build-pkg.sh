@@ -14,7 +14,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-target_dir=${CARGO_TARGET_DIR:-target}
+source scripts/lib/cargo.sh
+target_dir=$(cargo_target_dir)
 out=${PKG_OUT:-pkg}
 loading=${SSE_CHANNEL_LOADING:-lazy}
 stage=build/pkg-stage

@@ -6,11 +6,13 @@
 #   DEMO_PORT        port of the demo page on 127.0.0.1 (default 8080; 0 = any free port)
 #   DEMO_RELAY_PORT  port of the relay on 127.0.0.1 (default 0 = any free port)
 #   DEMO_SKIP_SETUP  1 = don't run scripts/setup.sh (make demo runs it first)
-#   SSE_RELAY_BIN    use this relay binary instead of building target/debug/sse-relay
+#   SSE_RELAY_BIN    use this relay binary instead of building <cargo target dir>/debug/sse-relay
+#   CARGO_TARGET_DIR cargo's target directory (default target/, or .cargo/config.toml's)
 #   SSE_CHANNEL_PKG  use this built package directory instead of pkg/ (then nothing is built)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+source scripts/lib/cargo.sh
 log() { printf '[demo] %s\n' "$*" >&2; }
 
 if [ "${NODE_ENV:-}" = production ]; then
@@ -30,7 +32,7 @@ DEMO_SECRET=${DEMO_SECRET:-sse-channel-demo-secret-for-local-development-only}
 if [ -n "${SSE_RELAY_BIN:-}" ]; then
   relay_bin=$SSE_RELAY_BIN
 else
-  relay_bin=$(pwd)/target/debug/sse-relay
+  relay_bin=$(cargo_target_dir)/debug/sse-relay
   log "building sse-relay (cargo build -p sse-relay; quick when up to date)"
   cargo build -q -p sse-relay
 fi

@@ -1,5 +1,6 @@
-//! sse-channel: the browser SDK (`SSEChannel`) and the cloud-function writer
-//! (`deserializeSSEChannel`), compiled to WebAssembly.
+//! The `sse-channel` crate: the browser SDK (`SSEChannel`) and the cloud-function
+//! writer (`deserializeSSEChannel`), compiled to WebAssembly and shipped as the npm
+//! package `open-sse-channel`.
 //!
 //! # Layout
 //!

@@ -11,12 +11,12 @@
 //!
 //! ```js
 //! // browser
-//! import { installUniCloud } from 'sse-channel'
+//! import { installUniCloud } from 'open-sse-channel'
 //! installUniCloud(uniCloud, { relay: 'https://relay.example.com' })
 //! const sseChannel = new uniCloud.SSEChannel()
 //!
 //! // cloud function
-//! const { installUniCloud } = require('sse-channel')
+//! const { installUniCloud } = require('open-sse-channel')
 //! installUniCloud(uniCloud, { allowedRelays: ['https://relay.example.com'] })
 //! const sseChannel = uniCloud.deserializeSSEChannel(event.sseChannel)
 //! ```

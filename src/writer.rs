@@ -2,7 +2,7 @@
 //! the writer it returns.
 //!
 //! ```js
-//! const { deserializeSSEChannel } = require('sse-channel')
+//! const { deserializeSSEChannel } = require('open-sse-channel')
 //! const ch = deserializeSSEChannel(event.sseChannel, { allowedRelays: ['https://relay.example.com'] })
 //! ch.write('step 1')            // no await needed: writes keep program order
 //! ch.write({ step: 2 })

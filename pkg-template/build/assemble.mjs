@@ -42,7 +42,7 @@ const EXPECTED_EXPORTS = {
 /**
  * Of those, the other side's names: small JS stubs added here (no wasm) that throw
  * UNSUPPORTED_ENVIRONMENT, so that code shared by both sides (server-side rendering: Node resolves
- * `sse-channel` to node.cjs) imports without a missing export. The wasm builds must not have them.
+ * `open-sse-channel` to node.cjs) imports without a missing export. The wasm builds must not have them.
  */
 const STUBS = { web: ['deserializeSSEChannel'], node: ['SSEChannel'] };
 const without = (names, drop) => names.filter((n) => !drop.includes(n));
@@ -52,10 +52,10 @@ if (!readFileSync(join(template, '../crates/protocol/src/error.rs'), 'utf8').inc
   throw new Error(`assemble: ${UNSUPPORTED} is not an ErrorCode in crates/protocol/src/error.rs`);
 }
 const MSG_NODE =
-  "sse-channel: SSEChannel runs in browsers; this is the package's Node.js entry, which provides " +
+  "open-sse-channel: SSEChannel runs in browsers; this is the package's Node.js entry, which provides " +
   'deserializeSSEChannel (for cloud functions). Construct SSEChannel on the client only (e.g. in onMounted).';
 const MSG_WEB =
-  "sse-channel: deserializeSSEChannel runs in Node.js (in the cloud function); this is the package's " +
+  "open-sse-channel: deserializeSSEChannel runs in Node.js (in the cloud function); this is the package's " +
   'browser entry, which provides SSEChannel.';
 /** The JS of a function that throws a coded SSEChannelError (name, message, code), as the wasm's errors are. */
 const thrower = (fn, message, exported = false) =>

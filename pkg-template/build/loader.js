@@ -1,4 +1,4 @@
-// ---- sse-channel loader (pkg-template/build/loader.js; see docs/loading.md) ----------------------
+// ---- open-sse-channel loader (pkg-template/build/loader.js; see docs/loading.md) ----------------------
 // The wasm is inlined below, so no bundler has to know about a .wasm file, no URL can break (Vite's
 // dev pre-bundling) and there is no top-level await (uni-app's default build target). By default
 // ('lazy') nothing happens at import: the first use (`new SSEChannel()`, any function) inflates and
@@ -94,7 +94,7 @@ function __sseInitAsync() {
         },
         (e) => {
           __sseAsync = null;
-          throw __sseError('INTERNAL', `sse-channel: the WebAssembly module failed to load: ${e && e.message}`);
+          throw __sseError('INTERNAL', `open-sse-channel: the WebAssembly module failed to load: ${e && e.message}`);
         },
       );
   }
@@ -220,7 +220,7 @@ function __sseWrapFunction(f, name) {
       return uniCloud;
     }
     __sseInitAsync();
-    throw __sseError('INVALID_STATE', `sse-channel: ${name}() called while the WebAssembly module is still loading`);
+    throw __sseError('INVALID_STATE', `open-sse-channel: ${name}() called while the WebAssembly module is still loading`);
   };
 }
 

@@ -1,9 +1,12 @@
 # Sourced by test scripts: start a real sse-relay on 127.0.0.1 port 0 and stop it on exit.
 #   start_relay [extra sse-relay flags...]   sets RELAY_URL and RELAY_PID
-# The relay prints "listening on http://127.0.0.1:PORT" on stdout once bound.
+# The relay prints "listening on http://127.0.0.1:PORT" on stdout once bound. Without SSE_RELAY_BIN
+# it runs the debug build in cargo's target directory (CARGO_TARGET_DIR respected), built first.
+source "$(dirname "${BASH_SOURCE[0]}")/cargo.sh"
 start_relay() {
-  local bin="${SSE_RELAY_BIN:-$(pwd)/target/debug/sse-relay}"
-  [ -x "$bin" ] || cargo build -q -p sse-relay
+  [ -n "${SSE_RELAY_BIN:-}" ] || ensure_relay_bin
+  local bin="$SSE_RELAY_BIN"
+  [ -x "$bin" ] || { echo "no relay binary at $bin" >&2; return 1; }
   local log
   log=$(mktemp -t sse-relay.XXXXXX)
   "$bin" --listen 127.0.0.1:0 "$@" >"$log" 2>"$log.err" &
@@ -31,7 +34,7 @@ ensure_relay_bin() {
   [ "${1:-}" = release ] && profile=release flag=--release
   printf '[relay] cargo build %s -p sse-relay\n' "$flag" >&2
   cargo build -q $flag -p sse-relay
-  SSE_RELAY_BIN="$(pwd)/${CARGO_TARGET_DIR:-target}/$profile/sse-relay"
+  SSE_RELAY_BIN="$(cargo_target_dir)/$profile/sse-relay"
   export SSE_RELAY_BIN
 }
 

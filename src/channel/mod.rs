@@ -1,7 +1,7 @@
 //! The `SSEChannel` class: a thin `#[wasm_bindgen]` facade over [`core`].
 //!
 //! ```js
-//! import { SSEChannel } from 'sse-channel' // loads the wasm itself; `sse-channel/slim` needs `await init()`
+//! import { SSEChannel } from 'open-sse-channel' // loads the wasm itself; `open-sse-channel/slim` needs `await init()`
 //! SSEChannel.configure({ relay: 'https://relay.example.com' })
 //! const ch = new SSEChannel()
 //! ch.on('message', (data) => console.log(data))

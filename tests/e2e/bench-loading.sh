@@ -7,6 +7,6 @@ source scripts/lib/relay.sh
 for mode in eager lazy async; do
   PKG_OUT=build/variants/$mode SSE_CHANNEL_LOADING=$mode bash scripts/build-pkg.sh
 done
-cargo build -q -p sse-relay
+ensure_relay_bin
 start_relay --allow-origin '*' --channels-per-address 100000 --create-rate-per-sec 1000 --create-burst 1000
 RELAY_URL="$RELAY_URL" node tests/e2e/bench-loading.mjs

@@ -149,7 +149,7 @@ describe('plain <script type="module"> page', { skip: !enabled('plain') }, () =>
       const r = await page.evaluate(async () => {
         const out = {};
         for (const entry of ['index.js', 'slim.js']) {
-          const m = await import(`./node_modules/sse-channel/${entry}`);
+          const m = await import(`./node_modules/open-sse-channel/${entry}`);
           try {
             m.deserializeSSEChannel({ type: 'SSEChannel' }, { allowedRelays: ['https://relay.example.com'] });
             out[entry] = 'returned';
@@ -171,15 +171,15 @@ describe('plain <script type="module"> page', { skip: !enabled('plain') }, () =>
   });
   test('plain: server-side rendering: Node imports SSEChannel from the node entry; using it throws UNSUPPORTED_ENVIRONMENT', () => {
     // What Nuxt / Vite SSR / uni-app SSR do with a component that imports SSEChannel and constructs it
-    // on the client only: Node resolves `sse-channel` (the `node` condition) and evaluates the import.
+    // on the client only: Node resolves `open-sse-channel` (the `node` condition) and evaluates the import.
     const out = run(
       process.execPath,
       [
         '--input-type=module',
         '-e',
-        "import { SSEChannel, deserializeSSEChannel, installUniCloud } from 'sse-channel';" +
+        "import { SSEChannel, deserializeSSEChannel, installUniCloud } from 'open-sse-channel';" +
           "import { createRequire } from 'node:module';" +
-          "const cjs = createRequire(process.cwd() + '/x.js')('sse-channel');" +
+          "const cjs = createRequire(process.cwd() + '/x.js')('open-sse-channel');" +
           'const thrown = (f) => { try { f(); return null; } catch (e) { return { name: e.name, code: e.code, message: e.message }; } };' +
           'console.log(JSON.stringify({' +
           "  construct: thrown(() => new SSEChannel({ relay: 'https://relay.example.com' }))," +
@@ -209,8 +209,8 @@ describe('plain <script type="module"> page', { skip: !enabled('plain') }, () =>
         '--input-type=module',
         '-e',
         "import { createRequire } from 'node:module'; const r = createRequire(process.cwd() + '/x.js');" +
-          "const cjs = r.resolve('sse-channel'); const esm = import.meta.resolve('sse-channel');" +
-          "const m = await import('sse-channel'); console.log(JSON.stringify({ cjs, esm, keys: Object.keys(m) }))",
+          "const cjs = r.resolve('open-sse-channel'); const esm = import.meta.resolve('open-sse-channel');" +
+          "const m = await import('open-sse-channel'); console.log(JSON.stringify({ cjs, esm, keys: Object.keys(m) }))",
       ],
       { cwd: dir },
     );
@@ -232,7 +232,7 @@ for (const [vite, version] of [
     before(async () => {
       // One template (tests/e2e/vite), the Vite version pinned per project.
       dir = freshProject(vite, join(ROOT, 'tests/e2e/vite'), {
-        packageJson: (pkg) => ({ ...pkg, name: `sse-channel-e2e-${vite}`, devDependencies: { vite: version } }),
+        packageJson: (pkg) => ({ ...pkg, name: `open-sse-channel-e2e-${vite}`, devDependencies: { vite: version } }),
       });
       run(join(dir, 'node_modules/.bin/vite'), ['build'], { cwd: dir, timeout: 180_000 });
       results[`${vite} build assets`] = assetBytes(join(dir, 'dist'));
@@ -252,7 +252,7 @@ for (const [vite, version] of [
     test(`${vite}: SSR build of a component importing SSEChannel loads in Node; using it throws UNSUPPORTED_ENVIRONMENT`, () => {
       run(join(dir, 'node_modules/.bin/vite'), ['build', '--ssr', 'ssr.js', '--outDir', 'dist-ssr'], { cwd: dir, timeout: 180_000 });
       const bundle = readFileSync(join(dir, 'dist-ssr/ssr.js'), 'utf8');
-      assert.match(bundle, /from ["']sse-channel["']/, 'sse-channel stays external in the SSR bundle');
+      assert.match(bundle, /from ["']open-sse-channel["']/, 'open-sse-channel stays external in the SSR bundle');
       const out = run(
         process.execPath,
         [
@@ -324,7 +324,7 @@ describe('TypeScript typings (typescript 5.9, strict, skipLibCheck off)', { skip
   before(() => {
     dir = freshProject('types', join(ROOT, 'tests/e2e/types'), { appDir: '.' });
   });
-  test('browser side: moduleResolution bundler (sse-channel and sse-channel/slim)', () => {
+  test('browser side: moduleResolution bundler (open-sse-channel and open-sse-channel/slim)', () => {
     run(join(dir, 'node_modules/.bin/tsc'), ['-p', 'tsconfig.browser.json'], { cwd: dir, timeout: 120_000 });
   });
   test('cloud-function side: moduleResolution node16, from CommonJS and from ESM', () => {

@@ -12,12 +12,12 @@ mkdir -p "$out" tests/out/pack
 : >"$out/e2e.log"
 
 [ -n "${E2E_SKIP_BUILD:-}" ] && [ -f pkg/index.js ] || bash scripts/build-pkg.sh
-rm -f tests/out/pack/sse-channel-*.tgz
+rm -f tests/out/pack/open-sse-channel-*.tgz
 (cd pkg && npm pack --silent --pack-destination ../tests/out/pack >/dev/null)
-tarball=$(ls "$PWD"/tests/out/pack/sse-channel-*.tgz)
+tarball=$(ls "$PWD"/tests/out/pack/open-sse-channel-*.tgz)
 echo "[e2e] tarball: $tarball ($(wc -c <"$tarball") bytes)"
 
-cargo build -q -p sse-relay
+ensure_relay_bin
 start_relay --allow-origin '*'
 echo "[e2e] relay: $RELAY_URL"
 

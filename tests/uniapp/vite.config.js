@@ -1,4 +1,4 @@
-// uni-app's default: nothing but the uni plugin. sse-channel needs no setting here.
+// uni-app's default: nothing but the uni plugin. open-sse-channel needs no setting here.
 import { defineConfig } from 'vite';
 import uni from '@dcloudio/vite-plugin-uni';
 

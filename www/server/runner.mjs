@@ -314,7 +314,7 @@ server.on('error', (err) => {
 });
 server.listen(port, HOST, () => {
   const { port: bound } = server.address();
-  console.log(`sse-channel demo (development only) listening on http://${HOST}:${bound}/`);
+  console.log(`open-sse-channel demo (development only) listening on http://${HOST}:${bound}/`);
   console.log(`  relay ${relay}${testHooks ? ' (test hooks on)' : ''}, package ${pkg.name}@${pkg.version} from ${PKG}`);
   console.log(`  open http://${HOST}:${bound}/ and press Start; Ctrl-C stops the demo`);
 });

@@ -1,5 +1,5 @@
 // Page side of the end-to-end scenario, shared by every test project (plain page, Vite, webpack,
-// uni-app). The project imports `SSEChannel` from 'sse-channel' its own way and hands it here; the
+// uni-app). The project imports `SSEChannel` from 'open-sse-channel' its own way and hands it here; the
 // test drives `window.__sseTest` through Playwright. ES2019 on purpose (uni-app's default target).
 // `defaultRelay`: construct without `relay` (the class was configured, e.g. by installUniCloud).
 export function installTestHooks(SSEChannel, { defaultRelay = false } = {}) {
@@ -56,5 +56,5 @@ export function installTestHooks(SSEChannel, { defaultRelay = false } = {}) {
       return got;
     },
   };
-  document.title = 'sse-channel e2e ready';
+  document.title = 'open-sse-channel e2e ready';
 }

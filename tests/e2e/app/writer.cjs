@@ -1,7 +1,7 @@
-// Cloud-function side of the scenario, CommonJS: `require('sse-channel')` resolves the package's
+// Cloud-function side of the scenario, CommonJS: `require('open-sse-channel')` resolves the package's
 // node build from the project this file is copied into. Env: DESC (the descriptor JSON),
 // RELAY (the allowed relay origin), N (message count). Prints one JSON line.
-const { deserializeSSEChannel } = require('sse-channel');
+const { deserializeSSEChannel } = require('open-sse-channel');
 const { messageFor } = require('./messages.cjs');
 
 (async () => {

@@ -1,6 +1,6 @@
-// Cloud-function side of the scenario as an ES module: `import` of 'sse-channel' in Node must also
+// Cloud-function side of the scenario as an ES module: `import` of 'open-sse-channel' in Node must also
 // reach the node build (exports map "node" condition). Same env and output as writer.cjs.
-import { deserializeSSEChannel } from 'sse-channel';
+import { deserializeSSEChannel } from 'open-sse-channel';
 import messages from './messages.cjs';
 
 const n = Number(process.env.N || 20);

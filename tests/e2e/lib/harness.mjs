@@ -80,8 +80,8 @@ export function freshProject(name, templateDir, { appDir = '.', packageJson } = 
     }
   }
   run('npm', ['install', ...NPM_FLAGS, env('SSE_CHANNEL_TARBALL')], { cwd: dir, timeout: 300_000 });
-  const installed = JSON.parse(readFileSync(join(dir, 'node_modules/sse-channel/package.json'), 'utf8'));
-  assert.equal(installed.name, 'sse-channel');
+  const installed = JSON.parse(readFileSync(join(dir, 'node_modules/open-sse-channel/package.json'), 'utf8'));
+  assert.equal(installed.name, 'open-sse-channel');
   return dir;
 }
 

@@ -1,6 +1,6 @@
 // Browser side, resolved like a bundler does (moduleResolution "bundler": the "import" condition).
-import { SSEChannel, installUniCloud } from 'sse-channel';
-import type { SSEChannelDescriptor, SSEChannelError } from 'sse-channel';
+import { SSEChannel, installUniCloud } from 'open-sse-channel';
+import type { SSEChannelDescriptor, SSEChannelError } from 'open-sse-channel';
 
 export async function run(relay: string): Promise<string> {
   SSEChannel.configure({ relay });
@@ -17,8 +17,8 @@ export async function run(relay: string): Promise<string> {
 
 // Shared code that also runs in Node (server-side rendering) may name the writer: it type-checks
 // here with the Node signature, and throws UNSUPPORTED_ENVIRONMENT if called in a browser.
-import { deserializeSSEChannel, SSEChannelWriter } from 'sse-channel';
-import type { SSEChannelWriterOptions } from 'sse-channel';
+import { deserializeSSEChannel, SSEChannelWriter } from 'open-sse-channel';
+import type { SSEChannelWriterOptions } from 'open-sse-channel';
 export function cloudSide(d: SSEChannelDescriptor, options: SSEChannelWriterOptions): Promise<void> {
   const w: SSEChannelWriter = deserializeSSEChannel(d, options);
   return w.end({ done: true });
@@ -27,5 +27,5 @@ export function cloudSide(d: SSEChannelDescriptor, options: SSEChannelWriterOpti
 void SSEChannelWriter;
 
 // @ts-expect-error: the browser entry has no init function (the wasm loads by itself)
-import { initSync } from 'sse-channel';
+import { initSync } from 'open-sse-channel';
 void initSync;

@@ -1,5 +1,5 @@
 // The slim entry: wasm-bindgen's web build, with its init function.
-import init, { SSEChannel, deserializeSSEChannel } from 'sse-channel/slim';
+import init, { SSEChannel, deserializeSSEChannel } from 'open-sse-channel/slim';
 
 export async function run(): Promise<void> {
   await init();

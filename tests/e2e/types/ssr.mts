@@ -1,8 +1,8 @@
 // Code shared by server-side rendering and the browser (a component that constructs the channel on
 // the client only), type-checked under Node's resolution: the Node entry's typings declare
 // `SSEChannel` with the browser's signature (it throws UNSUPPORTED_ENVIRONMENT there if constructed).
-import { SSEChannel, deserializeSSEChannel } from 'sse-channel';
-import type { SSEChannelOptions, SSEChannelState, SSEChannelWriter } from 'sse-channel';
+import { SSEChannel, deserializeSSEChannel } from 'open-sse-channel';
+import type { SSEChannelOptions, SSEChannelState, SSEChannelWriter } from 'open-sse-channel';
 
 export async function onMounted(relay: string): Promise<SSEChannelState> {
   const options: SSEChannelOptions = { relay, transport: 'eventsource' };

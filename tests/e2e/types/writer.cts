@@ -1,5 +1,5 @@
 // Cloud-function side, CommonJS under Node's resolution (the "node"/"require" conditions).
-import sse = require('sse-channel');
+import sse = require('open-sse-channel');
 
 export async function main(event: { sseChannel: string }): Promise<void> {
   const w = sse.deserializeSSEChannel(event.sseChannel, { allowedRelays: ['https://relay.example.com'], retry: { maxAttempts: 2 } });

@@ -1,5 +1,5 @@
 // Cloud-function side as an ES module under Node's resolution (the "node" condition).
-import { deserializeSSEChannel, installUniCloud } from 'sse-channel';
+import { deserializeSSEChannel, installUniCloud } from 'open-sse-channel';
 
 const uniCloud: Record<string, unknown> = {};
 installUniCloud(uniCloud, { allowedRelays: ['https://relay.example.com'] });

@@ -4,7 +4,7 @@
 // event: { sseChannel, steps = 10 (1..100), delayMs = 400 (0..5000) }
 // Each step writes { step, total, label }; the last call, end(), carries the task's result.
 // `uniCloud.deserializeSSEChannel` is provided by the platform (here: the demo's local runner, which
-// gets it from the sse-channel package's Node build).
+// gets it from the open-sse-channel package's Node build).
 
 const LABELS = [
   'Reading the input',

@@ -1,4 +1,4 @@
-import { SSEChannel } from 'sse-channel';
+import { SSEChannel } from 'open-sse-channel';
 import { installTestHooks } from './sse-test.js';
 
 installTestHooks(SSEChannel);
