@@ -17,8 +17,10 @@ pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Most messages in one batch. Default 1,000.
 pub const MAX_BATCH_MESSAGES: usize = 1000;
-/// Replay buffer per channel, in events. Default 1,000.
-pub const REPLAY_BUFFER_EVENTS: usize = 1000;
+/// Replay buffer per channel, in events. Default 4,096: room for the
+/// backpressure high-water mark (half of it) plus one full batch
+/// ([`MAX_BATCH_MESSAGES`]) stored while a publish answer waits.
+pub const REPLAY_BUFFER_EVENTS: usize = 4096;
 /// Replay buffer per channel, in bytes of payload. Default 4 MiB.
 pub const REPLAY_BUFFER_BYTES: usize = 4 * 1024 * 1024;
 /// Channel lifetime when the creator asks for none, in seconds. Default 1 hour.
@@ -44,3 +46,12 @@ pub const CONNECTIONS_PER_CHANNEL: usize = 8;
 pub const IDEMPOTENCY_KEYS_PER_CHANNEL: usize = 1024;
 /// Time a client has to send its request headers, in milliseconds. Default 10 s.
 pub const HEADER_READ_TIMEOUT_MS: u64 = 10_000;
+/// Backpressure high-water mark, in percent of the replay buffer (events and
+/// bytes): a publish answer waits while a live reader is further behind.
+/// Default 50.
+pub const BACKPRESSURE_HIGH_WATER_PERCENT: u8 = 50;
+/// Longest time one publish answer waits for a reader behind the high-water
+/// mark, in milliseconds; then that reader is released (it gets
+/// `MESSAGES_LOST` if it falls out of the buffer). Default 5 s, below the
+/// writer's 10 s request timeout.
+pub const BACKPRESSURE_MAX_WAIT_MS: u64 = 5000;

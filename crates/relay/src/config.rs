@@ -28,7 +28,7 @@ pub struct Config {
     pub test_hooks: bool,
     /// Heartbeat interval on every stream, in ms. Default 15,000.
     pub heartbeat_ms: u64,
-    /// Replay buffer per channel, in events. Default 1,000.
+    /// Replay buffer per channel, in events. Default 4,096.
     pub replay_buffer_events: usize,
     /// Replay buffer per channel, in bytes of payload. Default 4 MiB.
     pub replay_buffer_bytes: usize,
@@ -56,6 +56,13 @@ pub struct Config {
     pub connections_per_channel: usize,
     /// Idempotency keys remembered per channel. Default 1,024.
     pub idempotency_keys: usize,
+    /// Backpressure high-water mark, in percent of the replay buffer (events
+    /// and bytes, 1 to 100): a publish answer waits while a reader on this
+    /// node is further behind. Default 50.
+    pub backpressure_high_water_percent: u8,
+    /// Longest time one publish answer waits for readers behind the high-water
+    /// mark, in ms; 0 turns backpressure off. Default 5,000.
+    pub backpressure_max_wait_ms: u64,
     /// Time a client has to send its request headers, in ms. Default 10,000.
     pub header_read_timeout_ms: u64,
     /// Time a client has to send a request body once its headers are in, in ms.
@@ -89,11 +96,69 @@ impl Default for Config {
             max_channels: limits::MAX_CHANNELS,
             connections_per_channel: limits::CONNECTIONS_PER_CHANNEL,
             idempotency_keys: limits::IDEMPOTENCY_KEYS_PER_CHANNEL,
+            backpressure_high_water_percent: limits::BACKPRESSURE_HIGH_WATER_PERCENT,
+            backpressure_max_wait_ms: limits::BACKPRESSURE_MAX_WAIT_MS,
             header_read_timeout_ms: limits::HEADER_READ_TIMEOUT_MS,
             body_read_timeout_ms: 30_000,
             cleanup_interval_ms: 1000,
             shutdown_grace_ms: 5000,
         }
+    }
+}
+
+impl Config {
+    /// The backpressure rule of these settings. A disconnected reader counts
+    /// at its last position for 2.5 × [`Config::heartbeat_ms`], a client's
+    /// default heartbeat timeout (it is expected to reconnect within it).
+    ///
+    /// ```
+    /// let rule = sse_relay::Config::default().flow_rule();
+    /// assert_eq!(rule.high_water_events, 2048);
+    /// assert_eq!(rule.max_wait.as_millis(), 5000);
+    /// assert_eq!(rule.grace.as_millis(), 37_500);
+    /// ```
+    pub fn flow_rule(&self) -> crate::flow::Rule {
+        crate::flow::Rule::new(
+            self.replay_buffer_events.max(1),
+            self.replay_buffer_bytes,
+            self.backpressure_high_water_percent,
+            std::time::Duration::from_millis(self.backpressure_max_wait_ms),
+            std::time::Duration::from_millis(self.heartbeat_ms.saturating_mul(5) / 2),
+        )
+    }
+
+    /// Why the backpressure settings cannot keep a held reader inside the
+    /// replay buffer, if so: the high-water mark plus one whole batch
+    /// (`max_batch_messages`, `max_body_bytes`), stored before the answer
+    /// waits, must fit in the buffer. `None` when they fit (the defaults do).
+    ///
+    /// ```
+    /// assert!(sse_relay::Config::default().backpressure_misfit().is_none());
+    /// let old = sse_relay::Config { replay_buffer_events: 1000, ..Default::default() };
+    /// assert!(old.backpressure_misfit().unwrap().contains("--replay-buffer-events"));
+    /// ```
+    pub fn backpressure_misfit(&self) -> Option<String> {
+        if self.backpressure_max_wait_ms == 0 {
+            return None;
+        }
+        let rule = self.flow_rule();
+        let events = rule.high_water_events + self.max_batch_messages as u64;
+        if events > self.replay_buffer_events as u64 {
+            return Some(format!(
+                "--replay-buffer-events {} is below the backpressure high-water mark ({}) plus \
+                 --max-batch-messages ({}): a held reader can still lose events; give at least {events}",
+                self.replay_buffer_events, rule.high_water_events, self.max_batch_messages
+            ));
+        }
+        let bytes = rule.high_water_bytes + self.max_body_bytes as u64;
+        if bytes > self.replay_buffer_bytes as u64 {
+            return Some(format!(
+                "--replay-buffer-bytes {} is below the backpressure high-water mark ({}) plus \
+                 --max-body-bytes ({}): a held reader can still lose events; give at least {bytes}",
+                self.replay_buffer_bytes, rule.high_water_bytes, self.max_body_bytes
+            ));
+        }
+        None
     }
 }
 

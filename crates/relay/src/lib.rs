@@ -7,6 +7,8 @@
 //! - [`config`]: every setting, with its default.
 //! - [`broker`]: the [`broker::Broker`] trait (sequence ids, replay,
 //!   notification) and the in-memory implementation.
+//! - [`flow`]: backpressure: publish answers wait for readers far behind
+//!   (node-local, whatever the broker).
 //! - [`token`]: HS256 JWT subscribe and publish tokens.
 //! - `routes`: create, publish, end, health, metrics, test hooks.
 //! - `stream`: the EventSource and WebSocket subscriber streams.
@@ -30,6 +32,7 @@
 pub mod broker;
 pub mod config;
 mod error;
+pub mod flow;
 pub mod metrics;
 mod routes;
 mod server;
@@ -85,6 +88,7 @@ pub(crate) struct Relay {
     pub(crate) config: Config,
     pub(crate) key: TokenKey,
     pub(crate) broker: Arc<dyn Broker>,
+    pub(crate) flow: Arc<flow::Flow>,
     pub(crate) metrics: Arc<Metrics>,
     addrs: Mutex<AddrTable>,
     conns: Mutex<HashMap<String, usize>>,
@@ -146,9 +150,13 @@ impl Relay {
                 s
             }
         };
+        if let Some(misfit) = config.backpressure_misfit() {
+            tracing::warn!("{misfit}");
+        }
         Arc::new(Self {
             key: TokenKey::new(&secret),
             broker,
+            flow: Arc::new(flow::Flow::new(config.flow_rule())),
             metrics: Arc::new(Metrics::new()),
             addrs: Mutex::default(),
             conns: Mutex::default(),
@@ -206,6 +214,7 @@ impl Relay {
     /// Removes expired and ended channels; frees their address slots.
     pub(crate) async fn sweep(&self) {
         let removed = self.broker.sweep(now_ms()).await;
+        self.flow.sweep();
         let mut t = lock(&self.addrs);
         for id in &removed {
             if let Some(addr) = t.owners.remove(id) {

@@ -93,6 +93,23 @@ struct Cli {
     /// Idempotency keys remembered per channel.
     #[arg(long, env = "SSE_RELAY_IDEMPOTENCY_KEYS", default_value_t = limits::IDEMPOTENCY_KEYS_PER_CHANNEL)]
     idempotency_keys: usize,
+    /// Backpressure: a publish is answered only once every reader of the channel on this
+    /// node is within this share of the replay buffer (events and bytes), in percent
+    /// (1 to 100), or the longest wait passed. Readers that disconnected count at their
+    /// last position for 2.5 × --heartbeat-ms.
+    #[arg(
+        long,
+        env = "SSE_RELAY_BACKPRESSURE_HIGH_WATER_PERCENT",
+        default_value_t = limits::BACKPRESSURE_HIGH_WATER_PERCENT,
+        value_parser = clap::value_parser!(u8).range(1..=100)
+    )]
+    backpressure_high_water_percent: u8,
+    /// Backpressure: longest time one publish answer waits for readers behind the
+    /// high-water mark, in ms; then they are released (they get MESSAGES_LOST if they
+    /// fall out of the replay buffer). 0 turns backpressure off. Keep it below the
+    /// writer's request timeout (10000).
+    #[arg(long, env = "SSE_RELAY_BACKPRESSURE_MAX_WAIT_MS", default_value_t = limits::BACKPRESSURE_MAX_WAIT_MS)]
+    backpressure_max_wait_ms: u64,
     /// Time a client has to send its request headers, in ms (slow-client protection).
     #[arg(long, env = "SSE_RELAY_HEADER_READ_TIMEOUT_MS", default_value_t = limits::HEADER_READ_TIMEOUT_MS)]
     header_read_timeout_ms: u64,
@@ -165,6 +182,8 @@ impl Cli {
             max_channels: self.max_channels,
             connections_per_channel: self.connections_per_channel,
             idempotency_keys: self.idempotency_keys,
+            backpressure_high_water_percent: self.backpressure_high_water_percent,
+            backpressure_max_wait_ms: self.backpressure_max_wait_ms,
             header_read_timeout_ms: self.header_read_timeout_ms,
             body_read_timeout_ms: self.body_read_timeout_ms,
             cleanup_interval_ms: self.cleanup_interval_ms,

@@ -36,6 +36,12 @@ pub struct Metrics {
     pub deliveries: AtomicU64,
     /// Frame bytes written to subscribers.
     pub bytes_out: AtomicU64,
+    /// Publish answers that waited for a reader behind the high-water mark.
+    pub publish_holds: AtomicU64,
+    /// Milliseconds publish answers waited in all.
+    pub publish_hold_ms: AtomicU64,
+    /// Readers released because a publish waited the longest wait for them.
+    pub readers_released: AtomicU64,
     connections: [AtomicU64; 2],
     connections_total: [AtomicU64; 2],
     errors: Vec<AtomicU64>,
@@ -168,6 +174,26 @@ impl Metrics {
             "sse_relay_sent_bytes_total {}",
             self.bytes_out.load(Relaxed)
         );
+        for (name, help, v) in [
+            (
+                "sse_relay_publish_holds_total",
+                "Publish answers that waited for a reader behind the high-water mark.",
+                &self.publish_holds,
+            ),
+            (
+                "sse_relay_publish_hold_ms_total",
+                "Milliseconds publish answers waited for readers, in all.",
+                &self.publish_hold_ms,
+            ),
+            (
+                "sse_relay_readers_released_total",
+                "Readers released because a publish waited the longest wait for them.",
+                &self.readers_released,
+            ),
+        ] {
+            g(&mut s, name, "counter", help);
+            let _ = writeln!(s, "{name} {}", v.load(Relaxed));
+        }
         g(
             &mut s,
             "sse_relay_errors_total",

@@ -425,10 +425,33 @@ async fn append(
             },
         )
         .await?;
+    use std::sync::atomic::Ordering::Relaxed;
     if !done.replayed {
-        use std::sync::atomic::Ordering::Relaxed;
         relay.metrics.messages.fetch_add(count, Relaxed);
         relay.metrics.bytes_in.fetch_add(bytes as u64, Relaxed);
+    }
+    if kind == EventKind::Message {
+        // Backpressure: answer once the readers on this node are close enough
+        // (the writer sends its next batch only then). `end` is never held:
+        // the newest event is always kept, and nothing follows it.
+        let stored = if done.replayed { 0 } else { bytes as u64 };
+        let mut shutdown = relay.shutdown.subscribe();
+        let held = relay
+            .flow
+            .published(id, done.last_id, stored, &mut shutdown)
+            .await;
+        if !held.waited.is_zero() {
+            relay.metrics.publish_holds.fetch_add(1, Relaxed);
+            let ms = u64::try_from(held.waited.as_millis()).unwrap_or(u64::MAX);
+            relay.metrics.publish_hold_ms.fetch_add(ms, Relaxed);
+        }
+        if held.released > 0 {
+            relay
+                .metrics
+                .readers_released
+                .fetch_add(held.released as u64, Relaxed);
+            tracing::debug!(channel = %id, released = held.released, "backpressure: readers released after the longest wait");
+        }
     }
     let out = PublishResponse {
         first_id: done.first_id,

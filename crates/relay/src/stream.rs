@@ -16,6 +16,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use futures_util::SinkExt as _;
 use serde::Serialize;
 use sse_channel_protocol::api::{self, ErrorDetail};
 use sse_channel_protocol::frame::{parse_event_id, sse_event, ws_frame, ReadyData, SSE_HEARTBEAT};
@@ -24,6 +25,7 @@ use tokio::sync::watch;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
 use crate::broker::{Event, Head, Phase};
+use crate::flow::ReaderSlot;
 use crate::metrics::{ConnectionGauge, Transport};
 use crate::routes::{check_channel_id, Shared};
 use crate::{now_ms, ApiError, StreamGuard};
@@ -34,6 +36,9 @@ const READ_MAX: usize = 256;
 const WS_READ_BUFFER: usize = 4 * 1024;
 /// Largest frame a WebSocket client may send (clients only send pings).
 const WS_MAX_CLIENT_MESSAGE: usize = 16 * 1024;
+/// Frames of a burst are gathered up to this many bytes per socket write
+/// (the buffer is allocated only when events are sent).
+const WS_WRITE_BUFFER: usize = 64 * 1024;
 
 /// What a subscriber has to send next.
 enum Step {
@@ -57,6 +62,8 @@ struct Subscriber {
     need_read: bool,
     pending: Option<Vec<Arc<Event>>>,
     finished: bool,
+    /// Its position for backpressure (`None` when backpressure is off).
+    slot: Option<ReaderSlot>,
     _guard: StreamGuard,
     _gauge: ConnectionGauge,
 }
@@ -94,6 +101,7 @@ impl Subscriber {
                 self.need_read = batch.events.len() == READ_MAX;
                 if let Some(lost) = batch.lost {
                     self.after = self.after.max(lost.to);
+                    self.advance();
                     if !batch.events.is_empty() {
                         self.pending = Some(batch.events);
                     }
@@ -105,6 +113,7 @@ impl Subscriber {
                 if batch.head.phase == Phase::Ended && self.after >= batch.head.last_id {
                     // Resumed after the end event: nothing more will come.
                     self.finished = true;
+                    self.leave();
                     return None;
                 }
             }
@@ -137,11 +146,29 @@ impl Subscriber {
         }
     }
 
+    /// Tells backpressure the position taken from the buffer.
+    fn advance(&self) {
+        if let Some(slot) = &self.slot {
+            slot.advance(self.after);
+        }
+    }
+
+    /// This reader will not come back for more (it has the end, or closed
+    /// cleanly): it stops counting for backpressure.
+    fn leave(&mut self) {
+        if let Some(slot) = self.slot.take() {
+            slot.leave();
+        }
+    }
+
     fn events(&mut self, events: Vec<Arc<Event>>) -> Step {
         if let Some(last) = events.last() {
             self.after = last.id;
             if last.kind == EventKind::End {
                 self.finished = true;
+                self.leave();
+            } else {
+                self.advance();
             }
         }
         self.relay
@@ -195,6 +222,10 @@ async fn admit(
     // Test hooks: only for channels that exist, so the hook table stays bounded.
     let kill = relay.kill_switch(id);
     let guard = relay.open_stream(id)?;
+    let slot = relay.flow.enabled().then(|| {
+        let last_id = head.borrow().last_id;
+        relay.flow.attach(id, after, last_id)
+    });
     let period = Duration::from_millis(relay.config.heartbeat_ms.max(1));
     let mut heartbeat = tokio::time::interval_at(Instant::now() + period, period);
     heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -209,6 +240,7 @@ async fn admit(
         need_read: true,
         pending: None,
         finished: false,
+        slot,
         _guard: guard,
         _gauge: relay.metrics.connection(transport),
     })))
@@ -344,7 +376,7 @@ pub(crate) async fn ws(
     // WebSocket subscriber with the defaults, see BENCHMARKS.md).
     let upgrade = upgrade.map(|u| {
         u.read_buffer_size(WS_READ_BUFFER)
-            .write_buffer_size(0)
+            .write_buffer_size(WS_WRITE_BUFFER)
             .max_message_size(WS_MAX_CLIENT_MESSAGE)
             .max_frame_size(WS_MAX_CLIENT_MESSAGE)
     });
@@ -404,11 +436,16 @@ async fn ws_loop(socket: &mut WebSocket, sub: &mut Subscriber) -> Result<(), axu
                     return close(socket, 1000).await;
                 }
                 Some(Step::Events(events)) => {
+                    // Every ready event goes into the write buffer, then one
+                    // flush: a burst costs a few writes, not one per event.
+                    let mut bytes = 0;
                     for e in &events {
                         let f = e.ws_frame();
-                        sub.relay.metrics.bytes_out.fetch_add(f.len() as u64, Relaxed);
-                        socket.send(Message::Text(f)).await?;
+                        bytes += f.len() as u64;
+                        socket.feed(Message::Text(f)).await?;
                     }
+                    socket.flush().await?;
+                    sub.relay.metrics.bytes_out.fetch_add(bytes, Relaxed);
                 }
                 Some(Step::Lost(l)) => {
                     sub.relay.metrics.error(ErrorCode::MessagesLost);
@@ -435,12 +472,13 @@ async fn ws_loop(socket: &mut WebSocket, sub: &mut Subscriber) -> Result<(), axu
                     }
                 }
                 Some(Ok(Message::Close(_))) => {
+                    sub.leave();
                     // The client closes (e.g. `ws.close(1000)`): answer with a
                     // close frame of the same code, or the browser reports 1006
                     // and `wasClean: false`. tungstenite queued that echo while
                     // reading the client's frame; flushing writes it (dropping
                     // the socket unflushed would lose it).
-                    return futures_util::SinkExt::flush(socket).await;
+                    return socket.flush().await;
                 }
                 None | Some(Err(_)) => return Ok(()),
                 Some(Ok(_)) => {}

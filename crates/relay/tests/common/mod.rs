@@ -167,7 +167,20 @@ impl TestRelay {
 
     /// A fresh HTTP/1.1 connection to the relay (its driver runs on a task).
     async fn connect(&self) -> hyper::client::conn::http1::SendRequest<Full<Bytes>> {
-        let stream = TcpStream::connect(self.addr).await.unwrap();
+        self.connect_with(None).await
+    }
+
+    /// [`Self::connect`] with the socket's receive buffer set to `rcvbuf`
+    /// bytes (a client whose unread data soon fills the connection).
+    async fn connect_with(
+        &self,
+        rcvbuf: Option<u32>,
+    ) -> hyper::client::conn::http1::SendRequest<Full<Bytes>> {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        if let Some(size) = rcvbuf {
+            socket.set_recv_buffer_size(size).unwrap();
+        }
+        let stream = socket.connect(self.addr).await.unwrap();
         let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .unwrap();
@@ -177,7 +190,19 @@ impl TestRelay {
 
     /// Opens an EventSource-style stream. `query` is appended after `?`.
     pub async fn sse(&self, id: &str, query: &str, headers: &[(&str, &str)]) -> Sse {
-        let mut send = self.connect().await;
+        self.sse_with(id, query, headers, None).await
+    }
+
+    /// [`Self::sse`] over a connection with a receive buffer of `rcvbuf` bytes.
+    /// Data is read from the socket only while the stream is polled.
+    pub async fn sse_with(
+        &self,
+        id: &str,
+        query: &str,
+        headers: &[(&str, &str)],
+        rcvbuf: Option<u32>,
+    ) -> Sse {
+        let mut send = self.connect_with(rcvbuf).await;
         let mut req = Request::builder()
             .uri(format!("/v1/channels/{id}/events?{query}"))
             .header("host", self.addr.to_string())

@@ -1,0 +1,171 @@
+//! Backpressure: publish answers wait for readers behind the high-water mark,
+//! for a bounded time, at the relay's default settings.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+use sse_channel_protocol::limits::BACKPRESSURE_MAX_WAIT_MS;
+use sse_relay::Config;
+
+/// Payload of each message: ~4 KiB, so that a stuck reader's socket buffers
+/// fill in a few MiB.
+const PAYLOAD: usize = 4000;
+/// Messages per publish (~800 KB, under the 1 MiB body limit).
+const BATCH: u64 = 200;
+/// Batches published (~16 MB in all: far past what the stuck reader's socket
+/// buffers and the replay buffer hold together).
+const BATCHES: u64 = 20;
+
+fn batch(first: u64) -> String {
+    let pad = "x".repeat(PAYLOAD);
+    let messages: Vec<Value> = (first..first + BATCH)
+        .map(|i| json!({ "i": i, "pad": pad }))
+        .collect();
+    json!({ "messages": messages }).to_string()
+}
+
+fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in metrics"))
+}
+
+/// Reads every event up to `end`: message ids with their `i`, and the
+/// `MESSAGES_LOST` ranges in between, in order.
+async fn drain(mut sub: Sub) -> Vec<Result<u64, (u64, u64)>> {
+    let mut got = Vec::new();
+    loop {
+        let e = sub.next().await.expect("the stream goes on until end");
+        match e.event.as_str() {
+            "message" => {
+                let id = e.id.unwrap();
+                assert_eq!(e.data["i"].as_u64(), Some(id), "payload matches its id");
+                got.push(Ok(id));
+            }
+            "error" => {
+                assert_eq!(e.data["code"], "MESSAGES_LOST", "{e:?}");
+                got.push(Err((
+                    e.data["from"].as_u64().unwrap(),
+                    e.data["to"].as_u64().unwrap(),
+                )));
+            }
+            "end" => return got,
+            "ready" if got.is_empty() => {}
+            other => panic!("unexpected event {other}: {e:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_stuck_reader_holds_the_writer_at_most_the_longest_wait_and_a_healthy_reader_loses_nothing(
+) {
+    // Defaults, but heartbeats every second so that the readers' per-event
+    // timeouts see traffic while the writer is held.
+    let relay = start(Config {
+        heartbeat_ms: 1000,
+        ..config()
+    })
+    .await;
+    let ch = relay.create().await;
+    let total = BATCH * BATCHES;
+
+    // The stuck reader: subscribed, then not read at all, over a connection
+    // with a small receive buffer, so the relay soon cannot write to it.
+    let stuck = relay.sse_with(&ch.id, &ch.q(), &[], Some(16 * 1024)).await;
+    assert_eq!(stuck.status, 200);
+    // The healthy reader reads everything as it comes.
+    let healthy = relay.live(T::Ws, &ch, "").await;
+    let healthy = tokio::spawn(drain(healthy));
+
+    let mut slowest = Duration::ZERO;
+    let mut held_long = 0;
+    for b in 0..BATCHES {
+        let first = b * BATCH + 1;
+        let t0 = Instant::now();
+        let r = relay.publish(&ch, &batch(first)).await;
+        let took = t0.elapsed();
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.json()["lastId"], first + BATCH - 1);
+        slowest = slowest.max(took);
+        if took >= Duration::from_millis(BACKPRESSURE_MAX_WAIT_MS) {
+            held_long += 1;
+        }
+    }
+    relay.end(&ch, r#"{"data":"bye"}"#).await;
+
+    // The writer was held back by the stuck reader for the longest wait, once:
+    // then the reader was released and the writer went on.
+    let m = relay.get("/metrics").await.body;
+    assert_eq!(metric(&m, "sse_relay_readers_released_total"), 1, "{m}");
+    assert!(metric(&m, "sse_relay_publish_hold_ms_total") >= BACKPRESSURE_MAX_WAIT_MS);
+    assert!(
+        slowest >= Duration::from_millis(BACKPRESSURE_MAX_WAIT_MS),
+        "one publish waited the longest wait ({slowest:?})"
+    );
+    assert_eq!(held_long, 1, "only one publish waited the longest wait");
+
+    // The healthy reader lost nothing.
+    let got = tokio::time::timeout(Duration::from_secs(60), healthy)
+        .await
+        .expect("the healthy reader gets the end")
+        .unwrap();
+    let want: Vec<_> = (1..=total).map(Ok).collect();
+    assert!(got == want, "healthy reader: every message once, in order");
+
+    // The stuck reader reads again: what its connection held, then exactly
+    // the ids it missed as MESSAGES_LOST, then the rest.
+    let got = tokio::time::timeout(Duration::from_secs(60), drain(Sub::Sse(stuck)))
+        .await
+        .expect("the stuck reader gets the end");
+    let lost: Vec<_> = got.iter().filter_map(|g| g.err()).collect();
+    assert_eq!(lost.len(), 1, "one MESSAGES_LOST frame");
+    let (from, to) = lost[0];
+    assert!(from > 1 && to >= from && to < total, "{from}..={to}");
+    let mut want: Vec<_> = (1..from).map(Ok).collect();
+    want.push(Err((from, to)));
+    want.extend((to + 1..=total).map(Ok));
+    assert!(
+        got == want,
+        "stuck reader: ids 1..{from}, MESSAGES_LOST {from}..={to}, then ids {}..={total}",
+        to + 1
+    );
+}
+
+#[tokio::test]
+async fn a_reader_within_the_high_water_mark_never_holds_the_writer() {
+    let relay = start(config()).await;
+    let ch = relay.create().await;
+    let sub = relay.live(T::Sse, &ch, "").await;
+    let reader = tokio::spawn(drain(sub));
+    for b in 0..5 {
+        let r = relay.publish(&ch, &batch(b * BATCH + 1)).await;
+        assert_eq!(r.status, 200);
+    }
+    relay.end(&ch, "").await;
+    let got = reader.await.unwrap();
+    assert_eq!(got, (1..=5 * BATCH).map(Ok).collect::<Vec<_>>());
+    let m = relay.get("/metrics").await.body;
+    assert_eq!(metric(&m, "sse_relay_readers_released_total"), 0);
+}
+
+#[tokio::test]
+async fn backpressure_off_never_holds() {
+    let relay = start(Config {
+        backpressure_max_wait_ms: 0,
+        replay_buffer_events: 10,
+        ..config()
+    })
+    .await;
+    let ch = relay.create().await;
+    // A subscriber that never reads: without backpressure the writer is not held.
+    let _stuck = relay.sse_with(&ch.id, &ch.q(), &[], Some(16 * 1024)).await;
+    for b in 0..5 {
+        let r = relay.publish(&ch, &batch(b * BATCH + 1)).await;
+        assert_eq!(r.status, 200);
+    }
+    let m = relay.get("/metrics").await.body;
+    assert_eq!(metric(&m, "sse_relay_publish_holds_total"), 0);
+}
