@@ -59,7 +59,7 @@ export function freshProject(name, templateDir, { appDir = '.', packageJson } = 
   }
   const app = join(ROOT, 'tests/e2e/app');
   cpSync(join(app, 'sse-test.js'), join(dir, appDir, 'sse-test.js'));
-  for (const f of ['writer.cjs', 'writer.mjs', 'messages.cjs']) cpSync(join(app, f), join(dir, f));
+  for (const f of ['writer.cjs', 'writer.mjs', 'flow-writer.cjs', 'messages.cjs']) cpSync(join(app, f), join(dir, f));
 
   const pkgText = readFileSync(join(dir, 'package.json'), 'utf8');
   const deps = Object.keys({ ...JSON.parse(pkgText).dependencies, ...JSON.parse(pkgText).devDependencies });
@@ -249,10 +249,13 @@ export function simulateOldChromium() {
   WebAssembly.Module = Patched;
 }
 
-/** Runs the Node writer of `project` (CommonJS or ESM) for `descriptor`. */
-export function runWriter(project, kind, descriptor, relay, n = N_MESSAGES) {
+/**
+ * Runs the Node writer of `project` (CommonJS or ESM) for `descriptor`; `script` names another
+ * writer file of the project, `timeoutMs` bounds its run (default 30 s).
+ */
+export function runWriter(project, kind, descriptor, relay, n = N_MESSAGES, { script, timeoutMs = 30_000 } = {}) {
   return new Promise((ok, fail) => {
-    const child = spawn(process.execPath, [kind === 'esm' ? 'writer.mjs' : 'writer.cjs'], {
+    const child = spawn(process.execPath, [script || (kind === 'esm' ? 'writer.mjs' : 'writer.cjs')], {
       cwd: project,
       env: { ...process.env, DESC: descriptor, RELAY: relay, N: String(n), SSE_CHANNEL_ALLOWED_RELAYS: '' },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -261,7 +264,7 @@ export function runWriter(project, kind, descriptor, relay, n = N_MESSAGES) {
     let err = '';
     child.stdout.on('data', (c) => (out += c));
     child.stderr.on('data', (c) => (err += c));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     child.on('exit', (code) => {
       clearTimeout(timer);
       if (code === 0) ok(JSON.parse(out.trim().split('\n').pop()));
