@@ -6,7 +6,7 @@
 //!
 //! - [`config`]: every setting, with its default.
 //! - [`broker`]: the [`broker::Broker`] trait (sequence ids, replay,
-//!   notification) and the in-memory implementation.
+//!   notification), the in-memory implementation and the Redis one.
 //! - [`flow`]: backpressure: publish answers wait for readers far behind
 //!   (node-local, whatever the broker).
 //! - [`token`]: HS256 JWT subscribe and publish tokens.
@@ -80,6 +80,25 @@ pub fn memory_broker(config: &Config) -> Arc<dyn Broker> {
         idempotency_keys: config.idempotency_keys,
         ended_retention_ms: config.ended_retention_secs.saturating_mul(1000),
     }))
+}
+
+/// The Redis broker (`redis://[user:password@]host:port[/db]`) with the limits
+/// of `config`, shared by every relay node that connects to the same Redis.
+/// Fails when Redis cannot be reached now; once connected, it reconnects by
+/// itself.
+pub async fn redis_broker(url: &str, config: &Config) -> Result<Arc<dyn Broker>, String> {
+    let broker = broker::RedisBroker::connect(
+        url,
+        broker::RedisLimits {
+            max_channels: config.max_channels,
+            replay_events: config.replay_buffer_events.max(1),
+            replay_bytes: config.replay_buffer_bytes,
+            idempotency_keys: config.idempotency_keys,
+            ended_retention_ms: config.ended_retention_secs.saturating_mul(1000),
+        },
+    )
+    .await?;
+    Ok(Arc::new(broker))
 }
 
 /// Shared state of one relay process.

@@ -36,8 +36,14 @@ struct Cli {
     /// Default: none (the TCP peer address). Set it only if every request comes through the proxy.
     #[arg(long, env = "SSE_RELAY_CLIENT_IP_HEADER")]
     client_ip_header: Option<String>,
-    /// Broker: `memory` (embedded, the only one so far).
-    #[arg(long, env = "SSE_RELAY_BROKER", default_value = "memory")]
+    /// Broker: `memory` (embedded, one node) or `redis://[user:password@]host:port[/db]`
+    /// (several nodes sharing one Redis; see docs/relay.md, "Several nodes").
+    #[arg(
+        long,
+        env = "SSE_RELAY_BROKER",
+        default_value = "memory",
+        hide_env_values = true
+    )]
     broker: String,
     /// Enable the /v1/test/... fault-injection routes (never in production).
     #[arg(long, env = "SSE_RELAY_TEST_HOOKS")]
@@ -230,10 +236,16 @@ async fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    if cli.broker != "memory" {
-        tracing::error!(broker = %cli.broker, "unsupported --broker (only `memory` so far)");
+    // --broker: the embedded broker, or a Redis shared by several nodes.
+    let broker_url = cli.broker.clone();
+    let redis = if broker_url == "memory" {
+        false
+    } else if broker_url.starts_with("redis://") || broker_url.starts_with("rediss://") {
+        true
+    } else {
+        tracing::error!("unsupported --broker: give `memory` or redis://host:port[/db]");
         return std::process::ExitCode::from(2);
-    }
+    };
     let shutdown = match shutdown_signal() {
         Ok(s) => s,
         Err(e) => {
@@ -241,10 +253,12 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(1);
         }
     };
-    let listener = match tokio::net::TcpListener::bind(cli.listen).await {
+    let listen = cli.listen;
+    let config = cli.into_config();
+    let listener = match tokio::net::TcpListener::bind(listen).await {
         Ok(l) => l,
         Err(e) => {
-            tracing::error!(addr = %cli.listen, error = %e, "cannot listen");
+            tracing::error!(addr = %listen, error = %e, "cannot listen");
             return std::process::ExitCode::from(1);
         }
     };
@@ -255,6 +269,19 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(1);
         }
     };
+    // Connected before the address is printed: whoever waits for that line
+    // may use the relay at once.
+    let broker = if redis {
+        match sse_relay::redis_broker(&broker_url, &config).await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot use the Redis broker");
+                return std::process::ExitCode::from(1);
+            }
+        }
+    } else {
+        sse_relay::memory_broker(&config)
+    };
     {
         // The one line scripts wait for. Written without `println!`, which
         // would panic if whoever started us already closed our stdout.
@@ -263,8 +290,8 @@ async fn main() -> std::process::ExitCode {
         let _ = writeln!(out, "listening on http://{addr}");
         let _ = out.flush();
     }
-    tracing::info!(%addr, "sse-relay started");
-    match sse_relay::run(listener, cli.into_config(), shutdown).await {
+    tracing::info!(%addr, broker = broker.status().kind, "sse-relay started");
+    match sse_relay::run_with_broker(listener, config, broker, shutdown).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "server failed");

@@ -210,6 +210,37 @@ impl Metrics {
     }
 }
 
+/// The broker's lines of `/metrics`: whether it is up, its failed calls and
+/// the round-trip time of its last health check (Redis only).
+pub fn render_broker(status: &crate::broker::BrokerStatus) -> String {
+    let mut s = String::with_capacity(512);
+    let _ = writeln!(
+        s,
+        "# HELP sse_relay_broker_up Whether the broker answers (1) or not (0).\n\
+         # TYPE sse_relay_broker_up gauge\n\
+         sse_relay_broker_up{{broker=\"{}\"}} {}",
+        status.kind,
+        u8::from(status.up)
+    );
+    let _ = writeln!(
+        s,
+        "# HELP sse_relay_broker_errors_total Failed calls to the broker's storage.\n\
+         # TYPE sse_relay_broker_errors_total counter\n\
+         sse_relay_broker_errors_total {}",
+        status.errors
+    );
+    if let Some(us) = status.round_trip_us {
+        let _ = writeln!(
+            s,
+            "# HELP sse_relay_broker_round_trip_seconds Round trip of the last health check.\n\
+             # TYPE sse_relay_broker_round_trip_seconds gauge\n\
+             sse_relay_broker_round_trip_seconds {:.6}",
+            us as f64 / 1e6
+        );
+    }
+    s
+}
+
 /// Decrements the open-connection gauge when dropped.
 #[derive(Debug)]
 pub struct ConnectionGauge {

@@ -477,14 +477,22 @@ async fn health(State(relay): State<Shared>) -> Result<Response, ApiError> {
             "the relay is shutting down",
         ));
     }
+    let broker = relay.broker.status();
+    if !broker.up {
+        return Err(ApiError::new(
+            ErrorCode::BrokerUnavailable,
+            "the relay's broker is unreachable",
+        ));
+    }
     Ok(json_response(
         StatusCode::OK,
-        r#"{"status":"ok"}"#.to_owned(),
+        format!(r#"{{"status":"ok","broker":"{}"}}"#, broker.kind),
     ))
 }
 
 async fn metrics(State(relay): State<Shared>) -> Response {
-    let body = relay.metrics.render(relay.broker.channel_count());
+    let mut body = relay.metrics.render(relay.broker.channel_count());
+    body.push_str(&crate::metrics::render_broker(&relay.broker.status()));
     let mut res = body.into_response();
     res.headers_mut().insert(
         header::CONTENT_TYPE,

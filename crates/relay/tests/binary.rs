@@ -152,7 +152,7 @@ fn sigint_stops_the_binary_cleanly() {
 #[test]
 fn unsupported_broker_and_bad_origin_are_refused_at_start() {
     for args in [
-        ["--broker", "redis://127.0.0.1:6379"],
+        ["--broker", "postgres://127.0.0.1:5432"],
         ["--allow-origin", "not an origin"],
     ] {
         let out = Command::new(BIN)
@@ -163,6 +163,24 @@ fn unsupported_broker_and_bad_origin_are_refused_at_start() {
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         assert!(out.stdout.is_empty(), "nothing on stdout: {args:?}");
     }
+}
+
+#[test]
+fn an_unreachable_redis_is_refused_at_start_without_printing_the_password() {
+    let port = common::redis_server::free_port();
+    let url = format!("redis://user:hunter2@127.0.0.1:{port}/0");
+    let out = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0", "--broker", &url])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        out.stdout.is_empty(),
+        "no address line before the broker is up"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Redis"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
 }
 
 /// Runs the binary with `args` (and `env`), expects it to refuse to start

@@ -243,7 +243,10 @@ async fn health_metrics_routes_and_cors() {
     })
     .await;
     let r = relay.get("/healthz").await;
-    assert_eq!((r.status, r.json()), (200, json!({"status":"ok"})));
+    assert_eq!(
+        (r.status, r.json()),
+        (200, json!({"status":"ok","broker":"memory"}))
+    );
     let ch = relay.create().await;
     relay.publish(&ch, r#"{"data":"12345"}"#).await;
     relay.publish(&ch, "{").await;

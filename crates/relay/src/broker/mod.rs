@@ -1,10 +1,11 @@
 //! Where channels and their events live.
 //!
 //! [`Broker`] is the seam between the HTTP layer and storage. The in-memory
-//! [`MemoryBroker`] is the embedded default; a Redis Streams broker (several
+//! [`MemoryBroker`] is the embedded default; the [`RedisBroker`] (several
 //! relay nodes sharing channels) implements the same trait: `append` is an
 //! `XADD` under a per-channel sequence, `read` an `XRANGE` after an id, and
-//! `watch` a node-local [`tokio::sync::watch`] fed by a notification path.
+//! `watch` a node-local [`tokio::sync::watch`] fed by one pub/sub connection
+//! per node.
 //!
 //! Subscribers never get events pushed into a per-subscriber queue: they hold a
 //! cursor, wait on [`Broker::watch`] for the head to move, then [`Broker::read`]
@@ -13,6 +14,7 @@
 //! which ids it lost ([`ReadBatch::lost`]).
 
 mod memory;
+mod redis;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -24,6 +26,7 @@ use sse_channel_protocol::frame::{sse_event, ws_frame};
 use sse_channel_protocol::{ErrorCode, EventId, EventKind, LostRange};
 use tokio::sync::watch;
 
+pub use self::redis::{RedisBroker, RedisLimits};
 pub use memory::{MemoryBroker, MemoryLimits};
 
 /// A boxed `Send` future, so that [`Broker`] stays object-safe.
@@ -221,4 +224,30 @@ pub trait Broker: Send + Sync + 'static {
 
     /// Channels currently held (for metrics).
     fn channel_count(&self) -> usize;
+
+    /// Whether the storage behind the broker answers, for `/healthz` and
+    /// `/metrics`. Cheap: no call to the storage. Default: an embedded
+    /// broker that is always up.
+    fn status(&self) -> BrokerStatus {
+        BrokerStatus {
+            kind: "memory",
+            up: true,
+            errors: 0,
+            round_trip_us: None,
+        }
+    }
+}
+
+/// What [`Broker::status`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BrokerStatus {
+    /// `"memory"` or `"redis"`.
+    pub kind: &'static str,
+    /// False while the storage is unreachable (publishes then answer
+    /// `BROKER_UNAVAILABLE`).
+    pub up: bool,
+    /// Failed calls to the storage since start.
+    pub errors: u64,
+    /// Round-trip time of the last health check, in µs (`None`: embedded).
+    pub round_trip_us: Option<u64>,
 }

@@ -21,6 +21,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 
+pub mod redis_server;
+
 pub const SECRET: &[u8] = b"test-secret";
 /// Upper bound for any single wait in a test.
 pub const WAIT: Duration = Duration::from_secs(5);

@@ -1,0 +1,66 @@
+-- Appends events to one channel, atomically with the idempotency check.
+-- KEYS: 1 meta (hash), 2 stream, 3 idempotency keys (hash), 4 their order (list).
+-- ARGV: 1 channel id, 2 kind ("message" | "end"), 3 scoped idempotency key or "",
+--       4 now (ms), 5 max events, 6 max bytes, 7 max keys, 8 ended retention (ms),
+--       9 notification channel, 10.. payloads.
+local meta, stream, keys, order = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local kind, ikey, now = ARGV[2], ARGV[3], tonumber(ARGV[4])
+local m = redis.call('HMGET', meta, 'last', 'exp', 'ended', 'bytes')
+if not m[2] then return {'NOTFOUND'} end
+if ikey ~= '' then
+  local done = redis.call('HGET', keys, ikey)
+  if done then return {'REPLAYED', done} end
+end
+if m[3] then return {'ENDED'} end
+local exp = tonumber(m[2])
+if now >= exp then return {'EXPIRED'} end
+local last, bytes = tonumber(m[1]), tonumber(m[4])
+local first = last + 1
+for i = 10, #ARGV do
+  last = last + 1
+  redis.call('XADD', stream, string.format('%d-0', last), 'k', kind, 'd', ARGV[i])
+  bytes = bytes + #ARGV[i]
+end
+-- Bound the replay buffer by events, then by bytes; the newest event stays.
+local max_events, max_bytes = tonumber(ARGV[5]), tonumber(ARGV[6])
+local len = redis.call('XLEN', stream)
+if len > max_events then
+  local old = redis.call('XRANGE', stream, '-', '+', 'COUNT', len - max_events)
+  for _, e in ipairs(old) do
+    bytes = bytes - #e[2][4]
+    redis.call('XDEL', stream, e[1])
+  end
+  len = max_events
+end
+while len > 1 and bytes > max_bytes do
+  local old = redis.call('XRANGE', stream, '-', '+', 'COUNT', 1)
+  bytes = bytes - #old[1][2][4]
+  redis.call('XDEL', stream, old[1][1])
+  len = len - 1
+end
+-- Everything of the channel goes by itself: the buffer at expiry (or the end
+-- of the retention), the metadata and idempotency keys with the tombstone.
+local gone = redis.call('PEXPIRETIME', meta)
+local phase = 'open'
+if kind == 'end' then
+  phase = 'ended'
+  gone = now + tonumber(ARGV[8])
+  redis.call('HSET', meta, 'last', last, 'bytes', bytes, 'ended', now)
+  redis.call('PEXPIREAT', meta, gone)
+  redis.call('PEXPIREAT', stream, gone)
+else
+  redis.call('HSET', meta, 'last', last, 'bytes', bytes)
+  redis.call('PEXPIREAT', stream, exp)
+end
+if ikey ~= '' then
+  redis.call('HSET', keys, ikey, string.format('%d %d', first, last))
+  if redis.call('RPUSH', order, ikey) > tonumber(ARGV[7]) then
+    redis.call('HDEL', keys, redis.call('LPOP', order))
+  end
+end
+if redis.call('EXISTS', keys) == 1 then
+  redis.call('PEXPIREAT', keys, gone)
+  redis.call('PEXPIREAT', order, gone)
+end
+redis.call('PUBLISH', ARGV[9], string.format('%s %d %s', ARGV[1], last, phase))
+return {'OK', string.format('%d', first), string.format('%d', last)}

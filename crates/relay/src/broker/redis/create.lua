@@ -1,0 +1,6 @@
+-- Creates a channel, counting it against the relay-wide maximum.
+-- KEYS: 1 meta (hash). ARGV: 1 expires at (ms), 2 metadata removal time (ms).
+if redis.call('EXISTS', KEYS[1]) == 1 then return 'EXISTS' end
+redis.call('HSET', KEYS[1], 'last', 0, 'exp', ARGV[1], 'bytes', 0)
+redis.call('PEXPIREAT', KEYS[1], ARGV[2])
+return 'OK'

@@ -1,0 +1,555 @@
+//! One broker conformance suite, run against both brokers: the in-memory one
+//! and the Redis one (a real `redis-server` on a free loopback port per test).
+//! Times are real (Redis expires keys on its own clock), with deadlines far
+//! above what the scenarios need.
+
+mod common;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::redis_server::RedisServer;
+use sse_channel_protocol::{EventId, EventKind};
+use sse_relay::broker::{
+    Append, Appended, Broker, BrokerError, Head, MemoryBroker, MemoryLimits, NewChannel, Phase,
+    ReadBatch, RedisBroker, RedisLimits,
+};
+
+/// Limits of the broker under test (mapped onto each broker's own type).
+#[derive(Clone, Copy)]
+struct Limits {
+    max_channels: usize,
+    replay_events: usize,
+    replay_bytes: usize,
+    idempotency_keys: usize,
+    ended_retention_ms: u64,
+}
+
+const LIMITS: Limits = Limits {
+    max_channels: 100,
+    replay_events: 10,
+    replay_bytes: 1 << 20,
+    idempotency_keys: 8,
+    ended_retention_ms: 300,
+};
+
+/// Makes brokers of one kind; all brokers of one backend share their storage
+/// (for Redis: one server, as several nodes would).
+trait Backend {
+    fn broker(&self, limits: Limits) -> impl Future<Output = Arc<dyn Broker>>;
+}
+
+struct Memory(std::sync::Mutex<Option<Arc<dyn Broker>>>);
+
+impl Backend for Memory {
+    async fn broker(&self, l: Limits) -> Arc<dyn Broker> {
+        // One process: "another node" is the same broker.
+        self.0
+            .lock()
+            .unwrap()
+            .get_or_insert_with(|| {
+                Arc::new(MemoryBroker::new(MemoryLimits {
+                    max_channels: l.max_channels,
+                    replay_events: l.replay_events,
+                    replay_bytes: l.replay_bytes,
+                    idempotency_keys: l.idempotency_keys,
+                    ended_retention_ms: l.ended_retention_ms,
+                }))
+            })
+            .clone()
+    }
+}
+
+impl Backend for RedisServer {
+    async fn broker(&self, l: Limits) -> Arc<dyn Broker> {
+        Arc::new(
+            RedisBroker::connect(
+                &self.url(),
+                RedisLimits {
+                    max_channels: l.max_channels,
+                    replay_events: l.replay_events,
+                    replay_bytes: l.replay_bytes,
+                    idempotency_keys: l.idempotency_keys,
+                    ended_retention_ms: l.ended_retention_ms,
+                },
+            )
+            .await
+            .unwrap(),
+        )
+    }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+fn new_id() -> String {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).unwrap();
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+async fn create(b: &dyn Broker, expires_at_ms: u64) -> String {
+    let id = new_id();
+    b.create(NewChannel {
+        id: id.clone(),
+        expires_at_ms,
+    })
+    .await
+    .unwrap();
+    id
+}
+
+async fn append(
+    b: &dyn Broker,
+    id: &str,
+    kind: EventKind,
+    data: &[&str],
+    key: Option<&str>,
+) -> Result<Appended, BrokerError> {
+    b.append(
+        id,
+        Append {
+            kind,
+            payloads: data.iter().map(|d| (*d).into()).collect(),
+            idempotency_key: key.map(str::to_owned),
+            now_ms: now(),
+        },
+    )
+    .await
+}
+
+async fn read(b: &dyn Broker, id: &str, after: EventId, max: usize) -> ReadBatch {
+    b.read(id, after, max, now()).await.unwrap()
+}
+
+fn ids(r: &ReadBatch) -> Vec<EventId> {
+    r.events.iter().map(|e| e.id).collect()
+}
+
+fn lost(r: &ReadBatch) -> Option<(EventId, EventId)> {
+    r.lost.map(|l| (l.from, l.to))
+}
+
+const HOUR: u64 = 3_600_000;
+
+/// Waits (sweeping every 20 ms, up to 10 s) until `done` holds.
+async fn eventually<F: Future<Output = bool>>(b: &dyn Broker, mut done: impl FnMut() -> F) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        b.sweep(now()).await;
+        if done().await {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not met in 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn wait_head(rx: &mut tokio::sync::watch::Receiver<Head>, f: impl Fn(&Head) -> bool) {
+    tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|h| f(h)))
+        .await
+        .expect("the watch changes in time")
+        .expect("the watch is open");
+}
+
+// ---- the scenarios ----
+
+async fn ids_are_consecutive_and_reads_resume(be: &impl Backend) {
+    let b = be.broker(LIMITS).await;
+    let b = &*b;
+    let id = create(b, now() + HOUR).await;
+    let a = append(b, &id, EventKind::Message, &["1", "2"], None)
+        .await
+        .unwrap();
+    assert_eq!((a.first_id, a.last_id, a.replayed), (1, 2, false));
+    let a = append(b, &id, EventKind::Message, &["3"], None)
+        .await
+        .unwrap();
+    assert_eq!((a.first_id, a.last_id), (3, 3));
+    let r = read(b, &id, 0, 10).await;
+    assert_eq!(ids(&r), [1, 2, 3]);
+    assert_eq!(r.events[2].data.as_ref(), "3");
+    assert_eq!(r.events[0].kind, EventKind::Message);
+    assert_eq!(
+        r.head,
+        Head {
+            last_id: 3,
+            phase: Phase::Open
+        }
+    );
+    assert_eq!(ids(&read(b, &id, 2, 10).await), [3]);
+    assert_eq!(ids(&read(b, &id, 0, 2).await), [1, 2]);
+    assert!(read(b, &id, 3, 10).await.events.is_empty());
+    assert!(read(b, &id, 99, 10).await.events.is_empty());
+    assert_eq!(lost(&read(b, &id, 0, 10).await), None);
+}
+
+async fn eviction_by_events_and_bytes_reports_the_lost_range(be: &impl Backend) {
+    let b = be
+        .broker(Limits {
+            replay_events: 3,
+            replay_bytes: 8,
+            ..LIMITS
+        })
+        .await;
+    let b = &*b;
+    let id = create(b, now() + HOUR).await;
+    append(b, &id, EventKind::Message, &["1", "2", "3", "4", "5"], None)
+        .await
+        .unwrap();
+    let r = read(b, &id, 0, 10).await;
+    assert_eq!(ids(&r), [3, 4, 5], "bounded by events");
+    assert_eq!(lost(&r), Some((1, 2)));
+    assert_eq!(lost(&read(b, &id, 1, 10).await), Some((2, 2)));
+    assert_eq!(lost(&read(b, &id, 2, 10).await), None);
+    // 3 + 3 bytes fit in 8; the third "333" does not.
+    append(b, &id, EventKind::Message, &["333", "444", "555"], None)
+        .await
+        .unwrap();
+    let r = read(b, &id, 0, 10).await;
+    assert_eq!(ids(&r), [7, 8], "bounded by bytes");
+    assert_eq!(lost(&r), Some((1, 6)));
+    // Larger than the whole budget: still kept (the end event must survive).
+    append(b, &id, EventKind::End, &["\"0123456789\""], None)
+        .await
+        .unwrap();
+    let r = read(b, &id, 0, 10).await;
+    assert_eq!(ids(&r), [9]);
+    assert_eq!(r.events[0].kind, EventKind::End);
+    assert_eq!(lost(&r), Some((1, 8)));
+}
+
+async fn idempotency_keys_are_bounded_and_scoped_by_kind(be: &impl Backend) {
+    let b = be
+        .broker(Limits {
+            idempotency_keys: 2,
+            ..LIMITS
+        })
+        .await;
+    let b = &*b;
+    let id = create(b, now() + HOUR).await;
+    append(b, &id, EventKind::Message, &["1", "2"], Some("a"))
+        .await
+        .unwrap();
+    append(b, &id, EventKind::Message, &["3"], Some("b"))
+        .await
+        .unwrap();
+    let again = append(b, &id, EventKind::Message, &["x"], Some("a"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.first_id, again.last_id, again.replayed),
+        (1, 2, true)
+    );
+    assert_eq!(
+        ids(&read(b, &id, 0, 10).await),
+        [1, 2, 3],
+        "nothing stored twice"
+    );
+    append(b, &id, EventKind::Message, &["4"], Some("c"))
+        .await
+        .unwrap();
+    // "a" was the oldest of three keys with room for two: forgotten.
+    assert!(
+        !append(b, &id, EventKind::Message, &["5"], Some("a"))
+            .await
+            .unwrap()
+            .replayed
+    );
+    // The same key on end names another request.
+    let end = append(b, &id, EventKind::End, &["null"], Some("a"))
+        .await
+        .unwrap();
+    assert_eq!((end.first_id, end.replayed), (6, false));
+    let end = append(b, &id, EventKind::End, &["null"], Some("a"))
+        .await
+        .unwrap();
+    assert_eq!((end.first_id, end.replayed), (6, true));
+    // A retried publish after the end still answers its first answer.
+    let retry = append(b, &id, EventKind::Message, &["5"], Some("a"))
+        .await
+        .unwrap();
+    assert_eq!((retry.first_id, retry.replayed), (5, true));
+}
+
+async fn concurrent_appends_from_several_nodes_never_interleave(be: &impl Backend) {
+    let nodes = [be.broker(LIMITS).await, be.broker(LIMITS).await];
+    let id = create(&*nodes[0], now() + HOUR).await;
+    let mut tasks = Vec::new();
+    for w in 0..8usize {
+        let b = nodes[w % 2].clone();
+        let other = nodes[(w + 1) % 2].clone();
+        let id = id.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            for i in 0..10 {
+                let key = format!("w{w}-{i}");
+                let p = [format!("{w}"), format!("{w}")];
+                let payloads = p.iter().map(String::as_str).collect::<Vec<_>>();
+                let a = append(&*b, &id, EventKind::Message, &payloads, Some(&key))
+                    .await
+                    .unwrap();
+                // A retry through the other node stores nothing.
+                let retry = append(&*other, &id, EventKind::Message, &payloads, Some(&key))
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    (retry.first_id, retry.last_id, retry.replayed),
+                    (a.first_id, a.last_id, true)
+                );
+                got.push((a.first_id, a.last_id));
+            }
+            got
+        }));
+    }
+    let mut ranges = Vec::new();
+    for t in tasks {
+        ranges.extend(t.await.unwrap());
+    }
+    ranges.sort_unstable();
+    let expected: Vec<_> = (0..80).map(|i| (2 * i + 1, 2 * i + 2)).collect();
+    assert_eq!(
+        ranges, expected,
+        "each batch got two consecutive, unused ids"
+    );
+    let b = be
+        .broker(Limits {
+            replay_events: 1000,
+            ..LIMITS
+        })
+        .await;
+    let mut all = Vec::new();
+    let mut after = 0;
+    loop {
+        let r = read(&*b, &id, after, 7).await;
+        let Some(last) = r.events.last() else { break };
+        after = last.id;
+        all.extend(r.events.iter().map(|e| (e.id, e.data.to_string())));
+    }
+    // Bounded replay (10 events): the newest ten, in pairs of one writer.
+    assert_eq!(all.len(), 10);
+    for pair in all.chunks(2) {
+        assert_eq!(pair[0].1, pair[1].1, "a batch is never split: {all:?}");
+    }
+}
+
+async fn end_refuses_more_and_wakes_watchers_on_every_node(be: &impl Backend) {
+    let a = be.broker(LIMITS).await;
+    let b = be.broker(LIMITS).await;
+    let id = create(&*a, now() + HOUR).await;
+    let mut rx = a.watch(&id).await.unwrap();
+    append(&*b, &id, EventKind::Message, &["1"], None)
+        .await
+        .unwrap();
+    wait_head(&mut rx, |h| h.last_id == 1).await;
+    append(&*b, &id, EventKind::End, &["{\"done\":true}"], None)
+        .await
+        .unwrap();
+    wait_head(&mut rx, |h| h.phase == Phase::Ended && h.last_id == 2).await;
+    assert_eq!(
+        append(&*a, &id, EventKind::Message, &["1"], None).await,
+        Err(BrokerError::Ended)
+    );
+    assert_eq!(
+        append(&*a, &id, EventKind::End, &["1"], None).await,
+        Err(BrokerError::Ended)
+    );
+    let r = read(&*a, &id, 1, 10).await;
+    assert_eq!(r.head.phase, Phase::Ended);
+    assert_eq!(r.events[0].kind, EventKind::End);
+    assert_eq!(r.events[0].data.as_ref(), "{\"done\":true}");
+    // Ended channels are kept for the retention, then go by themselves.
+    let (a, id) = (&*a, &id);
+    eventually(a, || async move {
+        a.read(id, 0, 10, now()).await.err() == Some(BrokerError::NotFound)
+    })
+    .await;
+}
+
+async fn ended_channels_outlive_their_expiry_for_the_retention(be: &impl Backend) {
+    let b = be
+        .broker(Limits {
+            ended_retention_ms: 1500,
+            ..LIMITS
+        })
+        .await;
+    let b = &*b;
+    let id = create(b, now() + 300).await;
+    append(b, &id, EventKind::End, &["null"], None)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    b.sweep(now()).await;
+    let r = read(b, &id, 0, 10).await;
+    assert_eq!(ids(&r), [1], "still there after the expiry");
+    let id = &id;
+    eventually(b, || async move {
+        b.read(id, 0, 10, now()).await.err() == Some(BrokerError::NotFound)
+    })
+    .await;
+}
+
+async fn expired_channels_answer_expired_then_go(be: &impl Backend) {
+    let b = be.broker(LIMITS).await;
+    let b = &*b;
+    let id = create(b, now() + 400).await;
+    let mut rx = b.watch(&id).await.unwrap();
+    append(b, &id, EventKind::Message, &["1"], None)
+        .await
+        .unwrap();
+    let r = &rx;
+    eventually(b, || async move { r.borrow().phase == Phase::Expired }).await;
+    wait_head(&mut rx, |h| h.phase == Phase::Expired).await;
+    assert_eq!(
+        append(b, &id, EventKind::Message, &["2"], None).await,
+        Err(BrokerError::Expired)
+    );
+    assert_eq!(
+        b.read(&id, 0, 10, now()).await.unwrap_err(),
+        BrokerError::Expired,
+        "a tombstone, not CHANNEL_NOT_FOUND"
+    );
+    let id = &id;
+    eventually(b, || async move {
+        b.read(id, 0, 10, now()).await.err() == Some(BrokerError::NotFound)
+    })
+    .await;
+}
+
+async fn sweep_releases_expired_and_ended_channels(be: &impl Backend) {
+    let b = be.broker(LIMITS).await;
+    let b = &*b;
+    let expiring = create(b, now() + 300).await;
+    let ending = create(b, now() + HOUR).await;
+    let staying = create(b, now() + HOUR).await;
+    append(b, &ending, EventKind::End, &["null"], None)
+        .await
+        .unwrap();
+    let mut released = std::collections::HashSet::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !(released.contains(&expiring) && released.contains(&ending)) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "released: {released:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        released.extend(b.sweep(now()).await);
+    }
+    assert!(!released.contains(&staying));
+}
+
+async fn channel_limit_holds_across_nodes(be: &impl Backend) {
+    let l = Limits {
+        max_channels: 2,
+        ..LIMITS
+    };
+    let a = be.broker(l).await;
+    let b = be.broker(l).await;
+    create(&*a, now() + HOUR).await;
+    let taken = create(&*b, now() + HOUR).await;
+    let third = |b: Arc<dyn Broker>| async move {
+        b.create(NewChannel {
+            id: new_id(),
+            expires_at_ms: now() + HOUR,
+        })
+        .await
+    };
+    assert_eq!(third(a.clone()).await, Err(BrokerError::Full));
+    assert_eq!(third(b.clone()).await, Err(BrokerError::Full));
+    let again = a
+        .create(NewChannel {
+            id: taken,
+            expires_at_ms: now() + HOUR,
+        })
+        .await;
+    assert!(matches!(
+        again,
+        Err(BrokerError::Full | BrokerError::Exists)
+    ));
+}
+
+async fn unknown_and_malformed_ids_address_nothing(be: &impl Backend) {
+    let b = be.broker(LIMITS).await;
+    let b = &*b;
+    let id = create(b, now() + HOUR).await;
+    append(b, &id, EventKind::Message, &["1"], None)
+        .await
+        .unwrap();
+    // Ids that would name (parts of) another channel's keys if they reached
+    // a key name, and payloads and keys that look like key names.
+    let bad = [
+        "00000000000000000000000000000000".to_owned(),
+        format!("{id}}}:m"),
+        format!("{{{id}}}"),
+        format!("{id}:s"),
+        id.to_uppercase(),
+        format!("{id} "),
+        "*".to_owned(),
+        String::new(),
+    ];
+    for other in &bad {
+        assert_eq!(
+            b.read(other, 0, 10, now()).await.unwrap_err(),
+            BrokerError::NotFound,
+            "{other:?}"
+        );
+        assert_eq!(
+            append(b, other, EventKind::Message, &["2"], None)
+                .await
+                .unwrap_err(),
+            BrokerError::NotFound,
+            "{other:?}"
+        );
+        assert!(b.watch(other).await.is_err(), "{other:?}");
+    }
+    let tricky = format!("sse:{{{id}}}:m");
+    append(b, &id, EventKind::Message, &["\"x\""], Some(&tricky))
+        .await
+        .unwrap();
+    let r = read(b, &id, 0, 10).await;
+    assert_eq!(ids(&r), [1, 2], "only this channel's own appends");
+    assert_eq!(r.events[1].data.as_ref(), "\"x\"");
+}
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(&super::Memory(Default::default())).await;
+                }
+            )*
+        }
+        mod redis {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let server = super::RedisServer::start();
+                    super::$name(&server).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    ids_are_consecutive_and_reads_resume,
+    eviction_by_events_and_bytes_reports_the_lost_range,
+    idempotency_keys_are_bounded_and_scoped_by_kind,
+    concurrent_appends_from_several_nodes_never_interleave,
+    end_refuses_more_and_wakes_watchers_on_every_node,
+    ended_channels_outlive_their_expiry_for_the_retention,
+    expired_channels_answer_expired_then_go,
+    sweep_releases_expired_and_ended_channels,
+    channel_limit_holds_across_nodes,
+    unknown_and_malformed_ids_address_nothing,
+);
