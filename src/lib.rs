@@ -12,6 +12,8 @@
 //!   from Node.js).
 //! - `unicloud`: `installUniCloud`, the uniCloud drop-in (wasm only).
 //! - `js_error`: the coded JS error objects every export rejects or emits with.
+//! - `js`, `fetch`, `timer`: what both sides share to read JS objects, call
+//!   `fetch` and own a `setTimeout` (cancelled on drop).
 //!
 //! Payloads stay JS values: only ids and control data cross into wasm.
 //!
@@ -31,7 +33,13 @@ pub mod backoff;
 pub mod state;
 
 #[cfg(all(target_arch = "wasm32", any(feature = "browser", feature = "writer")))]
+mod fetch;
+#[cfg(all(target_arch = "wasm32", any(feature = "browser", feature = "writer")))]
+mod js;
+#[cfg(all(target_arch = "wasm32", any(feature = "browser", feature = "writer")))]
 mod js_error;
+#[cfg(all(target_arch = "wasm32", any(feature = "browser", feature = "writer")))]
+mod timer;
 
 #[cfg(all(target_arch = "wasm32", feature = "browser"))]
 mod channel;

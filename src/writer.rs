@@ -47,13 +47,16 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
 
-use js_sys::{Array, Function, JsString, Object, Promise, Reflect, JSON};
+use js_sys::{Array, Function, JsString, Promise, Reflect, JSON};
 use sse_channel_protocol::api::{self, field};
 use sse_channel_protocol::{descriptor::relay_origin, limits, Descriptor, ErrorCode};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{spawn_local, JsFuture};
 
+use crate::fetch::{fetch_with_init, has_fetch, Response};
+use crate::js;
 use crate::js_error::js_error;
+use crate::timer::Timeout;
 
 /// Environment variable holding the allowed relay origins, comma-separated, used
 /// when `options.allowedRelays` is not given.
@@ -72,14 +75,6 @@ const DEFAULT_TIMEOUT_MS: f64 = 10_000.0;
 
 #[wasm_bindgen]
 extern "C" {
-    #[wasm_bindgen(catch, js_name = fetch)]
-    fn global_fetch(url: &str, init: &JsValue) -> Result<Promise, JsValue>;
-    // Node returns a Timeout object, browsers a number: keep it opaque.
-    #[wasm_bindgen(js_name = setTimeout)]
-    fn set_timeout(callback: &Function, ms: f64) -> JsValue;
-    #[wasm_bindgen(js_name = clearTimeout)]
-    fn clear_timeout(handle: &JsValue);
-
     type AbortController;
     #[wasm_bindgen(constructor)]
     fn new() -> AbortController;
@@ -88,11 +83,8 @@ extern "C" {
     #[wasm_bindgen(method)]
     fn abort(this: &AbortController);
 
-    type FetchResponse;
-    #[wasm_bindgen(method, getter)]
-    fn status(this: &FetchResponse) -> u16;
     #[wasm_bindgen(method)]
-    fn text(this: &FetchResponse) -> Promise;
+    fn text(this: &Response) -> Promise;
 }
 
 #[wasm_bindgen(typescript_custom_section)]
@@ -438,9 +430,8 @@ fn read_descriptor(value: &JsValue) -> Result<Descriptor, JsValue> {
         })
     };
     let kind = string(field::TYPE)?;
-    let version = member(field::VERSION)
-        .as_f64()
-        .filter(|n| n.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(n))
+    let version = js::get_u64(&value, field::VERSION)
+        .and_then(|n| u32::try_from(n).ok())
         .ok_or_else(|| invalid("descriptor field `version` is missing or not an integer"))?;
     let relay = string(field::RELAY)?;
     let channel_id = string(field::CHANNEL_ID)?;
@@ -453,7 +444,7 @@ fn read_descriptor(value: &JsValue) -> Result<Descriptor, JsValue> {
         })?;
     let descriptor = Descriptor {
         kind,
-        version: version as u32,
+        version,
         relay: relay.trim_end_matches('/').to_owned(),
         channel_id,
         publish_token,
@@ -898,10 +889,14 @@ fn backoff_ms(attempt: u32, min: f64, max: f64) -> f64 {
 }
 
 async fn sleep(ms: f64) {
+    let mut timer = None;
     let promise = Promise::new(&mut |resolve, _| {
-        set_timeout(&resolve, ms);
+        timer = Some(Timeout::new(ms as u32, move || {
+            let _ = resolve.call0(&JsValue::UNDEFINED);
+        }));
     });
     let _ = JsFuture::from(promise).await;
+    drop(timer);
 }
 
 /// One HTTP attempt, aborted after `timeout_ms` (request and answer body).
@@ -913,43 +908,32 @@ async fn attempt_once(
     timeout_ms: f64,
 ) -> Attempt {
     let controller = AbortController::new();
-    let headers = Object::new();
-    let set = |o: &Object, k: &str, v: &JsValue| {
-        let _ = Reflect::set(o, &JsValue::from_str(k), v);
-    };
-    set(
-        &headers,
-        api::HEADER_CONTENT_TYPE,
-        &api::JSON_CONTENT_TYPE.into(),
-    );
-    set(&headers, api::HEADER_AUTHORIZATION, &authorization.into());
-    set(&headers, api::HEADER_IDEMPOTENCY_KEY, &key.into());
-    let init = Object::new();
-    set(&init, "method", &"POST".into());
-    set(&init, "headers", &headers);
-    set(&init, "body", body);
-    set(&init, "redirect", &"manual".into());
-    set(&init, "signal", &controller.signal());
-    // Owned here and dropped after the timer is cleared, so nothing leaks.
-    let abort = Closure::once(move || controller.abort());
-    let timer = set_timeout(abort.as_ref().unchecked_ref(), timeout_ms);
-    let outcome = exchange(url, &init).await;
-    clear_timeout(&timer);
-    drop(abort);
-    outcome
+    let headers = js::object(&[
+        (api::HEADER_CONTENT_TYPE, api::JSON_CONTENT_TYPE.into()),
+        (api::HEADER_AUTHORIZATION, authorization.into()),
+        (api::HEADER_IDEMPOTENCY_KEY, key.into()),
+    ]);
+    let init = js::object(&[
+        ("method", "POST".into()),
+        ("headers", headers),
+        ("body", body.into()),
+        ("redirect", "manual".into()),
+        ("signal", controller.signal()),
+    ]);
+    // Cancelled when dropped, after the exchange.
+    let _deadline = Timeout::new(timeout_ms as u32, move || controller.abort());
+    exchange(url, &init).await
 }
 
-async fn exchange(url: &str, init: &Object) -> Attempt {
-    let promise = match global_fetch(url, init) {
-        Ok(p) => p,
-        Err(_) => {
-            return Attempt::Refused(Failure::new(
-                ErrorCode::RelayUnavailable,
-                "no global fetch(): the writer needs Node.js 18 or later",
-            ))
-        }
-    };
-    let response: FetchResponse = match JsFuture::from(promise).await {
+async fn exchange(url: &str, init: &JsValue) -> Attempt {
+    if !has_fetch() {
+        return Attempt::Refused(Failure::new(
+            ErrorCode::RelayUnavailable,
+            "no global fetch(): the writer needs Node.js 18 or later",
+        ));
+    }
+    let promise = fetch_with_init(url, init);
+    let response: Response = match JsFuture::from(promise).await {
         Ok(r) => r.unchecked_into(),
         Err(e) => return Attempt::Retry(network_reason(&e)),
     };
@@ -964,10 +948,7 @@ async fn exchange(url: &str, init: &Object) -> Attempt {
 
 fn network_reason(e: &JsValue) -> String {
     let mut m = String::from("network error: ");
-    let msg = Reflect::get(e, &JsValue::from_str("message"))
-        .ok()
-        .and_then(|m| m.as_string())
-        .unwrap_or_default();
+    let msg = js::get_string(e, "message").unwrap_or_default();
     m.push_str(&msg);
     // Node's fetch puts the socket error (ECONNREFUSED, …) in `cause`.
     let cause = Reflect::get(e, &JsValue::from_str("cause"))

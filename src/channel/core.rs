@@ -17,12 +17,12 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 use super::http::create_channel;
-use super::js;
 use super::options::{Options, TransportChoice};
-use super::timer::Timeout;
 use crate::backoff;
+use crate::js;
 use crate::js_error::{js_error, js_error_with};
 use crate::state::{after_failure, Cursor, Decision, State};
+use crate::timer::Timeout;
 use crate::transport::{self, Incoming, Kind, Transport};
 
 #[wasm_bindgen]

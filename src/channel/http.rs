@@ -6,13 +6,8 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
-use super::js;
-
-#[wasm_bindgen]
-extern "C" {
-    #[wasm_bindgen(js_name = fetch)]
-    fn fetch_with_init(url: &str, init: &JsValue) -> js_sys::Promise;
-}
+use crate::fetch::{fetch_with_init, Response};
+use crate::js;
 
 /// A failure with its code and message, made into a JS error where emitted.
 pub(crate) type Failure = (ErrorCode, String);
@@ -56,7 +51,7 @@ pub(crate) async fn create_channel(
     let mut url = String::with_capacity(relay.len() + CHANNELS_PATH.len());
     url.push_str(relay);
     url.push_str(CHANNELS_PATH);
-    let resp: web_sys::Response = JsFuture::from(fetch_with_init(&url, &init))
+    let resp: Response = JsFuture::from(fetch_with_init(&url, &init))
         .await
         .map_err(network)?
         .unchecked_into();

@@ -41,9 +41,7 @@
 
 mod core;
 mod http;
-mod js;
 mod options;
-mod timer;
 
 use std::cell::RefCell;
 use std::rc::Rc;

@@ -1,0 +1,36 @@
+//! The one `fetch` binding, shared by the browser SDK (channel creation) and
+//! the cloud-function writer (publishing; Node.js 18+ has a global `fetch`).
+
+use js_sys::Promise;
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen]
+extern "C" {
+    /// `fetch(url, init)`. It reports every failure through its promise, so
+    /// the binding has no `catch` (which costs the browser bundle 258 bytes);
+    /// only a missing global `fetch` would throw, which [`has_fetch`] checks.
+    /// (Not named `fetch`: the test binaries bind `fetch` too, and two
+    /// identical bindings would link to one duplicate symbol.)
+    #[wasm_bindgen(js_name = fetch)]
+    pub(crate) fn fetch_with_init(url: &str, init: &JsValue) -> Promise;
+
+    /// A `fetch` answer (`Response`).
+    pub(crate) type Response;
+    /// The HTTP status; 0 for an opaque answer (e.g. `redirect: "manual"`).
+    #[wasm_bindgen(method, getter)]
+    pub(crate) fn status(this: &Response) -> u16;
+    /// True for a 2xx status.
+    #[cfg(feature = "browser")]
+    #[wasm_bindgen(method, getter)]
+    pub(crate) fn ok(this: &Response) -> bool;
+    /// The body parsed as JSON.
+    #[cfg(feature = "browser")]
+    #[wasm_bindgen(method, catch)]
+    pub(crate) fn json(this: &Response) -> Result<Promise, JsValue>;
+}
+
+/// True when there is a global `fetch` (Node.js 18+, every browser).
+#[cfg(feature = "writer")]
+pub(crate) fn has_fetch() -> bool {
+    crate::js::get(&js_sys::global(), "fetch").is_function()
+}
