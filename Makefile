@@ -25,7 +25,7 @@ build-wasm: setup
 test-rust: setup
 	cargo test --workspace
 
-test: lint build-wasm test-rust test-demo test-e2e test-node test-wasm
+test: lint build-wasm test-rust test-size test-demo test-e2e test-node test-wasm
 	@echo "make test: all passed"
 
 demo: setup
@@ -36,9 +36,13 @@ test-demo: pkg
 	node --test tests/demo/demo.test.mjs
 
 # ---- npm package (pkg/) and its end-to-end tests in fresh projects (owner: pkg) ----
-.PHONY: pkg test-e2e
+.PHONY: pkg test-e2e test-size
 pkg: setup
 	bash scripts/build-pkg.sh
+
+# The browser entry's size budget (pkg/index.js, gzip -9 bytes; scripts/check-size.sh).
+test-size: pkg
+	bash scripts/check-size.sh
 
 test-e2e: pkg
 	E2E_SKIP_BUILD=1 bash tests/e2e/run.sh

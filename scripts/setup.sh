@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything `make demo` and `make test` need, idempotently: fast when all is there.
 #   wasm32 target, wasm-bindgen CLI (the exact version of the crate), Chromium + ChromeDriver,
-#   Redis, and the Node tools in ./node_modules (playwright-core, binaryen's wasm-opt).
+#   Redis, and the Node tools in ./node_modules (playwright-core, binaryen's wasm-opt, esbuild).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

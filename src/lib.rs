@@ -4,10 +4,10 @@
 //!
 //! # Layout
 //!
-//! - `backoff`, `state`: pure logic of the browser client (reconnect delays, the
-//!   channel state machine), tested natively.
-//! - `channel`, `transport`: the `SSEChannel` class and its WebSocket and
-//!   EventSource transports (wasm only).
+//! - `machine`, `backoff`, `state`: every decision of the browser client (a
+//!   sans-IO state machine, reconnect delays, the lifecycle), tested natively.
+//! - `channel`, `transport`: the `SSEChannel` class, the executor of the
+//!   machine's effects, and its WebSocket and EventSource transports (wasm only).
 //! - `writer`: `deserializeSSEChannel` and the writer it returns (wasm only; used
 //!   from Node.js).
 //! - `unicloud`: `installUniCloud`, the uniCloud drop-in (wasm only).
@@ -30,6 +30,7 @@
 pub use sse_channel_protocol as protocol;
 
 pub mod backoff;
+pub mod machine;
 pub mod state;
 
 #[cfg(all(target_arch = "wasm32", any(feature = "browser", feature = "writer")))]

@@ -13,10 +13,13 @@
 // See docs/loading.md for why index.js looks the way it does.
 import { readFileSync, writeFileSync, mkdirSync, copyFileSync, rmSync, existsSync, readdirSync } from 'node:fs';
 import { join, dirname } from 'node:path';
-import { deflateRawSync } from 'node:zlib';
+import { deflateRawSync, gzipSync } from 'node:zlib';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
+// esbuild from the workspace's tools (package.json at the repository root; scripts/setup.sh installs it).
+const esbuild = createRequire(join(here, '../../package.json'))('esbuild');
 const template = join(here, '..');
 const args = process.argv.slice(2);
 const opt = (name, dflt) => {
@@ -256,7 +259,33 @@ const exportsList = [
   `export { ${exportedNames.join(', ')} };`,
 ];
 checkExports('index.js', exportedNames.map((e) => e.split(' as ').pop()), EXPECTED_EXPORTS.web);
-writeFileSync(join(out, 'index.js'), `${glue.trimEnd()}\n\n${loader.trimEnd()}\n${exportsList.join('\n')}\n`);
+// Minified (esbuild, whitespace, syntax and local names; ES2019 output for uni-app's default build
+// target): every byte of this file is downloaded by every page. The readable sources are the
+// wasm-bindgen glue (slim.js is the same glue, unminified), loader.js and inflate.js.
+const indexSrc = `${glue.trimEnd()}\n\n${loader.trimEnd()}\n${exportsList.join('\n')}\n`;
+const minify = (code) => esbuild.transformSync(code, { minify: true, format: 'esm', target: 'es2019', legalComments: 'none' }).code;
+const indexMin = `/* @ts-self-types="./index.d.ts" */\n${minify(indexSrc)}`;
+const minExports = [...indexMin.matchAll(/export\s*\{([^}]*)\}/g)].flatMap((m) => m[1].split(',').map((e) => e.trim().split(/\s+as\s+/).pop()));
+checkExports('index.js (minified)', minExports, EXPECTED_EXPORTS.web);
+writeFileSync(join(out, 'index.js'), indexMin);
+
+// Where index.js's bytes go (gzip -9 of each part alone; printed by `make pkg`, recorded in
+// BENCHMARKS.md): the glue, the loader, the DEFLATE decoder, the wasm (deflated, base64).
+const gz = (text) => gzipSync(Buffer.from(text), { level: 9 }).length;
+const b64 = deflated.toString('base64');
+const parts = {
+  'wasm-bindgen glue': minify(glue),
+  'loader.js': minify(readFileSync(join(here, 'loader.js'), 'utf8').replace("'__SSE_WASM_B64__'", "''")),
+  'inflate.js': minify(inflateSrc),
+  'wasm (deflated, base64)': b64,
+};
+const breakdown = {
+  'index.js': { bytes: Buffer.byteLength(indexMin), gzip: gz(indexMin) },
+  ...Object.fromEntries(Object.entries(parts).map(([k, v]) => [k, { bytes: Buffer.byteLength(v), gzip: gz(v) }])),
+  'wasm (raw)': { bytes: wasm.length, gzip: gzipSync(wasm, { level: 9 }).length },
+};
+writeFileSync(join(stage, 'size.json'), JSON.stringify(breakdown, null, 2) + '\n');
+for (const [k, v] of Object.entries(breakdown)) console.log(`size: ${k.padEnd(24)} ${String(v.bytes).padStart(7)} bytes ${String(v.gzip).padStart(7)} gzip -9`);
 
 // index.d.ts: the web typings without the init functions (users never call them), plus the stub's.
 let dts = readTypes('inline/sse_channel.d.ts');

@@ -168,6 +168,9 @@ function __sseWrapClass(Inner, name) {
     }
   }
 
+  // The shipped index.js is minified: keep the names a page can see (`ch.constructor.name`).
+  Object.defineProperty(Inner, 'name', { value: name });
+  Object.defineProperty(Pending, 'name', { value: 'Pending' });
   const Outer = function (...args) {
     if (!new.target) throw new TypeError(`Class constructor ${name} cannot be invoked without 'new'`);
     if (__sseLoaded()) return Reflect.construct(Inner, args, new.target);
