@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the npm package into pkg/ (idempotent; `make pkg`). See docs/loading.md.
-#   1. two release builds of the sse-channel crate for wasm32-unknown-unknown (opt-level z, LTO):
+#   1. two builds of the sse-channel crate for wasm32-unknown-unknown with the `wasm-release` profile
+#      (opt-level z, LTO, panic abort; `release` is the relay's):
 #      the browser build (`--no-default-features --features browser`: SSEChannel, no writer) and
 #      the Node build (`--no-default-features --features writer`: deserializeSSEChannel, no SSEChannel)
 #   2. wasm-bindgen (name and producers sections removed), then wasm-opt -Oz from the npm
@@ -33,10 +34,10 @@ mkdir -p "$stage"
 # Both builds write the same output path: copy each away before the next one. The file keeps the
 # crate's name, which names wasm-bindgen's outputs (sse_channel.js, sse_channel_bg.wasm).
 for build in browser writer; do
-  log "cargo build --release --target wasm32-unknown-unknown -p sse-channel --no-default-features --features $build"
-  cargo build --release --target wasm32-unknown-unknown -p sse-channel --no-default-features --features "$build"
+  log "cargo build --profile wasm-release --target wasm32-unknown-unknown -p sse-channel --no-default-features --features $build"
+  cargo build --profile wasm-release --target wasm32-unknown-unknown -p sse-channel --no-default-features --features "$build"
   mkdir -p "$stage/raw-$build"
-  cp "$target_dir/wasm32-unknown-unknown/release/sse_channel.wasm" "$stage/raw-$build/sse_channel.wasm"
+  cp "$target_dir/wasm32-unknown-unknown/wasm-release/sse_channel.wasm" "$stage/raw-$build/sse_channel.wasm"
 done
 
 bindgen() { wasm-bindgen --remove-name-section --remove-producers-section "$@"; }

@@ -33,8 +33,8 @@ if [ -n "${SSE_RELAY_BIN:-}" ]; then
   relay_bin=$SSE_RELAY_BIN
 else
   relay_bin=$(cargo_target_dir)/debug/sse-relay
-  log "building sse-relay (cargo build -p sse-relay; quick when up to date)"
-  cargo build -q -p sse-relay
+  log "building sse-relay (cargo build -p sse-relay --features test-hooks; quick when up to date)"
+  cargo build -q -p sse-relay --features test-hooks
 fi
 [ -x "$relay_bin" ] || { log "no relay binary at $relay_bin"; exit 1; }
 

@@ -24,7 +24,7 @@ if [ "$mode" = bench ]; then ensure_relay_bin release; else ensure_relay_bin; fi
 
 # A known secret lets a test mint its own tokens (as integrators may, see docs/protocol.md); no sweeping
 # keeps an expired channel answering CHANNEL_EXPIRED (410) instead of CHANNEL_NOT_FOUND once swept.
-SSE_RELAY_SECRET="node-tests-$RANDOM$RANDOM$RANDOM"
+SSE_RELAY_SECRET="node-tests-$(od -An -tx1 -N24 /dev/urandom | tr -d " \n")"
 start_relay --allow-origin '*' --secret "$SSE_RELAY_SECRET" --cleanup-interval-ms 3600000
 log "relay at $RELAY_URL; module $SSE_CHANNEL_NODE_MODULE"
 

@@ -127,8 +127,9 @@ if [ -n "${BENCH:-}" ]; then
   trap 'kill $HOLE_PID $PROXY_PID $PUB_PID 2>/dev/null; rm -f "$hole_log" "$proxy_log" "$pub_log"; stop_relays' EXIT
   for _ in $(seq 1 50); do [ -s "$pub_log" ] && break; sleep 0.1; done
   export SSE_PUBLISHER_URL="http://127.0.0.1:$(head -n1 "$pub_log")"
-  # tests/browser_bench.rs: prints delivery numbers (release build); asserts nothing about time.
-  cargo test --release --target wasm32-unknown-unknown -p sse-channel --test browser_bench -- --nocapture "$@" \
+  # tests/browser_bench.rs: prints delivery numbers (the package's wasm-release profile); asserts
+  # nothing about time.
+  cargo test --profile wasm-release --target wasm32-unknown-unknown -p sse-channel --test browser_bench -- --nocapture "$@" \
     | grep -E '^(bench |test result|test )'
 else
   cargo test --target wasm32-unknown-unknown -p sse-channel --test browser "$@"

@@ -2,6 +2,8 @@
 #   start_relay [extra sse-relay flags...]   sets RELAY_URL and RELAY_PID
 # The relay prints "listening on http://127.0.0.1:PORT" on stdout once bound. Without SSE_RELAY_BIN
 # it runs the debug build in cargo's target directory (CARGO_TARGET_DIR respected), built first.
+# Test relays are built with the cargo feature test-hooks (the --test-hooks flag; production builds
+# lack it), always, so that every script shares one binary instead of rebuilding it.
 source "$(dirname "${BASH_SOURCE[0]}")/cargo.sh"
 start_relay() {
   [ -n "${SSE_RELAY_BIN:-}" ] || ensure_relay_bin
@@ -32,8 +34,8 @@ ensure_relay_bin() {
   [ -n "${SSE_RELAY_BIN:-}" ] && { export SSE_RELAY_BIN; return 0; }
   local profile=debug flag=
   [ "${1:-}" = release ] && profile=release flag=--release
-  printf '[relay] cargo build %s -p sse-relay\n' "$flag" >&2
-  cargo build -q $flag -p sse-relay
+  printf '[relay] cargo build %s -p sse-relay --features test-hooks\n' "$flag" >&2
+  cargo build -q $flag -p sse-relay --features test-hooks
   SSE_RELAY_BIN="$(cargo_target_dir)/$profile/sse-relay"
   export SSE_RELAY_BIN
 }

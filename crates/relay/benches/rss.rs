@@ -150,7 +150,7 @@ async fn main() {
             "--listen",
             "127.0.0.1:0",
             "--secret",
-            "bench",
+            "benchmark-secret-of-32-bytes-or-more",
             "--log",
             "warn",
         ])

@@ -20,11 +20,13 @@ pub struct Config {
     /// scheme and host, no default port); an entry it refuses matches nothing.
     pub allow_origins: Vec<String>,
     /// Request header that carries the client's address when the relay sits
-    /// behind a reverse proxy (e.g. `x-forwarded-for`, `x-real-ip`); its last
-    /// entry is used for the per-address limits. `None` (the default): the TCP
-    /// peer address. Only set it when every request comes through the proxy.
+    /// behind [`Config::trusted_proxy_hops`] proxies (e.g. `x-real-ip`);
+    /// lowercase. `None` (the default): `x-forwarded-for`. Ignored without
+    /// `trusted_proxy_hops`.
     pub client_ip_header: Option<String>,
     /// Enables the `/v1/test/...` fault-injection routes. Default `false`.
+    /// Only a build with the cargo feature `test-hooks` has them;
+    /// [`Config::validate`] refuses `true` in any other build.
     pub test_hooks: bool,
     /// Heartbeat interval on every stream, in ms. Default 15,000.
     pub heartbeat_ms: u64,
@@ -72,6 +74,76 @@ pub struct Config {
     pub cleanup_interval_ms: u64,
     /// On shutdown, how long open connections get to finish, in ms. Default 5,000.
     pub shutdown_grace_ms: u64,
+
+    // Hardening: key rotation, budgets and caps (docs/relay.md, "Limits and budgets").
+    /// The signing key before a rollover: tokens it signed still verify, new
+    /// tokens are signed with [`Config::secret`] only. At least
+    /// [`MIN_SECRET_BYTES`] bytes, and only together with `secret`. Default `None`.
+    pub previous_secret: Option<Vec<u8>>,
+    /// How many reverse proxies in front of the relay append to
+    /// [`Config::client_ip_header`]: the client's address for the per-address
+    /// limits is that header's `N`th entry from the right (the one the
+    /// outermost proxy appended; what a client writes itself stays to its
+    /// left). 0 (the default): the TCP peer address, the header is ignored.
+    pub trusted_proxy_hops: usize,
+    /// Per-address limits count IPv6 clients by this prefix length: one host
+    /// usually holds a whole /64. 128: every address alone. Default 64.
+    pub ipv6_prefix_len: u8,
+}
+
+/// Shortest accepted [`Config::secret`] (and previous secret), in bytes: an
+/// HS256 key shorter than the hash (32 bytes) is easier to guess than the
+/// signature is to forge.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+impl Config {
+    /// Checks settings that no single value can get wrong alone; the error names
+    /// the `sse-relay` flag. [`crate::run`] and [`crate::app`] call it.
+    ///
+    /// ```
+    /// let weak = sse_relay::Config { secret: Some(b"abc".to_vec()), ..Default::default() };
+    /// assert!(weak.validate().unwrap_err().contains("--secret"));
+    /// assert!(sse_relay::Config::default().validate().is_ok());
+    /// ```
+    pub fn validate(&self) -> Result<(), String> {
+        let strong = |flag: &str, s: &[u8]| {
+            if s.len() < MIN_SECRET_BYTES {
+                Err(format!(
+                    "{flag} must be at least {MIN_SECRET_BYTES} bytes (got {}): tokens signed \
+                     with a short key can be forged; e.g. `openssl rand -base64 48`",
+                    s.len()
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        if self.test_hooks && !cfg!(feature = "test-hooks") {
+            return Err(
+                "test hooks are not in this build (cargo feature `test-hooks`, never in production)"
+                    .into(),
+            );
+        }
+        if self.client_ip_header.is_some() && self.trusted_proxy_hops == 0 {
+            return Err(
+                "--client-ip-header needs --trusted-proxy-hops N (how many proxies \
+                        in front of the relay append to it)"
+                    .into(),
+            );
+        }
+        if self.ipv6_prefix_len > 128 {
+            return Err("--ipv6-prefix-len must be at most 128".into());
+        }
+        if let Some(s) = &self.secret {
+            strong("--secret", s)?;
+        }
+        if let Some(p) = &self.previous_secret {
+            if self.secret.is_none() {
+                return Err("--previous-secret needs --secret (the key that signs)".into());
+            }
+            strong("--previous-secret", p)?;
+        }
+        Ok(())
+    }
 }
 
 impl Default for Config {
@@ -102,6 +174,9 @@ impl Default for Config {
             body_read_timeout_ms: 30_000,
             cleanup_interval_ms: 1000,
             shutdown_grace_ms: 5000,
+            previous_secret: None,
+            trusted_proxy_hops: 0,
+            ipv6_prefix_len: 64,
         }
     }
 }

@@ -24,7 +24,7 @@
 //! ```no_run
 //! # async fn f() -> std::io::Result<()> {
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-//! let config = sse_relay::Config { secret: Some(b"shared".to_vec()), ..Default::default() };
+//! let config = sse_relay::Config { secret: Some(b"a shared key of 32 bytes or more!".to_vec()), ..Default::default() };
 //! sse_relay::run(listener, config, async { let _ = tokio::signal::ctrl_c().await; }).await
 //! # }
 //! ```
@@ -33,6 +33,8 @@ pub mod broker;
 pub mod config;
 mod error;
 pub mod flow;
+#[cfg(feature = "test-hooks")]
+mod hooks;
 pub mod metrics;
 mod routes;
 mod server;
@@ -60,6 +62,10 @@ use token::TokenKey;
 /// cleanup task runs (expiry is still enforced on every access) and the
 /// per-address limits see no client address unless the server inserts
 /// `axum::extract::ConnectInfo<SocketAddr>` into request extensions.
+///
+/// # Panics
+///
+/// When [`Config::validate`] refuses `config` ([`run`] returns the error instead).
 pub fn app(config: Config) -> Router {
     let broker = memory_broker(&config);
     app_with_broker(config, broker)
@@ -67,7 +73,14 @@ pub fn app(config: Config) -> Router {
 
 /// The router of a relay over the given broker (e.g. a shared one for several
 /// nodes). See [`app`] for what runs without [`run`].
+///
+/// # Panics
+///
+/// When [`Config::validate`] refuses `config` ([`run`] returns the error instead).
 pub fn app_with_broker(config: Config, broker: Arc<dyn Broker>) -> Router {
+    if let Err(e) = config.validate() {
+        panic!("invalid relay configuration: {e}");
+    }
     routes::router(Relay::new(config, broker))
 }
 
@@ -115,7 +128,8 @@ pub(crate) struct Relay {
     pub(crate) shutdown: watch::Sender<bool>,
     /// Open subscriber streams; shutdown waits for 0.
     pub(crate) active: watch::Sender<usize>,
-    hooks: Mutex<HashMap<String, Hook>>,
+    #[cfg(feature = "test-hooks")]
+    pub(crate) hooks: hooks::Hooks,
 }
 
 impl std::fmt::Debug for dyn Broker {
@@ -137,12 +151,6 @@ struct AddrState {
     refilled: Instant,
 }
 
-#[derive(Debug)]
-struct Hook {
-    kill: watch::Sender<u64>,
-    paused_until: Option<Instant>,
-}
-
 /// Now, Unix ms.
 pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
@@ -151,7 +159,7 @@ pub(crate) fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -172,8 +180,12 @@ impl Relay {
         if let Some(misfit) = config.backpressure_misfit() {
             tracing::warn!("{misfit}");
         }
+        let key = match &config.previous_secret {
+            Some(previous) => TokenKey::with_previous(&secret, previous),
+            None => TokenKey::new(&secret),
+        };
         Arc::new(Self {
-            key: TokenKey::new(&secret),
+            key,
             broker,
             flow: Arc::new(flow::Flow::new(config.flow_rule())),
             metrics: Arc::new(Metrics::new()),
@@ -181,13 +193,28 @@ impl Relay {
             conns: Mutex::default(),
             shutdown: watch::channel(false).0,
             active: watch::channel(0).0,
-            hooks: Mutex::default(),
+            #[cfg(feature = "test-hooks")]
+            hooks: hooks::Hooks::default(),
             config,
         })
     }
 
     pub(crate) fn is_shutting_down(&self) -> bool {
         *self.shutdown.borrow()
+    }
+
+    /// The key the per-address limits count `ip` under: IPv4 (also written as
+    /// an IPv4-mapped IPv6 address) as is, IPv6 cut to
+    /// [`Config::ipv6_prefix_len`] bits.
+    pub(crate) fn address_group(&self, ip: IpAddr) -> IpAddr {
+        match ip.to_canonical() {
+            IpAddr::V6(v6) => {
+                let bits = u32::from(self.config.ipv6_prefix_len.min(128));
+                let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+                IpAddr::V6((u128::from(v6) & mask).into())
+            }
+            v4 => v4,
+        }
     }
 
     /// Takes a creation token for `addr`, or says why not.
@@ -251,10 +278,8 @@ impl Relay {
         });
         drop(t);
         if !removed.is_empty() {
-            let mut h = lock(&self.hooks);
-            for id in &removed {
-                h.remove(id);
-            }
+            #[cfg(feature = "test-hooks")]
+            self.hooks.forget(&removed);
             tracing::debug!(count = removed.len(), "swept channels");
         }
     }
@@ -280,39 +305,23 @@ impl Relay {
 
     /// True while the test hook refuses subscriptions to `channel`.
     pub(crate) fn is_paused(&self, channel: &str) -> bool {
-        self.config.test_hooks
-            && lock(&self.hooks)
-                .get(channel)
-                .and_then(|h| h.paused_until)
-                .is_some_and(|t| Instant::now() < t)
+        #[cfg(feature = "test-hooks")]
+        if self.config.test_hooks {
+            return self.hooks.is_paused(channel);
+        }
+        let _ = channel;
+        false
     }
 
     /// The test hook's kill switch for a stream of `channel` (only with
-    /// `--test-hooks`; call it for existing channels only).
+    /// [`Config::test_hooks`]; call it for existing channels only).
     pub(crate) fn kill_switch(&self, channel: &str) -> Option<watch::Receiver<u64>> {
-        if !self.config.test_hooks {
-            return None;
+        #[cfg(feature = "test-hooks")]
+        if self.config.test_hooks {
+            return Some(self.hooks.kill_switch(channel));
         }
-        let mut h = lock(&self.hooks);
-        let hook = h.entry(channel.to_owned()).or_insert_with(|| Hook {
-            kill: watch::channel(0).0,
-            paused_until: None,
-        });
-        Some(hook.kill.subscribe())
-    }
-
-    /// Drops every stream of `channel` abruptly and pauses new ones; returns how
-    /// many were dropped.
-    pub(crate) fn disconnect(&self, channel: &str, pause_ms: u64) -> usize {
-        let mut h = lock(&self.hooks);
-        let hook = h.entry(channel.to_owned()).or_insert_with(|| Hook {
-            kill: watch::channel(0).0,
-            paused_until: None,
-        });
-        let n = hook.kill.receiver_count();
-        hook.kill.send_modify(|g| *g += 1);
-        hook.paused_until = Some(Instant::now() + std::time::Duration::from_millis(pause_ms));
-        n
+        let _ = channel;
+        None
     }
 }
 

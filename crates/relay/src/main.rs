@@ -16,8 +16,9 @@ struct Cli {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, env = "SSE_RELAY_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// Token signing key. When absent, a random key per process (tokens then do not
-    /// verify on other nodes or after a restart) and a warning.
+    /// Token signing key, at least 32 bytes (e.g. `openssl rand -base64 48`); shorter or
+    /// empty is refused. When absent, a random key per process (tokens then do not verify
+    /// on other nodes or after a restart) and a warning: for development only.
     #[arg(long, env = "SSE_RELAY_SECRET", hide_env_values = true)]
     secret: Option<String>,
     /// Origin allowed by CORS, e.g. https://app.example.com; repeatable; `*` allows any.
@@ -31,9 +32,8 @@ struct Cli {
         value_parser = sse_relay::config::normalize_origin
     )]
     allow_origin: Vec<String>,
-    /// Behind a reverse proxy: the request header with the client's address (e.g.
-    /// x-forwarded-for or x-real-ip; its last entry counts) for the per-address limits.
-    /// Default: none (the TCP peer address). Set it only if every request comes through the proxy.
+    /// With --trusted-proxy-hops: the request header the proxies append the client's address
+    /// to (e.g. x-real-ip). Default: x-forwarded-for.
     #[arg(long, env = "SSE_RELAY_CLIENT_IP_HEADER")]
     client_ip_header: Option<String>,
     /// Broker: `memory` (embedded, one node) or `redis://[user:password@]host:port[/db]`
@@ -45,7 +45,9 @@ struct Cli {
         hide_env_values = true
     )]
     broker: String,
-    /// Enable the /v1/test/... fault-injection routes (never in production).
+    /// Enable the /v1/test/... fault-injection routes (never in production; only builds with
+    /// the cargo feature `test-hooks` have this flag).
+    #[cfg(feature = "test-hooks")]
     #[arg(long, env = "SSE_RELAY_TEST_HOOKS")]
     test_hooks: bool,
     /// Heartbeat interval on every stream, in ms; at least 100.
@@ -131,6 +133,23 @@ struct Cli {
     /// Log level: error, warn, info, debug or trace. Logs go to stderr and never contain tokens.
     #[arg(long, env = "SSE_RELAY_LOG", default_value = "info")]
     log: tracing::Level,
+
+    // Hardening: key rotation, budgets and caps (docs/relay.md, "Limits and budgets").
+    /// Key rotation: the previous --secret, accepted to verify tokens (never to sign) while
+    /// those it signed are still in use; at least 32 bytes. Default: none.
+    #[arg(long, env = "SSE_RELAY_PREVIOUS_SECRET", hide_env_values = true)]
+    previous_secret: Option<String>,
+    /// Behind reverse proxies: how many of them append to --client-ip-header (a CDN and a
+    /// balancer: 2). The client's address for the per-address limits is that header's Nth
+    /// entry from the right; entries a client sends itself stay further left. Default 0: the
+    /// TCP peer address, the header is ignored. Only the proxies may reach the relay then.
+    #[arg(long, env = "SSE_RELAY_TRUSTED_PROXY_HOPS", default_value_t = 0)]
+    trusted_proxy_hops: usize,
+    /// Per-address limits count IPv6 clients by this prefix (a host usually holds a /64);
+    /// 128 counts every address alone.
+    #[arg(long, env = "SSE_RELAY_IPV6_PREFIX_LEN", default_value_t = 64,
+          value_parser = clap::value_parser!(u8).range(0..=128))]
+    ipv6_prefix_len: u8,
 }
 
 /// Lowest `--heartbeat-ms`: every heartbeat is a frame on every open stream,
@@ -155,6 +174,25 @@ const DATA_WRAPPER_BYTES: usize = r#"{"data":}"#.len();
 impl Cli {
     /// Checks between flags that clap cannot express; the error names them.
     fn check(&self) -> Result<(), String> {
+        // An empty key is never "no key": without this an empty SSE_RELAY_SECRET
+        // would read as a random development key, or as a zero-length one.
+        for (var, flag, value) in [
+            ("SSE_RELAY_SECRET", "--secret", &self.secret),
+            (
+                "SSE_RELAY_PREVIOUS_SECRET",
+                "--previous-secret",
+                &self.previous_secret,
+            ),
+        ] {
+            let empty_env = || std::env::var_os(var).is_some_and(|v| v.is_empty());
+            if value.as_deref().map_or_else(empty_env, str::is_empty) {
+                return Err(format!(
+                    "{flag} is empty ({var} may be set to \"\"): give a key of at least {} \
+                     bytes, or unset {var} for a random development key",
+                    sse_relay::config::MIN_SECRET_BYTES
+                ));
+            }
+        }
         let fits = self.max_body_bytes.saturating_sub(DATA_WRAPPER_BYTES);
         if self.max_message_bytes > fits {
             return Err(format!(
@@ -167,12 +205,18 @@ impl Cli {
         Ok(())
     }
 
-    fn into_config(self) -> Config {
+    fn config(&self) -> Config {
         Config {
-            secret: self.secret.map(String::into_bytes),
-            allow_origins: self.allow_origin,
-            client_ip_header: self.client_ip_header.map(|h| h.to_ascii_lowercase()),
+            secret: self.secret.clone().map(String::into_bytes),
+            allow_origins: self.allow_origin.clone(),
+            client_ip_header: self
+                .client_ip_header
+                .as_ref()
+                .map(|h| h.to_ascii_lowercase()),
+            #[cfg(feature = "test-hooks")]
             test_hooks: self.test_hooks,
+            #[cfg(not(feature = "test-hooks"))]
+            test_hooks: false,
             heartbeat_ms: self.heartbeat_ms,
             replay_buffer_events: self.replay_buffer_events,
             replay_buffer_bytes: self.replay_buffer_bytes,
@@ -194,6 +238,9 @@ impl Cli {
             body_read_timeout_ms: self.body_read_timeout_ms,
             cleanup_interval_ms: self.cleanup_interval_ms,
             shutdown_grace_ms: self.shutdown_grace_ms,
+            previous_secret: self.previous_secret.clone().map(String::into_bytes),
+            trusted_proxy_hops: self.trusted_proxy_hops,
+            ipv6_prefix_len: self.ipv6_prefix_len,
         }
     }
 }
@@ -225,7 +272,7 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    if let Err(msg) = cli.check() {
+    if let Err(msg) = cli.check().and_then(|()| cli.config().validate()) {
         use clap::CommandFactory as _;
         Cli::command()
             .error(clap::error::ErrorKind::ArgumentConflict, msg)
@@ -254,7 +301,7 @@ async fn main() -> std::process::ExitCode {
         }
     };
     let listen = cli.listen;
-    let config = cli.into_config();
+    let config = cli.config();
     let listener = match tokio::net::TcpListener::bind(listen).await {
         Ok(l) => l,
         Err(e) => {

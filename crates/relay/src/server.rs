@@ -22,7 +22,9 @@ use crate::{routes, Config, Relay};
 /// error frame (clients reconnect elsewhere), lets requests in flight finish
 /// for up to [`Config::shutdown_grace_ms`], and returns.
 ///
-/// Also runs the cleanup task (every [`Config::cleanup_interval_ms`]).
+/// Also runs the cleanup task (every [`Config::cleanup_interval_ms`]). Fails
+/// at once with [`std::io::ErrorKind::InvalidInput`] when [`Config::validate`]
+/// refuses `config`.
 pub async fn run(
     listener: TcpListener,
     config: Config,
@@ -39,6 +41,9 @@ pub async fn run_with_broker(
     broker: Arc<dyn Broker>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
+    config
+        .validate()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let relay = Relay::new(config, broker);
     let router = routes::router(relay.clone());
     let sweeper = tokio::spawn(sweep_loop(relay.clone()));

@@ -217,8 +217,22 @@ async fn admit(
         ));
     }
     let head = relay.broker.watch(id).await?;
+    let last_id = head.borrow().last_id;
     // Refuse an expired channel before `ready` (reads nothing: max 0).
-    relay.broker.read(id, after, 0, now_ms()).await?;
+    relay
+        .broker
+        .read(id, after.min(last_id), 0, now_ms())
+        .await?;
+    if after > last_id {
+        // Never published here: waiting would silently skip the events up to
+        // `after` once they are, and no id is ever this large by accident.
+        return Err(ApiError::owned(
+            ErrorCode::BadRequest,
+            format!(
+                "Last-Event-ID / lastEventId {after} is beyond the channel's newest event ({last_id})"
+            ),
+        ));
+    }
     // Test hooks: only for channels that exist, so the hook table stays bounded.
     let kill = relay.kill_switch(id);
     let guard = relay.open_stream(id)?;

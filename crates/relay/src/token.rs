@@ -66,10 +66,13 @@ impl TokenError {
     }
 }
 
-/// The HMAC key that signs and verifies tokens.
+/// The HMAC key that signs and verifies tokens, with an optional previous key
+/// that still verifies (key rotation: tokens signed before a rollover keep
+/// working until they expire).
 #[derive(Clone)]
 pub struct TokenKey {
     mac: HmacSha256,
+    previous: Option<HmacSha256>,
 }
 
 impl std::fmt::Debug for TokenKey {
@@ -86,11 +89,33 @@ struct Header<'a> {
 }
 
 impl TokenKey {
-    /// A key from secret bytes (any length).
+    /// A key from secret bytes (any length; the relay's configuration asks for
+    /// at least [`crate::config::MIN_SECRET_BYTES`]).
     pub fn new(secret: &[u8]) -> Self {
         Self {
-            // HMAC accepts keys of any length.
-            mac: HmacSha256::new_from_slice(secret).expect("HMAC takes any key length"),
+            mac: hmac_key(secret),
+            previous: None,
+        }
+    }
+
+    /// A key that signs with `secret` and verifies with `secret` or `previous`.
+    ///
+    /// ```
+    /// use sse_channel_protocol::{Claims, Scope};
+    /// use sse_relay::token::{TokenKey, TokenError};
+    /// let id = "0123456789abcdef0123456789abcdef";
+    /// let claims = Claims { sub: id.into(), scope: Scope::Publish, exp: 2_000_000_000 };
+    /// let old = TokenKey::new(b"old").sign(&claims);
+    /// let rotated = TokenKey::with_previous(b"new", b"old");
+    /// assert_eq!(rotated.verify(&old, id, Scope::Publish, 1), Ok(()));
+    /// // New tokens are signed with the new key only.
+    /// let new = rotated.sign(&claims);
+    /// assert_eq!(TokenKey::new(b"old").verify(&new, id, Scope::Publish, 1), Err(TokenError::BadSignature));
+    /// ```
+    pub fn with_previous(secret: &[u8], previous: &[u8]) -> Self {
+        Self {
+            mac: hmac_key(secret),
+            previous: Some(hmac_key(previous)),
         }
     }
 
@@ -147,10 +172,15 @@ impl TokenKey {
         let sig = URL_SAFE_NO_PAD
             .decode(s)
             .map_err(|_| TokenError::Malformed)?;
-        let mut mac = self.mac.clone();
-        mac.update(&token.as_bytes()[..h.len() + 1 + p.len()]);
-        mac.verify_slice(&sig)
-            .map_err(|_| TokenError::BadSignature)?;
+        let signed = &token.as_bytes()[..h.len() + 1 + p.len()];
+        let authentic = |key: &HmacSha256| {
+            let mut mac = key.clone();
+            mac.update(signed);
+            mac.verify_slice(&sig).is_ok()
+        };
+        if !authentic(&self.mac) && !self.previous.as_ref().is_some_and(authentic) {
+            return Err(TokenError::BadSignature);
+        }
         let header = URL_SAFE_NO_PAD
             .decode(h)
             .map_err(|_| TokenError::Malformed)?;
@@ -174,6 +204,10 @@ impl TokenKey {
         }
         Ok(())
     }
+}
+
+fn hmac_key(secret: &[u8]) -> HmacSha256 {
+    HmacSha256::new_from_slice(secret).expect("HMAC takes any key length")
 }
 
 #[cfg(test)]

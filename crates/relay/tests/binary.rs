@@ -9,6 +9,8 @@ use common::*;
 use serde_json::json;
 
 const BIN: &str = env!("CARGO_BIN_EXE_sse-relay");
+/// A `--secret` of the shortest accepted length (32 bytes).
+const SECRET_ARG: &str = "0123456789abcdef0123456789abcdef";
 
 #[test]
 fn help_documents_every_flag_with_its_default() {
@@ -18,6 +20,7 @@ fn help_documents_every_flag_with_its_default() {
     for flag in [
         "--listen",
         "--secret",
+        "--previous-secret",
         "--allow-origin",
         "--client-ip-header",
         "--broker",
@@ -119,11 +122,11 @@ async fn binary_prints_its_address_serves_and_stops_on_sigterm_without_logging_t
     );
 }
 
-/// Starts the binary on `127.0.0.1:0` with `--secret s`, `args` and `env`, stderr
+/// Starts the binary on `127.0.0.1:0` with a 32-byte `--secret`, `args` and `env`, stderr
 /// discarded, and returns it with its first stdout line (the address line).
 fn spawn_with_address(args: &[&str], env: &[(&str, &str)]) -> (std::process::Child, String) {
     let mut child = Command::new(BIN)
-        .args(["--listen", "127.0.0.1:0", "--secret", "s"])
+        .args(["--listen", "127.0.0.1:0", "--secret", SECRET_ARG])
         .args(args)
         .envs(env.iter().copied())
         .stdout(Stdio::piped())
@@ -357,4 +360,92 @@ fn max_message_bytes_that_cannot_fit_in_a_body_is_refused_at_start() {
     );
     assert!(err.contains("--max-message-bytes"), "{err}");
     starts(&["--max-body-bytes", "1000", "--max-message-bytes", "991"]);
+}
+
+#[test]
+fn weak_or_empty_secrets_are_refused_at_start_naming_the_flag() {
+    let short = &SECRET_ARG[..31];
+    let err = refused_at_start(&["--secret", short], &[]);
+    assert!(
+        err.contains("--secret must be at least 32 bytes (got 31)"),
+        "{err}"
+    );
+    let err = refused_at_start(&["--secret", "abc"], &[]);
+    assert!(err.contains("--secret"), "{err}");
+    // An empty variable is not "no secret": it names the flag and refuses.
+    let err = refused_at_start(&[], &[("SSE_RELAY_SECRET", "")]);
+    assert!(err.contains("--secret is empty"), "{err}");
+    let err = refused_at_start(&[], &[("SSE_RELAY_SECRET", "short")]);
+    assert!(err.contains("--secret must be at least 32 bytes"), "{err}");
+    // The previous key: as strong, and only beside a signing key.
+    let err = refused_at_start(&["--secret", SECRET_ARG, "--previous-secret", short], &[]);
+    assert!(
+        err.contains("--previous-secret must be at least 32"),
+        "{err}"
+    );
+    let err = refused_at_start(
+        &["--previous-secret", SECRET_ARG],
+        &[("SSE_RELAY_SECRET", "")],
+    );
+    assert!(err.contains("--secret is empty"), "{err}");
+    let out = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0", "--previous-secret", SECRET_ARG])
+        .env_remove("SSE_RELAY_SECRET")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--previous-secret needs --secret"), "{err}");
+    starts(&["--previous-secret", "fedcba9876543210fedcba9876543210"]);
+}
+
+#[tokio::test]
+async fn a_panic_in_one_request_leaves_the_process_and_its_streams_running() {
+    let (child, line) = spawn_with_address(&["--test-hooks"], &[]);
+    let _child = KillOnDrop(child);
+    let addr = line
+        .trim_end()
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+    let relay = TestRelay::remote(addr.parse().unwrap());
+    let ch = relay.create().await;
+    let mut sub = relay.live(T::Sse, &ch, "").await;
+    for _ in 0..3 {
+        let r = relay.post("/v1/test/panic", &[], "").await;
+        assert_eq!((r.status, r.code().as_str()), (500, "INTERNAL"));
+    }
+    assert_eq!(relay.get("/healthz").await.status, 200);
+    relay.publish(&ch, r#"{"data":"after"}"#).await;
+    sub.expect_message(1, json!("after")).await;
+    let metrics = relay.get("/metrics").await.body;
+    assert!(
+        metrics.contains("sse_relay_errors_total{code=\"INTERNAL\"} 3"),
+        "{metrics}"
+    );
+}
+
+/// Tests run the debug profile, which always unwinds: this keeps the release
+/// profile (what `cargo build --release -p sse-relay` ships) from going back to
+/// `panic = "abort"`, under which the panic above would end the process.
+#[test]
+fn the_release_profile_unwinds_and_the_wasm_profile_stays_small() {
+    let manifest =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.toml")).unwrap();
+    let section = |name: &str| -> Vec<String> {
+        manifest
+            .split("\n[")
+            .find(|s| s.starts_with(&format!("{name}]")))
+            .unwrap_or_else(|| panic!("no [{name}] in the workspace Cargo.toml"))
+            .lines()
+            .map(|l| l.replace(' ', ""))
+            .collect()
+    };
+    let release = section("profile.release");
+    assert!(
+        release.contains(&"panic=\"unwind\"".to_owned()),
+        "{release:?}"
+    );
+    assert!(release.contains(&"opt-level=3".to_owned()), "{release:?}");
+    let wasm = section("profile.wasm-release");
+    assert!(wasm.contains(&"opt-level=\"z\"".to_owned()), "{wasm:?}");
 }

@@ -293,49 +293,96 @@ async fn body_read_timeout_refuses_slow_bodies() {
     assert!(text.contains("BAD_REQUEST"), "{text}");
 }
 
+/// Creates a channel with these `X-Forwarded-For` lines; the status.
+async fn create_via(relay: &TestRelay, xff: &[&str]) -> u16 {
+    let headers: Vec<(&str, &str)> = xff.iter().map(|v| ("x-forwarded-for", *v)).collect();
+    relay.post("/v1/channels", &headers, "").await.status
+}
+
 #[tokio::test]
-async fn per_address_limits_behind_a_proxy_use_the_configured_header() {
+async fn per_address_limits_behind_proxies_take_the_nth_entry_from_the_right() {
+    // One balancer: the client is the entry it appended, the last one.
     let relay = start(Config {
         channels_per_address: 1,
+        trusted_proxy_hops: 1,
+        ..config()
+    })
+    .await;
+    assert_eq!(create_via(&relay, &["203.0.113.7, 10.0.0.1"]).await, 201);
+    // Entries a client writes itself stay to the left: no escape from its bucket.
+    assert_eq!(create_via(&relay, &["198.51.100.1, 10.0.0.1"]).await, 429);
+    assert_eq!(
+        create_via(&relay, &["10.0.0.9, 10.0.0.1", "10.0.0.2"]).await,
+        201
+    );
+    assert_eq!(create_via(&relay, &["10.0.0.1", "10.0.0.2"]).await, 429);
+    // Without the header: the TCP peer address, a third client.
+    assert_eq!(relay.post("/v1/channels", &[], "").await.status, 201);
+
+    // A CDN and a balancer: the client is the second entry from the right (the
+    // balancer appended the CDN's address, the CDN the client's).
+    let relay = start(Config {
+        channels_per_address: 1,
+        trusted_proxy_hops: 2,
         client_ip_header: Some("x-forwarded-for".into()),
         ..config()
     })
     .await;
-    let create = |xff: &'static str| {
-        let relay = &relay;
-        async move {
-            relay
-                .post("/v1/channels", &[("x-forwarded-for", xff)], "")
-                .await
-                .status
-        }
-    };
-    assert_eq!(create("203.0.113.7, 10.0.0.1").await, 201);
-    // The last entry is the client: same client, limit reached.
-    assert_eq!(create("198.51.100.1, 10.0.0.1").await, 429);
-    assert_eq!(create("10.0.0.2").await, 201);
-    // Without the header: the TCP peer address, a third client.
-    assert_eq!(relay.post("/v1/channels", &[], "").await.status, 201);
-    // Without the setting, the header is ignored.
+    assert_eq!(create_via(&relay, &["203.0.113.7, 192.0.2.1"]).await, 201);
+    assert_eq!(create_via(&relay, &["203.0.113.8, 192.0.2.1"]).await, 201);
+    assert_eq!(
+        create_via(&relay, &["1.1.1.1, 203.0.113.7, 192.0.2.1"]).await,
+        429
+    );
+
+    // Without proxies (the default) the header is ignored: a direct client
+    // cannot pick its address.
     let plain = start(Config {
         channels_per_address: 1,
         ..config()
     })
     .await;
+    assert_eq!(create_via(&plain, &["10.0.0.3"]).await, 201);
+    assert_eq!(create_via(&plain, &["10.0.0.4"]).await, 429);
+}
+
+#[tokio::test]
+async fn ipv6_clients_of_one_prefix_share_one_bucket() {
+    let relay = start(Config {
+        channels_per_address: 2,
+        trusted_proxy_hops: 1,
+        ..config()
+    })
+    .await;
+    // Three addresses of 2001:db8:1:2::/64: one client for the limits.
+    assert_eq!(create_via(&relay, &["2001:db8:1:2::1"]).await, 201);
     assert_eq!(
-        plain
-            .post("/v1/channels", &[("x-forwarded-for", "10.0.0.3")], "")
-            .await
-            .status,
+        create_via(&relay, &["2001:db8:1:2:ffff:ffff:ffff:fffe"]).await,
         201
     );
-    assert_eq!(
-        plain
-            .post("/v1/channels", &[("x-forwarded-for", "10.0.0.4")], "")
-            .await
-            .status,
-        429
-    );
+    let r = relay
+        .post(
+            "/v1/channels",
+            &[("x-forwarded-for", "2001:db8:1:2:abcd::7")],
+            "",
+        )
+        .await;
+    assert_eq!((r.status, r.code().as_str()), (429, "RATE_LIMITED"));
+    // The next /64 is another client.
+    assert_eq!(create_via(&relay, &["2001:db8:1:3::1"]).await, 201);
+
+    // --ipv6-prefix-len 128: every address alone.
+    let exact = start(Config {
+        channels_per_address: 1,
+        trusted_proxy_hops: 1,
+        ipv6_prefix_len: 128,
+        ..config()
+    })
+    .await;
+    for ip in ["2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2::3"] {
+        assert_eq!(create_via(&exact, &[ip]).await, 201, "{ip}");
+    }
+    assert_eq!(create_via(&exact, &["2001:db8:1:2::3"]).await, 429);
 }
 
 #[tokio::test]

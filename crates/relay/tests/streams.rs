@@ -372,6 +372,29 @@ async fn test_hook_drops_streams_and_pauses_subscriptions() {
     tokio::time::sleep(std::time::Duration::from_millis(450)).await;
     let mut sub = relay.live(T::Sse, &ch, "lastEventId=1").await;
     sub.expect_message(2, json!(2)).await;
+    // Bounded inputs: a pause of at most a minute, channels that exist.
+    for q in [
+        "pauseMs=60001",
+        "pauseMs=18446744073709551615",
+        "pauseMs=-1",
+    ] {
+        let r = relay
+            .post(
+                &format!("/v1/test/channels/{}/disconnect?{q}", ch.id),
+                &[],
+                "",
+            )
+            .await;
+        assert_eq!((r.status, r.code().as_str()), (400, "BAD_REQUEST"), "{q}");
+    }
+    let r = relay
+        .post(
+            &format!("/v1/test/channels/{UNKNOWN_ID}/disconnect"),
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!((r.status, r.code().as_str()), (404, "CHANNEL_NOT_FOUND"));
     // Without --test-hooks the route does not exist.
     let plain = start(config()).await;
     let r = plain

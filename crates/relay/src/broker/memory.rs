@@ -176,18 +176,20 @@ impl MemoryBroker {
         let head = *ch.head.borrow();
         let mut lost = None;
         let mut events = Vec::new();
+        // `after` may be anything a client sent (up to u64::MAX).
+        let next = after.saturating_add(1);
         if let Some(first) = st.events.front().map(|e| e.id) {
-            if after + 1 < first {
+            if next < first {
                 lost = Some(LostRange {
-                    from: after + 1,
+                    from: next,
                     to: first - 1,
                 });
             }
-            let skip = usize::try_from((after + 1).saturating_sub(first)).unwrap_or(usize::MAX);
+            let skip = usize::try_from(next.saturating_sub(first)).unwrap_or(usize::MAX);
             events.extend(st.events.iter().skip(skip).take(max).cloned());
         } else if st.last_id > after {
             lost = Some(LostRange {
-                from: after + 1,
+                from: next,
                 to: st.last_id,
             });
         }
@@ -378,6 +380,8 @@ mod tests {
         assert_eq!(ids(&b.read_now(ID, 0, 2, 0).unwrap()), [1, 2]);
         assert!(b.read_now(ID, 3, 10, 0).unwrap().events.is_empty());
         assert!(b.read_now(ID, 99, 10, 0).unwrap().events.is_empty());
+        let r = b.read_now(ID, u64::MAX, 10, 0).unwrap();
+        assert!(r.events.is_empty() && r.lost.is_none());
     }
 
     #[test]

@@ -23,7 +23,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 pub mod redis_server;
 
-pub const SECRET: &[u8] = b"test-secret";
+pub const SECRET: &[u8] = b"test-secret-of-at-least-32-bytes!!";
 /// Upper bound for any single wait in a test.
 pub const WAIT: Duration = Duration::from_secs(5);
 
@@ -46,12 +46,26 @@ pub fn config() -> Config {
 }
 
 pub async fn start(config: Config) -> TestRelay {
+    let broker = sse_relay::memory_broker(&config);
+    start_with_broker(config, broker).await
+}
+
+/// A relay over a given broker (e.g. one another relay shares).
+pub async fn start_with_broker(
+    config: Config,
+    broker: std::sync::Arc<dyn sse_relay::broker::Broker>,
+) -> TestRelay {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(sse_relay::run(listener, config, async {
-        let _ = rx.await;
-    }));
+    let task = tokio::spawn(sse_relay::run_with_broker(
+        listener,
+        config,
+        broker,
+        async {
+            let _ = rx.await;
+        },
+    ));
     TestRelay {
         addr,
         stop: Some(tx),
