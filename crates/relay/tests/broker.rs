@@ -366,12 +366,15 @@ async fn end_refuses_more_and_wakes_watchers_on_every_node(be: &impl Backend) {
     assert_eq!(r.head.phase, Phase::Ended);
     assert_eq!(r.events[0].kind, EventKind::End);
     assert_eq!(r.events[0].data.as_ref(), "{\"done\":true}");
-    // Ended channels are kept for the retention, then go by themselves.
+    // Ended channels are kept for the retention, then go by themselves,
+    // and their watches close.
     let (a, id) = (&*a, &id);
     eventually(a, || async move {
         a.read(id, 0, 10, now()).await.err() == Some(BrokerError::NotFound)
     })
     .await;
+    let rx = &rx;
+    eventually(a, || async move { rx.has_changed().is_err() }).await;
 }
 
 async fn ended_channels_outlive_their_expiry_for_the_retention(be: &impl Backend) {
@@ -519,6 +522,47 @@ async fn unknown_and_malformed_ids_address_nothing(be: &impl Backend) {
     assert_eq!(r.events[1].data.as_ref(), "\"x\"");
 }
 
+async fn readers_of_a_watched_channel_get_what_unwatched_reads_get(be: &impl Backend) {
+    let l = Limits {
+        replay_events: 5,
+        ..LIMITS
+    };
+    let a = be.broker(l).await;
+    let b = be.broker(l).await;
+    let id = create(&*a, now() + HOUR).await;
+    let mut rx = a.watch(&id).await.unwrap();
+    for round in 0..4u64 {
+        append(&*b, &id, EventKind::Message, &["1", "2", "3"], None)
+            .await
+            .unwrap();
+        let last = 3 * round + 3;
+        wait_head(&mut rx, |h| h.last_id == last).await;
+        // Every cursor at once, as readers woken together would ask.
+        for max in [10, 2] {
+            let reads = (0..=last + 1).map(|after| a.read(&id, after, max, now()));
+            let got = futures_util::future::join_all(reads).await;
+            let first_kept = last.saturating_sub(4).max(1);
+            for (after, r) in (0..=last + 1).zip(got) {
+                let r = r.unwrap();
+                let from = (after + 1).max(first_kept);
+                let want: Vec<EventId> = (from..=last).take(max).collect();
+                assert_eq!(ids(&r), want, "after {after}, max {max}");
+                let want_lost = (after + 1 < first_kept).then_some((after + 1, first_kept - 1));
+                assert_eq!(lost(&r), want_lost, "after {after}");
+                assert_eq!(r.head.last_id, last);
+                let unwatched = read(&*b, &id, after, max).await;
+                assert_eq!((ids(&unwatched), lost(&unwatched)), (want, want_lost));
+            }
+        }
+    }
+    append(&*b, &id, EventKind::End, &["null"], None)
+        .await
+        .unwrap();
+    wait_head(&mut rx, |h| h.phase == Phase::Ended).await;
+    let r = read(&*a, &id, 12, 10).await;
+    assert_eq!((ids(&r), r.head.phase), (vec![13], Phase::Ended));
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -552,4 +596,5 @@ conformance!(
     sweep_releases_expired_and_ended_channels,
     channel_limit_holds_across_nodes,
     unknown_and_malformed_ids_address_nothing,
+    readers_of_a_watched_channel_get_what_unwatched_reads_get,
 );

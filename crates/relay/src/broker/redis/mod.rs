@@ -122,6 +122,100 @@ struct Inner {
 struct Local {
     head: watch::Sender<Head>,
     expires_at_ms: u64,
+    /// When Redis drops the channel's keys: the watch closes then, as the
+    /// in-memory broker's does when it removes the channel.
+    gone_at_ms: u64,
+    /// The channel's newest events as this node last read them.
+    recent: Arc<tokio::sync::Mutex<Recent>>,
+}
+
+/// Events most recently read from Redis for the readers of one channel on
+/// this node. When a notification wakes N readers, the first one reads the
+/// new events from Redis and the others take them from here: one Redis call
+/// per event and node rather than per reader, and each event's frames are
+/// built once per node and shared, as with the in-memory broker.
+#[derive(Default)]
+struct Recent {
+    /// Consecutive ids.
+    events: std::collections::VecDeque<Arc<Event>>,
+    bytes: usize,
+    /// The head at the last read from Redis.
+    head: Option<Head>,
+}
+
+/// Most events kept in a [`Recent`].
+const RECENT_EVENTS: usize = 512;
+/// Most payload bytes kept in a [`Recent`] (the newest event is always kept).
+const RECENT_BYTES: usize = 512 * 1024;
+
+impl Recent {
+    /// The answer to a read after `after`, if what is held answers it: it
+    /// reaches `after + 1` and holds everything up to `known`, the newest head
+    /// the node has heard of.
+    fn serve(&self, after: EventId, max: usize, known: Head) -> Option<ReadBatch> {
+        let held = self.head?;
+        let first = self.events.front()?.id;
+        let last = self.events.back()?.id;
+        if first > after + 1 || last < known.last_id || last < held.last_id {
+            return None;
+        }
+        let ended = held.phase == Phase::Ended || known.phase == Phase::Ended;
+        Some(ReadBatch {
+            lost: None,
+            events: self
+                .events
+                .iter()
+                .filter(|e| e.id > after)
+                .take(max)
+                .cloned()
+                .collect(),
+            head: Head {
+                last_id: last,
+                phase: if ended { Phase::Ended } else { Phase::Open },
+            },
+        })
+    }
+
+    /// Keeps what a read from Redis returned, within `max_events` and
+    /// `max_bytes` (the replay buffer's bounds, so that what is kept here is
+    /// still in Redis's buffer and `MESSAGES_LOST` answers as without it).
+    fn keep(&mut self, batch: &ReadBatch, max_events: usize, max_bytes: usize) {
+        if self.head.is_none_or(|h| h.last_id <= batch.head.last_id) {
+            self.head = Some(batch.head);
+        }
+        let Some(first) = batch.events.first().map(|e| e.id) else {
+            return;
+        };
+        let joins = self
+            .events
+            .front()
+            .zip(self.events.back())
+            .is_some_and(|(f, l)| f.id <= first && first <= l.id + 1);
+        if !joins {
+            if self
+                .events
+                .front()
+                .is_some_and(|f| batch.events.last().is_some_and(|l| l.id < f.id))
+            {
+                // A reader far behind: keep the newer events for the others.
+                return;
+            }
+            self.events.clear();
+            self.bytes = 0;
+        }
+        let last = self.events.back().map_or(0, |e| e.id);
+        for e in batch.events.iter().filter(|e| e.id > last) {
+            self.bytes += e.data.len();
+            self.events.push_back(e.clone());
+        }
+        let max_events = max_events.min(RECENT_EVENTS);
+        let max_bytes = max_bytes.min(RECENT_BYTES);
+        while self.events.len() > 1 && (self.events.len() > max_events || self.bytes > max_bytes) {
+            if let Some(old) = self.events.pop_front() {
+                self.bytes -= old.data.len();
+            }
+        }
+    }
 }
 
 struct Scripts {
@@ -295,7 +389,10 @@ impl Inner {
                 *at = crate::now_ms().saturating_add(self.limits.ended_retention_ms);
             }
         }
-        if let Some(l) = lock(&self.local).get(id) {
+        if let Some(l) = lock(&self.local).get_mut(id) {
+            if ended {
+                l.gone_at_ms = crate::now_ms().saturating_add(self.limits.ended_retention_ms);
+            }
             l.head.send_if_modified(|h| {
                 if last < h.last_id && !ended {
                     return false;
@@ -421,17 +518,42 @@ impl Inner {
         max: usize,
         now_ms: u64,
     ) -> Result<ReadBatch, BrokerError> {
-        self.read_at(id, after, max, now_ms).await.map(|(b, _)| b)
+        // A check (max 0, at admission) always asks Redis whether the
+        // channel is still there.
+        let local = (max > 0)
+            .then(|| {
+                lock(&self.local)
+                    .get(id)
+                    .filter(|l| now_ms < l.gone_at_ms)
+                    .map(|l| (l.recent.clone(), *l.head.borrow(), l.expires_at_ms))
+            })
+            .flatten();
+        let Some((recent, known, expires_at_ms)) = local else {
+            return self.read_at(id, after, max, now_ms).await.map(|(b, _)| b);
+        };
+        let mut recent = recent.lock().await;
+        if let Some(batch) = recent.serve(after, max, known) {
+            if batch.head.phase != Phase::Ended && now_ms >= expires_at_ms {
+                return Err(BrokerError::Expired);
+            }
+            return Ok(batch);
+        }
+        let (batch, meta) = self.read_at(id, after, max, now_ms).await?;
+        if let Some(l) = lock(&self.local).get_mut(id) {
+            l.gone_at_ms = meta.gone_at_ms;
+        }
+        recent.keep(&batch, self.limits.replay_events, self.limits.replay_bytes);
+        Ok(batch)
     }
 
-    /// [`Inner::read`], with the channel's expiry time.
+    /// [`Inner::read`], with the channel's times.
     async fn read_at(
         &self,
         id: &str,
         after: EventId,
         max: usize,
         now_ms: u64,
-    ) -> Result<(ReadBatch, u64), BrokerError> {
+    ) -> Result<(ReadBatch, Meta), BrokerError> {
         if !is_channel_id(id) {
             return Err(BrokerError::NotFound);
         }
@@ -453,7 +575,8 @@ impl Inner {
             return Err(status_error(out.first().map(String::as_str)));
         }
         let last_id = parse_id(out.get(1))?;
-        let ended = out.get(2).map(String::as_str) == Some("1");
+        let ended_at_ms = out.get(2).and_then(|s| s.parse::<u64>().ok());
+        let ended = ended_at_ms.is_some();
         let expires_at_ms = parse_id(out.get(3))?;
         let first = stream_id(out.get(4).ok_or_else(malformed)?)?;
         let head = Head {
@@ -480,7 +603,16 @@ impl Inner {
                 to: last_id,
             })
         };
-        Ok((ReadBatch { lost, events, head }, expires_at_ms))
+        let meta = Meta {
+            expires_at_ms,
+            gone_at_ms: match ended_at_ms {
+                Some(at) => at.saturating_add(self.limits.ended_retention_ms),
+                None => {
+                    tokens_expire_ms(expires_at_ms).saturating_add(self.limits.ended_retention_ms)
+                }
+            },
+        };
+        Ok((ReadBatch { lost, events, head }, meta))
     }
 
     async fn watch(&self, id: &str) -> Result<watch::Receiver<Head>, BrokerError> {
@@ -489,11 +621,13 @@ impl Inner {
         }
         // Registered after this read: a notification in between is not lost,
         // because a subscriber reads once before it first waits.
-        let (batch, expires_at_ms) = self.read_at(id, 0, 0, 0).await?;
+        let (batch, meta) = self.read_at(id, 0, 0, 0).await?;
         let mut local = lock(&self.local);
         let l = local.entry(id.to_owned()).or_insert_with(|| Local {
             head: watch::channel(batch.head).0,
-            expires_at_ms,
+            expires_at_ms: meta.expires_at_ms,
+            gone_at_ms: meta.gone_at_ms,
+            recent: Arc::default(),
         });
         Ok(l.head.subscribe())
     }
@@ -501,7 +635,7 @@ impl Inner {
     async fn sweep(&self, now_ms: u64) -> Vec<String> {
         let mut released = Vec::new();
         lock(&self.local).retain(|id, l| {
-            if l.head.receiver_count() == 0 {
+            if l.head.receiver_count() == 0 || now_ms >= l.gone_at_ms {
                 return false;
             }
             let h = *l.head.borrow();
@@ -537,6 +671,14 @@ impl Inner {
         }
         released
     }
+}
+
+/// A channel's times, as a read found them.
+struct Meta {
+    expires_at_ms: u64,
+    /// When its keys go (the end of the retention after `end`, or of the
+    /// tombstone after expiry).
+    gone_at_ms: u64,
 }
 
 fn malformed() -> BrokerError {
