@@ -1,0 +1,79 @@
+// A rolling restart under load (issue 9): the packed package in Chromium and its Node writer talk
+// to a small load balancer in front of two relay nodes sharing one Redis (--broker redis://…). The
+// page's stream sits on node A; while the writer streams 2,000 messages through the balancer, A
+// gets SIGTERM. Its stream ends with SHUTTING_DOWN, the SDK reconnects through the balancer to B
+// with its last event id, and the page must get all 2,000 messages once, in order, then `end` and
+// `close`, with no `error` event; A must drain and exit 0. Over both transports.
+// NODES_MESSAGES=N changes the count.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { OUT, ROOT, TRANSPORTS, freshProject, launchBrowser, log, runWriter, serveStatic } from './lib/harness.mjs';
+import { startBalancer, startNode, startRedis } from './lib/nodes.mjs';
+
+const N = Number(process.env.NODES_MESSAGES || 2000);
+const only = (process.env.E2E_ONLY || '').split(',').filter(Boolean);
+
+describe('several relay nodes: SIGTERM of the reader\'s node mid-stream', { skip: only.length > 0 && !only.includes('nodes') }, () => {
+  let browser;
+  let dir;
+  let server;
+  let redis;
+  before(async () => {
+    browser = await launchBrowser();
+    dir = freshProject('nodes', join(ROOT, 'tests/e2e/plain'));
+    server = await serveStatic(dir);
+    redis = await startRedis();
+  });
+  after(async () => {
+    await server?.close();
+    await browser?.close();
+    redis?.stop();
+  });
+
+  for (const transport of TRANSPORTS) {
+    test(`${transport}: ${N} messages through a balancer, the reader's node restarted: all once, in order`, { timeout: 180_000 }, async () => {
+      const a = await startNode(redis.url);
+      const b = await startNode(redis.url);
+      const balancer = await startBalancer([a, b]);
+      const context = await browser.newContext();
+      const problems = [];
+      try {
+        const page = await context.newPage();
+        page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+        await page.goto(`${server.url}/flow.html`, { timeout: 60_000 });
+        await page.waitForFunction(() => window.__flow, null, { timeout: 60_000 });
+        const descriptor = await page.evaluate(([r, t]) => window.__flow.start(r, t, 0), [balancer.url, transport]);
+        const writer = runWriter(dir, 'cjs', descriptor, balancer.url, N, { script: 'nodes-writer.cjs', timeoutMs: 150_000 });
+        // Mid-stream: the page has some of it, the writer is still writing.
+        await page.waitForFunction((n) => window.__flow.got().received >= n, N / 5, { timeout: 60_000, polling: 20 });
+        const before = await page.evaluate(() => window.__flow.got().received);
+        a.child.kill('SIGTERM');
+        const wrote = await writer;
+        assert.equal(wrote.ok, true, JSON.stringify(wrote));
+        await page
+          .waitForFunction(() => window.__flow.got().events.includes('close'), null, { timeout: 120_000, polling: 100 })
+          .catch(async () => {
+            const got = await page.evaluate(() => window.__flow.got());
+            throw new Error(`${transport}: no close; got ${JSON.stringify(got).slice(0, 2000)}`);
+          });
+        const got = await page.evaluate(() => window.__flow.got());
+        await page.screenshot({ path: join(OUT, `nodes-${transport}.png`) });
+        assert.ok(before < N, `SIGTERM came mid-stream (${before} of ${N} received)`);
+        assert.deepEqual(got.errors, [], `${transport}: no error event`);
+        assert.equal(got.misordered, null, `${transport}: every message in order, none skipped or repeated`);
+        assert.equal(got.received, N, `${transport}: every message exactly once`);
+        assert.deepEqual(got.end, { done: true, n: N });
+        assert.deepEqual(got.events, ['open', 'end', 'close']);
+        assert.deepEqual(problems, []);
+        assert.equal(await a.exited, 0, `node A drained and exited 0: ${a.stderr()}`);
+        log(`[nodes-${transport}] ok: ${N} messages, node A stopped after ${before}; writer ${wrote.ms} ms`);
+      } finally {
+        await context.close();
+        await balancer.close();
+        a.child.kill('SIGKILL');
+        b.child.kill('SIGKILL');
+      }
+    });
+  }
+});
