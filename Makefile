@@ -57,7 +57,7 @@ test-uniapp: pkg
 test-node: setup
 	bash scripts/test-node.sh
 
-# ---- browser tests of the SDK (wasm-bindgen-test, headless Chromium, real relays) (owner: sdk) ----
+# ---- browser tests of the SDK (wasm-bindgen-test, headless Chromium and Firefox, real relays) (owner: sdk) ----
 .PHONY: test-wasm
 test-wasm: setup
 	bash scripts/test-wasm.sh

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything `make demo` and `make test` need, idempotently: fast when all is there.
 #   wasm32 target, wasm-bindgen CLI (the exact version of the crate), Chromium + ChromeDriver,
-#   Redis, and the Node tools in ./node_modules (playwright-core, binaryen's wasm-opt, esbuild).
+#   Firefox ESR + geckodriver, Redis, and the Node tools in ./node_modules (playwright-core, binaryen's wasm-opt, esbuild).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +22,7 @@ fi
 
 need_apt=()
 command -v chromium >/dev/null || need_apt+=(chromium)
+command -v firefox-esr >/dev/null || need_apt+=(firefox-esr)
 command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 command -v redis-server >/dev/null || need_apt+=(redis-server)
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -29,6 +30,13 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+# Firefox's WebDriver, for the browser tests in a second engine (about 4 minutes on 2 cores).
+want_gd=0.37.1
+if [ "$(geckodriver --version 2>/dev/null | awk 'NR==1 {print $2}')" != "$want_gd" ]; then
+  log "installing geckodriver $want_gd (about 4 minutes)"
+  cargo install geckodriver --version "$want_gd"
 fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Browser tests of the SDK (tests/browser.rs, wasm-bindgen-test in headless Chromium) against a real
+# Browser tests of the SDK (tests/browser.rs, wasm-bindgen-test in headless Chromium and Firefox) against a real
 # sse-relay on 127.0.0.1 (port 0), plus a "black hole" TCP listener that accepts and never answers
 # (for OPEN_TIMEOUT). Every scenario runs over both transports.
-#   BENCH=1           run the delivery benchmark (tests/browser_bench.rs) instead of the tests
+#   SSE_TEST_BROWSERS the engines to run the suite in (default "chromium firefox")
+#   BENCH=1           run the delivery benchmark (tests/browser_bench.rs, Chromium) instead of the tests
 #   SSE_RELAY_BIN     use this relay binary (default: <target dir>/debug/sse-relay, built here;
 #                     release/sse-relay with BENCH=1)
 #   CARGO_TARGET_DIR  cargo's target dir (default target/)
@@ -14,8 +15,9 @@ log() { printf '[test-wasm] %s\n' "$*" >&2; }
 
 if [ -n "${BENCH:-}" ]; then ensure_relay_bin release; else ensure_relay_bin; fi
 
-# 1 s heartbeats so the heartbeat watchdog is exercised within a test's time.
-start_relay --allow-origin '*' --test-hooks --heartbeat-ms 1000
+# 1 s heartbeats so the heartbeat watchdog is exercised within a test's time; no per-address channel
+# limits (the suite creates a few hundred channels per browser).
+start_relay --allow-origin '*' --test-hooks --heartbeat-ms 1000 --channels-per-address 100000 --create-rate-per-sec 100000 --create-burst 100000
 MAIN_URL="$RELAY_URL"
 # A second relay with a small replay buffer, so a test can outrun it (MESSAGES_LOST), and that
 # forgets ended channels at once, so a client that missed `end` meets CHANNEL_NOT_FOUND.
@@ -38,51 +40,16 @@ for _ in $(seq 1 50); do [ -s "$hole_log" ] && break; sleep 0.1; done
 HOLE_URL="http://127.0.0.1:$(head -n1 "$hole_log")"
 log "black hole at $HOLE_URL"
 
-# A proxy in front of the main relay, by path prefix:
-#   /no-ws/…      forwards HTTP but refuses WebSocket upgrades (as some corporate proxies do):
-#                 `transport: 'auto'` must fall back to EventSource through it;
-#   /bad-token/…  forwards HTTP and upgrades with every `token=` query value altered, so the real
-#                 relay refuses the subscription in band with UNAUTHORIZED.
+# A proxy in front of the main relay that injects faults by path prefix (tests/support/fault-proxy.cjs):
+# refused or hanging or silent WebSocket upgrades, altered tokens, cut or refused channel creations,
+# streams that drop right after `ready`.
 proxy_log=$(mktemp -t sse-proxy.XXXXXX)
-node -e '
-  const http = require("http"); const net = require("net"); const target = new URL(process.argv[1]);
-  const route = (url) => {
-    for (const p of ["/no-ws", "/bad-token"]) {
-      if (url.startsWith(p + "/")) {
-        let rest = url.slice(p.length);
-        if (p === "/bad-token") rest = rest.replace(/([?&]token=)([^&]*)/, (_, k, v) => k + "x" + v);
-        return [p, rest];
-      }
-    }
-    return [null, url];
-  };
-  const s = http.createServer((req, res) => {
-    const [, path] = route(req.url);
-    const up = http.request({ host: target.hostname, port: target.port, method: req.method,
-      path, headers: req.headers }, (r) => { res.writeHead(r.statusCode, r.headers); r.pipe(res); });
-    up.on("error", () => res.destroy());
-    res.on("close", () => up.destroy());
-    req.pipe(up);
-  });
-  s.on("upgrade", (req, socket, head) => {
-    const [prefix, path] = route(req.url);
-    if (prefix !== "/bad-token") return socket.destroy();
-    const up = net.connect(Number(target.port), target.hostname, () => {
-      let text = req.method + " " + path + " HTTP/1.1\r\n";
-      for (let i = 0; i < req.rawHeaders.length; i += 2) text += req.rawHeaders[i] + ": " + req.rawHeaders[i + 1] + "\r\n";
-      up.write(text + "\r\n"); up.write(head); up.pipe(socket); socket.pipe(up);
-    });
-    up.on("error", () => socket.destroy()); socket.on("error", () => up.destroy());
-  });
-  s.listen(0, "127.0.0.1", () => console.log(s.address().port));
-  setTimeout(() => process.exit(0), 15 * 60 * 1000).unref();
-  process.on("SIGTERM", () => process.exit(0));
-' "$MAIN_URL" >"$proxy_log" &
+node tests/support/fault-proxy.cjs "$MAIN_URL" >"$proxy_log" &
 PROXY_PID=$!
 trap 'kill $HOLE_PID $PROXY_PID 2>/dev/null; rm -f "$hole_log" "$proxy_log"; stop_relays' EXIT
 for _ in $(seq 1 50); do [ -s "$proxy_log" ] && break; sleep 0.1; done
 PROXY_URL="http://127.0.0.1:$(head -n1 "$proxy_log")"
-log "proxy (/no-ws, /bad-token) at $PROXY_URL"
+log "fault proxy at $PROXY_URL"
 
 export SSE_RELAY_URL="$MAIN_URL" SSE_PROXY_URL="$PROXY_URL" SSE_SMALL_RELAY_URL="$SMALL_URL" SSE_BLACKHOLE_URL="$HOLE_URL"
 export WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-400}"
@@ -129,8 +96,24 @@ if [ -n "${BENCH:-}" ]; then
   export SSE_PUBLISHER_URL="http://127.0.0.1:$(head -n1 "$pub_log")"
   # tests/browser_bench.rs: prints delivery numbers (the package's wasm-release profile); asserts
   # nothing about time.
-  cargo test --profile wasm-release --target wasm32-unknown-unknown -p sse-channel --test browser_bench -- --nocapture "$@" \
+  env -u GECKODRIVER CHROMEDRIVER="$(command -v chromedriver)" \
+    cargo test --profile wasm-release --target wasm32-unknown-unknown -p sse-channel --test browser_bench -- --nocapture "$@" \
     | grep -E '^(bench |test result|test )'
 else
-  cargo test --target wasm32-unknown-unknown -p sse-channel --test browser "$@"
+  # The same suite in each browser engine (SSE_TEST_BROWSERS, default both). The runner picks its
+  # WebDriver from the first of GECKODRIVER / CHROMEDRIVER that is set, so each run sets one only.
+  ff_caps=$(mktemp -t sse-ff-caps.XXXXXX.json)
+  trap 'kill $HOLE_PID $PROXY_PID 2>/dev/null; rm -f "$hole_log" "$proxy_log" "$ff_caps"; stop_relays' EXIT
+  # Debian's Firefox is firefox-esr; the runner adds -headless.
+  printf '{"moz:firefoxOptions": {"binary": "%s"}}\n' "$(command -v firefox-esr || command -v firefox)" >"$ff_caps"
+  for browser in ${SSE_TEST_BROWSERS:-chromium firefox}; do
+    log "tests/browser.rs in $browser"
+    case "$browser" in
+      chromium) env -u GECKODRIVER CHROMEDRIVER="$(command -v chromedriver)" \
+        cargo test --target wasm32-unknown-unknown -p sse-channel --test browser "$@" ;;
+      firefox) env -u CHROMEDRIVER GECKODRIVER="$(command -v geckodriver)" WASM_BINDGEN_TEST_WEBDRIVER_JSON="$ff_caps" \
+        cargo test --target wasm32-unknown-unknown -p sse-channel --test browser "$@" ;;
+      *) log "unknown browser $browser (chromium, firefox)"; exit 1 ;;
+    esac
+  done
 fi

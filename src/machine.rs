@@ -302,7 +302,9 @@ pub enum Effect {
         /// The channel is closed.
         closed: bool,
     },
-    /// Start listening to the page's `online`/`offline` events (stopped on [`Effect::Close`]).
+    /// `open()` is accepted (its promise settles with [`Effect::Opened`],
+    /// [`Effect::Fail`] or [`Effect::Close`]): start listening to the page's
+    /// `online`/`offline` events (stopped on [`Effect::Close`]).
     Listen,
     /// Send `POST /v1/channels`.
     Create,

@@ -1,4 +1,4 @@
-//! Browser tests of the `SSEChannel` SDK (wasm-bindgen-test, headless Chromium)
+//! Browser tests of the `SSEChannel` SDK (wasm-bindgen-test, headless Chromium and Firefox)
 //! against a real `sse-relay` on loopback, started by `scripts/test-wasm.sh`
 //! (`--test-hooks --heartbeat-ms 1000 --replay-buffer-events 16`).
 //!
@@ -784,6 +784,43 @@ async fn offline_online_replaces(transport: &str) {
     ch.close();
 }
 
+/// A closed channel leaves nothing behind: 40 channels, each opened, given
+/// messages and `end`, closed and dropped, keep no JS value alive in wasm
+/// (wasm-bindgen's count of live externrefs: listeners, closures, timers,
+/// connections, promises) and do not grow the wasm memory after the first few.
+async fn nothing_left_behind(transport: &str) {
+    async fn one(transport: &str) {
+        let (ch, rec) = opened(transport, &[]).await;
+        publish_range(&ch, 1, 3).await;
+        end(&ch, &JsValue::from(7)).await;
+        rec.wait("close", 5_000, |r| r.count("close") == 1).await;
+        assert_eq!(rec.count("message"), 3);
+    }
+    // Warm up: the first channels allocate what later ones reuse.
+    for _ in 0..5 {
+        one(transport).await;
+    }
+    sleep(50).await;
+    let refs = wasm_bindgen::externref_heap_live_count();
+    let pages = wasm_memory_bytes();
+    for _ in 0..40 {
+        one(transport).await;
+    }
+    // Transport callbacks that were already queued run and find nothing.
+    sleep(50).await;
+    assert_eq!(
+        wasm_bindgen::externref_heap_live_count(),
+        refs,
+        "live JS values held by wasm after 40 closed channels"
+    );
+    assert_eq!(wasm_memory_bytes(), pages, "wasm memory grew");
+}
+
+fn wasm_memory_bytes() -> f64 {
+    let memory: js_sys::WebAssembly::Memory = wasm_bindgen::memory().unchecked_into();
+    get(&memory.buffer(), "byteLength").as_f64().unwrap()
+}
+
 macro_rules! scenarios {
     ($($name:ident),* $(,)?) => {
         mod websocket {
@@ -812,6 +849,7 @@ scenarios!(
     serialization,
     online_skips_backoff,
     offline_online_replaces,
+    nothing_left_behind,
 );
 
 // ------------------------------------------------- transport-independent tests
@@ -917,6 +955,109 @@ async fn auto_falls_back_to_eventsource() {
     assert_eq!(rec.skeleton(), ["open", "message*", "end", "close"]);
 }
 
+/// A unique proxy prefix (its counters start fresh) such as `/cut-<random>`.
+fn tagged(kind: &str) -> String {
+    let mut p = proxy().to_owned();
+    p.push('/');
+    p.push_str(kind);
+    p.push('-');
+    p.push_str(&((js_sys::Math::random() * 1e9) as u64).to_string());
+    p
+}
+
+/// Channel creation cut twice (no answer), or refused twice with 503: retried
+/// with backoff within openTimeoutMs, so open() resolves and the channel works.
+#[wasm_bindgen_test]
+async fn creation_is_retried() {
+    for kind in ["cut", "busy"] {
+        let relay = tagged(kind);
+        let ch = SseChannel::new(options("auto", &[("relay", relay.as_str().into())])).unwrap();
+        let rec = Recorder::attach(&ch);
+        open(&ch).await.expect("open() resolves after retries");
+        let codes: Vec<String> = rec
+            .values("reconnecting")
+            .iter()
+            .map(|r| get(r, "code").as_string().unwrap())
+            .collect();
+        let want = if kind == "cut" {
+            "NETWORK_ERROR"
+        } else {
+            "SHUTTING_DOWN"
+        };
+        // Two creations fail (a browser may retry a cut request once on its own).
+        assert!(!codes.is_empty(), "{kind}: creation was retried");
+        assert!(codes.iter().all(|c| c == want), "{kind}: {codes:?}");
+        assert_eq!(
+            rec.states(),
+            ["idle>connecting", "connecting>open"],
+            "{kind}"
+        );
+        publish_range(&ch, 1, 2).await;
+        rec.wait("2 messages", 5_000, |r| r.count("message") == 2)
+            .await;
+        ch.close();
+    }
+}
+
+/// `auto` also falls back to EventSource when the WebSocket upgrade hangs, or
+/// when it opens and never delivers `ready` (a proxy that buffers), within
+/// openTimeoutMs (the WebSocket gets half of it).
+#[wasm_bindgen_test]
+async fn auto_falls_back_when_the_websocket_is_silent() {
+    for kind in ["/ws-hang", "/ws-silent"] {
+        let mut relay = proxy().to_owned();
+        relay.push_str(kind);
+        let ch = SseChannel::new(options(
+            "auto",
+            &[
+                ("relay", relay.as_str().into()),
+                ("openTimeoutMs", 3_000.into()),
+            ],
+        ))
+        .unwrap();
+        let rec = Recorder::attach(&ch);
+        open(&ch)
+            .await
+            .expect("open() resolves through EventSource");
+        assert_eq!(ch.transport().as_deref(), Some("eventsource"), "{kind}");
+        publish_range(&ch, 1, 2).await;
+        rec.wait("2 messages", 5_000, |r| r.count("message") == 2)
+            .await;
+        assert_eq!(rec.skeleton(), ["open", "message*"], "{kind}");
+        ch.close();
+    }
+}
+
+/// A path that delivers `ready` and drops at once, every time: the failure
+/// count does not restart at each `ready`, so maxAttempts ends the loop.
+#[wasm_bindgen_test]
+async fn ready_then_drop_ends_with_max_attempts() {
+    let mut relay = proxy().to_owned();
+    relay.push_str("/ready-drop");
+    let ch = SseChannel::new(options(
+        "websocket",
+        &[
+            ("relay", relay.as_str().into()),
+            (
+                "reconnect",
+                obj(&[
+                    ("minDelayMs", 20.into()),
+                    ("maxDelayMs", 50.into()),
+                    ("maxAttempts", 3.into()),
+                ]),
+            ),
+        ],
+    ))
+    .unwrap();
+    let rec = Recorder::attach(&ch);
+    open(&ch).await.expect("the first ready opens");
+    rec.wait("close", 10_000, |r| r.count("close") == 1).await;
+    let errs = rec.values("error");
+    assert_eq!(errs.len(), 1);
+    assert_eq!(code_of(&errs[0]), "RECONNECT_EXHAUSTED");
+    assert_eq!(rec.count("reconnecting"), 3);
+}
+
 async fn opened_auto(relay_url: &str) -> (SseChannel, Recorder) {
     let ch = SseChannel::new(options("auto", &[("relay", relay_url.into())])).unwrap();
     let rec = Recorder::attach(&ch);
@@ -924,15 +1065,22 @@ async fn opened_auto(relay_url: &str) -> (SseChannel, Recorder) {
     (ch, rec)
 }
 
-/// A relay port that refuses connections: NETWORK_ERROR, error then close.
+/// A relay port that refuses connections: creation is retried until
+/// openTimeoutMs, then NETWORK_ERROR (the last failure), error then close.
 #[wasm_bindgen_test]
 async fn open_refused_is_network_error() {
-    let ch = SseChannel::new(obj(&[("relay", "http://127.0.0.1:1".into())])).unwrap();
+    let ch = SseChannel::new(obj(&[
+        ("relay", "http://127.0.0.1:1".into()),
+        ("openTimeoutMs", 1_500.into()),
+        ("reconnect", obj(&[("minDelayMs", 100.into())])),
+    ]))
+    .unwrap();
     let rec = Recorder::attach(&ch);
     let err = open(&ch).await.expect_err("rejects");
     assert_eq!(code_of(&err), "NETWORK_ERROR");
     assert!(err.is_instance_of::<js_sys::Error>());
     assert_eq!(rec.skeleton(), ["error", "close"]);
+    assert!(rec.count("reconnecting") >= 2, "creation was retried");
     assert_eq!(ch.state(), "closed");
 }
 
@@ -968,6 +1116,8 @@ async fn options_and_configure() {
             "reconnect",
             obj(&[("minDelayMs", 500.into()), ("maxDelayMs", 10.into())]),
         )]),
+        // 0 would retry without delay, forever.
+        obj(&[("reconnect", obj(&[("minDelayMs", 0.into())]))]),
         JsValue::from("relay"),
     ] {
         let err = SseChannel::new(bad.clone())

@@ -1,27 +1,30 @@
-//! The channel's core: state, listeners, connection lifecycle.
+//! The executor of the channel's decisions: it feeds what the page, the relay,
+//! the network and the timers do into the [`Machine`] and carries out the
+//! effects it returns (connect, arm a timer, emit, settle `open()`). No
+//! decision is made here (see `src/machine.rs`).
 //!
 //! Everything lives in one `Inner` behind `Rc<RefCell<_>>`. JS listeners are
-//! never called while it is borrowed: operations change the state and queue
-//! events, then [`flush`] delivers the queue in order, so a listener may call
-//! back into the channel (e.g. `close()` from `message`) and the order
-//! open → message* → end → close still holds.
+//! never called while it is borrowed: effects queue events, then [`flush`]
+//! delivers the queue in order, so a listener may call back into the channel
+//! (e.g. `close()` from `message`) and the order open → message* → end → close
+//! still holds.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 
-use js_sys::{Function, Object, Promise, Reflect};
+use js_sys::{Function, Promise, Reflect};
 use sse_channel_protocol::api::{field, CreateChannelResponse};
 use sse_channel_protocol::{Descriptor, ErrorCode, EventKind, LostRange};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 use super::http::create_channel;
-use super::options::{Options, TransportChoice};
-use crate::backoff;
+use super::options::Options;
 use crate::js;
 use crate::js_error::{js_error, js_error_with};
-use crate::state::{after_failure, Cursor, Decision, State};
+use crate::machine::{Effect, Failure, Input, Machine, Why};
+use crate::state::State;
 use crate::timer::Timeout;
 use crate::transport::{self, Incoming, Kind, Transport};
 
@@ -68,44 +71,30 @@ struct Listener {
 
 pub(crate) type Shared = Rc<RefCell<Inner>>;
 
-/// All the state of one `SSEChannel`.
+/// All the state of one `SSEChannel`: the machine and the resources that carry
+/// out its effects.
 pub(crate) struct Inner {
-    opts: Options,
-    state: State,
-    /// Bumped on every connection attempt and every teardown; callbacks carry
-    /// the generation they were made for and return early when it is stale.
-    gen: u32,
-    cursor: Cursor,
+    relay: Option<String>,
+    ttl_secs: Option<u64>,
+    m: Machine,
     listeners: Vec<Listener>,
     queue: VecDeque<(Ev, JsValue)>,
     flushing: bool,
-    relay: Option<String>,
     created: Option<CreateChannelResponse>,
-    /// `open()` has resolved (the first `ready` arrived).
-    opened: bool,
-    /// The transport in use, or to use for the next attempt.
-    kind: Option<Kind>,
-    /// A WebSocket reached `ready` once: `auto` no longer falls back.
-    ws_proven: bool,
     conn: Option<Box<dyn Transport>>,
-    /// The current connection delivered its `ready` frame.
-    live: bool,
-    heartbeat_ms: Option<u64>,
-    /// Per-connection deadline: `openTimeoutMs` until `ready`, then the
-    /// heartbeat timeout after the last frame (`last_frame_at`).
-    watchdog: Option<Timeout>,
-    /// `Date.now()` when the current connection last delivered a frame.
-    last_frame_at: f64,
-    retry: Option<Timeout>,
-    open_timer: Option<Timeout>,
-    /// Failed attempts since the stream was last live.
-    failed: u32,
+    /// One slot per [`Timer`].
+    timers: [Option<Timeout>; 3],
+    /// The promise of the `open()` call being handled, then of the pending one.
+    opening: Option<(Function, Function)>,
     pending_open: Option<(Function, Function)>,
     /// Listener of the page's `online` and `offline` events.
     network: Option<Closure<dyn FnMut(web_sys::Event)>>,
-    /// An `offline` event came while the stream was live: the connection it
-    /// rode on may be gone without a word, so `online` replaces it at once.
-    went_offline: bool,
+    /// The relay's message of the last failure it reported ([`Why::Relay`]).
+    relay_message: String,
+    /// The data of the frame being handled ([`Effect::Message`], [`Effect::End`]).
+    data: JsValue,
+    /// The effects buffer, reused.
+    out: Vec<Effect>,
     /// The channel itself, from `open()` until closed: a channel that is
     /// running stays alive when the page drops its last reference to the JS
     /// object (wasm-bindgen frees unreachable objects through a
@@ -115,36 +104,30 @@ pub(crate) struct Inner {
 
 impl Inner {
     pub(crate) fn new(opts: Options) -> Self {
+        // The backoff jitter's seed: one draw per channel.
+        let seed = (js_sys::Math::random() * 4_294_967_296.0) as u32;
         Self {
-            opts,
-            state: State::Idle,
-            gen: 0,
-            cursor: Cursor::default(),
+            relay: opts.relay,
+            ttl_secs: opts.ttl_secs,
+            m: Machine::new(opts.cfg, seed),
             listeners: Vec::new(),
             queue: VecDeque::new(),
             flushing: false,
-            relay: None,
             created: None,
-            opened: false,
-            kind: None,
-            ws_proven: false,
             conn: None,
-            live: false,
-            heartbeat_ms: None,
-            watchdog: None,
-            last_frame_at: 0.0,
-            retry: None,
-            open_timer: None,
-            failed: 0,
+            timers: [None, None, None],
+            opening: None,
             pending_open: None,
             network: None,
-            went_offline: false,
+            relay_message: String::new(),
+            data: JsValue::UNDEFINED,
+            out: Vec::new(),
             keepalive: None,
         }
     }
 
     pub(crate) fn state(&self) -> State {
-        self.state
+        self.m.state()
     }
 
     pub(crate) fn channel_id(&self) -> Option<&str> {
@@ -152,16 +135,16 @@ impl Inner {
     }
 
     pub(crate) fn last_event_id(&self) -> u64 {
-        self.cursor.last()
+        self.m.last_event_id()
     }
 
     pub(crate) fn transport(&self) -> Option<Kind> {
-        self.kind
+        self.m.transport()
     }
 
     /// The descriptor, once `open()` resolved.
     pub(crate) fn descriptor(&self) -> Option<Descriptor> {
-        if !self.opened {
+        if !self.m.opened() {
             return None;
         }
         let c = self.created.as_ref()?;
@@ -206,59 +189,215 @@ impl Inner {
         self.queue.push_back((ev, arg));
     }
 
-    /// The one function that changes the state; it queues the `state` event.
-    fn set_state(&mut self, to: State) -> bool {
-        let Some(t) = self.state.transition(to) else {
-            return false;
-        };
-        self.state = to;
-        let o = Object::new();
-        let _ = Reflect::set(&o, &"from".into(), &t.from.as_str().into());
-        let _ = Reflect::set(&o, &"to".into(), &t.to.as_str().into());
-        self.emit(Ev::State, o.into());
-        true
+    fn error(&self, code: ErrorCode, why: Why) -> JsValue {
+        js_error(
+            code,
+            match why {
+                Why::Relay => &self.relay_message,
+                Why::Text(t) => t,
+            },
+        )
     }
 
-    /// Drops the connection and every timer of it, so its callbacks go stale.
-    fn drop_connection(&mut self) {
-        self.gen = self.gen.wrapping_add(1);
-        if let Some(mut c) = self.conn.take() {
-            c.close();
-        }
-        self.live = false;
-        self.watchdog = None;
-        self.retry = None;
-    }
-
-    /// The final teardown: `closed`, then `error` (if any), then `close`.
-    fn finish(&mut self, error: Option<JsValue>) {
-        if self.state.is_closed() {
-            return;
-        }
-        self.drop_connection();
-        self.open_timer = None;
-        if let (Some(cb), Some(t)) = (self.network.take(), global_target()) {
-            for name in NETWORK_EVENTS {
-                let _ = t.remove_event_listener_with_callback(name, cb.as_ref().unchecked_ref());
+    /// Carries out one effect; returns an input it caused at once, if any.
+    fn run(&mut self, e: Effect, shared: &Shared) -> Option<Input> {
+        match e {
+            Effect::Refuse { closed } => {
+                let msg = if closed {
+                    "open() after close()"
+                } else {
+                    "open() was already called"
+                };
+                if let Some((_, reject)) = self.opening.take() {
+                    let _ =
+                        reject.call1(&JsValue::UNDEFINED, &js_error(ErrorCode::InvalidState, msg));
+                }
+            }
+            Effect::Listen => {
+                // open() accepted: its promise settles on the first `ready`, a
+                // failure, or close; until then the channel keeps itself alive.
+                self.pending_open = self.opening.take();
+                self.keepalive = Some(shared.clone());
+                if let Some(target) = global_target() {
+                    let weak = Rc::downgrade(shared);
+                    let cb = Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
+                        let input = if e.type_() == NETWORK_EVENTS[0] {
+                            Input::Online
+                        } else {
+                            Input::Offline
+                        };
+                        with(&weak, |s| step(s, input))
+                    });
+                    for name in NETWORK_EVENTS {
+                        let _ = target
+                            .add_event_listener_with_callback(name, cb.as_ref().unchecked_ref());
+                    }
+                    self.network = Some(cb);
+                }
+            }
+            Effect::Create => {
+                let Some(relay) = self.relay.clone() else {
+                    return Some(Input::Fatal(Failure::new(
+                        ErrorCode::InvalidOptions,
+                        Why::Text("no relay: pass { relay: 'https://…' } or call SSEChannel.configure({ relay }) first"),
+                    )));
+                };
+                let ttl = self.ttl_secs;
+                let weak = Rc::downgrade(shared);
+                wasm_bindgen_futures::spawn_local(async move {
+                    let result = create_channel(&relay, ttl).await;
+                    let Some(s) = weak.upgrade() else { return };
+                    let input = match result {
+                        Ok(created) => {
+                            let mut i = s.borrow_mut();
+                            if i.created.is_none() && !i.m.state().is_closed() {
+                                i.created = Some(created);
+                            }
+                            Input::Created
+                        }
+                        Err((code, msg)) => {
+                            s.borrow_mut().relay_message = msg;
+                            Input::CreateFailed(code)
+                        }
+                    };
+                    step(&s, input);
+                    flush(&s);
+                });
+            }
+            Effect::Connect {
+                conn,
+                kind,
+                last_event_id,
+            } => {
+                let c = self.created.as_ref()?;
+                let url = transport::stream_url(
+                    kind,
+                    self.relay.as_deref().unwrap_or_default(),
+                    &c.channel_id,
+                    &c.subscribe_token,
+                    last_event_id,
+                );
+                let weak = Rc::downgrade(shared);
+                let sink: transport::Sink =
+                    Rc::new(move |inc| with(&weak, |s| on_incoming(s, conn, inc)));
+                match transport::connect(kind, &url, sink) {
+                    Ok(t) => self.conn = Some(t),
+                    Err(_) => return Some(Input::Refused { conn }),
+                }
+            }
+            Effect::Disconnect => {
+                if let Some(mut c) = self.conn.take() {
+                    c.close();
+                }
+            }
+            Effect::Arm(t, ms) => {
+                let weak = Rc::downgrade(shared);
+                self.timers[t as usize] = Some(Timeout::new(ms, move || {
+                    with(&weak, |s| step(s, Input::Timer(t)))
+                }));
+            }
+            Effect::Cancel(t) => self.timers[t as usize] = None,
+            Effect::State(t) => {
+                let o = js::object(&[
+                    ("from", t.from.as_str().into()),
+                    ("to", t.to.as_str().into()),
+                ]);
+                self.emit(Ev::State, o);
+            }
+            Effect::Opened => {
+                self.emit(Ev::Open, JsValue::UNDEFINED);
+                if let Some((resolve, _)) = self.pending_open.take() {
+                    let _ = resolve.call0(&JsValue::UNDEFINED);
+                }
+            }
+            Effect::Message => {
+                let data = self.data.clone();
+                self.emit(Ev::Message, data);
+            }
+            Effect::End => {
+                let data = self.data.clone();
+                self.emit(Ev::End, data);
+            }
+            Effect::Lost(LostRange { from, to }) => {
+                let err = js_error_with(
+                    ErrorCode::MessagesLost,
+                    &self.relay_message,
+                    &[
+                        (field::FROM, (from as f64).into()),
+                        (field::TO, (to as f64).into()),
+                    ],
+                );
+                self.emit(Ev::Error, err);
+            }
+            Effect::Reconnecting {
+                attempt,
+                delay_ms,
+                code,
+            } => {
+                let info = js::object(&[
+                    ("attempt", f64::from(attempt).into()),
+                    ("delayMs", f64::from(delay_ms).into()),
+                    ("code", code.as_str().into()),
+                ]);
+                self.emit(Ev::Reconnecting, info);
+            }
+            Effect::Fail(Failure { code, why, cause }) => {
+                let err = match cause {
+                    None => self.error(code, why),
+                    Some((c, w)) => {
+                        let cause = self.error(c, w);
+                        let err = self.error(code, why);
+                        let _ = Reflect::set(&err, &"cause".into(), &cause);
+                        err
+                    }
+                };
+                self.emit(Ev::Error, err.clone());
+                if let Some((_, reject)) = self.pending_open.take() {
+                    let _ = reject.call1(&JsValue::UNDEFINED, &err);
+                }
+            }
+            Effect::Close => {
+                self.emit(Ev::Close, JsValue::UNDEFINED);
+                if let (Some(cb), Some(t)) = (self.network.take(), global_target()) {
+                    for name in NETWORK_EVENTS {
+                        let _ = t
+                            .remove_event_listener_with_callback(name, cb.as_ref().unchecked_ref());
+                    }
+                }
+                if let Some((_, reject)) = self.pending_open.take() {
+                    let err = js_error(
+                        ErrorCode::InvalidState,
+                        "the channel was closed before open() completed",
+                    );
+                    let _ = reject.call1(&JsValue::UNDEFINED, &err);
+                }
+                self.timers = [None, None, None];
+                self.data = JsValue::UNDEFINED;
+                // Never the last reference: every caller holds one (see `with`).
+                self.keepalive = None;
             }
         }
-        self.set_state(State::Closed);
-        if let Some(err) = &error {
-            self.emit(Ev::Error, err.clone());
-        }
-        self.emit(Ev::Close, JsValue::UNDEFINED);
-        // Never the last reference: every caller holds one (see `with`).
-        self.keepalive = None;
-        if let Some((_, reject)) = self.pending_open.take() {
-            let err = error.unwrap_or_else(|| {
-                js_error(
-                    ErrorCode::InvalidState,
-                    "the channel was closed before open() completed",
-                )
-            });
-            let _ = reject.call1(&JsValue::UNDEFINED, &err);
+        None
+    }
+}
+
+/// Feeds `input` to the machine and carries out its effects (and the inputs
+/// they cause at once). The caller flushes the events.
+fn step(shared: &Shared, input: Input) {
+    let mut i = shared.borrow_mut();
+    let mut out = std::mem::take(&mut i.out);
+    let mut next = Some(input);
+    while let Some(input) = next.take() {
+        out.clear();
+        i.m.handle(js_sys::Date::now(), input, &mut out);
+        for &e in &out {
+            if let Some(follow) = i.run(e, shared) {
+                next = Some(follow);
+            }
         }
     }
+    out.clear();
+    i.out = out;
 }
 
 /// Delivers queued events, in order, to a snapshot of the listeners of each.
@@ -308,80 +447,11 @@ fn global_target() -> Option<web_sys::EventTarget> {
 pub(crate) fn open(shared: &Shared) -> Promise {
     let mut settle = None;
     let promise = Promise::new(&mut |resolve, reject| settle = Some((resolve, reject)));
-    let (resolve, reject) = settle.expect("the Promise executor runs synchronously");
     {
         let mut i = shared.borrow_mut();
-        if i.state != State::Idle {
-            let msg = if i.state.is_closed() {
-                "open() after close()"
-            } else {
-                "open() was already called"
-            };
-            let _ = reject.call1(&JsValue::UNDEFINED, &js_error(ErrorCode::InvalidState, msg));
-            return promise;
-        }
-        i.pending_open = Some((resolve, reject));
-        i.keepalive = Some(shared.clone());
-        i.set_state(State::Connecting);
-        let Some(relay) = i.opts.relay.clone() else {
-            i.finish(Some(js_error(
-                ErrorCode::InvalidOptions,
-                "no relay: pass { relay: 'https://…' } or call SSEChannel.configure({ relay }) first",
-            )));
-            drop(i);
-            flush(shared);
-            return promise;
-        };
-        i.relay = Some(relay.clone());
-        let weak = Rc::downgrade(shared);
-        i.open_timer = Some(Timeout::new(i.opts.open_timeout_ms, move || {
-            with(&weak, |s| {
-                let mut i = s.borrow_mut();
-                if !i.opened {
-                    i.finish(Some(js_error(
-                        ErrorCode::OpenTimeout,
-                        "no live subscription within openTimeoutMs",
-                    )));
-                }
-            })
-        }));
-        if let Some(target) = global_target() {
-            let weak = Rc::downgrade(shared);
-            let cb = Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
-                let online = e.type_() == NETWORK_EVENTS[0];
-                with(&weak, |s| on_network(s, online))
-            });
-            for name in NETWORK_EVENTS {
-                let _ = target.add_event_listener_with_callback(name, cb.as_ref().unchecked_ref());
-            }
-            i.network = Some(cb);
-        }
-        let ttl = i.opts.ttl_secs;
-        let gen = i.gen;
-        let weak = Rc::downgrade(shared);
-        wasm_bindgen_futures::spawn_local(async move {
-            let result = create_channel(&relay, ttl).await;
-            let Some(s) = weak.upgrade() else { return };
-            {
-                let mut i = s.borrow_mut();
-                if i.gen != gen || i.state != State::Connecting {
-                    return;
-                }
-                match result {
-                    Ok(created) => i.created = Some(created),
-                    Err((code, msg)) => {
-                        // Creation is not retried: its errors are the relay's answer
-                        // (or no relay at all) and open() reports them as they are.
-                        i.finish(Some(js_error(code, &msg)));
-                        drop(i);
-                        flush(&s);
-                        return;
-                    }
-                }
-            }
-            connect(&s);
-        });
+        i.opening = settle;
     }
+    step(shared, Input::Open);
     flush(shared);
     promise
 }
@@ -396,285 +466,49 @@ fn with(weak: &Weak<RefCell<Inner>>, f: impl FnOnce(&Shared)) {
 
 /// `close()`: idempotent; `close` is emitted exactly once per channel.
 pub(crate) fn close(shared: &Shared) {
-    shared.borrow_mut().finish(None);
+    step(shared, Input::Close);
     flush(shared);
 }
 
-/// A new connection attempt with the current transport and resume point.
-fn connect(shared: &Shared) {
-    let failed = {
-        let mut i = shared.borrow_mut();
-        if i.state.is_closed() {
-            return;
-        }
-        i.drop_connection();
-        let gen = i.gen;
-        let kind = i.kind.unwrap_or(match i.opts.transport {
-            TransportChoice::Auto => Kind::WebSocket,
-            TransportChoice::Only(k) => k,
-        });
-        i.kind = Some(kind);
-        let (Some(relay), Some(c)) = (i.relay.as_deref(), i.created.as_ref()) else {
-            return;
-        };
-        let url = transport::stream_url(
-            kind,
-            relay,
-            &c.channel_id,
-            &c.subscribe_token,
-            i.cursor.last(),
-        );
-        let weak = Rc::downgrade(shared);
-        let sink: transport::Sink = Rc::new(move |inc| with(&weak, |s| on_incoming(s, gen, inc)));
-        match transport::connect(kind, &url, sink) {
-            Ok(conn) => {
-                i.conn = Some(conn);
-                let ms = i.opts.open_timeout_ms;
-                arm_watchdog(&mut i, shared, ms);
-                false
-            }
-            Err(_) => true,
-        }
-    };
-    if failed {
-        on_failure(
-            shared,
-            ErrorCode::NetworkError,
-            "the browser refused the stream URL",
-        );
-    }
-}
-
-fn arm_watchdog(i: &mut Inner, shared: &Shared, ms: u32) {
-    let gen = i.gen;
-    let weak = Rc::downgrade(shared);
-    i.watchdog = Some(Timeout::new(ms, move || {
-        with(&weak, |s| {
-            let live = {
-                let mut i = s.borrow_mut();
-                if i.gen != gen {
-                    return;
-                }
-                if i.live {
-                    let timeout = i.opts.heartbeat_timeout(i.heartbeat_ms).unwrap_or(0);
-                    let remaining = f64::from(timeout) - (js_sys::Date::now() - i.last_frame_at);
-                    if remaining >= 1.0 {
-                        // A frame came since this deadline was set: wait for the rest.
-                        arm_watchdog(&mut i, s, remaining as u32);
-                        return;
+/// What a transport saw, as an input of connection `conn`.
+fn on_incoming(shared: &Shared, conn: u32, inc: Incoming) {
+    let input = match inc {
+        Incoming::Lost { opened } => Input::Dropped { conn, opened },
+        Incoming::Frame { kind, id, data } => {
+            let input = match kind {
+                EventKind::Ready => Input::Ready {
+                    conn,
+                    heartbeat_ms: js::get_u64(&data, field::HEARTBEAT_MS),
+                },
+                EventKind::Message => Input::Message { conn, id },
+                EventKind::End => Input::End { conn, id },
+                EventKind::Error => {
+                    let code = js::get_string(&data, field::CODE)
+                        .and_then(|c| ErrorCode::parse(&c))
+                        .unwrap_or(ErrorCode::Internal);
+                    let message = js::get_string(&data, field::MESSAGE)
+                        .unwrap_or_else(|| "the relay closed the stream with an error".to_owned());
+                    shared.borrow_mut().relay_message = message;
+                    if code == ErrorCode::MessagesLost {
+                        match (
+                            js::get_u64(&data, field::FROM),
+                            js::get_u64(&data, field::TO),
+                        ) {
+                            (Some(from), Some(to)) => Input::Lost {
+                                conn,
+                                range: LostRange { from, to },
+                            },
+                            _ => Input::Alive { conn },
+                        }
+                    } else {
+                        Input::StreamError { conn, code }
                     }
                 }
-                i.live
+                _ => Input::Alive { conn },
             };
-            if live {
-                on_failure(
-                    s,
-                    ErrorCode::HeartbeatTimeout,
-                    "no event or heartbeat within heartbeatTimeoutMs",
-                );
-            } else {
-                on_failure(
-                    s,
-                    ErrorCode::OpenTimeout,
-                    "the stream did not become live within openTimeoutMs",
-                );
-            }
-        })
-    }));
-}
-
-/// Every frame proves the connection alive. Rather than re-arming a timer per
-/// frame (a `setTimeout` and a closure per message), note the time; the
-/// watchdog, when it fires, waits again for whatever remains.
-fn touch(i: &mut Inner, shared: &Shared) {
-    i.last_frame_at = js_sys::Date::now();
-    if i.watchdog.is_none() {
-        if let Some(ms) = i.opts.heartbeat_timeout(i.heartbeat_ms) {
-            arm_watchdog(i, shared, ms);
-        }
-    }
-}
-
-fn on_incoming(shared: &Shared, gen: u32, inc: Incoming) {
-    let mut i = shared.borrow_mut();
-    if i.gen != gen || i.state.is_closed() {
-        return;
-    }
-    let (kind, id, data) = match inc {
-        Incoming::Frame { kind, id, data } => (kind, id, data),
-        Incoming::Lost { opened } => {
-            let fall_back = !opened
-                && !i.live
-                && !i.ws_proven
-                && i.kind == Some(Kind::WebSocket)
-                && i.opts.transport == TransportChoice::Auto;
-            drop(i);
-            if fall_back {
-                // `auto`: a WebSocket that cannot even open (a proxy without
-                // upgrade support, a blocked port) → EventSource, at once and for good.
-                shared.borrow_mut().kind = Some(Kind::EventSource);
-                connect(shared);
-            } else {
-                on_failure(
-                    shared,
-                    ErrorCode::NetworkError,
-                    "the stream connection was lost",
-                );
-            }
-            return;
+            shared.borrow_mut().data = data;
+            input
         }
     };
-    match kind {
-        EventKind::Ready => {
-            i.heartbeat_ms = js::get_u64(&data, field::HEARTBEAT_MS);
-            i.live = true;
-            i.failed = 0;
-            i.open_timer = None;
-            if i.kind == Some(Kind::WebSocket) {
-                i.ws_proven = true;
-            }
-            // From now on the heartbeat deadline, not the open deadline.
-            i.watchdog = None;
-            touch(&mut i, shared);
-            i.set_state(State::Open);
-            if !i.opened {
-                i.opened = true;
-                i.emit(Ev::Open, JsValue::UNDEFINED);
-                if let Some((resolve, _)) = i.pending_open.take() {
-                    let _ = resolve.call0(&JsValue::UNDEFINED);
-                }
-            }
-        }
-        EventKind::Message => {
-            touch(&mut i, shared);
-            // Ids already seen (a replay overlapping what arrived before the cut)
-            // are dropped: every message is delivered once.
-            if id.is_some_and(|id| i.cursor.accept(id)) {
-                i.emit(Ev::Message, data);
-            }
-        }
-        EventKind::End => {
-            if let Some(id) = id {
-                i.cursor.accept(id);
-            }
-            i.drop_connection();
-            i.emit(Ev::End, data);
-            i.finish(None);
-        }
-        EventKind::Error => {
-            let code = js::get_string(&data, field::CODE)
-                .and_then(|c| ErrorCode::parse(&c))
-                .unwrap_or(ErrorCode::Internal);
-            let message = js::get_string(&data, field::MESSAGE)
-                .unwrap_or_else(|| "the relay closed the stream with an error".to_owned());
-            if code == ErrorCode::MessagesLost {
-                touch(&mut i, shared);
-                let from = js::get_u64(&data, field::FROM);
-                let to = js::get_u64(&data, field::TO);
-                if let (Some(from), Some(to)) = (from, to) {
-                    i.cursor.skip(LostRange { from, to });
-                    let err = js_error_with(
-                        code,
-                        &message,
-                        &[
-                            (field::FROM, (from as f64).into()),
-                            (field::TO, (to as f64).into()),
-                        ],
-                    );
-                    i.emit(Ev::Error, err);
-                }
-                return;
-            }
-            drop(i);
-            on_failure(shared, code, &message);
-        }
-        _ => touch(&mut i, shared),
-    }
-}
-
-/// The payload of `reconnecting`: `{attempt, delayMs, code}`.
-fn reconnecting_info(attempt: u32, delay_ms: u32, code: ErrorCode) -> JsValue {
-    js::object(&[
-        ("attempt", f64::from(attempt).into()),
-        ("delayMs", f64::from(delay_ms).into()),
-        ("code", code.as_str().into()),
-    ])
-}
-
-/// Every failure of a stream ends here: retry with backoff, or give up.
-fn on_failure(shared: &Shared, code: ErrorCode, message: &str) {
-    let mut i = shared.borrow_mut();
-    if i.state.is_closed() {
-        return;
-    }
-    i.drop_connection();
-    match after_failure(code, i.failed, i.opts.max_attempts) {
-        Decision::Fail(c) => {
-            let err = if c == code {
-                js_error(c, message)
-            } else {
-                js_error_with(
-                    c,
-                    "reconnection attempts exhausted",
-                    &[("cause", js_error(code, message))],
-                )
-            };
-            i.finish(Some(err));
-        }
-        Decision::Retry { attempt } => {
-            if i.state == State::Open {
-                i.set_state(State::Reconnecting);
-            }
-            let delay = backoff::delay(
-                attempt,
-                i.opts.min_delay_ms,
-                i.opts.max_delay_ms,
-                js_sys::Math::random(),
-            );
-            i.failed = i.failed.saturating_add(1);
-            i.emit(
-                Ev::Reconnecting,
-                reconnecting_info(attempt + 1, delay, code),
-            );
-            let weak = Rc::downgrade(shared);
-            let gen = i.gen;
-            i.retry = Some(Timeout::new(delay, move || {
-                with(&weak, |s| {
-                    if s.borrow().gen == gen {
-                        connect(s);
-                    }
-                })
-            }));
-        }
-    }
-}
-
-/// The page's network events: `online` skips the rest of a pending backoff
-/// delay, and replaces a live connection at once when `offline` came since
-/// (after a network change the old connection is often dead without a word;
-/// the resume makes the replacement lossless). `offline` alone changes nothing:
-/// the network may come back before the connection notices.
-fn on_network(shared: &Shared, online: bool) {
-    let reconnect_now = {
-        let mut i = shared.borrow_mut();
-        if i.state.is_closed() {
-            return;
-        }
-        if !online {
-            i.went_offline = i.live;
-            return;
-        }
-        let replace = std::mem::take(&mut i.went_offline) && i.live;
-        if replace {
-            i.set_state(State::Reconnecting);
-            i.emit(
-                Ev::Reconnecting,
-                reconnecting_info(1, 0, ErrorCode::NetworkError),
-            );
-        }
-        replace || i.retry.is_some()
-    };
-    if reconnect_now {
-        connect(shared);
-    }
+    step(shared, input);
 }

@@ -67,14 +67,14 @@ export type SSEChannelState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 
 export interface SSEChannelOptions {
   /** Base URL of the relay (http or https). Default: the one set by `SSEChannel.configure`. */
   relay?: string;
-  /** Default `'auto'`: WebSocket, falling back to EventSource when a WebSocket cannot open. */
+  /** Default `'auto'`: WebSocket, falling back to EventSource when a WebSocket fails, or stays silent for half of `openTimeoutMs`, before any delivered `ready`. */
   transport?: 'auto' | 'websocket' | 'eventsource';
   reconnect?: {
-    /** Smallest backoff delay. Default 500. */
+    /** Smallest backoff delay, at least 1 (0 is refused: it would retry without delay). Default 500. */
     minDelayMs?: number;
     /** Largest backoff delay. Default 10000. */
     maxDelayMs?: number;
-    /** Failed attempts in a row before `RECONNECT_EXHAUSTED`. Default `Infinity`; 0 = never reconnect. */
+    /** Failed attempts in a row before `RECONNECT_EXHAUSTED` (the count restarts once a connection delivers a frame after `ready`). Default `Infinity`; 0 = never reconnect. */
     maxAttempts?: number;
   };
   /** From `open()` to a live subscription (and per reconnection attempt). Default 10000. */

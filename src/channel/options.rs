@@ -7,69 +7,21 @@ use sse_channel_protocol::limits::MAX_CHANNEL_TTL_SECS;
 use sse_channel_protocol::ErrorCode;
 use wasm_bindgen::JsValue;
 
-use crate::backoff::{DEFAULT_MAX_DELAY_MS, DEFAULT_MIN_DELAY_MS};
 use crate::js_error::js_error;
-use crate::transport::Kind;
-
-/// Default `openTimeoutMs`: 10 s from `open()` to a live subscription.
-pub(crate) const DEFAULT_OPEN_TIMEOUT_MS: u32 = 10_000;
-/// Heartbeat timeout when the relay's `ready` frame gives no interval: 45 s.
-pub(crate) const FALLBACK_HEARTBEAT_TIMEOUT_MS: u32 = 45_000;
-
-/// Which transport to use (`transport` option).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum TransportChoice {
-    /// `'auto'` (default): WebSocket, falling back to EventSource for good when
-    /// a WebSocket cannot open before it ever delivered its `ready` frame.
-    Auto,
-    /// Only this transport.
-    Only(Kind),
-}
+use crate::machine::{Config, Kind, TransportChoice, MS_MAX};
 
 /// Every option of `new SSEChannel(options)` and `SSEChannel.configure(options)`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct Options {
     /// `relay`: base URL of the relay, http(s). No default: `open()` rejects with
     /// `INVALID_OPTIONS` when neither the options nor `configure` set one.
     pub(crate) relay: Option<String>,
-    /// `transport`: `'auto'` (default), `'websocket'` or `'eventsource'`.
-    pub(crate) transport: TransportChoice,
-    /// `reconnect.minDelayMs`: smallest backoff delay. Default 500 ms.
-    pub(crate) min_delay_ms: u32,
-    /// `reconnect.maxDelayMs`: largest backoff delay. Default 10,000 ms.
-    pub(crate) max_delay_ms: u32,
-    /// `reconnect.maxAttempts`: failed reconnection attempts in a row before
-    /// giving up with `RECONNECT_EXHAUSTED`. Default `Infinity` (`None`: never
-    /// give up); `0` means never reconnect. The count restarts whenever the
-    /// subscription is live again.
-    pub(crate) max_attempts: Option<u32>,
-    /// `openTimeoutMs`: time from `open()` to a live subscription before it
-    /// rejects with `OPEN_TIMEOUT`; also bounds each reconnection attempt.
-    /// Default 10,000 ms.
-    pub(crate) open_timeout_ms: u32,
-    /// `heartbeatTimeoutMs`: silence (no event, no heartbeat) after which a live
-    /// connection is replaced (`HEARTBEAT_TIMEOUT`, then reconnect). Default
-    /// (`None`): 2.5 × the `heartbeatMs` of the relay's `ready` frame, or 45 s.
-    /// `0` disables the check.
-    pub(crate) heartbeat_timeout_ms: Option<u32>,
     /// `ttlSecs`: lifetime asked for the channel on creation. Default: the
     /// relay's (1 hour unless configured).
     pub(crate) ttl_secs: Option<u64>,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Self {
-            relay: None,
-            transport: TransportChoice::Auto,
-            min_delay_ms: DEFAULT_MIN_DELAY_MS,
-            max_delay_ms: DEFAULT_MAX_DELAY_MS,
-            max_attempts: None,
-            open_timeout_ms: DEFAULT_OPEN_TIMEOUT_MS,
-            heartbeat_timeout_ms: None,
-            ttl_secs: None,
-        }
-    }
+    /// The options the decisions depend on, with their defaults
+    /// ([`Config`]: `transport`, `reconnect.*`, `openTimeoutMs`, `heartbeatTimeoutMs`).
+    pub(crate) cfg: Config,
 }
 
 thread_local! {
@@ -111,8 +63,6 @@ fn whole(v: &JsValue, max: f64, message: &str) -> Result<f64, JsValue> {
     }
 }
 
-const MS_MAX: f64 = 2_147_483_647.0; // setTimeout's largest delay
-
 impl Options {
     /// `base` with every option present in `js` (an object, or undefined/null
     /// for none) replacing its value.
@@ -134,7 +84,7 @@ impl Options {
             o.relay = Some(relay.trim_end_matches('/').to_owned());
         }
         if let Some(v) = get(js, "transport")? {
-            o.transport = match v.as_string().as_deref() {
+            o.cfg.transport = match v.as_string().as_deref() {
                 Some("auto") => TransportChoice::Auto,
                 Some("websocket") => TransportChoice::Only(Kind::WebSocket),
                 Some("eventsource") => TransportChoice::Only(Kind::EventSource),
@@ -150,21 +100,28 @@ impl Options {
                 return Err(invalid("option `reconnect` must be an object"));
             }
             if let Some(v) = get(&r, "minDelayMs")? {
-                o.min_delay_ms = whole(
+                // 0 would retry without any delay, forever: refused.
+                let n = whole(
                     &v,
-                    MS_MAX,
-                    "option `reconnect.minDelayMs` must be a whole number of milliseconds",
-                )? as u32;
+                    f64::from(MS_MAX),
+                    "option `reconnect.minDelayMs` must be a whole number of milliseconds, at least 1",
+                )?;
+                if n == 0.0 {
+                    return Err(invalid(
+                        "option `reconnect.minDelayMs` must be a whole number of milliseconds, at least 1",
+                    ));
+                }
+                o.cfg.min_delay_ms = n as u32;
             }
             if let Some(v) = get(&r, "maxDelayMs")? {
-                o.max_delay_ms = whole(
+                o.cfg.max_delay_ms = whole(
                     &v,
-                    MS_MAX,
+                    f64::from(MS_MAX),
                     "option `reconnect.maxDelayMs` must be a whole number of milliseconds",
                 )? as u32;
             }
             if let Some(v) = get(&r, "maxAttempts")? {
-                o.max_attempts = if v.as_f64() == Some(f64::INFINITY) {
+                o.cfg.max_attempts = if v.as_f64() == Some(f64::INFINITY) {
                     None
                 } else {
                     Some(whole(
@@ -174,7 +131,7 @@ impl Options {
                     )? as u32)
                 };
             }
-            if o.max_delay_ms < o.min_delay_ms {
+            if o.cfg.max_delay_ms < o.cfg.min_delay_ms {
                 return Err(invalid(
                     "option `reconnect.maxDelayMs` must not be below `minDelayMs`",
                 ));
@@ -183,7 +140,7 @@ impl Options {
         if let Some(v) = get(js, "openTimeoutMs")? {
             let n = whole(
                 &v,
-                MS_MAX,
+                f64::from(MS_MAX),
                 "option `openTimeoutMs` must be a positive whole number of milliseconds",
             )?;
             if n == 0.0 {
@@ -191,12 +148,12 @@ impl Options {
                     "option `openTimeoutMs` must be a positive whole number of milliseconds",
                 ));
             }
-            o.open_timeout_ms = n as u32;
+            o.cfg.open_timeout_ms = n as u32;
         }
         if let Some(v) = get(js, "heartbeatTimeoutMs")? {
-            o.heartbeat_timeout_ms = Some(whole(
+            o.cfg.heartbeat_timeout_ms = Some(whole(
                 &v,
-                MS_MAX,
+                f64::from(MS_MAX),
                 "option `heartbeatTimeoutMs` must be a whole number of milliseconds (0 disables)",
             )? as u32);
         }
@@ -212,17 +169,5 @@ impl Options {
             o.ttl_secs = Some(n as u64);
         }
         Ok(o)
-    }
-
-    /// The heartbeat timeout for a stream whose `ready` frame announced
-    /// `heartbeat_ms`; `None` when the check is disabled.
-    pub(crate) fn heartbeat_timeout(&self, heartbeat_ms: Option<u64>) -> Option<u32> {
-        let ms = match self.heartbeat_timeout_ms {
-            Some(ms) => ms,
-            None => heartbeat_ms
-                .map(|h| (h.saturating_mul(5) / 2).min(MS_MAX as u64) as u32)
-                .unwrap_or(FALLBACK_HEARTBEAT_TIMEOUT_MS),
-        };
-        (ms > 0).then_some(ms)
     }
 }

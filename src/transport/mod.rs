@@ -36,24 +36,7 @@ extern "C" {
     pub(crate) fn json_parse(text: &JsValue) -> Result<JsValue, JsValue>;
 }
 
-/// The two ways to subscribe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
-    /// `GET …/ws`: one JSON text frame per event.
-    WebSocket,
-    /// `GET …/events`: Server-Sent Events.
-    EventSource,
-}
-
-impl Kind {
-    /// The spelling of the `transport` option and getter.
-    pub(crate) const fn as_str(self) -> &'static str {
-        match self {
-            Kind::WebSocket => "websocket",
-            Kind::EventSource => "eventsource",
-        }
-    }
-}
+pub(crate) use crate::machine::Kind;
 
 /// What a transport reports to its channel.
 pub(crate) enum Incoming {
@@ -118,7 +101,7 @@ pub(crate) fn stream_url(
                 .get(4)
                 .is_some_and(|b| b.eq_ignore_ascii_case(&b's'));
             url.push_str(if secure { "wss" } else { "ws" });
-            url.push_str(&relay[if secure { 5 } else { 4 }..]);
+            url.push_str(relay.get(if secure { 5 } else { 4 }..).unwrap_or_default());
         }
         Kind::EventSource => url.push_str(relay),
     }
@@ -131,7 +114,25 @@ pub(crate) fn stream_url(
         url.push('&');
         url.push_str(api::QUERY_LAST_EVENT_ID);
         url.push('=');
-        url.push_str(&last_event_id.to_string());
+        push_decimal(&mut url, last_event_id);
     }
     url
+}
+
+/// Appends `n` in decimal (without `to_string`, whose formatting machinery
+/// would cost the browser bundle more than this loop).
+fn push_decimal(s: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[i..] {
+        s.push(char::from(d));
+    }
 }

@@ -3,7 +3,8 @@
 // RELAY_URL. Each project is installed fresh from the tarball, with no configuration of its own:
 //   plain <script type="module"> page · Vite 7 and 8 (build and dev server) · webpack 5 (defaults) ·
 //   uni-app Vue 3 H5 (`uni build -p h5` and `uni -p h5`, tests/uniapp/)
-// and in each the page receives every message the package's Node writer sends, over both transports.
+// and in each the page receives every message the package's Node writer sends, over both transports
+// (the plain page in Firefox too, through geckodriver: tests/e2e/lib/webdriver.mjs).
 // Also: the typings type-check under a bundler's and under Node's resolution (tests/e2e/types), and
 // each entry exports the other side's name as a stub that throws UNSUPPORTED_ENVIRONMENT (Node ESM
 // import from the tarball, a Vite SSR build run in Node, the browser entries in Chromium).
@@ -26,7 +27,13 @@ import {
   serveStatic,
   simulateOldChromium,
   startDevServer,
+  runWriter,
+  N_MESSAGES,
 } from './lib/harness.mjs';
+import { launchFirefox } from './lib/webdriver.mjs';
+import { createRequire } from 'node:module';
+
+const { messageFor } = createRequire(import.meta.url)(join(ROOT, 'tests/e2e/app/messages.cjs'));
 
 const only = (process.env.E2E_ONLY || '').split(',').filter(Boolean);
 const enabled = (name) => only.length === 0 || only.includes(name);
@@ -78,6 +85,34 @@ function bothTransports(name, urlOf, projectOf, extra = {}) {
   }
 }
 
+/**
+ * The scenario of `scenario()` in headless Firefox (firefox-esr through geckodriver, WebDriver):
+ * every message once, in order, then end and close, no error event.
+ */
+async function firefoxScenario({ url, project, transport, writer }) {
+  const relay = process.env.RELAY_URL;
+  const ff = await launchFirefox();
+  try {
+    await ff.open(url);
+    await ff.waitFor(() => !!window.__sseTest, 60_000, 'the test hooks');
+    const descriptor = await ff.eval((r, t) => window.__sseTest.start(r, t), relay, transport);
+    const wrote = await runWriter(project, writer, descriptor, relay);
+    assert.equal(wrote.ok, true);
+    await ff.waitFor(() => window.__sseTest.got().events.includes('close'), 20_000, 'close');
+    const got = await ff.eval(() => window.__sseTest.got());
+    assert.deepEqual(got.errors, [], 'error events');
+    const expected = Array.from({ length: N_MESSAGES }, (_, i) => messageFor(i));
+    assert.deepEqual(got.messages, expected, 'every message, in order, once');
+    assert.deepEqual(got.end, { done: true, n: N_MESSAGES });
+    assert.deepEqual(got.events, ['open', ...expected.map(() => 'message'), 'end', 'close']);
+    assert.equal(got.className, 'SSEChannel');
+    log(`[plain-firefox-${transport}] ok in Firefox ${ff.version}: ${got.messages.length} messages + end, open() ${got.openMs.toFixed(1)} ms`);
+    return { openMs: got.openMs, firefox: ff.version };
+  } finally {
+    await ff.close();
+  }
+}
+
 describe('plain <script type="module"> page', { skip: !enabled('plain') }, () => {
   let dir;
   let server;
@@ -87,6 +122,12 @@ describe('plain <script type="module"> page', { skip: !enabled('plain') }, () =>
   });
   after(() => server?.close());
   bothTransports('plain', () => `${server.url}/index.html`, () => dir, { expectClass: 'SSEChannel' });
+  for (const [i, transport] of TRANSPORTS.entries()) {
+    const writer = i === 0 ? 'cjs' : 'esm';
+    test(`plain in Firefox: ${transport}, ${writer} writer`, { timeout: 120_000 }, async () => {
+      results[`plain firefox ${transport}`] = await firefoxScenario({ url: `${server.url}/index.html`, project: dir, transport, writer });
+    });
+  }
   test('plain: older Chromium (sync compile > 4 KB refused): falls back to async, still works', { timeout: 90_000 }, async () => {
     results['plain old-chromium websocket'] = await scenario(browser, {
       url: `${server.url}/index.html`,

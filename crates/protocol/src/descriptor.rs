@@ -162,11 +162,14 @@ pub fn relay_origin(url: &str) -> Result<String, DescriptorError> {
     {
         return Err(bad);
     }
-    let (scheme, rest) = url.split_once("://").ok_or(bad)?;
+    // A scheme has no ':', so the first one must start "://" (a char search: no
+    // substring searcher in the browser bundle).
+    let (scheme, rest) = url.split_once(':').ok_or(bad)?;
+    let rest = rest.strip_prefix("//").ok_or(bad)?;
     let scheme = scheme.to_ascii_lowercase();
     let default_port = match scheme.as_str() {
-        "http" => "80",
-        "https" => "443",
+        "http" => 80,
+        "https" => 443,
         _ => return Err(bad),
     };
     let authority = rest.split('/').next().unwrap_or_default();
@@ -196,14 +199,17 @@ pub fn relay_origin(url: &str) -> Result<String, DescriptorError> {
         if port.is_empty() || port.len() > 5 || !port.bytes().all(|b| b.is_ascii_digit()) {
             return Err(bad);
         }
-        let n: u32 = port.parse().map_err(|_| bad)?;
+        // At most 5 digits: no overflow. Parsed and written by hand (no
+        // `parse`/`to_string`: their formatting machinery would be paid by
+        // the browser bundle); leading zeros are dropped.
+        let n = port.bytes().fold(0u32, |n, b| n * 10 + u32::from(b - b'0'));
         if n == 0 || n > 65535 {
             return Err(bad);
         }
-        let port = n.to_string();
-        if port != default_port {
+        if n != default_port {
             origin.push(':');
-            origin.push_str(&port);
+            let digits = port.trim_start_matches('0');
+            origin.push_str(digits);
         }
     }
     Ok(origin)
