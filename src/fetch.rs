@@ -27,6 +27,10 @@ extern "C" {
     #[cfg(feature = "browser")]
     #[wasm_bindgen(method, catch)]
     pub(crate) fn json(this: &Response) -> Result<Promise, JsValue>;
+    /// The body as a `ReadableStream` of `Uint8Array` chunks, or null.
+    #[cfg(feature = "writer")]
+    #[wasm_bindgen(method, getter)]
+    pub(crate) fn body(this: &Response) -> JsValue;
 }
 
 /// True when there is a global `fetch` (Node.js 18+, every browser).

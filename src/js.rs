@@ -1,8 +1,10 @@
 //! Reading and building small JS objects with `Reflect`.
 //!
-//! Control data (ids, codes, tokens) is read member by member instead of
-//! through serde-wasm-bindgen: serde's error paths pull float formatting and
-//! more into the bundle, for a handful of fields. Member names come from
+//! The browser build reads control data (ids, codes, tokens) member by member
+//! instead of through serde-wasm-bindgen: serde's error paths pull float
+//! formatting and more into the bundle, for a handful of fields. (The Node
+//! build, which has no download budget, reads the writer's options and
+//! descriptor with serde-wasm-bindgen; see `writer::options`.) Member names come from
 //! `sse_channel_protocol::api::field`, which is tested against the serde types.
 
 use js_sys::{Object, Reflect};
@@ -22,6 +24,7 @@ pub(crate) fn get_string(obj: &JsValue, key: &str) -> Option<String> {
 }
 
 /// `obj[key]` when it is a whole number in `0..=2^53`.
+#[cfg(feature = "browser")]
 pub(crate) fn get_u64(obj: &JsValue, key: &str) -> Option<u64> {
     get(obj, key)
         .as_f64()

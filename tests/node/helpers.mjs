@@ -133,6 +133,11 @@ export async function eventsOf(ch) {
  *   {delayMs}            forward, then answer only after delayMs (for timeouts)
  *   {status, code, raw}  answer this status, relay not involved; body {"error":{code,...}} (code default
  *                        INTERNAL) or the text `raw`
+ *   {status, stream}     answer this status, relay not involved, with a body that starts with the text
+ *                        `stream` and never ends (64 KiB of spaces at a time, as fast as the client
+ *                        reads) until the client closes the connection: entry.streamed counts the
+ *                        bytes written, entry.clientClosed turns true
+ *   {waitFor}            forward, then answer only once the promise `waitFor` has settled
  * Log entries: {method, path, key, body, action, status, replayed, clientGone}.
  */
 export async function startProxy(target = relayUrl, plan = () => 'forward', { stripPrefix = '' } = {}) {
@@ -154,6 +159,23 @@ export async function startProxy(target = relayUrl, plan = () => 'forward', { st
     log.push(entry);
     const action = entry.action;
     if (action === 'reset') { req.socket.destroy(); return; }
+    if (action && typeof action === 'object' && action.stream !== undefined) {
+      entry.status = action.status;
+      entry.streamed = 0;
+      entry.clientClosed = false;
+      res.writeHead(action.status, { 'content-type': 'application/json' });
+      const pad = Buffer.alloc(64 * 1024, ' ');
+      const pump = () => {
+        while (!entry.clientClosed) {
+          const chunk = entry.streamed === 0 ? Buffer.from(action.stream) : pad;
+          entry.streamed += chunk.length;
+          if (!res.write(chunk)) return res.once('drain', pump);
+        }
+      };
+      res.on('close', () => { entry.clientClosed = true; });
+      pump();
+      return;
+    }
     if (action && typeof action === 'object' && action.status) {
       entry.status = action.status;
       res.writeHead(action.status, { 'content-type': 'application/json' });
@@ -188,6 +210,7 @@ export async function startProxy(target = relayUrl, plan = () => 'forward', { st
       return;
     }
     if (action && typeof action === 'object' && action.delayMs) await sleep(action.delayMs);
+    if (action && typeof action === 'object' && action.waitFor) await action.waitFor.catch(() => {});
     entry.clientGone = req.socket.destroyed;
     if (req.socket.destroyed) return;
     res.writeHead(up.status, { 'content-type': up.headers.get('content-type') ?? 'application/json' });

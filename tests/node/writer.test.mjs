@@ -11,6 +11,7 @@ const allow = { allowedRelays: [relayUrl] };
 const fastRetry = (extra = {}) => ({ retry: { maxAttempts: 5, minDelayMs: 10, maxDelayMs: 50 }, ...extra });
 const messagesOf = (events) => events.filter((e) => e.event === 'message').map((e) => e.data);
 const bodyMessages = (entry) => JSON.parse(entry.body).messages;
+const bodyOf = (entry) => { const b = JSON.parse(entry.body); return b.messages ?? [b.data]; };
 
 const proxies = [];
 async function proxy(plan) {
@@ -256,7 +257,7 @@ describe('retries never duplicate', () => {
     assert.equal(p.log[1].replayed, true);
   });
 
-  test('RELAY_UNAVAILABLE after maxAttempts, with the same key each time; later writes still go out', async () => {
+  test('RELAY_UNAVAILABLE after maxAttempts, with the same key each time; later writes go out after resume()', async () => {
     const ch = await createChannel();
     let failing = true;
     const p = await proxy(() => (failing ? { status: 503 } : 'forward'));
@@ -269,6 +270,9 @@ describe('retries never duplicate', () => {
     assert.equal(p.log.length, 3);
     assert.equal(new Set(p.log.map((e) => e.key)).size, 1);
     failing = false;
+    await rejectsWith(assert, w.write('halted'), 'RELAY_UNAVAILABLE', /3 attempts/);
+    assert.equal(p.log.length, 3, 'a halted writer sends nothing');
+    w.resume();
     await w.write('after');
     await w.end();
     assert.deepEqual(messagesOf(await eventsOf(ch)), ['after']);
@@ -310,6 +314,8 @@ describe('error codes', () => {
     await rejectsWith(assert, second.write('late'), 'CHANNEL_ENDED');
     await rejectsWith(assert, second.write('later'), 'CHANNEL_ENDED');
     await rejectsWith(assert, second.end(), 'CHANNEL_ENDED');
+    second.resume(); // a refused channel stays refused
+    await rejectsWith(assert, second.write('after resume'), 'CHANNEL_ENDED');
     assert.equal(p.log.length, 1, 'after a final refusal no more requests are sent');
   });
 
@@ -376,6 +382,8 @@ describe('error codes', () => {
     // The writer allows more than the relay does: the relay's 413 maps to the same code.
     const loose = deserializeSSEChannel(descriptorOf(ch), { ...allow, maxMessageBytes: 200_000 });
     await rejectsWith(assert, loose.write('z'.repeat(100_000)), 'MESSAGE_TOO_LARGE', /HTTP 413/);
+    await rejectsWith(assert, loose.write('halted'), 'MESSAGE_TOO_LARGE', /HTTP 413/);
+    loose.resume();
     await loose.write('small still works');
     await loose.end();
     assert.deepEqual(messagesOf(await eventsOf(ch)), ['x'.repeat(98), 'small still works']);
@@ -463,11 +471,120 @@ describe('error codes', () => {
       [{ ...allow, maxBodyBytes: 1000 }, /maxBodyBytes/],
       [{ ...allow, maxBatchMessages: 1.5 }, /maxBatchMessages/],
       [{ ...allow, timeoutMs: -5 }, /timeoutMs/],
+      [{ ...allow, maxQueued: 0 }, /maxQueued/],
+      [{ ...allow, maxQueued: '10' }, /maxQueued/],
       [{ ...allow, retry: 3 }, /retry/],
       [{ ...allow, retry: { maxAttempts: 0 } }, /maxAttempts/],
       [{ ...allow, retry: { minDelayMs: 100, maxDelayMs: 10 } }, /maxDelayMs/],
     ];
     for (const [o, re] of cases) throwsWith(assert, () => deserializeSSEChannel(d, o), 'INVALID_OPTIONS', re);
+  });
+});
+
+describe('a failed request halts the writer; bounds', () => {
+  test('exact sequence: the failed batch, the calls queued behind it and every later call reject with one error until resume()', async () => {
+    const ch = await createChannel();
+    let failing = false;
+    const p = await proxy(() => (failing ? { status: 503 } : 'forward'));
+    // A long enough pause between the two attempts that calls can be queued behind the first batch.
+    const w = deserializeSSEChannel(descriptorOf(ch, p.url), {
+      allowedRelays: [p.url],
+      retry: { maxAttempts: 2, minDelayMs: 300, maxDelayMs: 300 },
+    });
+    await w.write('before');
+    failing = true;
+    const lost = w.write('lost');
+    await until(() => p.log.length === 2, 10_000);
+    const behind = w.write('behind');
+    const endBehind = w.end('end behind');
+    const first = await rejectsWith(assert, lost, 'RELAY_UNAVAILABLE', /2 attempts.*HTTP 503/);
+    for (const call of [behind, endBehind]) {
+      const e = await rejectsWith(assert, call, 'RELAY_UNAVAILABLE');
+      assert.equal(e.message, first.message);
+    }
+    assert.equal(w.ended, false, 'the refused end() did not end the writer');
+    assert.deepEqual(p.log.map(bodyOf), [['before'], ['lost'], ['lost']], 'nothing behind the failed batch was sent');
+
+    // The relay works again, but the writer waits for the function's decision.
+    failing = false;
+    for (const call of [() => w.write('later'), () => w.end('later end')]) {
+      const e = await rejectsWith(assert, call(), 'RELAY_UNAVAILABLE');
+      assert.equal(e.message, first.message);
+    }
+    assert.equal(p.log.length, 3, 'a halted writer sends nothing');
+
+    w.resume();
+    await w.write('after');
+    await w.end('done');
+    const events = await eventsOf(ch);
+    assert.deepEqual(messagesOf(events), ['before', 'after']);
+    assert.deepEqual(events.map((e) => [e.id, e.event]), [[1, 'message'], [2, 'message'], [3, 'end']]);
+    assert.equal(events[2].data, 'done');
+  });
+
+  test('maxQueued: a write beyond it rejects QUEUE_FULL and halts the writer; what was queued still goes out', async () => {
+    const ch = await createChannel();
+    let release;
+    const held = new Promise((resolve) => (release = resolve));
+    const p = await proxy((entry, i) => (i === 0 ? { waitFor: held } : 'forward'));
+    const w = deserializeSSEChannel(descriptorOf(ch, p.url), { allowedRelays: [p.url], maxQueued: 3 });
+    const first = w.write(1); // in flight, its answer held by the proxy
+    await until(() => p.log.length === 1, 10_000);
+    const queued = [w.write(2), w.write(3)]; // three waiting: the limit
+    await rejectsWith(assert, w.write(4), 'QUEUE_FULL', /maxQueued \(3\)/);
+    release();
+    await Promise.all([first, ...queued]);
+    // The relay caught up, but 4 is missing: 5 would arrive right after 3.
+    await rejectsWith(assert, w.write(5), 'QUEUE_FULL');
+    w.resume();
+    await w.write(6);
+    await w.end();
+    assert.deepEqual(messagesOf(await eventsOf(ch)), [1, 2, 3, 6]);
+  });
+
+  test('writer ids come from a cryptographic generator: two writers made while Math.random repeats itself both get through', async () => {
+    const ch = await createChannel();
+    const p = await proxy();
+    const random = Math.random;
+    let a;
+    let b;
+    Math.random = () => 0.5;
+    try {
+      a = deserializeSSEChannel(descriptorOf(ch, p.url), { allowedRelays: [p.url] });
+      b = deserializeSSEChannel(descriptorOf(ch, p.url), { allowedRelays: [p.url] });
+    } finally {
+      Math.random = random;
+    }
+    await a.write('from a');
+    await b.write('from b');
+    await b.end();
+    assert.deepEqual(messagesOf(await eventsOf(ch)), ['from a', 'from b'], 'neither request was taken for a replay');
+    assert.notEqual(p.log[0].key, p.log[1].key);
+    assert.match(p.log[0].key, /^[0-9a-f-]{36}-1$/);
+  });
+
+  test('relay answers are read up to 16 KiB: an endless error body still gives its code, at once', async () => {
+    const p = await proxy(() => ({
+      status: 400,
+      stream: JSON.stringify({ error: { code: 'BAD_REQUEST', message: 'the head of an endless body' } }),
+    }));
+    const w = deserializeSSEChannel(
+      descriptorOf({ channelId: '0123456789abcdef0123456789abcdef', publishToken: 'a.b.c', expiresAt: Date.now() + 60000 }, p.url),
+      { allowedRelays: [p.url], timeoutMs: 30_000, retry: { maxAttempts: 1 } },
+    );
+    await rejectsWith(assert, w.write('x'), 'BAD_REQUEST', /HTTP 400.*the head of an endless body/);
+    assert.ok(await until(() => p.log[0].clientClosed, 10_000), 'the writer closed the endless answer');
+  });
+
+  test('an endless 200 answer counts as stored once 16 KiB are read', async () => {
+    const p = await proxy(() => ({ status: 200, stream: '{}' }));
+    const w = deserializeSSEChannel(
+      descriptorOf({ channelId: '0123456789abcdef0123456789abcdef', publishToken: 'a.b.c', expiresAt: Date.now() + 60000 }, p.url),
+      { allowedRelays: [p.url], timeoutMs: 30_000, retry: { maxAttempts: 1 } },
+    );
+    await w.write('x');
+    assert.equal(p.log.length, 1);
+    assert.ok(await until(() => p.log[0].clientClosed, 10_000), 'the writer closed the endless answer');
   });
 });
 

@@ -109,6 +109,9 @@ codes! {
     RelayNotAllowed = "RELAY_NOT_ALLOWED", 403, false;
     /// Writer: the relay could not be reached after every retry.
     RelayUnavailable = "RELAY_UNAVAILABLE", 503, true;
+    /// Writer: `maxQueued` messages already wait for the relay, so the write
+    /// is refused (and the writer halts until the function calls `resume()`).
+    QueueFull = "QUEUE_FULL", 429, false;
 }
 
 impl core::fmt::Display for ErrorCode {

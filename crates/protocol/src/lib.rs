@@ -11,6 +11,8 @@
 //! - [`error`]: the stable error codes, their HTTP status and whether to reconnect.
 //! - [`token`]: the claims inside signed subscribe and publish tokens.
 //! - [`limits`]: default limits, shared so the SDK can check before sending.
+//! - [`publish`]: how a publisher reads the relay's answers (retry, refusal
+//!   codes, which refusals are final).
 //!
 //! The crate does no I/O and depends only on `serde`, so it stays small in the
 //! browser bundle.
@@ -20,6 +22,7 @@ pub mod descriptor;
 pub mod error;
 pub mod frame;
 pub mod limits;
+pub mod publish;
 pub mod token;
 
 pub use descriptor::{Descriptor, DescriptorError};
