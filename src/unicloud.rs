@@ -127,8 +127,7 @@ pub fn install_uni_cloud(
     // variable is read when a descriptor arrives.
     #[cfg(feature = "writer")]
     {
-        let relay =
-            Reflect::get(&options, &JsValue::from_str("relay")).unwrap_or(JsValue::UNDEFINED);
+        let relay = crate::js::get(&options, "relay");
         WriterOptions::from_js(&options, Some(&relay_as_allow_list(&relay)?))?;
     }
     #[cfg(feature = "browser")]
@@ -166,8 +165,7 @@ fn install_writer(uni_cloud: &JsValue, options: &JsValue) -> Result<(), JsValue>
                 )
                 .into()
             };
-            let relay =
-                Reflect::get(&merged, &JsValue::from_str("relay")).unwrap_or(JsValue::UNDEFINED);
+            let relay = crate::js::get(&merged, "relay");
             let opts = WriterOptions::from_js(&merged, Some(&relay_as_allow_list(&relay)?))?;
             writer_from(&descriptor, opts).map(JsValue::from)
         },
@@ -187,11 +185,9 @@ fn install_writer(uni_cloud: &JsValue, options: &JsValue) -> Result<(), JsValue>
 #[cfg(feature = "browser")]
 fn channel_class() -> Result<JsValue, JsValue> {
     let instance = JsValue::from(crate::channel::SseChannel::new(JsValue::UNDEFINED)?);
-    let class = Reflect::get(&instance, &JsValue::from_str("constructor"))?;
-    if let Ok(free) = Reflect::get(&instance, &JsValue::from_str("free")) {
-        if let Some(free) = free.dyn_ref::<js_sys::Function>() {
-            let _ = free.call0(&instance);
-        }
+    let class = crate::js::get(&instance, "constructor");
+    if let Some(free) = crate::js::get(&instance, "free").dyn_ref::<js_sys::Function>() {
+        let _ = free.call0(&instance);
     }
     Ok(class)
 }

@@ -2,8 +2,14 @@
 import sse = require('open-sse-channel');
 
 export async function main(event: { sseChannel: string }): Promise<void> {
-  const w = sse.deserializeSSEChannel(event.sseChannel, { allowedRelays: ['https://relay.example.com'], retry: { maxAttempts: 2 } });
-  await w.write({ progress: 0.5 });
+  const w = sse.deserializeSSEChannel(event.sseChannel, { allowedRelays: ['https://relay.example.com'], retry: { maxAttempts: 2 }, maxQueued: 100, timeoutMs: 20000 });
+  try {
+    await w.write({ progress: 0.5 });
+  } catch (err) {
+    if ((err as sse.SSEChannelError).code !== 'QUEUE_FULL') throw err;
+    const nothing: void = w.resume();
+    void nothing;
+  }
   await w.end('done');
   const ended: boolean = w.ended;
   void ended;
