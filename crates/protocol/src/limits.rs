@@ -55,3 +55,8 @@ pub const BACKPRESSURE_HIGH_WATER_PERCENT: u8 = 50;
 /// `MESSAGES_LOST` if it falls out of the buffer). Default 5 s, below the
 /// writer's 10 s request timeout.
 pub const BACKPRESSURE_MAX_WAIT_MS: u64 = 5000;
+/// Open HTTP connections per relay process. Default 10,000.
+pub const MAX_CONNECTIONS: usize = 10_000;
+/// A write to a client that makes no progress for this long closes its
+/// connection, in milliseconds. Default 30 s.
+pub const WRITE_TIMEOUT_MS: u64 = 30_000;

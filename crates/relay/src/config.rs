@@ -89,6 +89,16 @@ pub struct Config {
     /// Per-address limits count IPv6 clients by this prefix length: one host
     /// usually holds a whole /64. 128: every address alone. Default 64.
     pub ipv6_prefix_len: u8,
+    /// Open HTTP connections (streams, requests, idle keep-alive) at most; the
+    /// process's open-files limit may lower it. Over it, a connection is
+    /// answered once and closed: `/healthz` and `/metrics` as usual, anything
+    /// else `429 TOO_MANY_CONNECTIONS`. Default 10,000.
+    pub max_connections: usize,
+    /// A write to a client that makes no progress for this long (the client
+    /// stopped reading) closes its connection, releasing its stream and the
+    /// events in flight, in ms. Every connection: requests, EventSource,
+    /// WebSocket. Default 30,000.
+    pub write_timeout_ms: u64,
 }
 
 /// Shortest accepted [`Config::secret`] (and previous secret), in bytes: an
@@ -129,6 +139,12 @@ impl Config {
                         in front of the relay append to it)"
                     .into(),
             );
+        }
+        if self.write_timeout_ms == 0 {
+            return Err("--write-timeout-ms must be at least 1".into());
+        }
+        if self.max_connections == 0 {
+            return Err("--max-connections must be at least 1".into());
         }
         if self.ipv6_prefix_len > 128 {
             return Err("--ipv6-prefix-len must be at most 128".into());
@@ -177,6 +193,8 @@ impl Default for Config {
             previous_secret: None,
             trusted_proxy_hops: 0,
             ipv6_prefix_len: 64,
+            max_connections: limits::MAX_CONNECTIONS,
+            write_timeout_ms: limits::WRITE_TIMEOUT_MS,
         }
     }
 }

@@ -39,6 +39,7 @@ pub mod metrics;
 mod routes;
 mod server;
 mod stream;
+mod timeout_io;
 pub mod token;
 
 use std::collections::HashMap;

@@ -150,6 +150,15 @@ struct Cli {
     #[arg(long, env = "SSE_RELAY_IPV6_PREFIX_LEN", default_value_t = 64,
           value_parser = clap::value_parser!(u8).range(0..=128))]
     ipv6_prefix_len: u8,
+    /// Open HTTP connections at most (streams, requests, idle keep-alive); lowered to what
+    /// `ulimit -n` leaves room for. Over it a connection gets one answer and is closed:
+    /// /healthz and /metrics as usual, anything else 429 TOO_MANY_CONNECTIONS.
+    #[arg(long, env = "SSE_RELAY_MAX_CONNECTIONS", default_value_t = limits::MAX_CONNECTIONS)]
+    max_connections: usize,
+    /// A write that makes no progress for this long (the client stopped reading) closes the
+    /// connection and releases its stream, in ms: EventSource, WebSocket and plain requests.
+    #[arg(long, env = "SSE_RELAY_WRITE_TIMEOUT_MS", default_value_t = limits::WRITE_TIMEOUT_MS)]
+    write_timeout_ms: u64,
 }
 
 /// Lowest `--heartbeat-ms`: every heartbeat is a frame on every open stream,
@@ -241,6 +250,8 @@ impl Cli {
             previous_secret: self.previous_secret.clone().map(String::into_bytes),
             trusted_proxy_hops: self.trusted_proxy_hops,
             ipv6_prefix_len: self.ipv6_prefix_len,
+            max_connections: self.max_connections,
+            write_timeout_ms: self.write_timeout_ms,
         }
     }
 }

@@ -43,6 +43,8 @@ pub struct Metrics {
     /// Readers released because a publish waited the longest wait for them.
     pub readers_released: AtomicU64,
     connections: [AtomicU64; 2],
+    http_connections: AtomicU64,
+    connections_refused: AtomicU64,
     connections_total: [AtomicU64; 2],
     errors: Vec<AtomicU64>,
 }
@@ -75,6 +77,16 @@ impl Metrics {
         }
     }
 
+    /// Open HTTP connections (of any kind), as counted by the accept loop.
+    pub fn set_http_connections(&self, n: usize) {
+        self.http_connections.store(n as u64, Relaxed);
+    }
+
+    /// A connection closed unanswered: over `--max-connections` and its overflow.
+    pub fn connection_refused(&self) {
+        self.connections_refused.fetch_add(1, Relaxed);
+    }
+
     /// Open subscriber streams of a transport.
     pub fn open_connections(&self, t: Transport) -> u64 {
         self.connections[t.index()].load(Relaxed)
@@ -103,6 +115,28 @@ impl Metrics {
             s,
             "sse_relay_channels_created_total {}",
             self.channels_created.load(Relaxed)
+        );
+        g(
+            &mut s,
+            "sse_relay_http_connections",
+            "gauge",
+            "Open HTTP connections (streams, requests, idle keep-alive).",
+        );
+        let _ = writeln!(
+            s,
+            "sse_relay_http_connections {}",
+            self.http_connections.load(Relaxed)
+        );
+        g(
+            &mut s,
+            "sse_relay_connections_refused_total",
+            "counter",
+            "Connections closed unanswered: over --max-connections and its overflow.",
+        );
+        let _ = writeln!(
+            s,
+            "sse_relay_connections_refused_total {}",
+            self.connections_refused.load(Relaxed)
         );
         g(
             &mut s,

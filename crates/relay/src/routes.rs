@@ -180,8 +180,13 @@ pub(crate) fn check_channel_id(id: &str) -> Result<(), ApiError> {
     }
 }
 
-async fn read_body(relay: &Relay, headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
-    let limit = relay.config.max_body_bytes;
+/// The body, at most `limit` bytes, within the body read timeout.
+async fn read_body(
+    relay: &Relay,
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
     let too_large = || {
         ApiError::owned(
             ErrorCode::MessageTooLarge,
@@ -221,6 +226,10 @@ fn bad_json(e: serde_json::Error) -> ApiError {
     ApiError::owned(ErrorCode::BadRequest, format!("invalid JSON body: {e}"))
 }
 
+/// Largest `POST /v1/channels` body (`{"ttlSecs":…}`), in bytes; larger →
+/// `413 MESSAGE_TOO_LARGE`.
+pub(crate) const MAX_CREATE_BODY_BYTES: usize = 1024;
+
 async fn create(
     State(relay): State<Shared>,
     ClientAddr(addr): ClientAddr,
@@ -233,7 +242,10 @@ async fn create(
             "the relay is shutting down",
         ));
     }
-    let body = read_body(&relay, &headers, body).await?;
+    // The rate and per-address limits first: a refused client's body is
+    // never waited for or read.
+    relay.admit_creation(addr)?;
+    let body = read_body(&relay, &headers, body, MAX_CREATE_BODY_BYTES).await?;
     let text = utf8(&body)?;
     let req: CreateChannelRequest = if text.trim().is_empty() {
         CreateChannelRequest::default()
@@ -248,7 +260,6 @@ async fn create(
             format!("ttlSecs must be between 1 and {max}"),
         ));
     }
-    relay.admit_creation(addr)?;
     let mut raw = [0u8; 16];
     getrandom::fill(&mut raw)
         .map_err(|_| ApiError::new(ErrorCode::Internal, "no randomness available"))?;
@@ -376,7 +387,7 @@ async fn accept_publish(
     check_channel_id(id)?;
     authorize_publish(relay, headers, id)?;
     let key = idempotency_key(headers)?;
-    let body = read_body(relay, headers, body).await?;
+    let body = read_body(relay, headers, body, relay.config.max_body_bytes).await?;
     Ok((key, body))
 }
 

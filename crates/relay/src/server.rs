@@ -5,17 +5,35 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request};
+use axum::response::IntoResponse as _;
+use futures_util::future::Either;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use sse_channel_protocol::{api, ErrorCode};
 use tokio::net::TcpListener;
 use tower_service::Service;
 
 use crate::broker::Broker;
-use crate::{routes, Config, Relay};
+use crate::timeout_io::WriteTimeout;
+use crate::{routes, ApiError, Config, Relay};
+
+/// Connections served beyond [`Config::max_connections`] at once: each
+/// answers one request (`/healthz` and `/metrics` normally, anything else
+/// `TOO_MANY_CONNECTIONS`) and closes. Past these, new connections are closed
+/// unanswered.
+pub(crate) const OVERFLOW_CONNECTIONS: usize = 64;
+
+/// Time an overflow connection has to send its request headers.
+const OVERFLOW_HEADER_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// File descriptors kept free of connections: the listener, the broker's
+/// sockets, the runtime's own, and the overflow connections.
+const FD_RESERVE: usize = 64 + OVERFLOW_CONNECTIONS;
 
 /// Serves the relay on `listener` until `shutdown` completes, then drains:
 /// stops accepting, closes every subscriber stream with a `SHUTTING_DOWN`
@@ -55,6 +73,17 @@ pub async fn run_with_broker(
         .header_read_timeout(header_timeout)
         .keep_alive(true);
     let builder = Arc::new(builder);
+    // Over the connection cap: one request per connection, then close; a
+    // second at most to send it, so idle sockets cannot hold the overflow.
+    let mut limited = hyper::server::conn::http1::Builder::new();
+    limited
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout.min(OVERFLOW_HEADER_TIMEOUT))
+        .keep_alive(false);
+    let limited = Arc::new(limited);
+    let cap = connection_cap(relay.config.max_connections);
+    let write_timeout = Duration::from_millis(relay.config.write_timeout_ms);
+    let overflow = Arc::new(AtomicUsize::new(0));
     #[cfg(target_os = "linux")]
     let user_timeout = dead_peer_timeout(relay.config.heartbeat_ms);
 
@@ -80,18 +109,41 @@ pub async fn run_with_broker(
             // stops counting against the channel's connection limit.
             let _ = socket2::SockRef::from(&stream).set_tcp_user_timeout(Some(user_timeout));
         }
+        let open = *connections.borrow();
+        let over = overflow.load(Relaxed);
+        let full = open.saturating_sub(over) >= cap;
+        if full && over >= OVERFLOW_CONNECTIONS {
+            // Closing at once keeps the descriptors, and the accept loop, free.
+            relay.metrics.connection_refused();
+            drop(stream);
+            continue;
+        }
+        let slot = full.then(|| OverflowSlot::take(&overflow));
         let router = router.clone();
+        let metrics = relay.metrics.clone();
         let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+            let path = req.uri().path();
+            if full && path != api::HEALTH_PATH && path != api::METRICS_PATH {
+                metrics.error(ErrorCode::TooManyConnections);
+                let refused = ApiError::new(
+                    ErrorCode::TooManyConnections,
+                    "the relay holds its maximum of connections; try again later",
+                );
+                return Either::Left(std::future::ready(Ok(refused.into_response())));
+            }
             req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
-            router.clone().call(req)
+            Either::Right(router.clone().call(req))
         });
-        let conn = builder
-            .serve_connection(TokioIo::new(stream), svc)
+        let conn = if full { &limited } else { &builder }
+            .serve_connection(TokioIo::new(WriteTimeout::new(stream, write_timeout)), svc)
             .with_upgrades();
         let mut stop = relay.shutdown.subscribe();
         let connections = connections.clone();
         connections.send_modify(|n| *n += 1);
+        relay.metrics.set_http_connections(open + 1);
+        let metrics = relay.metrics.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             tokio::pin!(conn);
             let res = tokio::select! {
                 res = conn.as_mut() => res,
@@ -105,7 +157,10 @@ pub async fn run_with_broker(
             if let Err(e) = res {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
-            connections.send_modify(|n| *n -= 1);
+            connections.send_modify(|n| {
+                *n -= 1;
+                metrics.set_http_connections(*n);
+            });
         });
     }
 
@@ -125,6 +180,50 @@ pub async fn run_with_broker(
     sweeper.abort();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// One of the [`OVERFLOW_CONNECTIONS`], given back on drop.
+struct OverflowSlot(Arc<AtomicUsize>);
+
+impl OverflowSlot {
+    fn take(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Relaxed);
+        Self(count.clone())
+    }
+}
+
+impl Drop for OverflowSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
+}
+
+/// [`Config::max_connections`], lowered to what the process's file descriptor
+/// limit leaves room for (with a warning), so that the cap is reached before
+/// `accept` starts failing.
+fn connection_cap(configured: usize) -> usize {
+    let Some(fds) = fd_soft_limit() else {
+        return configured;
+    };
+    let room = fds.saturating_sub(FD_RESERVE).max(1);
+    if room < configured {
+        tracing::warn!(
+            max_connections = configured,
+            open_files_limit = fds,
+            using = room,
+            "--max-connections is above what the open-files limit leaves room for; raise \
+             `ulimit -n` (LimitNOFILE) to serve more"
+        );
+        return room;
+    }
+    configured
+}
+
+/// The soft `RLIMIT_NOFILE` (Linux: from /proc; elsewhere unknown).
+fn fd_soft_limit() -> Option<usize> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
 }
 
 async fn sweep_loop(relay: Arc<Relay>) {

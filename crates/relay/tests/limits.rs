@@ -411,3 +411,178 @@ async fn expiry_with_test_hooks_on_is_still_channel_expired() {
     let e = raw.try_next().await.expect("not aborted").unwrap();
     assert!(e.data.contains("CHANNEL_EXPIRED"), "{e:?}");
 }
+
+#[tokio::test]
+async fn idle_sockets_over_max_connections_leave_healthz_answering() {
+    let relay = start(Config {
+        max_connections: 64,
+        ..config()
+    })
+    .await;
+    let ch = relay.create().await;
+    // 100 sockets that never send a byte: 64 fill the cap, the rest overflow.
+    let mut idle = Vec::new();
+    for _ in 0..100 {
+        idle.push(tokio::net::TcpStream::connect(relay.addr).await.unwrap());
+    }
+    // Let the accept loop take them all before the fresh requests below.
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let m = relay.get("/metrics").await.body;
+            if m.contains("sse_relay_http_connections 101") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the relay accepted the idle sockets");
+    for _ in 0..3 {
+        let r = relay.get("/healthz").await;
+        assert_eq!((r.status, &r.json()["status"]), (200, &json!("ok")));
+    }
+    let r = relay.post("/v1/channels", &[], "").await;
+    assert_eq!((r.status, r.code().as_str()), (429, "TOO_MANY_CONNECTIONS"));
+    let r = relay.publish(&ch, r#"{"data":1}"#).await;
+    assert_eq!(r.code(), "TOO_MANY_CONNECTIONS");
+    // Sockets closed: the relay serves everything again.
+    drop(idle);
+    tokio::time::timeout(WAIT, async {
+        while relay.post("/v1/channels", &[], "").await.status != 201 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("creation works again once the idle sockets are gone");
+    assert_eq!(relay.publish(&ch, r#"{"data":1}"#).await.status, 200);
+}
+
+#[tokio::test]
+async fn creation_rate_limit_answers_before_the_body_and_the_body_is_small() {
+    let relay = start(Config {
+        create_burst: 1,
+        create_rate_per_sec: 1,
+        body_read_timeout_ms: 60_000,
+        ..config()
+    })
+    .await;
+    let r = relay
+        .post(
+            "/v1/channels",
+            &[],
+            &format!("{{\"ttlSecs\":60{}}}", " ".repeat(1100)),
+        )
+        .await;
+    assert_eq!((r.status, r.code().as_str()), (413, "MESSAGE_TOO_LARGE"));
+    assert!(r.body.contains("over 1024 bytes"), "{}", r.body);
+    // The bucket is empty now: a request that announces a body and never
+    // sends it is refused at once, not after the body read timeout.
+    let mut raw = tokio::net::TcpStream::connect(relay.addr).await.unwrap();
+    raw.write_all(
+        b"POST /v1/channels HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 500\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(WAIT, raw.read(&mut buf))
+        .await
+        .expect("answered without the body")
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(text.starts_with("HTTP/1.1 429"), "{text}");
+    assert!(text.contains("RATE_LIMITED"), "{text}");
+}
+
+/// `sse_relay_connections{transport=…}` as /metrics reports it.
+async fn open_streams(relay: &TestRelay, transport: &str) -> u64 {
+    let m = relay.get("/metrics").await.body;
+    let prefix = format!("sse_relay_connections{{transport=\"{transport}\"}} ");
+    m.lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {prefix} in {m}"))
+}
+
+#[tokio::test]
+async fn subscribers_that_stop_reading_are_dropped_after_the_write_timeout() {
+    let relay = start(Config {
+        write_timeout_ms: 1000,
+        max_message_bytes: 600 * 1024,
+        ..config()
+    })
+    .await;
+    let ch = relay.create().await;
+    // Two EventSource readers and one WebSocket reader that never read a byte.
+    let mut stuck = Vec::new();
+    for _ in 0..2 {
+        let mut raw = tokio::net::TcpStream::connect(relay.addr).await.unwrap();
+        let req = format!(
+            "GET /v1/channels/{}/events?{} HTTP/1.1\r\nhost: x\r\naccept: text/event-stream\r\n\r\n",
+            ch.id,
+            ch.q()
+        );
+        raw.write_all(req.as_bytes()).await.unwrap();
+        stuck.push(raw);
+    }
+    let ws = relay.ws(&ch.id, &ch.q()).await;
+    // And one reader that keeps up.
+    let mut healthy = relay.live(T::Sse, &ch, "").await;
+    tokio::time::timeout(WAIT, async {
+        while open_streams(&relay, "sse").await < 3 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("all streams open");
+    let big = json!({ "data": "x".repeat(512 * 1024) }).to_string();
+    let mut sent = 0;
+    // 512 KiB messages until the stuck readers are gone (their socket buffers
+    // fill after a few MiB, then the write timeout runs).
+    let reader = tokio::spawn(async move {
+        let mut n = 0;
+        while let Some(e) = healthy.next().await {
+            if e.event == "message" {
+                n += 1;
+            }
+            if n == 20 {
+                break;
+            }
+        }
+        (healthy, n)
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        assert_eq!(relay.publish(&ch, &big).await.status, 200);
+        sent += 1;
+        if sent >= 20
+            && open_streams(&relay, "sse").await == 1
+            && open_streams(&relay, "ws").await == 0
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "stuck readers still connected after {sent} messages"
+        );
+        if sent >= 20 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let (_healthy, n) = reader.await.unwrap();
+    assert_eq!(n, 20, "the reader that keeps up got every message");
+    // The stuck connections were closed by the relay.
+    for mut raw in stuck {
+        let mut buf = vec![0u8; 1 << 20];
+        let closed = tokio::time::timeout(WAIT, async {
+            loop {
+                match raw.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "the relay closed the stuck connection");
+    }
+    drop(ws);
+}

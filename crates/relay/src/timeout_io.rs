@@ -1,0 +1,125 @@
+//! A socket whose writes time out: a peer that stops reading (its receive
+//! window full) would otherwise hold its connection, its subscriber stream and
+//! the events in flight forever. Wraps every accepted connection, so the
+//! deadline covers requests, EventSource streams and upgraded WebSockets alike.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{sleep, Sleep};
+
+/// `io` whose writes and flushes fail with [`io::ErrorKind::TimedOut`] once
+/// they have made no progress for `timeout`. The clock starts when a write is
+/// first refused (the socket buffer is full) and stops at the next accepted
+/// byte, so a slow but moving reader is never cut, nor an idle connection.
+#[derive(Debug)]
+pub(crate) struct WriteTimeout<T> {
+    io: T,
+    timeout: Duration,
+    /// Armed while writes are refused.
+    stalled: Option<Pin<Box<Sleep>>>,
+}
+
+impl<T> WriteTimeout<T> {
+    pub(crate) fn new(io: T, timeout: Duration) -> Self {
+        Self {
+            io,
+            timeout,
+            stalled: None,
+        }
+    }
+
+    /// Turns a `Pending` write into a timeout error once the deadline passed;
+    /// clears the deadline on progress.
+    fn check<R>(&mut self, cx: &mut Context<'_>, res: Poll<io::Result<R>>) -> Poll<io::Result<R>> {
+        if res.is_ready() {
+            self.stalled = None;
+            return res;
+        }
+        let timeout = self.timeout;
+        let deadline = self.stalled.get_or_insert_with(|| Box::pin(sleep(timeout)));
+        match deadline.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "write timed out: the peer stopped reading",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for WriteTimeout<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for WriteTimeout<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let res = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.check(cx, res)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let res = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.check(cx, res)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let res = Pin::new(&mut self.io).poll_flush(cx);
+        self.check(cx, res)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let res = Pin::new(&mut self.io).poll_shutdown(cx);
+        self.check(cx, res)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn a_write_nobody_reads_times_out_and_a_read_one_does_not() {
+        let (a, _unread) = tokio::io::duplex(1024);
+        let mut w = WriteTimeout::new(a, Duration::from_millis(100));
+        // Fills the pipe; nobody reads: the write fails after the timeout.
+        let err = w.write_all(&[0u8; 4096]).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        // A reader that keeps up: the same amount passes, slowly.
+        let (a, mut b2) = tokio::io::duplex(1024);
+        let mut w = WriteTimeout::new(a, Duration::from_millis(100));
+        let reader = tokio::spawn(async move {
+            let mut buf = [0u8; 256];
+            let mut n = 0;
+            while n < 8192 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                n += b2.read(&mut buf).await.unwrap();
+            }
+        });
+        w.write_all(&[0u8; 8192]).await.unwrap();
+        reader.await.unwrap();
+    }
+}
