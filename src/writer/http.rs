@@ -90,7 +90,11 @@ pub(super) async fn send(
                 if attempt >= o.max_attempts {
                     let mut m = String::from("the relay did not store the request after ");
                     m.push_str(&attempt.to_string());
-                    m.push_str(" attempts; last: ");
+                    m.push_str(if attempt == 1 {
+                        " attempt; last: "
+                    } else {
+                        " attempts; last: "
+                    });
                     m.push_str(&why);
                     return Err(Failure::new(ErrorCode::RelayUnavailable, m));
                 }

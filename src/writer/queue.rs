@@ -258,12 +258,16 @@ async fn flush(queue: Rc<RefCell<Queue>>) {
             (job, url, body, key, q.target.clone())
         };
         let outcome = http::send(&target, &url, &body, &key).await;
-        let items = match job {
-            Job::Batch(items) => items,
-            Job::End(p) => vec![p],
-        };
         let mut q = queue.borrow_mut();
         q.in_flight = 0;
+        let items = match job {
+            Job::Batch(items) => items,
+            Job::End(p) => {
+                // A failed end did not end the channel: after `resume()` it may be called again.
+                q.end_called = outcome.is_ok();
+                vec![p]
+            }
+        };
         match outcome {
             Ok(()) => {
                 drop(q);

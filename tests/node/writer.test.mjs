@@ -522,6 +522,23 @@ describe('a failed request halts the writer; bounds', () => {
     assert.equal(events[2].data, 'done');
   });
 
+  test('a failed end() halts the writer too; after resume() end() may be called again', async () => {
+    const ch = await createChannel();
+    let failing = true;
+    const p = await proxy(() => (failing ? { status: 503 } : 'forward'));
+    const w = deserializeSSEChannel(descriptorOf(ch, p.url), { allowedRelays: [p.url], retry: { maxAttempts: 1 } });
+    await rejectsWith(assert, w.end('first try'), 'RELAY_UNAVAILABLE', /after 1 attempt; last: HTTP 503/);
+    assert.equal(w.ended, false);
+    failing = false;
+    await rejectsWith(assert, w.end('halted'), 'RELAY_UNAVAILABLE');
+    assert.equal(p.log.length, 1);
+    w.resume();
+    await w.end('second try');
+    assert.equal(w.ended, true);
+    const events = await eventsOf(ch);
+    assert.deepEqual(events.map((e) => [e.event, e.data]), [['end', 'second try']]);
+  });
+
   test('maxQueued: a write beyond it rejects QUEUE_FULL and halts the writer; what was queued still goes out', async () => {
     const ch = await createChannel();
     let release;
