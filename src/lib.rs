@@ -9,7 +9,8 @@
 //! - `channel`, `transport`: the `SSEChannel` class, the executor of the
 //!   machine's effects, and its WebSocket and EventSource transports (wasm only).
 //! - `writer`: `deserializeSSEChannel` and the writer it returns (wasm only; used
-//!   from Node.js).
+//!   from Node.js). `batch` (how its queue is cut into requests) is natively
+//!   tested; its retry delays are `backoff`'s.
 //! - `unicloud`: `installUniCloud`, the uniCloud drop-in (wasm only).
 //! - `js_error`: the coded JS error objects every export rejects or emits with.
 //! - `js`, `fetch`, `timer`: what both sides share to read JS objects, call
@@ -30,6 +31,7 @@
 pub use sse_channel_protocol as protocol;
 
 pub mod backoff;
+pub mod batch;
 pub mod machine;
 pub mod state;
 

@@ -18,6 +18,7 @@ use wasm_bindgen_futures::spawn_local;
 
 use super::http::{self, Target};
 use super::Failure;
+use crate::batch::batch_len;
 use crate::js;
 
 /// One message waiting for the relay: its JSON text and its promise's settlers.
@@ -280,24 +281,15 @@ async fn flush(queue: Rc<RefCell<Queue>>) {
     }
 }
 
-/// The longest prefix of the queue that fits one request of at most
-/// `max_bytes` and `max_messages` (and at least one message).
+/// The next request's messages: the longest prefix of the queue that fits
+/// ([`crate::batch::batch_len`]).
 fn take_batch(
     queue: &mut VecDeque<Pending>,
     max_bytes: usize,
     max_messages: usize,
 ) -> Vec<Pending> {
-    let mut size = api::BATCH_BODY_HEAD.len() + api::BATCH_BODY_TAIL.len();
-    let mut batch = Vec::new();
-    while let Some(next) = queue.front() {
-        let added = next.bytes + usize::from(!batch.is_empty());
-        if !batch.is_empty() && (batch.len() >= max_messages || size + added > max_bytes) {
-            break;
-        }
-        size += added;
-        batch.extend(queue.pop_front());
-    }
-    batch
+    let n = batch_len(queue.iter().map(|p| p.bytes), max_bytes, max_messages);
+    queue.drain(..n).collect()
 }
 
 /// `{"messages":[a,b,…]}`, assembled from the payloads' JSON text in JS strings.
