@@ -31,6 +31,22 @@ extern "C" {
     #[cfg(feature = "writer")]
     #[wasm_bindgen(method, getter)]
     pub(crate) fn body(this: &Response) -> JsValue;
+    /// The whole body as text.
+    #[cfg(feature = "writer")]
+    #[wasm_bindgen(method)]
+    pub(crate) fn text(this: &Response) -> Promise;
+    /// The answer's headers.
+    #[cfg(feature = "writer")]
+    #[wasm_bindgen(method, getter)]
+    pub(crate) fn headers(this: &Response) -> Headers;
+
+    /// A `fetch` answer's headers.
+    #[cfg(feature = "writer")]
+    pub(crate) type Headers;
+    /// The header's value, or `None` when absent.
+    #[cfg(feature = "writer")]
+    #[wasm_bindgen(method)]
+    pub(crate) fn get(this: &Headers, name: &str) -> Option<String>;
 }
 
 /// True when there is a global `fetch` (Node.js 18+, every browser).
