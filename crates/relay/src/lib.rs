@@ -249,6 +249,16 @@ impl Relay {
         Ok(())
     }
 
+    /// The per-address limits, for a broker that shares them across nodes.
+    pub(crate) fn creator_limits(&self) -> broker::CreatorLimits {
+        broker::CreatorLimits {
+            channels: self.config.channels_per_address,
+            rate_per_sec: self.config.create_rate_per_sec,
+            burst: self.config.create_burst,
+            ended_retention_ms: self.config.ended_retention_secs.saturating_mul(1000),
+        }
+    }
+
     pub(crate) fn channel_created(&self, id: &str, addr: Option<IpAddr>) {
         let Some(addr) = addr else { return };
         let mut t = lock(&self.addrs);

@@ -265,14 +265,38 @@ async fn create(
         .map_err(|_| ApiError::new(ErrorCode::Internal, "no randomness available"))?;
     let id = hex(&raw);
     let expires_at_ms = now_ms() + ttl * 1000;
-    relay
-        .broker
-        .create(NewChannel {
-            id: id.clone(),
-            expires_at_ms,
-        })
-        .await?;
-    relay.channel_created(&id, addr);
+    let channel = NewChannel {
+        id: id.clone(),
+        expires_at_ms,
+    };
+    // Per-address limits: across nodes when the broker keeps a shared count
+    // (Redis), else in this process.
+    let creator = addr.map(|a| a.to_string());
+    let shared = match &creator {
+        Some(c) => relay
+            .broker
+            .admit_creator(c, &channel, relay.creator_limits()),
+        None => None,
+    };
+    let shared = match shared {
+        Some(admitted) => {
+            admitted.await?;
+            true
+        }
+        None => {
+            relay.admit_creation(addr)?;
+            false
+        }
+    };
+    if let Err(e) = relay.broker.create(channel.clone()).await {
+        if let (true, Some(c)) = (shared, &creator) {
+            relay.broker.forget_creator(c, &id).await;
+        }
+        return Err(e.into());
+    }
+    if !shared {
+        relay.channel_created(&id, addr);
+    }
     relay
         .metrics
         .channels_created

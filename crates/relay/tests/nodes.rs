@@ -24,9 +24,14 @@ struct Node {
 
 impl Node {
     fn spawn(redis: &RedisServer) -> Self {
+        Self::spawn_with(redis, &[])
+    }
+
+    fn spawn_with(redis: &RedisServer, args: &[&str]) -> Self {
         let mut child = Command::new(BIN)
             .args(["--listen", "127.0.0.1:0", "--broker", &redis.url()])
             .args(["--heartbeat-ms", "500", "--cleanup-interval-ms", "100"])
+            .args(args)
             .args(["--log", "warn"])
             .env("SSE_RELAY_SECRET", std::str::from_utf8(SECRET).unwrap())
             .stdout(Stdio::piped())
@@ -141,6 +146,10 @@ async fn read_until_end(nodes: Vec<SocketAddr>, ch_id: String, sub: String) -> S
             .await;
         seen.connections += 1;
         loop {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no end in time: {seen:?}"
+            );
             let e = match s.try_next().await {
                 Ok(Some(e)) => e,
                 // Closed or broken: reconnect (to the next node if this one is gone).
@@ -378,4 +387,61 @@ async fn sigterm_of_a_node_mid_stream_sends_its_readers_to_another() {
     assert_eq!(seen.messages, (1..=N).collect::<Vec<_>>(), "{seen:?}");
     assert!(seen.errors.iter().any(|c| c == "SHUTTING_DOWN"), "{seen:?}");
     assert!(a.child.wait().unwrap().success(), "A drained and exited 0");
+}
+
+#[tokio::test]
+async fn per_address_creation_limits_hold_across_nodes() {
+    let redis = RedisServer::start();
+    let live = ["--channels-per-address", "3", "--ended-retention-secs", "1"];
+    let a = Node::spawn_with(&redis, &live);
+    let b = Node::spawn_with(&redis, &live);
+    let first = a.create().await;
+    b.create().await;
+    a.create().await;
+    for node in [&a, &b] {
+        let r = node.post("/v1/channels", &[], "").await;
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (429, "RATE_LIMITED"),
+            "{}",
+            r.body
+        );
+        assert!(r.body.contains("maximum of live channels"), "{}", r.body);
+    }
+    // An ended channel stops counting after the retention, whichever node ended it.
+    assert_eq!(b.end(&first, "").await.status, 200);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = b.post("/v1/channels", &[], "").await;
+        if r.status == 201 {
+            break;
+        }
+        assert_eq!(r.code(), "RATE_LIMITED");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the slot never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The creation rate: one bucket for both nodes.
+    let redis = RedisServer::start();
+    let rate = ["--create-burst", "3", "--create-rate-per-sec", "1"];
+    let a = Node::spawn_with(&redis, &rate);
+    let b = Node::spawn_with(&redis, &rate);
+    let mut created = 0;
+    for node in [&a, &b, &a, &b] {
+        if node.post("/v1/channels", &[], "").await.status == 201 {
+            created += 1;
+        }
+    }
+    // 3 of the burst, maybe one more refilled if a second passed meanwhile.
+    assert!(
+        (3..=4).contains(&created),
+        "{created} created across two nodes"
+    );
+    let r = b.post("/v1/channels", &[], "").await;
+    if r.status != 201 {
+        assert!(r.body.contains("creation rate"), "{}", r.body);
+    }
 }

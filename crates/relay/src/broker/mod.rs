@@ -156,6 +156,9 @@ pub enum BrokerError {
     Exists,
     /// The storage behind the broker failed.
     Unavailable(String),
+    /// The creator's address is over a per-address limit (the sentence says
+    /// which one).
+    RateLimited(&'static str),
 }
 
 impl BrokerError {
@@ -168,6 +171,7 @@ impl BrokerError {
             Self::Full => ErrorCode::TooManyChannels,
             Self::Exists => ErrorCode::Internal,
             Self::Unavailable(_) => ErrorCode::BrokerUnavailable,
+            Self::RateLimited(_) => ErrorCode::RateLimited,
         }
     }
 
@@ -180,6 +184,7 @@ impl BrokerError {
             Self::Full => "the relay holds its maximum of channels",
             Self::Exists => "channel id collision",
             Self::Unavailable(m) => m,
+            Self::RateLimited(m) => m,
         }
     }
 }
@@ -225,6 +230,24 @@ pub trait Broker: Send + Sync + 'static {
     /// Channels currently held (for metrics).
     fn channel_count(&self) -> usize;
 
+    /// Counts `channel` against its creator's address across every relay node
+    /// sharing this broker, or refuses it with [`BrokerError::RateLimited`].
+    /// `None` (the default): the broker keeps no shared count, and the relay
+    /// applies the limits per node. Called before [`Broker::create`].
+    fn admit_creator<'a>(
+        &'a self,
+        _creator: &'a str,
+        _channel: &'a NewChannel,
+        _limits: CreatorLimits,
+    ) -> Option<BoxFuture<'a, Result<(), BrokerError>>> {
+        None
+    }
+
+    /// Undoes [`Broker::admit_creator`] when [`Broker::create`] then failed.
+    fn forget_creator<'a>(&'a self, _creator: &'a str, _channel: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(std::future::ready(()))
+    }
+
     /// Whether the storage behind the broker answers, for `/healthz` and
     /// `/metrics`. Cheap: no call to the storage. Default: an embedded
     /// broker that is always up.
@@ -236,6 +259,19 @@ pub trait Broker: Send + Sync + 'static {
             round_trip_us: None,
         }
     }
+}
+
+/// The per-address creation limits ([`Broker::admit_creator`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CreatorLimits {
+    /// Live channels per address (`--channels-per-address`).
+    pub channels: usize,
+    /// Creations per second per address (`--create-rate-per-sec`).
+    pub rate_per_sec: u32,
+    /// Creation burst per address (`--create-burst`).
+    pub burst: u32,
+    /// How long an ended channel still counts, in ms (`--ended-retention-secs`).
+    pub ended_retention_ms: u64,
 }
 
 /// What [`Broker::status`] reports.

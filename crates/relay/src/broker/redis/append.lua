@@ -63,4 +63,7 @@ if redis.call('EXISTS', keys) == 1 then
   redis.call('PEXPIREAT', order, gone)
 end
 redis.call('PUBLISH', ARGV[9], string.format('%s %d %s', ARGV[1], last, phase))
-return {'OK', string.format('%d', first), string.format('%d', last)}
+-- On end: the creator's address, whose count the channel leaves after the retention.
+local by = ''
+if kind == 'end' then by = redis.call('HGET', meta, 'by') or '' end
+return {'OK', string.format('%d', first), string.format('%d', last), by}

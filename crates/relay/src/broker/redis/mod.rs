@@ -13,6 +13,8 @@
 //! | `sse:{ID}:k` | hash | idempotency keys (`"message KEY"`, `"end KEY"`) → `"FIRST LAST"` |
 //! | `sse:{ID}:o` | list | the same keys, oldest first (to forget the oldest) |
 //! | `sse:channels` | sorted set | every channel id → when it goes (the relay-wide count) |
+//! | `sse:addr:{ADDRESS}:c` | sorted set | channels of one creator address → when they stop counting |
+//! | `sse:addr:{ADDRESS}:r` | hash | that address's creation bucket (`tokens`, `at`) |
 //!
 //! `ID` is always 32 lowercase hex digits (checked here too, not only by the
 //! routes), so no input can name another channel's keys. Payloads and
@@ -49,8 +51,8 @@ use sse_channel_protocol::{EventId, EventKind, LostRange};
 use tokio::sync::{watch, Notify};
 
 use super::{
-    Append, Appended, BoxFuture, Broker, BrokerError, BrokerStatus, Event, Head, NewChannel, Phase,
-    ReadBatch,
+    Append, Appended, BoxFuture, Broker, BrokerError, BrokerStatus, CreatorLimits, Event, Head,
+    NewChannel, Phase, ReadBatch,
 };
 
 /// The Redis channel every node listens on for appends.
@@ -108,6 +110,9 @@ struct Inner {
     /// creator's address (see [`Broker::sweep`]): their expiry, or the end of
     /// the retention once a notification said they ended.
     created: Mutex<HashMap<String, u64>>,
+    /// Channel id → its creator's address, between [`Broker::admit_creator`]
+    /// and [`Broker::create`] (which stores it with the channel).
+    creators: Mutex<HashMap<String, String>>,
     /// Channels in the relay-wide index at the last sweep.
     channels: AtomicUsize,
     /// Whether the last call to Redis (and the pub/sub connection) worked.
@@ -220,6 +225,7 @@ impl Recent {
 
 struct Scripts {
     create: Script,
+    creator: Script,
     admit: Script,
     append: Script,
     read: Script,
@@ -301,10 +307,12 @@ impl RedisBroker {
                 create: Script::new(include_str!("create.lua")),
                 admit: Script::new(include_str!("admit.lua")),
                 append: Script::new(include_str!("append.lua")),
+                creator: Script::new(include_str!("creator.lua")),
                 read: Script::new(include_str!("read.lua")),
             },
             local: Mutex::default(),
             created: Mutex::default(),
+            creators: Mutex::default(),
             channels: AtomicUsize::new(0),
             up: AtomicBool::new(true),
             listening: AtomicBool::new(false),
@@ -365,9 +373,12 @@ impl Inner {
         Ok(())
     }
 
-    /// Wakes every local watch, so that its subscribers read again.
+    /// Wakes every local watch, so that its subscribers read again, from
+    /// Redis: notifications may have been missed, so neither the watch's head
+    /// nor the recent events are to be trusted.
     fn poke_all(&self) {
-        for l in lock(&self.local).values() {
+        for l in lock(&self.local).values_mut() {
+            l.recent = Arc::default();
             l.head.send_modify(|_| {});
         }
     }
@@ -428,6 +439,7 @@ impl Inner {
         if admitted == "FULL" {
             return Err(BrokerError::Full);
         }
+        let creator = lock(&self.creators).remove(&channel.id).unwrap_or_default();
         let made: String = self
             .call(
                 self.scripts
@@ -435,6 +447,7 @@ impl Inner {
                     .key(meta_key(&channel.id))
                     .arg(channel.expires_at_ms)
                     .arg(gone)
+                    .arg(creator)
                     .invoke_async(&mut conn),
             )
             .await?;
@@ -443,6 +456,43 @@ impl Inner {
         }
         lock(&self.created).insert(channel.id, channel.expires_at_ms);
         Ok(())
+    }
+
+    async fn admit_creator(
+        &self,
+        creator: &str,
+        channel: &NewChannel,
+        limits: CreatorLimits,
+    ) -> Result<(), BrokerError> {
+        let [live, bucket] = creator_keys(creator);
+        let mut conn = self.conn.clone();
+        let answer: String = self
+            .call(
+                self.scripts
+                    .creator
+                    .key(live)
+                    .key(bucket)
+                    .arg(crate::now_ms())
+                    .arg(limits.channels)
+                    .arg(limits.rate_per_sec)
+                    .arg(limits.burst)
+                    .arg(&channel.id)
+                    .arg(channel.expires_at_ms)
+                    .invoke_async(&mut conn),
+            )
+            .await?;
+        match answer.as_str() {
+            "OK" => {
+                lock(&self.creators).insert(channel.id.clone(), creator.to_owned());
+                Ok(())
+            }
+            "FULL" => Err(BrokerError::RateLimited(
+                "this address holds its maximum of live channels",
+            )),
+            _ => Err(BrokerError::RateLimited(
+                "channel creation rate exceeded for this address",
+            )),
+        }
     }
 
     async fn append(&self, id: &str, append: Append) -> Result<Appended, BrokerError> {
@@ -494,19 +544,17 @@ impl Inner {
             other => return Err(status_error(other)),
         };
         if ended && !done.replayed {
-            // The relay-wide index forgets the channel with its keys.
+            // The relay-wide index and the creator's count forget the channel
+            // with its keys.
             let gone = append.now_ms.saturating_add(self.limits.ended_retention_ms);
+            let mut pipe = redis::pipe();
+            pipe.cmd("ZADD").arg(INDEX).arg("XX").arg(gone).arg(id);
+            if let Some(by) = out.get(3).filter(|b| is_address(b)) {
+                let [live, _] = creator_keys(by);
+                pipe.cmd("ZADD").arg(live).arg("XX").arg(gone).arg(id);
+            }
             let mut conn = self.conn.clone();
-            let _: Result<i64, _> = self
-                .call(
-                    redis::cmd("ZADD")
-                        .arg(INDEX)
-                        .arg("XX")
-                        .arg(gone)
-                        .arg(id)
-                        .query_async(&mut conn),
-                )
-                .await;
+            let _: Result<Vec<i64>, _> = self.call(pipe.query_async(&mut conn)).await;
         }
         Ok(done)
     }
@@ -681,6 +729,22 @@ struct Meta {
     gone_at_ms: u64,
 }
 
+/// An address as the relay writes it (IPv4 or IPv6 text): safe in a hash tag.
+fn is_address(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 45
+        && s.bytes()
+            .all(|b| b.is_ascii_hexdigit() || b == b'.' || b == b':')
+}
+
+/// The keys of one creator address: its live channels and its creation bucket.
+fn creator_keys(addr: &str) -> [String; 2] {
+    [
+        format!("sse:addr:{{{addr}}}:c"),
+        format!("sse:addr:{{{addr}}}:r"),
+    ]
+}
+
 fn malformed() -> BrokerError {
     BrokerError::Unavailable("unexpected answer from Redis".into())
 }
@@ -806,6 +870,31 @@ impl Broker for RedisBroker {
 
     fn channel_count(&self) -> usize {
         self.inner.channels.load(Relaxed)
+    }
+
+    fn admit_creator<'a>(
+        &'a self,
+        creator: &'a str,
+        channel: &'a NewChannel,
+        limits: CreatorLimits,
+    ) -> Option<BoxFuture<'a, Result<(), BrokerError>>> {
+        if !is_address(creator) || !is_channel_id(&channel.id) {
+            return None;
+        }
+        Some(Box::pin(self.inner.admit_creator(creator, channel, limits)))
+    }
+
+    fn forget_creator<'a>(&'a self, creator: &'a str, channel: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            lock(&self.inner.creators).remove(channel);
+            if is_address(creator) {
+                let [live, _] = creator_keys(creator);
+                let mut conn = self.inner.conn.clone();
+                let mut zrem = redis::cmd("ZREM");
+                zrem.arg(live).arg(channel);
+                let _ = self.inner.call(zrem.query_async::<i64>(&mut conn)).await;
+            }
+        })
     }
 
     fn status(&self) -> BrokerStatus {
