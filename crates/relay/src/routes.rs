@@ -226,6 +226,26 @@ fn bad_json(e: serde_json::Error) -> ApiError {
     ApiError::owned(ErrorCode::BadRequest, format!("invalid JSON body: {e}"))
 }
 
+/// The lifetime a create request asks for (its body read and checked), in seconds.
+async fn requested_ttl(relay: &Relay, headers: &HeaderMap, body: Body) -> Result<u64, ApiError> {
+    let body = read_body(relay, headers, body, MAX_CREATE_BODY_BYTES).await?;
+    let text = utf8(&body)?;
+    let req: CreateChannelRequest = if text.trim().is_empty() {
+        CreateChannelRequest::default()
+    } else {
+        parse_object(text)?
+    };
+    let max = relay.config.max_channel_ttl_secs;
+    let ttl = req.ttl_secs.unwrap_or(relay.config.channel_ttl_secs);
+    if ttl == 0 || ttl > max {
+        return Err(ApiError::owned(
+            ErrorCode::BadRequest,
+            format!("ttlSecs must be between 1 and {max}"),
+        ));
+    }
+    Ok(ttl)
+}
+
 /// Largest `POST /v1/channels` body (`{"ttlSecs":…}`), in bytes; larger →
 /// `413 MESSAGE_TOO_LARGE`.
 pub(crate) const MAX_CREATE_BODY_BYTES: usize = 1024;
@@ -242,43 +262,23 @@ async fn create(
             "the relay is shutting down",
         ));
     }
-    // The rate and per-address limits first: a refused client's body is
-    // never waited for or read.
-    relay.admit_creation(addr)?;
-    let body = read_body(&relay, &headers, body, MAX_CREATE_BODY_BYTES).await?;
-    let text = utf8(&body)?;
-    let req: CreateChannelRequest = if text.trim().is_empty() {
-        CreateChannelRequest::default()
-    } else {
-        parse_object(text)?
-    };
-    let max = relay.config.max_channel_ttl_secs;
-    let ttl = req.ttl_secs.unwrap_or(relay.config.channel_ttl_secs);
-    if ttl == 0 || ttl > max {
-        return Err(ApiError::owned(
-            ErrorCode::BadRequest,
-            format!("ttlSecs must be between 1 and {max}"),
-        ));
-    }
     let mut raw = [0u8; 16];
     getrandom::fill(&mut raw)
         .map_err(|_| ApiError::new(ErrorCode::Internal, "no randomness available"))?;
     let id = hex(&raw);
-    let expires_at_ms = now_ms() + ttl * 1000;
-    let channel = NewChannel {
-        id: id.clone(),
-        expires_at_ms,
-    };
-    // Per-address limits: across nodes when the broker keeps a shared count
-    // (Redis), else in this process.
+    // The rate and per-address limits first: a refused client's body is
+    // never waited for or read. Across nodes when the broker keeps a shared
+    // count (Redis), else in this process. The shared count holds the
+    // channel until the longest lifetime until its real one is known.
     let creator = addr.map(|a| a.to_string());
-    let shared = match &creator {
+    let longest = now_ms().saturating_add(relay.config.max_channel_ttl_secs.saturating_mul(1000));
+    let admitted = match &creator {
         Some(c) => relay
             .broker
-            .admit_creator(c, &channel, relay.creator_limits()),
+            .admit_creator(c, &id, longest, relay.creator_limits()),
         None => None,
     };
-    let shared = match shared {
+    let shared = match admitted {
         Some(admitted) => {
             admitted.await?;
             true
@@ -288,12 +288,27 @@ async fn create(
             false
         }
     };
-    if let Err(e) = relay.broker.create(channel.clone()).await {
-        if let (true, Some(c)) = (shared, &creator) {
-            relay.broker.forget_creator(c, &id).await;
+    let created = async {
+        let ttl = requested_ttl(&relay, &headers, body).await?;
+        let expires_at_ms = now_ms() + ttl * 1000;
+        relay
+            .broker
+            .create(NewChannel {
+                id: id.clone(),
+                expires_at_ms,
+            })
+            .await?;
+        Ok::<_, ApiError>((ttl, expires_at_ms))
+    };
+    let (ttl, expires_at_ms) = match created.await {
+        Ok(done) => done,
+        Err(e) => {
+            if let (true, Some(c)) = (shared, &creator) {
+                relay.broker.forget_creator(c, &id).await;
+            }
+            return Err(e);
         }
-        return Err(e.into());
-    }
+    };
     if !shared {
         relay.channel_created(&id, addr);
     }

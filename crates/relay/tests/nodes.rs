@@ -395,6 +395,11 @@ async fn per_address_creation_limits_hold_across_nodes() {
     let live = ["--channels-per-address", "3", "--ended-retention-secs", "1"];
     let a = Node::spawn_with(&redis, &live);
     let b = Node::spawn_with(&redis, &live);
+    // Refused creations (a bad body) leave no slot taken.
+    for _ in 0..5 {
+        let r = a.post("/v1/channels", &[], r#"{"ttlSecs":0}"#).await;
+        assert_eq!(r.code(), "BAD_REQUEST", "{}", r.body);
+    }
     let first = a.create().await;
     b.create().await;
     a.create().await;

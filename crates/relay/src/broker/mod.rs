@@ -230,14 +230,16 @@ pub trait Broker: Send + Sync + 'static {
     /// Channels currently held (for metrics).
     fn channel_count(&self) -> usize;
 
-    /// Counts `channel` against its creator's address across every relay node
-    /// sharing this broker, or refuses it with [`BrokerError::RateLimited`].
-    /// `None` (the default): the broker keeps no shared count, and the relay
-    /// applies the limits per node. Called before [`Broker::create`].
+    /// Counts the channel `channel` (to be created) against its creator's
+    /// address across every relay node sharing this broker, until `until_ms`
+    /// or, once [`Broker::create`] knows it, the channel's expiry; or refuses
+    /// it with [`BrokerError::RateLimited`]. `None` (the default): the broker
+    /// keeps no shared count, and the relay applies the limits per node.
     fn admit_creator<'a>(
         &'a self,
         _creator: &'a str,
-        _channel: &'a NewChannel,
+        _channel: &'a str,
+        _until_ms: u64,
         _limits: CreatorLimits,
     ) -> Option<BoxFuture<'a, Result<(), BrokerError>>> {
         None

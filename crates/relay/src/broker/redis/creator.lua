@@ -2,7 +2,7 @@
 -- KEYS: 1 the address's live channels (sorted set: id -> when it stops counting),
 --       2 its creation bucket (hash: tokens, at).
 -- ARGV: 1 now (ms), 2 live channels allowed, 3 creations per second, 4 burst,
---       5 channel id, 6 when it stops counting (its expiry, ms).
+--       5 channel id, 6 until when it counts (ms; the relay sets its expiry once known).
 local now = tonumber(ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 'FULL' end

@@ -447,12 +447,22 @@ impl Inner {
                     .key(meta_key(&channel.id))
                     .arg(channel.expires_at_ms)
                     .arg(gone)
-                    .arg(creator)
+                    .arg(&creator)
                     .invoke_async(&mut conn),
             )
             .await?;
         if made == "EXISTS" {
             return Err(BrokerError::Exists);
+        }
+        if is_address(&creator) {
+            // Admitted until the longest lifetime: now the real one is known.
+            let [live, _] = creator_keys(&creator);
+            let mut zadd = redis::cmd("ZADD");
+            zadd.arg(live)
+                .arg("XX")
+                .arg(channel.expires_at_ms)
+                .arg(&channel.id);
+            self.call(zadd.query_async::<i64>(&mut conn)).await?;
         }
         lock(&self.created).insert(channel.id, channel.expires_at_ms);
         Ok(())
@@ -461,7 +471,8 @@ impl Inner {
     async fn admit_creator(
         &self,
         creator: &str,
-        channel: &NewChannel,
+        channel: &str,
+        until_ms: u64,
         limits: CreatorLimits,
     ) -> Result<(), BrokerError> {
         let [live, bucket] = creator_keys(creator);
@@ -476,14 +487,14 @@ impl Inner {
                     .arg(limits.channels)
                     .arg(limits.rate_per_sec)
                     .arg(limits.burst)
-                    .arg(&channel.id)
-                    .arg(channel.expires_at_ms)
+                    .arg(channel)
+                    .arg(until_ms)
                     .invoke_async(&mut conn),
             )
             .await?;
         match answer.as_str() {
             "OK" => {
-                lock(&self.creators).insert(channel.id.clone(), creator.to_owned());
+                lock(&self.creators).insert(channel.to_owned(), creator.to_owned());
                 Ok(())
             }
             "FULL" => Err(BrokerError::RateLimited(
@@ -875,13 +886,16 @@ impl Broker for RedisBroker {
     fn admit_creator<'a>(
         &'a self,
         creator: &'a str,
-        channel: &'a NewChannel,
+        channel: &'a str,
+        until_ms: u64,
         limits: CreatorLimits,
     ) -> Option<BoxFuture<'a, Result<(), BrokerError>>> {
-        if !is_address(creator) || !is_channel_id(&channel.id) {
+        if !is_address(creator) || !is_channel_id(channel) {
             return None;
         }
-        Some(Box::pin(self.inner.admit_creator(creator, channel, limits)))
+        Some(Box::pin(
+            self.inner.admit_creator(creator, channel, until_ms, limits),
+        ))
     }
 
     fn forget_creator<'a>(&'a self, creator: &'a str, channel: &'a str) -> BoxFuture<'a, ()> {
