@@ -5,7 +5,8 @@
 #      the browser build (`--no-default-features --features browser`: SSEChannel, no writer) and
 #      the Node build (`--no-default-features --features writer`: deserializeSSEChannel, no SSEChannel)
 #   2. wasm-bindgen (name and producers sections removed), then wasm-opt -Oz from the npm
-#      binaryen package in ./node_modules (never Debian's binaryen; never --all-features)
+#      binaryen package in ./node_modules (never Debian's binaryen; never --all-features); the
+#      browser wasm's import/export names shortened (the map goes to assemble.mjs for the glue)
 #   3. wasm-bindgen glue of the browser build for --target web (slim.js, loads sse_channel_bg.wasm)
 #      and web without a default URL (index.js, the wasm inlined), and of the Node build for nodejs
 #      (node.cjs, reads sse_channel_node_bg.wasm), assembled by pkg-template/build/assemble.mjs,
@@ -46,7 +47,10 @@ bindgen --target web --omit-default-module-path --out-dir "$stage/inline" "$stag
 bindgen --target nodejs --out-dir "$stage/node" "$stage/raw-writer/sse_channel.wasm"
 # The two web runs emit the same wasm (the JS glue differs): check, then optimize it once.
 cmp -s "$stage/web/sse_channel_bg.wasm" "$stage/inline/sse_channel_bg.wasm"
-"$wasm_opt" -Oz "$stage/web/sse_channel_bg.wasm" -o "$stage/sse_channel_bg.wasm"
+# Import, export and module names shortened (`__wbg_clearTimeout_7aed81f12417a1eb` -> `q`): each one
+# is written in the wasm and again in the glue. assemble.mjs renames them in the glue from the map.
+"$wasm_opt" -Oz --minify-imports-and-exports-and-modules "$stage/web/sse_channel_bg.wasm" -o "$stage/sse_channel_bg.wasm" \
+  >"$stage/wasm-names.json"
 "$wasm_opt" -Oz "$stage/node/sse_channel_bg.wasm" -o "$stage/sse_channel_node_bg.wasm"
 
 version=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' Cargo.toml)

@@ -88,7 +88,7 @@ pub(crate) struct Inner {
     opening: Option<(Function, Function)>,
     pending_open: Option<(Function, Function)>,
     /// Listener of the page's `online` and `offline` events.
-    network: Option<Closure<dyn FnMut(web_sys::Event)>>,
+    network: Option<Closure<dyn FnMut(JsValue)>>,
     /// The relay's message of the last failure it reported ([`Why::Relay`]).
     relay_message: String,
     /// The data of the frame being handled ([`Effect::Message`], [`Effect::End`]).
@@ -220,12 +220,13 @@ impl Inner {
                 self.keepalive = Some(shared.clone());
                 if let Some(target) = global_target() {
                     let weak = Rc::downgrade(shared);
-                    let cb = Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
-                        let input = if e.type_() == NETWORK_EVENTS[0] {
-                            Input::Online
-                        } else {
-                            Input::Offline
-                        };
+                    let cb = Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| {
+                        let input =
+                            if e.unchecked_into::<web_sys::Event>().type_() == NETWORK_EVENTS[0] {
+                                Input::Online
+                            } else {
+                                Input::Offline
+                            };
                         with(&weak, |s| step(s, input))
                     });
                     for name in NETWORK_EVENTS {
@@ -244,25 +245,28 @@ impl Inner {
                 };
                 let ttl = self.ttl_secs;
                 let weak = Rc::downgrade(shared);
-                wasm_bindgen_futures::spawn_local(async move {
-                    let result = create_channel(&relay, ttl).await;
-                    let Some(s) = weak.upgrade() else { return };
-                    let input = match result {
-                        Ok(created) => {
-                            let mut i = s.borrow_mut();
-                            if i.created.is_none() && !i.m.state().is_closed() {
-                                i.created = Some(created);
+                create_channel(
+                    &relay,
+                    ttl,
+                    Box::new(move |result| {
+                        let Some(s) = weak.upgrade() else { return };
+                        let input = match result {
+                            Ok(created) => {
+                                let mut i = s.borrow_mut();
+                                if i.created.is_none() && !i.m.state().is_closed() {
+                                    i.created = Some(created);
+                                }
+                                Input::Created
                             }
-                            Input::Created
-                        }
-                        Err((code, msg)) => {
-                            s.borrow_mut().relay_message = msg;
-                            Input::CreateFailed(code)
-                        }
-                    };
-                    step(&s, input);
-                    flush(&s);
-                });
+                            Err((code, msg)) => {
+                                s.borrow_mut().relay_message = msg;
+                                Input::CreateFailed(code)
+                            }
+                        };
+                        step(&s, input);
+                        flush(&s);
+                    }),
+                );
             }
             Effect::Connect {
                 conn,
@@ -310,12 +314,13 @@ impl Inner {
                     let _ = resolve.call0(&JsValue::UNDEFINED);
                 }
             }
+            // The frame's data is used once: taken, not cloned.
             Effect::Message => {
-                let data = self.data.clone();
+                let data = std::mem::take(&mut self.data);
                 self.emit(Ev::Message, data);
             }
             Effect::End => {
-                let data = self.data.clone();
+                let data = std::mem::take(&mut self.data);
                 self.emit(Ev::End, data);
             }
             Effect::Lost(LostRange { from, to }) => {
@@ -410,28 +415,42 @@ pub(crate) fn flush(shared: &Shared) {
         }
         i.flushing = true;
     }
+    let call = |f: &Function, arg: &JsValue| {
+        if let Err(e) = f.call1(&JsValue::UNDEFINED, arg) {
+            // A throwing listener is reported and does not stop the others.
+            console_error("SSEChannel: an event listener threw:", &e);
+        }
+    };
     loop {
-        let (fns, arg) = {
+        // The snapshot: the first listener apart, so that the common case (one
+        // listener per event, every message) allocates nothing.
+        let (first, rest, arg) = {
             let mut i = shared.borrow_mut();
             let Some((ev, arg)) = i.queue.pop_front() else {
                 i.flushing = false;
                 return;
             };
             let name = ev.as_str();
-            let fns: Vec<Function> = i
-                .listeners
-                .iter()
-                .filter(|l| l.event == name)
-                .map(|l| l.f.clone())
-                .collect();
-            i.listeners.retain(|l| !(l.once && l.event == name));
-            (fns, arg)
-        };
-        for f in fns {
-            if let Err(e) = f.call1(&JsValue::UNDEFINED, &arg) {
-                // A throwing listener is reported and does not stop the others.
-                console_error("SSEChannel: an event listener threw:", &e);
+            let mut first = None;
+            let mut rest = Vec::new();
+            let mut once = false;
+            for l in i.listeners.iter().filter(|l| l.event == name) {
+                once |= l.once;
+                match first {
+                    None => first = Some(l.f.clone()),
+                    Some(_) => rest.push(l.f.clone()),
+                }
             }
+            if once {
+                i.listeners.retain(|l| !(l.once && l.event == name));
+            }
+            (first, rest, arg)
+        };
+        if let Some(f) = first {
+            call(&f, &arg);
+        }
+        for f in &rest {
+            call(f, &arg);
         }
     }
 }

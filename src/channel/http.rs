@@ -2,9 +2,12 @@
 
 use sse_channel_protocol::api::{field, CreateChannelResponse, CHANNELS_PATH};
 use sse_channel_protocol::ErrorCode;
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use js_sys::Promise;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::JsFuture;
 
 use crate::fetch::{fetch_with_init, Response};
 use crate::js;
@@ -26,37 +29,68 @@ fn protocol<E>(_: E) -> Failure {
     )
 }
 
-/// Creates a channel on `relay` (a validated base URL without trailing slash).
-pub(crate) async fn create_channel(
-    relay: &str,
-    ttl_secs: Option<u64>,
-) -> Result<CreateChannelResponse, Failure> {
+/// What [`create_channel`] reports, once.
+pub(crate) type Done = Box<dyn FnOnce(Result<CreateChannelResponse, Failure>)>;
+
+/// The two callbacks of one `promise.then(ok, err)`: whichever runs first
+/// takes both out and drops them, so neither outlives the answer (a
+/// `Closure::once_into_js` that never runs would leak).
+type Pair = Rc<RefCell<Option<(Closure<dyn FnMut(JsValue)>, Closure<dyn FnMut(JsValue)>)>>>;
+
+fn then(promise: &Promise, on: impl FnOnce(Result<JsValue, JsValue>) + 'static) {
+    let pair: Pair = Rc::default();
+    let on = Rc::new(RefCell::new(Some(on)));
+    let settle = |ok: bool| {
+        let pair = pair.clone();
+        let on = on.clone();
+        Closure::<dyn FnMut(JsValue)>::new(move |v: JsValue| {
+            let _done = pair.borrow_mut().take();
+            if let Some(f) = on.borrow_mut().take() {
+                f(if ok { Ok(v) } else { Err(v) });
+            }
+        })
+    };
+    let (ok, err) = (settle(true), settle(false));
+    let _ = promise.then2(&ok, &err);
+    *pair.borrow_mut() = Some((ok, err));
+}
+
+/// Creates a channel on `relay` (a validated base URL without trailing slash)
+/// and calls `done` with the answer. Callbacks rather than a future: the
+/// browser build then needs no async runtime.
+pub(crate) fn create_channel(relay: &str, ttl_secs: Option<u64>, done: Done) {
     let body = match ttl_secs {
         Some(t) => js::object(&[(field::TTL_SECS, (t as f64).into())]),
         None => js::object(&[]),
     };
-    let body = js_sys::JSON::stringify(&body).map_err(protocol)?;
-    let init = js_sys::Object::new();
-    let headers = js_sys::Object::new();
-    let set = |o: &JsValue, k: &str, v: &JsValue| js_sys::Reflect::set(o, &JsValue::from_str(k), v);
-    let _ = set(
-        &headers,
-        "content-type",
-        &JsValue::from_str("application/json"),
-    );
-    let _ = set(&init, "method", &JsValue::from_str("POST"));
-    let _ = set(&init, "headers", &headers);
-    let _ = set(&init, "body", &body);
-
+    let Ok(body) = js_sys::JSON::stringify(&body) else {
+        return done(Err(protocol(())));
+    };
+    let headers = js::object(&[("content-type", JsValue::from_str("application/json"))]);
+    let init = js::object(&[
+        ("method", JsValue::from_str("POST")),
+        ("headers", headers),
+        ("body", body.into()),
+    ]);
     let mut url = String::with_capacity(relay.len() + CHANNELS_PATH.len());
     url.push_str(relay);
     url.push_str(CHANNELS_PATH);
-    let resp: Response = JsFuture::from(fetch_with_init(&url, &init))
-        .await
-        .map_err(network)?
-        .unchecked_into();
-    let json = JsFuture::from(resp.json().map_err(protocol)?).await;
-    if !resp.ok() {
+    then(&fetch_with_init(&url, &init), move |resp| {
+        let resp: Response = match resp {
+            Ok(r) => r.unchecked_into(),
+            Err(e) => return done(Err(network(e))),
+        };
+        let Ok(json) = resp.json() else {
+            return done(Err(protocol(())));
+        };
+        let ok = resp.ok();
+        then(&json, move |json| done(answer(ok, json)));
+    });
+}
+
+/// The relay's answer: the created channel, or its coded refusal.
+fn answer(ok: bool, json: Result<JsValue, JsValue>) -> Result<CreateChannelResponse, Failure> {
+    if !ok {
         let err = json.map(|j| js::get(&j, field::ERROR)).unwrap_or_default();
         let code = js::get_string(&err, field::CODE).and_then(|c| ErrorCode::parse(&c));
         return Err(match code {

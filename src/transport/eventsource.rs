@@ -7,7 +7,7 @@ use sse_channel_protocol::frame::parse_event_id;
 use sse_channel_protocol::EventKind;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use web_sys::{Event, EventSource, MessageEvent};
+use web_sys::{EventSource, MessageEvent};
 
 use super::{json_parse, Incoming, Sink, Transport};
 
@@ -21,7 +21,7 @@ const KINDS: [EventKind; 5] = [
 ];
 
 /// An event name and the listener added for it.
-type Listener = (&'static str, Closure<dyn FnMut(Event)>);
+type Listener = (&'static str, Closure<dyn FnMut(JsValue)>);
 
 /// A browser `EventSource` and the listeners it owns.
 pub(crate) struct EventSourceTransport {
@@ -38,13 +38,13 @@ impl Transport for EventSourceTransport {
 
         {
             let opened = opened.clone();
-            listeners.push(("open", Closure::new(move |_: Event| opened.set(true))));
+            listeners.push(("open", Closure::new(move |_: JsValue| opened.set(true))));
         }
         for kind in KINDS {
             let sink = sink.clone();
             let es2 = es.clone();
             let opened = opened.clone();
-            let cb = Closure::new(move |e: Event| {
+            let cb = Closure::new(move |e: JsValue| {
                 let Some(msg) = e.dyn_ref::<MessageEvent>() else {
                     // A plain `error` Event is the connection failing or dropping
                     // (an in-band error frame is a MessageEvent). Close at once so

@@ -7,7 +7,7 @@ use sse_channel_protocol::frame::ws_field;
 use sse_channel_protocol::EventKind;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use web_sys::{CloseEvent, Event, MessageEvent, WebSocket};
+use web_sys::{MessageEvent, WebSocket};
 
 use super::{json_parse, Incoming, Sink, Transport};
 
@@ -15,9 +15,11 @@ use super::{json_parse, Incoming, Sink, Transport};
 pub(crate) struct WebSocketTransport {
     ws: WebSocket,
     // Owned so they live exactly as long as the connection; detached in `close`.
-    on_open: Option<Closure<dyn FnMut(Event)>>,
-    on_message: Option<Closure<dyn FnMut(MessageEvent)>>,
-    on_close: Option<Closure<dyn FnMut(CloseEvent)>>,
+    // One closure type for every callback of the SDK (`FnMut(JsValue)`): each
+    // distinct type costs the bundle its own glue.
+    on_open: Option<Closure<dyn FnMut(JsValue)>>,
+    on_message: Option<Closure<dyn FnMut(JsValue)>>,
+    on_close: Option<Closure<dyn FnMut(JsValue)>>,
 }
 
 impl Transport for WebSocketTransport {
@@ -27,13 +29,13 @@ impl Transport for WebSocketTransport {
 
         let on_open = {
             let opened = opened.clone();
-            Closure::<dyn FnMut(Event)>::new(move |_| opened.set(true))
+            Closure::<dyn FnMut(JsValue)>::new(move |_| opened.set(true))
         };
         let on_message = {
             let sink = sink.clone();
             let ws = ws.clone();
-            Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
-                match read_frame(&e.data()) {
+            Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| {
+                match read_frame(&e.unchecked_into::<MessageEvent>().data()) {
                     Some(frame) => sink(frame),
                     None => {
                         // Not a frame of the protocol: the stream cannot be trusted.
@@ -46,7 +48,7 @@ impl Transport for WebSocketTransport {
         // `error` is always followed by `close`, so `close` alone reports failures.
         let on_close = {
             let opened = opened.clone();
-            Closure::<dyn FnMut(CloseEvent)>::new(move |_| {
+            Closure::<dyn FnMut(JsValue)>::new(move |_| {
                 sink(Incoming::Lost {
                     opened: opened.get(),
                 })

@@ -162,17 +162,25 @@ pub fn relay_origin(url: &str) -> Result<String, DescriptorError> {
     {
         return Err(bad);
     }
-    // A scheme has no ':', so the first one must start "://" (a char search: no
-    // substring searcher in the browser bundle).
-    let (scheme, rest) = url.split_once(':').ok_or(bad)?;
-    let rest = rest.strip_prefix("//").ok_or(bad)?;
+    // Byte positions and `get` throughout, rather than `split_once`/`split`/
+    // `split_at`: the browser bundle then holds no string searcher and no
+    // panicking slice (whose formatting costs more than this function). A
+    // scheme has no ':', so the first one must start "://".
+    let colon = find(url, b':').ok_or(bad)?;
+    let scheme = url.get(..colon).ok_or(bad)?;
+    let rest = url
+        .get(colon + 1..)
+        .and_then(|r| r.strip_prefix("//"))
+        .ok_or(bad)?;
     let scheme = scheme.to_ascii_lowercase();
     let default_port = match scheme.as_str() {
         "http" => 80,
         "https" => 443,
         _ => return Err(bad),
     };
-    let authority = rest.split('/').next().unwrap_or_default();
+    let authority = rest
+        .get(..find(rest, b'/').unwrap_or(rest.len()))
+        .ok_or(bad)?;
     let (host, port) = split_host_port(authority).ok_or(bad)?;
     if host.is_empty() {
         return Err(bad);
@@ -208,27 +216,35 @@ pub fn relay_origin(url: &str) -> Result<String, DescriptorError> {
         }
         if n != default_port {
             origin.push(':');
-            let digits = port.trim_start_matches('0');
-            origin.push_str(digits);
+            let zeros = port.bytes().take_while(|&b| b == b'0').count();
+            origin.push_str(port.get(zeros..).ok_or(bad)?);
         }
     }
     Ok(origin)
 }
 
 fn split_host_port(authority: &str) -> Option<(&str, Option<&str>)> {
-    if authority.starts_with('[') {
-        let end = authority.find(']')?;
-        let (host, rest) = authority.split_at(end + 1);
-        match rest {
-            "" => Some((host, None)),
-            _ => Some((host, Some(rest.strip_prefix(':')?))),
+    let at = if authority.starts_with('[') {
+        let end = find(authority, b']')? + 1;
+        if end == authority.len() {
+            return Some((authority, None));
         }
+        if authority.as_bytes().get(end) != Some(&b':') {
+            return None;
+        }
+        end
     } else {
-        match authority.split_once(':') {
-            Some((h, p)) => Some((h, Some(p))),
-            None => Some((authority, None)),
+        match find(authority, b':') {
+            Some(i) => i,
+            None => return Some((authority, None)),
         }
-    }
+    };
+    Some((authority.get(..at)?, Some(authority.get(at + 1..)?)))
+}
+
+/// The index of the first byte `b` (an ASCII byte, so a char boundary) in `s`.
+fn find(s: &str, b: u8) -> Option<usize> {
+    s.bytes().position(|x| x == b)
 }
 
 #[cfg(test)]
@@ -280,6 +296,8 @@ mod tests {
             ("http://a.example:8080", "http://a.example:8080"),
             ("http://[::1]:9000/", "http://[::1]:9000"),
             ("http://localhost:08080", "http://localhost:8080"),
+            ("HTTP://[::1]", "http://[::1]"),
+            ("https://a.example:00443/", "https://a.example"),
         ] {
             assert_eq!(relay_origin(url).as_deref(), Ok(want), "{url}");
         }
@@ -297,6 +315,10 @@ mod tests {
             "javascript:alert(1)",
             "//a.example",
             "http://[::1",
+            "http://[::1]x",
+            "http://[::1]:",
+            "https:/a.example",
+            "https:a.example",
         ] {
             assert!(relay_origin(url).is_err(), "{url:?} should be refused");
         }

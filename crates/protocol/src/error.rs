@@ -43,9 +43,11 @@ macro_rules! codes {
                 match self { $(ErrorCode::$variant => $reconnect,)* }
             }
 
-            /// The code with this wire spelling, if any.
+            /// The code with this wire spelling, if any. (A search of [`Self::ALL`]
+            /// rather than a `match` on the strings: the browser bundle then
+            /// holds the spellings once.)
             pub fn parse(s: &str) -> Option<ErrorCode> {
-                match s { $($s => Some(ErrorCode::$variant),)* _ => None }
+                Self::ALL.iter().copied().find(|c| c.as_str() == s)
             }
         }
     };
