@@ -80,6 +80,9 @@ codes! {
     TooManyChannels = "TOO_MANY_CHANNELS", 503, true;
     /// The relay is shutting down; reconnect (to another node).
     ShuttingDown = "SHUTTING_DOWN", 503, true;
+    /// The relay holds its maximum of buffered bytes (`--max-buffered-bytes`):
+    /// nothing was stored; retry later, when channels have ended or expired.
+    BufferFull = "BUFFER_FULL", 503, true;
     /// The broker behind the relay is unreachable.
     BrokerUnavailable = "BROKER_UNAVAILABLE", 503, true;
     /// An unexpected failure inside the relay.

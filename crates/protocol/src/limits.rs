@@ -60,3 +60,9 @@ pub const MAX_CONNECTIONS: usize = 10_000;
 /// A write to a client that makes no progress for this long closes its
 /// connection, in milliseconds. Default 30 s.
 pub const WRITE_TIMEOUT_MS: u64 = 30_000;
+/// Bytes a relay process holds for buffered events (payloads and frames) and
+/// idempotency keys. Default 1 GiB.
+pub const MAX_BUFFERED_BYTES: u64 = 1 << 30;
+/// Bytes the channels created from one client address (an IPv6 /64) may hold.
+/// Default 64 MiB.
+pub const MAX_BUFFERED_BYTES_PER_ADDRESS: u64 = 64 << 20;

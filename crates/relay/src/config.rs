@@ -99,6 +99,16 @@ pub struct Config {
     /// events in flight, in ms. Every connection: requests, EventSource,
     /// WebSocket. Default 30,000.
     pub write_timeout_ms: u64,
+    /// Bytes this process may hold for buffered events (payload and both
+    /// frames) and idempotency keys ([`crate::broker::event_cost`]); a publish
+    /// beyond it is refused with `503 BUFFER_FULL` and nothing stored is
+    /// dropped. Counts what the broker holds in this process (the memory
+    /// broker; a Redis broker's events live in Redis). Default 1 GiB.
+    pub max_buffered_bytes: u64,
+    /// The same for the channels created from one client address (IPv6 by
+    /// [`Config::ipv6_prefix_len`]): beyond it `429 RATE_LIMITED`. 0: no
+    /// per-address budget. Default 64 MiB.
+    pub max_buffered_bytes_per_address: u64,
 }
 
 /// Shortest accepted [`Config::secret`] (and previous secret), in bytes: an
@@ -195,6 +205,8 @@ impl Default for Config {
             ipv6_prefix_len: 64,
             max_connections: limits::MAX_CONNECTIONS,
             write_timeout_ms: limits::WRITE_TIMEOUT_MS,
+            max_buffered_bytes: limits::MAX_BUFFERED_BYTES,
+            max_buffered_bytes_per_address: limits::MAX_BUFFERED_BYTES_PER_ADDRESS,
         }
     }
 }

@@ -159,6 +159,19 @@ struct Cli {
     /// connection and releases its stream, in ms: EventSource, WebSocket and plain requests.
     #[arg(long, env = "SSE_RELAY_WRITE_TIMEOUT_MS", default_value_t = limits::WRITE_TIMEOUT_MS)]
     write_timeout_ms: u64,
+    /// Bytes this process may hold for buffered events (payload and both frames) and
+    /// idempotency keys; a publish beyond → 503 BUFFER_FULL, nothing stored is dropped.
+    /// Counts what is held in this process (with --broker redis the events live in Redis).
+    #[arg(long, env = "SSE_RELAY_MAX_BUFFERED_BYTES", default_value_t = limits::MAX_BUFFERED_BYTES)]
+    max_buffered_bytes: u64,
+    /// The same for the channels created from one client address (IPv6 by --ipv6-prefix-len);
+    /// beyond → 429 RATE_LIMITED; 0 = none.
+    #[arg(
+        long,
+        env = "SSE_RELAY_MAX_BUFFERED_BYTES_PER_ADDRESS",
+        default_value_t = limits::MAX_BUFFERED_BYTES_PER_ADDRESS
+    )]
+    max_buffered_bytes_per_address: u64,
 }
 
 /// Lowest `--heartbeat-ms`: every heartbeat is a frame on every open stream,
@@ -252,6 +265,8 @@ impl Cli {
             ipv6_prefix_len: self.ipv6_prefix_len,
             max_connections: self.max_connections,
             write_timeout_ms: self.write_timeout_ms,
+            max_buffered_bytes: self.max_buffered_bytes,
+            max_buffered_bytes_per_address: self.max_buffered_bytes_per_address,
         }
     }
 }

@@ -287,3 +287,16 @@ impl Drop for ConnectionGauge {
         self.metrics.connections[self.transport.index()].fetch_sub(1, Relaxed);
     }
 }
+
+/// The memory budget: bytes held for buffered events and idempotency keys
+/// (`--max-buffered-bytes` counts them), and the budget itself.
+pub fn render_budget(held: u64, max: u64) -> String {
+    format!(
+        "# HELP sse_relay_buffered_bytes Bytes held for buffered events (payloads and frames) and idempotency keys.\n\
+         # TYPE sse_relay_buffered_bytes gauge\n\
+         sse_relay_buffered_bytes {held}\n\
+         # HELP sse_relay_buffered_bytes_max The budget of sse_relay_buffered_bytes (--max-buffered-bytes).\n\
+         # TYPE sse_relay_buffered_bytes_max gauge\n\
+         sse_relay_buffered_bytes_max {max}\n"
+    )
+}

@@ -493,6 +493,14 @@ async fn append(
 ) -> Result<Response, ApiError> {
     let count = payloads.len() as u64;
     let bytes: usize = payloads.iter().map(|p| p.len()).sum();
+    let cost = payloads
+        .iter()
+        .map(|p| crate::broker::event_cost(p.len()))
+        .sum::<u64>()
+        + idempotency_key
+            .as_ref()
+            .map_or(0, |k| crate::broker::key_cost(k.len() + 8));
+    relay.admit_bytes(id, cost)?;
     let done = relay
         .broker
         .append(
@@ -573,6 +581,10 @@ async fn health(State(relay): State<Shared>) -> Result<Response, ApiError> {
 async fn metrics(State(relay): State<Shared>) -> Response {
     let mut body = relay.metrics.render(relay.broker.channel_count());
     body.push_str(&crate::metrics::render_broker(&relay.broker.status()));
+    body.push_str(&crate::metrics::render_budget(
+        relay.broker.buffered_bytes(),
+        relay.config.max_buffered_bytes,
+    ));
     let mut res = body.into_response();
     res.headers_mut().insert(
         header::CONTENT_TYPE,

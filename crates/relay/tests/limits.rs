@@ -586,3 +586,113 @@ async fn subscribers_that_stop_reading_are_dropped_after_the_write_timeout() {
     }
     drop(ws);
 }
+
+/// `name` as /metrics reports it.
+async fn metric(relay: &TestRelay, name: &str) -> u64 {
+    let m = relay.get("/metrics").await.body;
+    let prefix = format!("{name} ");
+    m.lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {m}"))
+}
+
+#[tokio::test]
+async fn the_relay_wide_byte_budget_refuses_publishes_and_loses_nothing() {
+    let cost = sse_relay::broker::event_cost(1002); // a 1,000-character JSON string
+    let relay = start(Config {
+        max_buffered_bytes: cost * 10,
+        ..config()
+    })
+    .await;
+    let short = relay
+        .post("/v1/channels", &[], r#"{"ttlSecs":1}"#)
+        .await
+        .json();
+    let short = Channel {
+        id: short["channelId"].as_str().unwrap().to_owned(),
+        sub: short["subscribeToken"].as_str().unwrap().to_owned(),
+        publ: short["publishToken"].as_str().unwrap().to_owned(),
+        expires_at: 0,
+    };
+    let (a, b) = (relay.create().await, relay.create().await);
+    let msg = |i: usize| json!({ "data": format!("{i:04}{}", "x".repeat(996)) }).to_string();
+    for i in 0..4 {
+        assert_eq!(relay.publish(&short, &msg(i)).await.status, 200);
+    }
+    let mut stored = 0;
+    let refused = loop {
+        let ch = if stored % 2 == 0 { &a } else { &b };
+        let r = relay.publish(ch, &msg(stored)).await;
+        if r.status != 200 {
+            break r;
+        }
+        stored += 1;
+        assert!(stored < 10, "the budget was not enforced");
+    };
+    assert_eq!(stored, 6, "10 events fit: 4 + 6");
+    assert_eq!(
+        (refused.status, refused.code().as_str()),
+        (503, "BUFFER_FULL")
+    );
+    assert_eq!(metric(&relay, "sse_relay_buffered_bytes").await, cost * 10);
+    assert_eq!(
+        metric(&relay, "sse_relay_buffered_bytes_max").await,
+        cost * 10
+    );
+    // Nothing already stored was dropped to make room.
+    for (ch, n) in [(&a, 3), (&b, 3)] {
+        let mut sub = relay.live(T::Sse, ch, "").await;
+        for id in 1..=n {
+            let e = sub.next().await.unwrap();
+            assert_eq!((e.event.as_str(), e.id), ("message", Some(id)));
+        }
+    }
+    // The short channel expires: its bytes are given back, publishing works.
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while relay.publish(&a, &msg(99)).await.status != 200 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the expired channel's bytes are released");
+}
+
+#[tokio::test]
+async fn one_address_cannot_hold_more_than_its_byte_budget() {
+    let cost = sse_relay::broker::event_cost(1002);
+    let relay = start(Config {
+        max_buffered_bytes_per_address: cost * 3,
+        trusted_proxy_hops: 1,
+        ..config()
+    })
+    .await;
+    let create = |ip: &'static str| {
+        let relay = &relay;
+        async move {
+            let v = relay
+                .post("/v1/channels", &[("x-forwarded-for", ip)], "")
+                .await
+                .json();
+            Channel {
+                id: v["channelId"].as_str().unwrap().to_owned(),
+                sub: v["subscribeToken"].as_str().unwrap().to_owned(),
+                publ: v["publishToken"].as_str().unwrap().to_owned(),
+                expires_at: 0,
+            }
+        }
+    };
+    // Two channels of one /64, one of another client.
+    let (a1, a2) = (create("2001:db8::1").await, create("2001:db8::2").await);
+    let other = create("203.0.113.9").await;
+    let msg = json!({ "data": "y".repeat(1000) }).to_string();
+    assert_eq!(relay.publish(&a1, &msg).await.status, 200);
+    assert_eq!(relay.publish(&a2, &msg).await.status, 200);
+    assert_eq!(relay.publish(&a1, &msg).await.status, 200);
+    let r = relay.publish(&a2, &msg).await;
+    assert_eq!((r.status, r.code().as_str()), (429, "RATE_LIMITED"));
+    // Another client is not affected.
+    for _ in 0..3 {
+        assert_eq!(relay.publish(&other, &msg).await.status, 200);
+    }
+}

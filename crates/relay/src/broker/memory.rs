@@ -2,13 +2,15 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::future::ready;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
 use sse_channel_protocol::{EventId, EventKind, LostRange};
 use tokio::sync::watch;
 
 use super::{
-    Append, Appended, BoxFuture, Broker, BrokerError, Event, Head, NewChannel, Phase, ReadBatch,
+    event_cost, key_cost, Append, Appended, BoxFuture, Broker, BrokerError, Event, Head,
+    NewChannel, Phase, ReadBatch,
 };
 
 /// Bounds of a [`MemoryBroker`].
@@ -50,6 +52,8 @@ pub struct MemoryLimits {
 pub struct MemoryBroker {
     limits: MemoryLimits,
     channels: Mutex<HashMap<String, Arc<Channel>>>,
+    /// Sum of every channel's [`State::held`].
+    held: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -62,6 +66,8 @@ struct Channel {
 struct State {
     events: VecDeque<Arc<Event>>,
     bytes: usize,
+    /// What the buffer and the keys cost ([`event_cost`], [`key_cost`]).
+    held: u64,
     last_id: EventId,
     expires_at_ms: u64,
     ended_at_ms: Option<u64>,
@@ -86,6 +92,7 @@ impl MemoryBroker {
         Self {
             limits,
             channels: Mutex::new(HashMap::new()),
+            held: AtomicU64::new(0),
         }
     }
 
@@ -118,9 +125,11 @@ impl MemoryBroker {
             return Err(BrokerError::Expired);
         }
         let first_id = st.last_id + 1;
+        let held_before = st.held;
         for data in append.payloads {
             st.last_id += 1;
             st.bytes += data.len();
+            st.held += event_cost(data.len());
             let ev = Arc::new(Event::new(st.last_id, append.kind, data));
             st.events.push_back(ev);
         }
@@ -130,6 +139,7 @@ impl MemoryBroker {
         {
             if let Some(old) = st.events.pop_front() {
                 st.bytes -= old.data.len();
+                st.held -= event_cost(old.data.len());
             }
         }
         if append.kind == EventKind::End {
@@ -144,11 +154,14 @@ impl MemoryBroker {
             if st.key_order.len() >= self.limits.idempotency_keys {
                 if let Some(old) = st.key_order.pop_front() {
                     st.keys.remove(&old);
+                    st.held -= key_cost(old.len());
                 }
             }
+            st.held += key_cost(key.len());
             st.key_order.push_back(key.clone());
             st.keys.insert(key, done);
         }
+        self.account(held_before, st.held);
         let phase = if st.ended_at_ms.is_some() {
             Phase::Ended
         } else {
@@ -159,6 +172,15 @@ impl MemoryBroker {
             phase,
         });
         Ok(done)
+    }
+
+    /// Moves the broker's total by one channel's change from `before` to `after`.
+    fn account(&self, before: u64, after: u64) {
+        if after >= before {
+            self.held.fetch_add(after - before, Relaxed);
+        } else {
+            self.held.fetch_sub(before - after, Relaxed);
+        }
     }
 
     fn read_now(
@@ -224,8 +246,12 @@ impl MemoryBroker {
                 st.bytes = 0;
                 st.keys = HashMap::new();
                 st.key_order = VecDeque::new();
+                self.held.fetch_sub(st.held, Relaxed);
+                st.held = 0;
                 released.push(id.clone());
             } else if !keep {
+                self.held.fetch_sub(st.held, Relaxed);
+                st.held = 0;
                 released.push(id.clone());
             }
             keep
@@ -262,6 +288,7 @@ impl Broker for MemoryBroker {
                     state: Mutex::new(State {
                         events: VecDeque::new(),
                         bytes: 0,
+                        held: 0,
                         last_id: 0,
                         expires_at_ms: channel.expires_at_ms,
                         ended_at_ms: None,
@@ -307,6 +334,14 @@ impl Broker for MemoryBroker {
 
     fn channel_count(&self) -> usize {
         lock(&self.channels).len()
+    }
+
+    fn buffered_bytes(&self) -> u64 {
+        self.held.load(Relaxed)
+    }
+
+    fn channel_buffered_bytes(&self, channel: &str) -> u64 {
+        self.get(channel).map_or(0, |c| lock(&c.state).held)
     }
 }
 
@@ -512,6 +547,28 @@ mod tests {
         assert!(b.sweep_now(1_999).is_empty());
         assert_eq!(b.sweep_now(2_000).len(), 1);
         assert_eq!(b.channel_count(), 0);
+    }
+
+    #[test]
+    fn buffered_bytes_follow_the_buffer_keys_and_sweeps() {
+        let b = broker(2, 1 << 20, 1);
+        assert_eq!(b.buffered_bytes(), 0);
+        append(&b, EventKind::Message, &["1", "22"], Some("k"), 0).unwrap();
+        let two = event_cost(1) + event_cost(2) + key_cost("message k".len());
+        assert_eq!(
+            (b.buffered_bytes(), b.channel_buffered_bytes(ID)),
+            (two, two)
+        );
+        // Evicted events and forgotten keys are given back.
+        append(&b, EventKind::Message, &["333"], Some("l"), 0).unwrap();
+        let now = event_cost(2) + event_cost(3) + key_cost("message l".len());
+        assert_eq!(b.buffered_bytes(), now);
+        // A replay stores nothing.
+        append(&b, EventKind::Message, &["333"], Some("l"), 0).unwrap();
+        assert_eq!(b.buffered_bytes(), now);
+        // Expiry frees the buffer (the tombstone costs nothing).
+        assert_eq!(b.sweep_now(1_000).len(), 1);
+        assert_eq!((b.buffered_bytes(), b.channel_buffered_bytes(ID)), (0, 0));
     }
 
     #[test]

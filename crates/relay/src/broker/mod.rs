@@ -75,6 +75,22 @@ impl Event {
     }
 }
 
+/// What one stored event is charged against the memory budgets: its payload
+/// and its two frames (SSE and WebSocket, each the payload plus its fields;
+/// counted whether built yet or not), plus the event's bookkeeping.
+///
+/// ```
+/// assert_eq!(sse_relay::broker::event_cost(1000), 3 * 1000 + 256);
+/// ```
+pub const fn event_cost(payload_len: usize) -> u64 {
+    3 * payload_len as u64 + 256
+}
+
+/// What one remembered idempotency key is charged (held twice: map and order).
+pub const fn key_cost(key_len: usize) -> u64 {
+    2 * key_len as u64 + 64
+}
+
 /// Lifecycle of a channel as seen by its subscribers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -248,6 +264,20 @@ pub trait Broker: Send + Sync + 'static {
     /// Undoes [`Broker::admit_creator`] when [`Broker::create`] then failed.
     fn forget_creator<'a>(&'a self, _creator: &'a str, _channel: &'a str) -> BoxFuture<'a, ()> {
         Box::pin(std::future::ready(()))
+    }
+
+    /// Bytes this process holds for the channels' buffers and idempotency
+    /// keys, as [`event_cost`] and [`key_cost`] count them; what
+    /// `--max-buffered-bytes` bounds. Default 0: a broker whose events live
+    /// elsewhere (Redis).
+    fn buffered_bytes(&self) -> u64 {
+        0
+    }
+
+    /// [`Broker::buffered_bytes`] of one channel (0 when unknown).
+    fn channel_buffered_bytes(&self, channel: &str) -> u64 {
+        let _ = channel;
+        0
     }
 
     /// Whether the storage behind the broker answers, for `/healthz` and
