@@ -226,6 +226,26 @@ fn bad_json(e: serde_json::Error) -> ApiError {
     ApiError::owned(ErrorCode::BadRequest, format!("invalid JSON body: {e}"))
 }
 
+/// A creation counted in the broker's shared per-address count: given back
+/// unless the channel was created (a refused body, a failed create, or the
+/// client gone mid-request).
+struct CreatorSlot(Option<(Arc<dyn crate::broker::Broker>, String, String)>);
+
+impl CreatorSlot {
+    /// The channel was created (the slot stays taken), or never admitted.
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for CreatorSlot {
+    fn drop(&mut self) {
+        if let Some((broker, creator, id)) = self.0.take() {
+            tokio::spawn(async move { broker.forget_creator(&creator, &id).await });
+        }
+    }
+}
+
 /// The lifetime a create request asks for (its body read and checked), in seconds.
 async fn requested_ttl(relay: &Relay, headers: &HeaderMap, body: Body) -> Result<u64, ApiError> {
     let body = read_body(relay, headers, body, MAX_CREATE_BODY_BYTES).await?;
@@ -278,16 +298,19 @@ async fn create(
             .admit_creator(c, &id, longest, relay.creator_limits()),
         None => None,
     };
-    let shared = match admitted {
-        Some(admitted) => {
-            admitted.await?;
-            true
+    let mut slot = None;
+    match (admitted, &creator) {
+        (Some(admitted), Some(creator)) => {
+            // Armed before the answer: a client gone meanwhile gives it back.
+            let taken = CreatorSlot(Some((relay.broker.clone(), creator.clone(), id.clone())));
+            if let Err(e) = admitted.await {
+                taken.disarm();
+                return Err(e.into());
+            }
+            slot = Some(taken);
         }
-        None => {
-            relay.admit_creation(addr)?;
-            false
-        }
-    };
+        _ => relay.admit_creation(addr)?,
+    }
     let created = async {
         let ttl = requested_ttl(&relay, &headers, body).await?;
         let expires_at_ms = now_ms() + ttl * 1000;
@@ -300,17 +323,11 @@ async fn create(
             .await?;
         Ok::<_, ApiError>((ttl, expires_at_ms))
     };
-    let (ttl, expires_at_ms) = match created.await {
-        Ok(done) => done,
-        Err(e) => {
-            if let (true, Some(c)) = (shared, &creator) {
-                relay.broker.forget_creator(c, &id).await;
-            }
-            return Err(e);
-        }
-    };
-    if !shared {
-        relay.channel_created(&id, addr);
+    let (ttl, expires_at_ms) = created.await?;
+    match slot.take() {
+        // Created: the slot stays taken.
+        Some(slot) => slot.disarm(),
+        None => relay.channel_created(&id, addr),
     }
     relay
         .metrics
