@@ -113,6 +113,8 @@ struct Inner {
     /// Channel id → its creator's address, between [`Broker::admit_creator`]
     /// and [`Broker::create`] (which stores it with the channel).
     creators: Mutex<HashMap<String, String>>,
+    /// Bytes held by the [`Recent`]s of this node.
+    recent_total: Arc<AtomicUsize>,
     /// Channels in the relay-wide index at the last sweep.
     channels: AtomicUsize,
     /// Whether the last call to Redis (and the pub/sub connection) worked.
@@ -139,21 +141,52 @@ struct Local {
 /// new events from Redis and the others take them from here: one Redis call
 /// per event and node rather than per reader, and each event's frames are
 /// built once per node and shared, as with the in-memory broker.
-#[derive(Default)]
 struct Recent {
     /// Consecutive ids.
     events: std::collections::VecDeque<Arc<Event>>,
-    bytes: usize,
+    /// What the events cost ([`super::event_cost`]).
+    cost: usize,
     /// The head at the last read from Redis.
     head: Option<Head>,
+    /// What every [`Recent`] of the node holds, at most [`RECENT_TOTAL`].
+    total: Arc<AtomicUsize>,
 }
 
 /// Most events kept in a [`Recent`].
-const RECENT_EVENTS: usize = 512;
-/// Most payload bytes kept in a [`Recent`] (the newest event is always kept).
-const RECENT_BYTES: usize = 512 * 1024;
+const RECENT_EVENTS: usize = 256;
+/// Most bytes ([`super::event_cost`]) kept in a [`Recent`] (the newest event
+/// is always kept).
+const RECENT_COST: usize = 256 * 1024;
+/// Most bytes all the [`Recent`]s of a node hold together; past it, reads
+/// go to Redis (correct, only slower).
+const RECENT_TOTAL: usize = 32 * 1024 * 1024;
+
+fn cost(e: &Event) -> usize {
+    usize::try_from(super::event_cost(e.data.len())).unwrap_or(usize::MAX)
+}
+
+impl Drop for Recent {
+    fn drop(&mut self) {
+        self.total.fetch_sub(self.cost, Relaxed);
+    }
+}
 
 impl Recent {
+    fn new(total: Arc<AtomicUsize>) -> Arc<tokio::sync::Mutex<Self>> {
+        Arc::new(tokio::sync::Mutex::new(Self {
+            events: std::collections::VecDeque::new(),
+            cost: 0,
+            head: None,
+            total,
+        }))
+    }
+
+    fn clear(&mut self) {
+        self.total.fetch_sub(self.cost, Relaxed);
+        self.events.clear();
+        self.cost = 0;
+    }
+
     /// The answer to a read after `after`, if what is held answers it: it
     /// reaches `after + 1` and holds everything up to `known`, the newest head
     /// the node has heard of.
@@ -205,20 +238,29 @@ impl Recent {
                 // A reader far behind: keep the newer events for the others.
                 return;
             }
-            self.events.clear();
-            self.bytes = 0;
+            self.clear();
         }
+        let before = self.cost;
         let last = self.events.back().map_or(0, |e| e.id);
         for e in batch.events.iter().filter(|e| e.id > last) {
-            self.bytes += e.data.len();
+            self.cost += cost(e);
             self.events.push_back(e.clone());
         }
         let max_events = max_events.min(RECENT_EVENTS);
-        let max_bytes = max_bytes.min(RECENT_BYTES);
-        while self.events.len() > 1 && (self.events.len() > max_events || self.bytes > max_bytes) {
+        // The replay buffer's bound is on payload bytes; a payload's cost is
+        // more than its length, so this keeps no more than the buffer holds.
+        let max_cost = max_bytes.min(RECENT_COST);
+        while self.events.len() > 1 && (self.events.len() > max_events || self.cost > max_cost) {
             if let Some(old) = self.events.pop_front() {
-                self.bytes -= old.data.len();
+                self.cost -= cost(&old);
             }
+        }
+        let grown = self.cost.saturating_sub(before);
+        let shrunk = before.saturating_sub(self.cost);
+        let total = self.total.fetch_add(grown, Relaxed) + grown;
+        self.total.fetch_sub(shrunk, Relaxed);
+        if total.saturating_sub(shrunk) > RECENT_TOTAL {
+            self.clear();
         }
     }
 }
@@ -313,6 +355,7 @@ impl RedisBroker {
             local: Mutex::default(),
             created: Mutex::default(),
             creators: Mutex::default(),
+            recent_total: Arc::default(),
             channels: AtomicUsize::new(0),
             up: AtomicBool::new(true),
             listening: AtomicBool::new(false),
@@ -378,7 +421,7 @@ impl Inner {
     /// nor the recent events are to be trusted.
     fn poke_all(&self) {
         for l in lock(&self.local).values_mut() {
-            l.recent = Arc::default();
+            l.recent = Recent::new(self.recent_total.clone());
             l.head.send_modify(|_| {});
         }
     }
@@ -686,7 +729,7 @@ impl Inner {
             head: watch::channel(batch.head).0,
             expires_at_ms: meta.expires_at_ms,
             gone_at_ms: meta.gone_at_ms,
-            recent: Arc::default(),
+            recent: Recent::new(self.recent_total.clone()),
         });
         Ok(l.head.subscribe())
     }
