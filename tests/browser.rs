@@ -965,7 +965,7 @@ fn tagged(kind: &str) -> String {
     p
 }
 
-/// Channel creation cut twice (no answer), or refused twice with 503: retried
+/// Channel creation cut 6 times (no answer), or refused twice with 503: retried
 /// with backoff within openTimeoutMs, so open() resolves and the channel works.
 #[wasm_bindgen_test]
 async fn creation_is_retried() {
@@ -984,8 +984,9 @@ async fn creation_is_retried() {
         } else {
             "SHUTTING_DOWN"
         };
-        // Two creations fail (a browser may retry a cut request once on its own).
-        assert!(!codes.is_empty(), "{kind}: creation was retried");
+        // A browser may retry a cut request once on its own: at least 3 of the 6
+        // cuts, and both 503s, reach the SDK.
+        assert!(codes.len() >= 2, "{kind}: creation was retried: {codes:?}");
         assert!(codes.iter().all(|c| c == want), "{kind}: {codes:?}");
         assert_eq!(
             rec.states(),

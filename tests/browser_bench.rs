@@ -7,7 +7,9 @@
 //!   each carrying the wall-clock time its request started; the `message`
 //!   listener subtracts it from its own clock (same machine): p50 / p99;
 //! - throughput: 10,000 messages of 64 B published by the page in batches of
-//!   500 (as the writer batches); messages/s at the listener, first to last.
+//!   500 (as the writer batches); messages/s at the listener, first to last;
+//!   the SDK and the bare browser API alternately, five times each, and the
+//!   median of the per-pair ratios.
 #![cfg(target_arch = "wasm32")]
 
 use std::cell::RefCell;
@@ -145,7 +147,7 @@ async fn latency(transport: &str, rate: u32, n: u32) {
     ch.close();
 }
 
-async fn throughput(transport: &str) {
+async fn throughput(transport: &str) -> f64 {
     let (ch, arrivals, _l) = channel(transport).await;
     let t = target(&ch);
     let (batches, per) = (20u32, 500u32);
@@ -164,18 +166,18 @@ async fn throughput(transport: &str) {
         .iter()
         .enumerate()
         .all(|(k, &(seq, _, _))| seq as usize == k);
+    let rate = (total as f64 - 1.0) / span * 1000.0;
     console_log!(
-        "bench {transport}: {total} messages of ~64 B in batches of {per}: {:.0} messages/s at the listener ({:.1} ms first to last; in order: {in_order})",
-        (total as f64 - 1.0) / span * 1000.0,
-        span
+        "bench {transport}: {total} messages of ~64 B in batches of {per}: {rate:.0} messages/s at the listener ({span:.1} ms first to last; in order: {in_order})"
     );
     drop(a);
     ch.close();
+    rate
 }
 
 /// The same load on a bare browser `WebSocket` / `EventSource` (JSON.parse of
 /// each frame, no SDK): what the SDK costs on top.
-async fn raw_throughput(transport: &str) {
+async fn raw_throughput(transport: &str) -> f64 {
     let mut url = relay().to_owned();
     url.push_str("/v1/channels");
     let init = obj(&[("method", "POST".into()), ("body", "{}".into())]);
@@ -250,21 +252,38 @@ async fn raw_throughput(transport: &str) {
     }
     let (n, first, last) = *count.borrow();
     closer();
+    let rate = (n as f64 - 2.0) / (last - first) * 1000.0;
     console_log!(
-        "bench {transport} (bare browser API, no SDK): {} messages: {:.0} messages/s at the listener",
-        n - 1,
-        (n as f64 - 2.0) / (last - first) * 1000.0
+        "bench {transport} (bare browser API, no SDK): {} messages: {rate:.0} messages/s at the listener",
+        n - 1
     );
+    rate
 }
 
-#[wasm_bindgen_test]
-async fn raw_websocket_throughput() {
-    raw_throughput("websocket").await
-}
-
-#[wasm_bindgen_test]
-async fn raw_eventsource_throughput() {
-    raw_throughput("eventsource").await
+/// SDK and bare API alternately, `PAIRS` times, so that both see the same
+/// machine load (on a shared machine single runs vary by a third): the median
+/// of each and the median of the per-pair ratios.
+async fn paired_throughput(transport: &str) {
+    const PAIRS: usize = 5;
+    let (mut sdk, mut bare, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..PAIRS {
+        let s = throughput(transport).await;
+        let b = raw_throughput(transport).await;
+        sdk.push(s);
+        bare.push(b);
+        ratio.push(s / b);
+    }
+    for v in [&mut sdk, &mut bare, &mut ratio] {
+        v.sort_by(|x, y| x.total_cmp(y));
+    }
+    console_log!(
+        "bench {transport}: SDK vs bare API, {PAIRS} alternating pairs: median {:.0} vs {:.0} messages/s; median SDK/bare ratio {:.3} (min {:.3}, max {:.3})",
+        percentile(&sdk, 0.5),
+        percentile(&bare, 0.5),
+        percentile(&ratio, 0.5),
+        ratio[0],
+        ratio[PAIRS - 1]
+    );
 }
 
 #[wasm_bindgen_test]
@@ -281,10 +300,10 @@ async fn eventsource_latency() {
 
 #[wasm_bindgen_test]
 async fn websocket_throughput() {
-    throughput("websocket").await
+    paired_throughput("websocket").await
 }
 
 #[wasm_bindgen_test]
 async fn eventsource_throughput() {
-    throughput("eventsource").await
+    paired_throughput("eventsource").await
 }

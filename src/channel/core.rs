@@ -65,7 +65,8 @@ impl Ev {
 
 struct Listener {
     event: String,
-    f: Function,
+    /// Shared, so that the snapshot `flush` takes before calling copies no JS reference.
+    f: Rc<Function>,
     once: bool,
 }
 
@@ -161,7 +162,7 @@ impl Inner {
     pub(crate) fn add_listener(&mut self, event: &str, f: Function, once: bool) {
         self.listeners.push(Listener {
             event: event.to_owned(),
-            f,
+            f: Rc::new(f),
             once,
         });
     }
@@ -172,7 +173,7 @@ impl Inner {
         if let Some(i) = self
             .listeners
             .iter()
-            .rposition(|l| l.event == event && JsValue::from(&l.f) == *f)
+            .rposition(|l| l.event == event && AsRef::<JsValue>::as_ref(&*l.f) == f)
         {
             self.listeners.remove(i);
         }
@@ -415,7 +416,7 @@ pub(crate) fn flush(shared: &Shared) {
         }
         i.flushing = true;
     }
-    let call = |f: &Function, arg: &JsValue| {
+    let call = |f: &Rc<Function>, arg: &JsValue| {
         if let Err(e) = f.call1(&JsValue::UNDEFINED, arg) {
             // A throwing listener is reported and does not stop the others.
             console_error("SSEChannel: an event listener threw:", &e);

@@ -45,7 +45,14 @@ impl Transport for EventSourceTransport {
             let es2 = es.clone();
             let opened = opened.clone();
             let cb = Closure::new(move |e: JsValue| {
-                let Some(msg) = e.dyn_ref::<MessageEvent>() else {
+                // Only an `error` listener can see a plain Event: the others skip
+                // the `instanceof` (a call into JS per message).
+                let msg = if kind == EventKind::Error {
+                    e.dyn_ref::<MessageEvent>()
+                } else {
+                    Some(e.unchecked_ref::<MessageEvent>())
+                };
+                let Some(msg) = msg else {
                     // A plain `error` Event is the connection failing or dropping
                     // (an in-band error frame is a MessageEvent). Close at once so
                     // the browser does not reconnect on its own: the SDK's backoff

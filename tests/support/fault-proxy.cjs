@@ -4,7 +4,8 @@
 // (the suite runs once per browser against the same proxy).
 //   /no-ws/…          forwards HTTP, refuses WebSocket upgrades (some corporate proxies do)
 //   /bad-token/…      forwards, with every `token=` query value altered (the relay refuses: UNAUTHORIZED)
-//   /cut-<tag>/…      cuts the connection of the first 2 `POST /v1/channels` (no answer at all)
+//   /cut-<tag>/…      cuts the connection of the first 6 `POST /v1/channels` (no answer at all; a
+//                     browser may retry a cut request once on its own, so the page sees at least 3)
 //   /busy-<tag>/…     answers the first 2 `POST /v1/channels` with 503 SHUTTING_DOWN, then forwards
 //   /ws-hang/…        forwards HTTP; a WebSocket upgrade is accepted by TCP and never answered
 //   /ws-silent/…      forwards WebSocket upgrades, then drops every frame from the relay (a buffering proxy)
@@ -36,7 +37,7 @@ function route(url) {
 const server = http.createServer((req, res) => {
   const [kind, prefix, path] = route(req.url);
   const creating = req.method === 'POST' && path.startsWith('/v1/channels') && !path.startsWith('/v1/channels/');
-  if (creating && kind === 'cut' && seen(prefix) < 2) {
+  if (creating && kind === 'cut' && seen(prefix) < 6) {
     req.socket.destroy();
     return;
   }
