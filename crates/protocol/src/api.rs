@@ -79,6 +79,27 @@ pub fn end_path(channel_id: &str) -> String {
     channel_path(channel_id, "end")
 }
 
+/// `POST`: end the channel with a final `FUNCTION_FAILED` error event
+/// (publish token). Body: [`FailRequest`]; answer: [`PublishResponse`].
+pub fn fail_path(channel_id: &str) -> String {
+    channel_path(channel_id, "fail")
+}
+/// `POST`: cancel the channel with a final `CHANNEL_CANCELLED` error event
+/// (**subscribe** token). Body: [`CancelRequest`]; answer: [`CancelResponse`].
+pub fn cancel_path(channel_id: &str) -> String {
+    channel_path(channel_id, "cancel")
+}
+/// `GET`: the publisher's long-poll for a cancel (publish token). Query:
+/// [`QUERY_TIMEOUT_MS`]; answer: [`WaitResponse`].
+pub fn wait_path(channel_id: &str) -> String {
+    channel_path(channel_id, "wait")
+}
+
+/// Query parameter of `GET …/wait`: how long to wait, in milliseconds
+/// (default [`crate::limits::DEFAULT_WAIT_TIMEOUT_MS`], at most
+/// [`crate::limits::MAX_WAIT_TIMEOUT_MS`]).
+pub const QUERY_TIMEOUT_MS: &str = "timeoutMs";
+
 fn channel_path(channel_id: &str, tail: &str) -> String {
     let mut s = String::with_capacity(CHANNELS_PATH.len() + channel_id.len() + tail.len() + 2);
     s.push_str(CHANNELS_PATH);
@@ -97,6 +118,13 @@ pub struct CreateChannelRequest {
     /// (see [`crate::limits::DEFAULT_CHANNEL_TTL_SECS`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl_secs: Option<u64>,
+    /// Cancel the channel (reason `ABANDONED`) once it has had no live
+    /// subscriber for this many milliseconds; the clock starts at creation
+    /// and restarts whenever the count falls to 0. Absent: never (the
+    /// default). Between [`crate::limits::MIN_ABANDON_AFTER_MS`] and
+    /// [`crate::limits::MAX_ABANDON_AFTER_MS`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abandon_after_ms: Option<u64>,
 }
 
 /// Answer to `POST /v1/channels` (status 201).
@@ -148,6 +176,71 @@ pub struct PublishResponse {
     pub first_id: EventId,
     /// Id of the last stored event.
     pub last_id: EventId,
+    /// The channel's live subscribers when the relay answered (see
+    /// `docs/relay.md`, "Subscribers", for what counts with each broker).
+    /// Always present in the relay's answers; optional for older relays.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscribers: Option<u64>,
+}
+
+/// Body of `POST /v1/channels/{id}/fail`: `{"message": "…", "details": X}`.
+/// `message` has at most [`crate::limits::MAX_FAIL_MESSAGE_CHARS`]
+/// characters; `details` is any JSON value, optional.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailRequest<T> {
+    /// What went wrong, for people.
+    pub message: String,
+    /// Anything the function wants the browser to see.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<T>,
+}
+
+/// Body of `POST /v1/channels/{id}/cancel` (optional): `{"reason": "…"}`, at
+/// most [`crate::limits::MAX_CANCEL_REASON_CHARS`] characters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CancelRequest {
+    /// Why the reader gave up; the final event's `message` (default
+    /// [`crate::limits::DEFAULT_CANCEL_MESSAGE`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Answer to `POST /v1/channels/{id}/cancel` (status 200): the id of the
+/// stored `CHANNEL_CANCELLED` event (also when the channel was already
+/// cancelled).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CancelResponse {
+    /// Id of the final event.
+    pub id: EventId,
+}
+
+/// The channel's state in a [`WaitResponse`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WaitState {
+    /// Still open when the wait timed out; ask again.
+    Open,
+    /// Cancelled: `reason` says why.
+    Cancelled,
+    /// Ended (by `end`, `fail`, or expiry): nothing to wait for.
+    Ended,
+}
+
+/// Answer to `GET /v1/channels/{id}/wait` (status 200):
+/// `{"state":"cancelled","reason":"…"}`, `{"state":"ended"}` or
+/// `{"state":"open","subscribers":k}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitResponse {
+    /// What the channel is.
+    pub state: WaitState,
+    /// With [`WaitState::Cancelled`]: the reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// With [`WaitState::Open`]: the live subscribers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscribers: Option<u64>,
 }
 
 /// Error body of every failed HTTP call: `{"error": {"code": "...", "message": "..."}}`.
@@ -204,6 +297,23 @@ pub mod field {
     pub const VERSION: &str = "version";
     /// `Descriptor::relay`.
     pub const RELAY: &str = "relay";
+    /// [`super::CreateChannelRequest::abandon_after_ms`].
+    pub const ABANDON_AFTER_MS: &str = "abandonAfterMs";
+    /// [`super::PublishResponse::subscribers`], [`super::WaitResponse::subscribers`].
+    pub const SUBSCRIBERS: &str = "subscribers";
+    /// [`super::PublishResponse::first_id`].
+    pub const FIRST_ID: &str = "firstId";
+    /// [`super::PublishResponse::last_id`].
+    pub const LAST_ID: &str = "lastId";
+    /// [`super::FailRequest::details`]; also in stored `error` frames
+    /// (`crate::frame::ErrorData`).
+    pub const DETAILS: &str = "details";
+    /// [`super::CancelRequest::reason`], [`super::WaitResponse::reason`].
+    pub const REASON: &str = "reason";
+    /// [`super::CancelResponse::id`].
+    pub const ID: &str = "id";
+    /// [`super::WaitResponse::state`].
+    pub const STATE: &str = "state";
     /// The members of a descriptor, in the order it is written.
     pub const DESCRIPTOR: [&str; 6] = [TYPE, VERSION, RELAY, CHANNEL_ID, PUBLISH_TOKEN, EXPIRES_AT];
 }
@@ -245,8 +355,51 @@ mod tests {
             ])
         );
         assert_eq!(
-            keys(&CreateChannelRequest { ttl_secs: Some(1) }),
-            sorted(&[field::TTL_SECS])
+            keys(&CreateChannelRequest {
+                ttl_secs: Some(1),
+                abandon_after_ms: Some(2000)
+            }),
+            sorted(&[field::TTL_SECS, field::ABANDON_AFTER_MS])
+        );
+        let answer = PublishResponse {
+            first_id: 1,
+            last_id: 2,
+            subscribers: Some(3),
+        };
+        assert_eq!(
+            keys(&answer),
+            sorted(&[field::FIRST_ID, field::LAST_ID, field::SUBSCRIBERS])
+        );
+        let fail = FailRequest {
+            message: "m".into(),
+            details: Some(1),
+        };
+        assert_eq!(keys(&fail), sorted(&[field::MESSAGE, field::DETAILS]));
+        let cancel = CancelRequest {
+            reason: Some("r".into()),
+        };
+        assert_eq!(keys(&cancel), sorted(&[field::REASON]));
+        assert_eq!(keys(&CancelResponse { id: 4 }), sorted(&[field::ID]));
+        let cancelled = WaitResponse {
+            state: WaitState::Cancelled,
+            reason: Some("r".into()),
+            subscribers: None,
+        };
+        assert_eq!(keys(&cancelled), sorted(&[field::STATE, field::REASON]));
+        let open = WaitResponse {
+            state: WaitState::Open,
+            reason: None,
+            subscribers: Some(0),
+        };
+        assert_eq!(keys(&open), sorted(&[field::STATE, field::SUBSCRIBERS]));
+        let data = crate::frame::ErrorData {
+            code: "X".into(),
+            message: "m".into(),
+            details: Some(1),
+        };
+        assert_eq!(
+            keys(&data),
+            sorted(&[field::CODE, field::MESSAGE, field::DETAILS])
         );
         assert_eq!(
             keys(&ReadyData { heartbeat_ms: 1 }),
@@ -324,6 +477,9 @@ mod tests {
         assert_eq!(ws_path("ab"), "/v1/channels/ab/ws");
         assert_eq!(messages_path("ab"), "/v1/channels/ab/messages");
         assert_eq!(end_path("ab"), "/v1/channels/ab/end");
+        assert_eq!(fail_path("ab"), "/v1/channels/ab/fail");
+        assert_eq!(cancel_path("ab"), "/v1/channels/ab/cancel");
+        assert_eq!(wait_path("ab"), "/v1/channels/ab/wait");
     }
 
     #[test]
@@ -331,6 +487,12 @@ mod tests {
         assert!(serde_json::from_str::<CreateChannelRequest>(r#"{"ttl":1}"#).is_err());
         let r: CreateChannelRequest = serde_json::from_str(r#"{"ttlSecs":5}"#).unwrap();
         assert_eq!(r.ttl_secs, Some(5));
+        let r: CreateChannelRequest = serde_json::from_str(r#"{"abandonAfterMs":2000}"#).unwrap();
+        assert_eq!(r.abandon_after_ms, Some(2000));
+        assert!(serde_json::from_str::<FailRequest<u8>>(r#"{"message":"m","x":1}"#).is_err());
+        assert!(serde_json::from_str::<CancelRequest>(r#"{"why":"m"}"#).is_err());
+        let w: WaitResponse = serde_json::from_str(r#"{"state":"ended"}"#).unwrap();
+        assert_eq!(w.state, WaitState::Ended);
     }
 
     #[test]

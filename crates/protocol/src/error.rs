@@ -114,6 +114,17 @@ codes! {
     RelayNotAllowed = "RELAY_NOT_ALLOWED", 403, false;
     /// Writer: the relay could not be reached after every retry.
     RelayUnavailable = "RELAY_UNAVAILABLE", 503, true;
+    /// Stream-only: the function that fed the channel failed
+    /// (`writer.fail(error)`, `POST …/fail`). Sent as the channel's stored,
+    /// final `error` event (it has an id, like `end`); `data` carries the
+    /// function's `message` and optional `details`. Final: no reconnect.
+    FunctionFailed = "FUNCTION_FAILED", 200, false;
+    /// The reader cancelled the channel (`POST …/cancel`), or the relay did
+    /// because nobody listened for `abandonAfterMs` (message `ABANDONED`).
+    /// The stored, final `error` event of a cancelled channel, and the answer
+    /// (409) to every later publish, end or fail; the message is the reason.
+    /// Final for readers and publishers.
+    ChannelCancelled = "CHANNEL_CANCELLED", 409, false;
     /// Writer: `maxQueued` messages already wait for the relay, so the write
     /// is refused (and the writer halts until the function calls `resume()`).
     QueueFull = "QUEUE_FULL", 429, false;
@@ -151,6 +162,8 @@ mod tests {
             ErrorCode::Forbidden,
             ErrorCode::ChannelNotFound,
             ErrorCode::ChannelExpired,
+            ErrorCode::FunctionFailed,
+            ErrorCode::ChannelCancelled,
         ] {
             assert!(!c.should_reconnect(), "{c}");
         }

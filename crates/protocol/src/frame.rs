@@ -28,7 +28,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::EventId;
+use crate::{ErrorCode, EventId};
 
 /// The kind of a stream event: the SSE `event:` field and the WebSocket `event` member.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -42,7 +42,11 @@ pub enum EventKind {
     /// The final message; the stream closes after it. Has an id.
     End,
     /// An error: `data` is `{"code","message"}` (plus `from`/`to` for
-    /// `MESSAGES_LOST`). No id. Every code but `MESSAGES_LOST` closes the stream.
+    /// `MESSAGES_LOST`). Every code but `MESSAGES_LOST` closes the stream.
+    /// Without an id it is about this stream only. **With an id** it is the
+    /// channel's stored, final event (`FUNCTION_FAILED` or
+    /// `CHANNEL_CANCELLED`, data [`ErrorData`], built by [`error_data`]):
+    /// kept, replayed and retained like `end`, and the stream closes after it.
     Error,
     /// Heartbeat from the relay, on both transports (SSE: [`SSE_HEARTBEAT`]). No
     /// id. A WebSocket client may also send `{"event":"ping"}`; the relay answers `pong`.
@@ -95,6 +99,69 @@ pub struct LostRange {
     pub from: EventId,
     /// Last missing id.
     pub to: EventId,
+}
+
+/// Data of a stored, final `error` event: `{"code":…,"message":…,"details":…}`
+/// (`details` only when the writer gave some). [`error_data`] writes it
+/// without serde; this type documents it and serves Rust clients.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorData<T> {
+    /// `FUNCTION_FAILED` or `CHANNEL_CANCELLED`.
+    pub code: String,
+    /// The function's message, or the cancel reason.
+    pub message: String,
+    /// The function's details (any JSON), or `{"reason":"ABANDONED"}` for an
+    /// abandoned channel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<T>,
+}
+
+/// The JSON text of [`ErrorData`]: `details`, when given, must be JSON text.
+///
+/// ```
+/// use sse_channel_protocol::frame::{error_data, sse_event, EventKind};
+/// use sse_channel_protocol::ErrorCode;
+/// let data = error_data(ErrorCode::FunctionFailed, "bad \"input\"", Some("{\"step\":3}"));
+/// assert_eq!(data, r#"{"code":"FUNCTION_FAILED","message":"bad \"input\"","details":{"step":3}}"#);
+/// let mut out = String::new();
+/// sse_event(&mut out, Some(9), EventKind::Error, &data);
+/// assert!(out.starts_with("id: 9\nevent: error\n"));
+/// ```
+pub fn error_data(code: ErrorCode, message: &str, details: Option<&str>) -> String {
+    let mut out = String::with_capacity(message.len() + details.map_or(0, str::len) + 48);
+    out.push_str("{\"code\":\"");
+    out.push_str(code.as_str());
+    out.push_str("\",\"message\":");
+    push_json_string(&mut out, message);
+    if let Some(details) = details {
+        out.push_str(",\"details\":");
+        out.push_str(details);
+    }
+    out.push('}');
+    out
+}
+
+/// Appends `s` as a JSON string literal (RFC 8259 escapes).
+fn push_json_string(out: &mut String, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let b = c as u8;
+                out.push_str("\\u00");
+                out.push(HEX[usize::from(b >> 4)] as char);
+                out.push(HEX[usize::from(b & 15)] as char);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 /// Member names of a WebSocket frame object, `{"id":…,"event":…,"data":…}`
@@ -371,6 +438,32 @@ mod tests {
             prop_assert_eq!(events.len(), 3);
             prop_assert_eq!(events[1].event.as_str(), "ping");
             prop_assert_eq!(events[2].event.as_str(), "end");
+        }
+    }
+
+    proptest! {
+        // Any message and details survive as JSON, as SSE and as a WebSocket frame.
+        #[test]
+        fn error_data_is_json(message in "\\PC*", raw in "[\u{0}-\u{7f}]*", v in arb_json()) {
+            for m in [&message, &raw] {
+                let details = serde_json::to_string(&v).unwrap();
+                let text = error_data(ErrorCode::ChannelCancelled, m, Some(&details));
+                let back: ErrorData<serde_json::Value> = serde_json::from_str(&text).unwrap();
+                prop_assert_eq!(&back.code, "CHANNEL_CANCELLED");
+                prop_assert_eq!(&back.message, m);
+                // (serde reads `"details":null` as `None`.)
+                prop_assert_eq!(back.details.unwrap_or_default(), v.clone());
+                let mut out = String::new();
+                sse_event(&mut out, Some(5), EventKind::Error, &text);
+                let events = SseParser::default().feed(&out);
+                prop_assert_eq!(events.len(), 1);
+                prop_assert_eq!(events[0].id.as_deref(), Some("5"));
+                let again: ErrorData<serde_json::Value> = serde_json::from_str(&events[0].data).unwrap();
+                prop_assert_eq!(&again.message, m);
+            }
+            let bare: ErrorData<serde_json::Value> =
+                serde_json::from_str(&error_data(ErrorCode::FunctionFailed, &message, None)).unwrap();
+            prop_assert_eq!(bare.details, None);
         }
     }
 

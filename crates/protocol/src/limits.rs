@@ -66,3 +66,21 @@ pub const MAX_BUFFERED_BYTES: u64 = 1 << 30;
 /// Bytes the channels created from one client address (an IPv6 /64) may hold.
 /// Default 64 MiB.
 pub const MAX_BUFFERED_BYTES_PER_ADDRESS: u64 = 64 << 20;
+/// Longest `message` of a `POST …/fail` body, in characters; longer → 400.
+pub const MAX_FAIL_MESSAGE_CHARS: usize = 1024;
+/// Longest `reason` of a `POST …/cancel` body, in characters; longer → 400.
+pub const MAX_CANCEL_REASON_CHARS: usize = 256;
+/// Smallest `abandonAfterMs` a creator may ask for, in milliseconds (1 s).
+pub const MIN_ABANDON_AFTER_MS: u64 = 1000;
+/// Largest `abandonAfterMs` a creator may ask for, in milliseconds (1 hour).
+pub const MAX_ABANDON_AFTER_MS: u64 = 3_600_000;
+/// How long `GET …/wait` waits when the request names no `timeoutMs`, in
+/// milliseconds. Default 25 s.
+pub const DEFAULT_WAIT_TIMEOUT_MS: u64 = 25_000;
+/// Longest `timeoutMs` of `GET …/wait`, in milliseconds (60 s); longer → 400.
+pub const MAX_WAIT_TIMEOUT_MS: u64 = 60_000;
+/// The cancel reason (and `message`) of a channel the relay cancelled
+/// because nobody listened for `abandonAfterMs`.
+pub const ABANDONED_REASON: &str = "ABANDONED";
+/// The cancel `message` when the reader gave no reason.
+pub const DEFAULT_CANCEL_MESSAGE: &str = "cancelled by the reader";

@@ -41,7 +41,7 @@ pub enum Answer {
 ///   `RELAY_UNAVAILABLE`, since a publisher never follows a redirect (its
 ///   token would go to wherever the redirect points).
 /// - 401 and 403 `UNAUTHORIZED`, 404 `CHANNEL_NOT_FOUND`, 409
-///   `CHANNEL_ENDED`, 410 `CHANNEL_EXPIRED`, 413 `MESSAGE_TOO_LARGE`, any
+///   `CHANNEL_ENDED` (or the relay's `CHANNEL_CANCELLED`), 410 `CHANNEL_EXPIRED`, 413 `MESSAGE_TOO_LARGE`, any
 ///   other status `BAD_REQUEST`; but the relay's `code` wins when its status is
 ///   this one (e.g. `FORBIDDEN` for 403), so a proxy's answer cannot pass
 ///   off one refusal as another.
@@ -71,7 +71,8 @@ pub fn classify(status: u16, relay_code: Option<ErrorCode>) -> Answer {
 impl ErrorCode {
     /// Whether a publisher that got this code can never publish to the channel
     /// again: the relay refused the channel itself (`UNAUTHORIZED`,
-    /// `FORBIDDEN`, `CHANNEL_NOT_FOUND`, `CHANNEL_ENDED`, `CHANNEL_EXPIRED`).
+    /// `FORBIDDEN`, `CHANNEL_NOT_FOUND`, `CHANNEL_ENDED`, `CHANNEL_EXPIRED`,
+    /// `CHANNEL_CANCELLED`).
     /// Every other failure concerns one request (its size, its body, the
     /// relay's availability).
     pub const fn is_final_for_publisher(self) -> bool {
@@ -82,6 +83,7 @@ impl ErrorCode {
                 | ErrorCode::ChannelNotFound
                 | ErrorCode::ChannelEnded
                 | ErrorCode::ChannelExpired
+                | ErrorCode::ChannelCancelled
         )
     }
 }
@@ -159,7 +161,13 @@ mod tests {
                 ErrorCode::ChannelNotFound,
                 ErrorCode::ChannelEnded,
                 ErrorCode::ChannelExpired,
+                ErrorCode::ChannelCancelled,
             ]
+        );
+        // A cancel answers 409 with its own code, which the writer keeps.
+        assert_eq!(
+            classify(409, Some(ErrorCode::ChannelCancelled)),
+            Answer::Refused(ErrorCode::ChannelCancelled)
         );
         // Whatever classify refuses with is either final or about one request.
         for status in 300..500 {

@@ -356,6 +356,12 @@ impl Relay {
         })
     }
 
+    /// The subscriber streams of `channel` open on this node (see
+    /// `docs/relay.md`, "Subscribers").
+    pub(crate) fn subscribers(&self, channel: &str) -> u64 {
+        lock(&self.conns).get(channel).map_or(0, |n| *n as u64)
+    }
+
     /// True while the test hook refuses subscriptions to `channel`.
     pub(crate) fn is_paused(&self, channel: &str) -> bool {
         #[cfg(feature = "test-hooks")]

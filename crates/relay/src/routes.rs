@@ -561,6 +561,7 @@ async fn append(
     let out = PublishResponse {
         first_id: done.first_id,
         last_id: done.last_id,
+        subscribers: Some(relay.subscribers(id)),
     };
     let mut res = json_response(
         StatusCode::OK,

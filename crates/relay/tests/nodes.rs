@@ -197,7 +197,8 @@ async fn a_channel_created_on_one_node_is_served_by_every_node() {
         assert_eq!((r.status, r.json()["firstId"].clone()), (200, json!(i)));
     }
     let r = a.publish(&ch, r#"{"messages":[{"n":4},{"n":5}]}"#).await;
-    assert_eq!(r.json(), json!({"firstId": 4, "lastId": 5}));
+    // `subscribers` counts the streams open on the answering node (docs/relay.md).
+    assert_eq!(r.json(), json!({"firstId": 4, "lastId": 5, "subscribers": 1}));
     for i in 1..=5 {
         on_a.expect_message(i, json!({ "n": i })).await;
         on_b.expect_message(i, json!({ "n": i })).await;
