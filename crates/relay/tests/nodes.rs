@@ -198,7 +198,10 @@ async fn a_channel_created_on_one_node_is_served_by_every_node() {
     }
     let r = a.publish(&ch, r#"{"messages":[{"n":4},{"n":5}]}"#).await;
     // `subscribers` counts the streams open on the answering node (docs/relay.md).
-    assert_eq!(r.json(), json!({"firstId": 4, "lastId": 5, "subscribers": 1}));
+    assert_eq!(
+        r.json(),
+        json!({"firstId": 4, "lastId": 5, "subscribers": 1})
+    );
     for i in 1..=5 {
         on_a.expect_message(i, json!({ "n": i })).await;
         on_b.expect_message(i, json!({ "n": i })).await;

@@ -30,7 +30,10 @@ async fn previous_secret_verifies_old_tokens_during_a_rollover() {
     .await;
     // Tokens signed with the previous key still publish and subscribe.
     let r = rotated.publish(&ch, r#"{"data":2}"#).await;
-    assert_eq!((r.status, r.json()), (200, json!({"firstId":2,"lastId":2,"subscribers":0})));
+    assert_eq!(
+        (r.status, r.json()),
+        (200, json!({"firstId":2,"lastId":2,"subscribers":0}))
+    );
     let mut sub = rotated.live(T::Sse, &ch, "").await;
     assert_eq!(sub.next().await.unwrap().data, json!(1));
     // New channels get tokens of the new key, which the old key refuses.
