@@ -35,7 +35,7 @@ async fn message_body_and_batch_sizes() {
     let five = json!({"messages": [1, 2, 3, 4, 5]}).to_string();
     assert_eq!(
         relay.publish(&ch, &five).await.json(),
-        json!({"firstId":2,"lastId":6})
+        json!({"firstId":2,"lastId":6,"subscribers":0})
     );
 }
 

@@ -54,7 +54,7 @@ fn any_json_round_trips_on_both_transports() {
             let mut sse = relay.live(T::Sse, &ch, "").await;
             let mut ws = relay.live(T::Ws, &ch, "").await;
             let r = relay.publish(&ch, &body).await;
-            assert_eq!(r.json(), json!({"firstId": 1, "lastId": 1}));
+            assert_eq!(r.json(), json!({"firstId": 1, "lastId": 1, "subscribers": 2}));
             relay.end(&ch, &body).await;
             for sub in [&mut sse, &mut ws] {
                 sub.expect_message(1, v.clone()).await;

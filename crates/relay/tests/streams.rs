@@ -16,13 +16,16 @@ async fn create_subscribe_publish_end_on_both_transports() {
         let (mut sub, ready) = relay.subscribe(t, &ch.id, &ch.q()).await.ready().await;
         assert_eq!(ready, json!({"heartbeatMs": 60000}));
         let r = relay.publish(&ch, r#"{"data":"step 1"}"#).await;
-        assert_eq!((r.status, r.json()), (200, json!({"firstId":1,"lastId":1})));
+        assert_eq!(
+            (r.status, r.json()),
+            (200, json!({"firstId":1,"lastId":1,"subscribers":1}))
+        );
         let r = relay
             .publish(&ch, r#"{"messages":[{"a":1},null,[1,2]]}"#)
             .await;
-        assert_eq!(r.json(), json!({"firstId":2,"lastId":4}));
+        assert_eq!(r.json(), json!({"firstId":2,"lastId":4,"subscribers":1}));
         let r = relay.end(&ch, r#"{"data":{"result":42}}"#).await;
-        assert_eq!(r.json(), json!({"firstId":5,"lastId":5}));
+        assert_eq!(r.json(), json!({"firstId":5,"lastId":5,"subscribers":1}));
         sub.expect_message(1, json!("step 1")).await;
         sub.expect_message(2, json!({"a":1})).await;
         sub.expect_message(3, json!(null)).await;
