@@ -11,8 +11,9 @@
 //! For each setup:
 //! 1. RSS per idle SSE subscriber on node A (`SUBSCRIBERS` channels, one each);
 //! 2. fan-out: `SUBSCRIBERS` SSE subscribers of one channel on A,
-//!    `FANOUT_MESSAGES` 64 B messages: deliveries per second, CPU per delivery
-//!    (node A, and node B when there are two);
+//!    `FANOUT_MESSAGES` 64 B messages published back to back: deliveries per
+//!    second, CPU per delivery (node A, and node B when there are two); then
+//!    100 messages at 50 msg/s (one event per wake-up): CPU per delivery;
 //! 3. publish → subscriber latency p50 / p99 at 100 and 1,000 msg/s;
 //! 4. writer throughput: one keep-alive publisher, 64 B messages, one per
 //!    request and in batches of 100.
@@ -404,6 +405,33 @@ async fn run_setup(label: &str, brokers: &[String], n: usize, fan_msgs: u64) {
     report(&format!(
         "fan-out: {fan_msgs} x 64 B to {n} subscribers of one channel: all delivered={ok}, {:.0} deliveries/s; CPU per delivery: {}",
         want as f64 / secs,
+        cpu.join(", ")
+    ));
+    // The same subscribers, one message every 20 ms: each wake-up carries
+    // one event, so this is the cost of a delivery without batching.
+    let paced = 100u64;
+    let before = fan.load(Relaxed);
+    let cpu0: Vec<f64> = pids.iter().map(|p| proc_stats(*p).1).collect();
+    let start = Instant::now();
+    for i in 1..=paced {
+        tokio::time::sleep_until((start + Duration::from_millis(20 * i)).into()).await;
+        post_keep_alive(&mut conn, &pub_addr, &path, &hub.publ, PAYLOAD_64).await;
+    }
+    let want = before + paced * n as u64;
+    let ok = wait_for(&fan, want, Duration::from_secs(120)).await;
+    let cpu: Vec<String> = pids
+        .iter()
+        .zip(&cpu0)
+        .zip(["A", "B"])
+        .map(|((p, c0), name)| {
+            format!(
+                "node {name} {:.2} us",
+                (proc_stats(*p).1 - c0) * 1e6 / (paced * n as u64) as f64
+            )
+        })
+        .collect();
+    report(&format!(
+        "fan-out, paced: {paced} x 64 B at 50 msg/s to {n} subscribers: all delivered={ok}; CPU per delivery: {}",
         cpu.join(", ")
     ));
     drop(conn);
