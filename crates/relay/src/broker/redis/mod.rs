@@ -133,7 +133,7 @@ struct Local {
     /// in-memory broker's does when it removes the channel.
     gone_at_ms: u64,
     /// The channel's newest events as this node last read them.
-    recent: Arc<tokio::sync::Mutex<Recent>>,
+    recent: Arc<RecentShared>,
 }
 
 /// Events most recently read from Redis for the readers of one channel on
@@ -171,16 +171,46 @@ impl Drop for Recent {
     }
 }
 
-impl Recent {
-    fn new(total: Arc<AtomicUsize>) -> Arc<tokio::sync::Mutex<Self>> {
-        Arc::new(tokio::sync::Mutex::new(Self {
-            events: std::collections::VecDeque::new(),
-            cost: 0,
-            head: None,
-            total,
-        }))
-    }
+/// A channel's [`Recent`] and its single read from Redis in flight: readers
+/// that miss while another one reads wait for that read instead of making
+/// their own, and are all woken at once when it is done.
+struct RecentShared {
+    recent: Mutex<Recent>,
+    /// True while one reader reads from Redis for the others.
+    fetching: AtomicBool,
+    /// Counts finished reads; waiters wake on a change.
+    done: watch::Sender<u64>,
+}
 
+/// Ends a read from Redis for the waiting readers, also when the reading
+/// future is dropped half-way.
+struct Fetching<'a>(&'a RecentShared);
+
+impl Drop for Fetching<'_> {
+    fn drop(&mut self) {
+        self.0
+            .fetching
+            .store(false, std::sync::atomic::Ordering::Release);
+        self.0.done.send_modify(|n| *n = n.wrapping_add(1));
+    }
+}
+
+impl RecentShared {
+    fn new(total: Arc<AtomicUsize>) -> Arc<Self> {
+        Arc::new(Self {
+            recent: Mutex::new(Recent {
+                events: std::collections::VecDeque::new(),
+                cost: 0,
+                head: None,
+                total,
+            }),
+            fetching: AtomicBool::new(false),
+            done: watch::channel(0).0,
+        })
+    }
+}
+
+impl Recent {
     fn clear(&mut self) {
         self.total.fetch_sub(self.cost, Relaxed);
         self.events.clear();
@@ -421,7 +451,7 @@ impl Inner {
     /// nor the recent events are to be trusted.
     fn poke_all(&self) {
         for l in lock(&self.local).values_mut() {
-            l.recent = Recent::new(self.recent_total.clone());
+            l.recent = RecentShared::new(self.recent_total.clone());
             l.head.send_modify(|_| {});
         }
     }
@@ -622,30 +652,51 @@ impl Inner {
     ) -> Result<ReadBatch, BrokerError> {
         // A check (max 0, at admission) always asks Redis whether the
         // channel is still there.
-        let local = (max > 0)
-            .then(|| {
-                lock(&self.local)
-                    .get(id)
-                    .filter(|l| now_ms < l.gone_at_ms)
-                    .map(|l| (l.recent.clone(), *l.head.borrow(), l.expires_at_ms))
-            })
-            .flatten();
-        let Some((recent, known, expires_at_ms)) = local else {
+        if max == 0 {
             return self.read_at(id, after, max, now_ms).await.map(|(b, _)| b);
-        };
-        let mut recent = recent.lock().await;
-        if let Some(batch) = recent.serve(after, max, known) {
-            if batch.head.phase != Phase::Ended && now_ms >= expires_at_ms {
-                return Err(BrokerError::Expired);
+        }
+        loop {
+            let local = lock(&self.local)
+                .get(id)
+                .filter(|l| now_ms < l.gone_at_ms)
+                .map(|l| (l.recent.clone(), *l.head.borrow(), l.expires_at_ms));
+            let Some((shared, known, expires_at_ms)) = local else {
+                return self.read_at(id, after, max, now_ms).await.map(|(b, _)| b);
+            };
+            let served = || {
+                let batch = lock(&shared.recent).serve(after, max, known)?;
+                Some(
+                    if batch.head.phase != Phase::Ended && now_ms >= expires_at_ms {
+                        Err(BrokerError::Expired)
+                    } else {
+                        Ok(batch)
+                    },
+                )
+            };
+            if let Some(answer) = served() {
+                return answer;
             }
+            let mut done = shared.done.subscribe();
+            if shared
+                .fetching
+                .swap(true, std::sync::atomic::Ordering::AcqRel)
+            {
+                // Another reader is reading from Redis: take its result.
+                let _ = done.changed().await;
+                continue;
+            }
+            let fetching = Fetching(&shared);
+            if let Some(answer) = served() {
+                return answer;
+            }
+            let (batch, meta) = self.read_at(id, after, max, now_ms).await?;
+            if let Some(l) = lock(&self.local).get_mut(id) {
+                l.gone_at_ms = meta.gone_at_ms;
+            }
+            lock(&shared.recent).keep(&batch, self.limits.replay_events, self.limits.replay_bytes);
+            drop(fetching);
             return Ok(batch);
         }
-        let (batch, meta) = self.read_at(id, after, max, now_ms).await?;
-        if let Some(l) = lock(&self.local).get_mut(id) {
-            l.gone_at_ms = meta.gone_at_ms;
-        }
-        recent.keep(&batch, self.limits.replay_events, self.limits.replay_bytes);
-        Ok(batch)
     }
 
     /// [`Inner::read`], with the channel's times.
@@ -729,7 +780,7 @@ impl Inner {
             head: watch::channel(batch.head).0,
             expires_at_ms: meta.expires_at_ms,
             gone_at_ms: meta.gone_at_ms,
-            recent: Recent::new(self.recent_total.clone()),
+            recent: RecentShared::new(self.recent_total.clone()),
         });
         Ok(l.head.subscribe())
     }
