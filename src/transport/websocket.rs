@@ -1,4 +1,5 @@
-//! The WebSocket transport: `GET …/ws`, one JSON text frame per event.
+//! The WebSocket transport: `GET …/ws?…&batch=1`, a JSON text frame per event
+//! or per burst of events (an array of them).
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -35,12 +36,30 @@ impl Transport for WebSocketTransport {
             let sink = sink.clone();
             let ws = ws.clone();
             Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| {
-                match read_frame(&e.unchecked_into::<MessageEvent>().data()) {
-                    Some(frame) => sink(frame),
-                    None => {
-                        // Not a frame of the protocol: the stream cannot be trusted.
-                        let _ = ws.close();
-                        sink(Incoming::Lost { opened: true });
+                let text = e.unchecked_into::<MessageEvent>().data();
+                // Text frames only: the relay sends no binary frames.
+                let Some(v) = text.is_string().then(|| json_parse(&text).ok()).flatten() else {
+                    return lost(&ws, &sink);
+                };
+                // A batch (`batch=1`) is an array of frames in id order; a
+                // frame object has no `length`. (Reflect alone: no new import.)
+                let batch = NAMES
+                    .with(|n| js_sys::Reflect::get(&v, &n.length).ok())
+                    .and_then(|l| l.as_f64());
+                let count = batch.map_or(1, |l| l as u32);
+                if count == 0 {
+                    return lost(&ws, &sink);
+                }
+                // A listener that closes the channel mid-batch makes the rest
+                // stale: the channel ignores a connection it gave up on.
+                for i in 0..count {
+                    let obj = match batch {
+                        Some(_) => js_sys::Reflect::get(&v, &JsValue::from(i)).unwrap_or_default(),
+                        None => v.clone(),
+                    };
+                    match read_frame(&obj) {
+                        Some(frame) => sink(frame),
+                        None => return lost(&ws, &sink),
                     }
                 }
             })
@@ -92,6 +111,7 @@ struct Names {
     id: JsValue,
     event: JsValue,
     data: JsValue,
+    length: JsValue,
     kinds: Vec<(JsValue, EventKind)>,
 }
 
@@ -100,6 +120,7 @@ thread_local! {
         id: JsValue::from_str(ws_field::ID),
         event: JsValue::from_str(ws_field::EVENT),
         data: JsValue::from_str(ws_field::DATA),
+        length: JsValue::from_str("length"),
         kinds: [
             EventKind::Message,
             EventKind::Ping,
@@ -114,18 +135,19 @@ thread_local! {
     };
 }
 
-/// `{"id":n,"event":"…","data":…}` → a frame; `None` when it is not one.
-/// Text frames only: the relay sends no binary frames.
-fn read_frame(text: &JsValue) -> Option<Incoming> {
-    if !text.is_string() {
-        return None;
-    }
-    let obj = json_parse(text).ok()?;
+/// Not a frame of the protocol: the stream cannot be trusted.
+fn lost(ws: &WebSocket, sink: &Sink) {
+    let _ = ws.close();
+    sink(Incoming::Lost { opened: true });
+}
+
+/// A parsed `{"id":n,"event":"…","data":…}` → a frame; `None` when it is not one.
+fn read_frame(obj: &JsValue) -> Option<Incoming> {
     if !obj.is_object() {
         return None;
     }
     NAMES.with(|n| {
-        let get = |k: &JsValue| js_sys::Reflect::get(&obj, k).ok();
+        let get = |k: &JsValue| js_sys::Reflect::get(obj, k).ok();
         let name = get(&n.event)?;
         if !name.is_string() {
             return None;

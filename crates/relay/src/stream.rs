@@ -39,6 +39,8 @@ const WS_MAX_CLIENT_MESSAGE: usize = 16 * 1024;
 /// Frames of a burst are gathered up to this many bytes per socket write
 /// (the buffer is allocated only when events are sent).
 const WS_WRITE_BUFFER: usize = 64 * 1024;
+/// A batch frame (`batch=1`) is closed once it holds this many bytes.
+const WS_BATCH_BYTES: usize = 32 * 1024;
 
 /// What a subscriber has to send next.
 enum Step {
@@ -62,6 +64,8 @@ struct Subscriber {
     need_read: bool,
     pending: Option<Vec<Arc<Event>>>,
     finished: bool,
+    /// WebSocket `batch=1`: a burst of events goes out as arrays of frames.
+    batch: bool,
     /// Its position for backpressure (`None` when backpressure is off).
     slot: Option<ReaderSlot>,
     _guard: StreamGuard,
@@ -206,6 +210,11 @@ async fn admit(
     if let Some(v) = q.get(api::QUERY_LAST_EVENT_ID) {
         after = after.max(parse_event_id(v).ok_or_else(bad_id)?);
     }
+    let batch = match q.get(api::QUERY_BATCH).map(String::as_str) {
+        None | Some("0") => false,
+        Some("1") => true,
+        Some(_) => return Err(ApiError::bad_request("batch must be 0 or 1")),
+    };
     let token = q.get(api::QUERY_TOKEN).map(String::as_str).unwrap_or("");
     relay
         .key
@@ -254,6 +263,7 @@ async fn admit(
         need_read: true,
         pending: None,
         finished: false,
+        batch,
         slot,
         _guard: guard,
         _gauge: relay.metrics.connection(transport),
@@ -452,11 +462,19 @@ async fn ws_loop(socket: &mut WebSocket, sub: &mut Subscriber) -> Result<(), axu
                 Some(Step::Events(events)) => {
                     // Every ready event goes into the write buffer, then one
                     // flush: a burst costs a few writes, not one per event.
+                    // With `batch=1` a burst is a few frames, not one per event.
                     let mut bytes = 0;
-                    for e in &events {
-                        let f = e.ws_frame();
-                        bytes += f.len() as u64;
-                        socket.feed(Message::Text(f)).await?;
+                    if sub.batch && events.len() > 1 {
+                        for f in batch_frames(&events) {
+                            bytes += f.len() as u64;
+                            socket.feed(Message::Text(f.into())).await?;
+                        }
+                    } else {
+                        for e in &events {
+                            let f = e.ws_frame();
+                            bytes += f.len() as u64;
+                            socket.feed(Message::Text(f)).await?;
+                        }
                     }
                     socket.flush().await?;
                     sub.relay.metrics.bytes_out.fetch_add(bytes, Relaxed);
@@ -499,6 +517,28 @@ async fn ws_loop(socket: &mut WebSocket, sub: &mut Subscriber) -> Result<(), axu
             },
         }
     }
+}
+
+/// The events as JSON arrays of their WebSocket frames, in order, each array
+/// closed once it passes [`WS_BATCH_BYTES`] (an event larger than that is an
+/// array of one).
+fn batch_frames(events: &[Arc<Event>]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for e in events {
+        let f = e.ws_frame();
+        if !cur.is_empty() && cur.len() + f.len() + 2 > WS_BATCH_BYTES {
+            cur.push(']');
+            out.push(std::mem::take(&mut cur));
+        }
+        cur.push(if cur.is_empty() { '[' } else { ',' });
+        cur.push_str(f.as_str());
+    }
+    if !cur.is_empty() {
+        cur.push(']');
+        out.push(cur);
+    }
+    out
 }
 
 fn is_client_ping(text: &str) -> bool {

@@ -486,3 +486,56 @@ async fn websocket_client_close_is_answered_with_the_same_code() {
         "{m}"
     );
 }
+
+#[tokio::test]
+async fn websocket_batch_frames_carry_bursts_as_arrays_in_order() {
+    let relay = start(config()).await;
+    let ch = relay.create().await;
+    let mut ws = relay.ws(&ch.id, &format!("{}&batch=1", ch.q())).await;
+    assert_eq!(
+        ws.frame().await["event"],
+        "ready",
+        "control frames stay objects"
+    );
+    // 300 messages in one publish: the subscriber reads them in bursts.
+    let messages: Vec<_> = (1..=300).map(|i| json!({ "n": i })).collect();
+    let r = relay
+        .publish(&ch, &json!({ "messages": messages }).to_string())
+        .await;
+    assert_eq!(r.json()["lastId"], 300);
+    relay.end(&ch, r#"{"data":"bye"}"#).await;
+    let mut events = Vec::new();
+    let mut largest = 0;
+    loop {
+        match ws.next().await {
+            WsItem::Frame(serde_json::Value::Array(list)) => {
+                largest = largest.max(list.len());
+                events.extend(list);
+            }
+            WsItem::Frame(one) => events.push(one),
+            WsItem::Closed(code) => {
+                assert_eq!(code, Some(1000));
+                break;
+            }
+        }
+    }
+    assert!(largest > 1, "a burst went out as one array frame");
+    let mut want: Vec<_> = (1..=300)
+        .map(|i| json!({"id": i, "event": "message", "data": {"n": i}}))
+        .collect();
+    want.push(json!({"id": 301, "event": "end", "data": "bye"}));
+    assert_eq!(events, want);
+
+    // Without `batch=1`, every frame is one event object.
+    let mut ws = relay.ws(&ch.id, &ch.q()).await;
+    assert_eq!(ws.frame().await["event"], "ready");
+    for i in 1..=300 {
+        assert_eq!(ws.frame().await["id"], i);
+    }
+    assert_eq!(ws.frame().await["event"], "end");
+
+    let sub = relay
+        .subscribe(T::Ws, &ch.id, &format!("{}&batch=yes", ch.q()))
+        .await;
+    assert_eq!(refused(sub).await, ("BAD_REQUEST".to_owned(), Some(4400)));
+}
