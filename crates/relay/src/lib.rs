@@ -36,6 +36,7 @@ pub mod flow;
 #[cfg(feature = "test-hooks")]
 mod hooks;
 pub mod metrics;
+mod outcome;
 mod routes;
 mod server;
 mod stream;
@@ -125,6 +126,9 @@ pub(crate) struct Relay {
     pub(crate) metrics: Arc<Metrics>,
     addrs: Mutex<AddrTable>,
     conns: Mutex<HashMap<String, usize>>,
+    /// Channels created here with `abandonAfterMs` (lock order: `conns`
+    /// first).
+    pub(crate) abandon: Mutex<HashMap<String, outcome::Abandon>>,
     /// `true` once shutdown has begun: streams close, health answers 503.
     pub(crate) shutdown: watch::Sender<bool>,
     /// Open subscriber streams; shutdown waits for 0.
@@ -195,6 +199,7 @@ impl Relay {
             metrics: Arc::new(Metrics::new()),
             addrs: Mutex::default(),
             conns: Mutex::default(),
+            abandon: Mutex::default(),
             shutdown: watch::channel(false).0,
             active: watch::channel(0).0,
             #[cfg(feature = "test-hooks")]
@@ -277,6 +282,9 @@ impl Relay {
     pub(crate) async fn sweep(&self) {
         let removed = self.broker.sweep(now_ms()).await;
         self.flow.sweep();
+        for id in &removed {
+            self.forget_abandon(id);
+        }
         let mut t = lock(&self.addrs);
         for id in &removed {
             if let Some(addr) = t.owners.remove(id) {
@@ -348,7 +356,13 @@ impl Relay {
             ));
         }
         *n += 1;
+        if *n == 1 {
+            if let Some(a) = lock(&self.abandon).get_mut(channel) {
+                a.empty_since = None;
+            }
+        }
         drop(conns);
+        self.shared_count(channel, 1);
         self.active.send_modify(|a| *a += 1);
         Ok(StreamGuard {
             relay: self.clone(),
@@ -360,6 +374,35 @@ impl Relay {
     /// `docs/relay.md`, "Subscribers").
     pub(crate) fn subscribers(&self, channel: &str) -> u64 {
         lock(&self.conns).get(channel).map_or(0, |n| *n as u64)
+    }
+
+    /// Watches `id` for `abandonAfterMs` (from now).
+    pub(crate) fn watch_abandon(&self, id: &str, after_ms: u64) {
+        lock(&self.abandon).insert(
+            id.to_owned(),
+            outcome::Abandon {
+                after: std::time::Duration::from_millis(after_ms),
+                empty_since: Some(Instant::now()),
+            },
+        );
+    }
+
+    /// Stops watching `id` for abandonment (it ended or went).
+    pub(crate) fn forget_abandon(&self, id: &str) {
+        lock(&self.abandon).remove(id);
+    }
+
+    /// Tells a shared broker of a stream coming or going (in the background:
+    /// the count is for publish answers and abandonment, never for admission).
+    fn shared_count(&self, channel: &str, delta: i64) {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let broker = self.broker.clone();
+        let channel = channel.to_owned();
+        rt.spawn(async move {
+            broker.subscribers_changed(&channel, delta, now_ms()).await;
+        });
     }
 
     /// True while the test hook refuses subscriptions to `channel`.
@@ -399,9 +442,13 @@ impl Drop for StreamGuard {
             *n -= 1;
             if *n == 0 {
                 conns.remove(&self.channel);
+                if let Some(a) = lock(&self.relay.abandon).get_mut(&self.channel) {
+                    a.empty_since = Some(Instant::now());
+                }
             }
         }
         drop(conns);
+        self.relay.shared_count(&self.channel, -1);
         self.relay.active.send_modify(|a| *a = a.saturating_sub(1));
     }
 }

@@ -19,13 +19,15 @@ use sse_channel_protocol::api::{
     self, CreateChannelRequest, CreateChannelResponse, PublishResponse,
 };
 use sse_channel_protocol::descriptor::is_channel_id;
-use sse_channel_protocol::limits::MAX_IDEMPOTENCY_KEY_LEN;
+use sse_channel_protocol::limits::{
+    MAX_ABANDON_AFTER_MS, MAX_IDEMPOTENCY_KEY_LEN, MIN_ABANDON_AFTER_MS,
+};
 use sse_channel_protocol::{Claims, ErrorCode, EventKind, Scope};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::broker::{Append, NewChannel};
-use crate::{now_ms, stream, ApiError, Relay};
+use crate::{now_ms, outcome, stream, ApiError, Relay};
 
 pub(crate) type Shared = Arc<Relay>;
 
@@ -34,6 +36,9 @@ pub(crate) fn router(relay: Shared) -> Router {
         .route(api::CHANNELS_PATH, post(create))
         .route("/v1/channels/{id}/messages", post(publish))
         .route("/v1/channels/{id}/end", post(end))
+        .route("/v1/channels/{id}/fail", post(outcome::fail))
+        .route("/v1/channels/{id}/cancel", post(outcome::cancel))
+        .route("/v1/channels/{id}/wait", get(outcome::wait))
         .route("/v1/channels/{id}/events", get(stream::sse))
         .route("/v1/channels/{id}/ws", get(stream::ws))
         .route(api::HEALTH_PATH, get(health))
@@ -181,7 +186,7 @@ pub(crate) fn check_channel_id(id: &str) -> Result<(), ApiError> {
 }
 
 /// The body, at most `limit` bytes, within the body read timeout.
-async fn read_body(
+pub(crate) async fn read_body(
     relay: &Relay,
     headers: &HeaderMap,
     body: Body,
@@ -210,12 +215,12 @@ async fn read_body(
     }
 }
 
-fn utf8(body: &[u8]) -> Result<&str, ApiError> {
+pub(crate) fn utf8(body: &[u8]) -> Result<&str, ApiError> {
     std::str::from_utf8(body).map_err(|_| ApiError::bad_request("request body is not valid UTF-8"))
 }
 
 /// Parses a JSON object body (serde would also take an array for a struct).
-fn parse_object<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, ApiError> {
+pub(crate) fn parse_object<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, ApiError> {
     if !text.trim_start().starts_with('{') {
         return Err(ApiError::bad_request("request body must be a JSON object"));
     }
@@ -246,8 +251,13 @@ impl Drop for CreatorSlot {
     }
 }
 
-/// The lifetime a create request asks for (its body read and checked), in seconds.
-async fn requested_ttl(relay: &Relay, headers: &HeaderMap, body: Body) -> Result<u64, ApiError> {
+/// The lifetime a create request asks for (its body read and checked), in
+/// seconds, and its `abandonAfterMs`.
+async fn requested_ttl(
+    relay: &Relay,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(u64, Option<u64>), ApiError> {
     let body = read_body(relay, headers, body, MAX_CREATE_BODY_BYTES).await?;
     let text = utf8(&body)?;
     let req: CreateChannelRequest = if text.trim().is_empty() {
@@ -263,7 +273,17 @@ async fn requested_ttl(relay: &Relay, headers: &HeaderMap, body: Body) -> Result
             format!("ttlSecs must be between 1 and {max}"),
         ));
     }
-    Ok(ttl)
+    if let Some(ms) = req.abandon_after_ms {
+        if !(MIN_ABANDON_AFTER_MS..=MAX_ABANDON_AFTER_MS).contains(&ms) {
+            return Err(ApiError::owned(
+                ErrorCode::BadRequest,
+                format!(
+                    "abandonAfterMs must be between {MIN_ABANDON_AFTER_MS} and {MAX_ABANDON_AFTER_MS}"
+                ),
+            ));
+        }
+    }
+    Ok((ttl, req.abandon_after_ms))
 }
 
 /// Largest `POST /v1/channels` body (`{"ttlSecs":…}`), in bytes; larger →
@@ -312,7 +332,7 @@ async fn create(
         _ => relay.admit_creation(addr)?,
     }
     let created = async {
-        let ttl = requested_ttl(&relay, &headers, body).await?;
+        let (ttl, abandon) = requested_ttl(&relay, &headers, body).await?;
         let expires_at_ms = now_ms() + ttl * 1000;
         relay
             .broker
@@ -321,13 +341,16 @@ async fn create(
                 expires_at_ms,
             })
             .await?;
-        Ok::<_, ApiError>((ttl, expires_at_ms))
+        Ok::<_, ApiError>((ttl, expires_at_ms, abandon))
     };
-    let (ttl, expires_at_ms) = created.await?;
+    let (ttl, expires_at_ms, abandon) = created.await?;
     match slot.take() {
         // Created: the slot stays taken.
         Some(slot) => slot.disarm(),
         None => relay.channel_created(&id, addr),
+    }
+    if let Some(ms) = abandon {
+        relay.watch_abandon(&id, ms);
     }
     relay
         .metrics
@@ -362,8 +385,14 @@ fn hex(bytes: &[u8]) -> String {
     s
 }
 
-/// Checks the `Authorization: Bearer <publish token>` header for `id`.
-fn authorize_publish(relay: &Relay, headers: &HeaderMap, id: &str) -> Result<(), ApiError> {
+/// Checks the `Authorization: Bearer <token>` header for `id` and `scope`
+/// (publish routes; `cancel` with a subscribe token).
+pub(crate) fn authorize(
+    relay: &Relay,
+    headers: &HeaderMap,
+    id: &str,
+    scope: Scope,
+) -> Result<(), ApiError> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -376,11 +405,12 @@ fn authorize_publish(relay: &Relay, headers: &HeaderMap, id: &str) -> Result<(),
         })
         .ok_or(ApiError::new(
             ErrorCode::Unauthorized,
-            "missing Authorization: Bearer <publishToken>",
+            match scope {
+                Scope::Subscribe => "missing Authorization: Bearer <subscribeToken>",
+                _ => "missing Authorization: Bearer <publishToken>",
+            },
         ))?;
-    relay
-        .key
-        .verify(token.trim(), id, Scope::Publish, now_ms() / 1000)?;
+    relay.key.verify(token.trim(), id, scope, now_ms() / 1000)?;
     Ok(())
 }
 
@@ -421,7 +451,7 @@ struct EndBody<'a> {
     data: Option<&'a RawValue>,
 }
 
-fn check_size(relay: &Relay, m: &RawValue) -> Result<Box<str>, ApiError> {
+pub(crate) fn check_size(relay: &Relay, m: &RawValue) -> Result<Box<str>, ApiError> {
     let max = relay.config.max_message_bytes;
     if m.get().len() > max {
         return Err(ApiError::owned(
@@ -434,14 +464,14 @@ fn check_size(relay: &Relay, m: &RawValue) -> Result<Box<str>, ApiError> {
 
 /// What publish and end check before reading their body: the channel id, the
 /// publish token, the idempotency key; then the body within the size limit.
-async fn accept_publish(
+pub(crate) async fn accept_publish(
     relay: &Relay,
     id: &str,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(Option<String>, Bytes), ApiError> {
     check_channel_id(id)?;
-    authorize_publish(relay, headers, id)?;
+    authorize(relay, headers, id, Scope::Publish)?;
     let key = idempotency_key(headers)?;
     let body = read_body(relay, headers, body, relay.config.max_body_bytes).await?;
     Ok((key, body))
@@ -501,7 +531,7 @@ async fn end(
     append(&relay, &id, EventKind::End, vec![data], key).await
 }
 
-async fn append(
+pub(crate) async fn append(
     relay: &Relay,
     id: &str,
     kind: EventKind,
@@ -518,7 +548,7 @@ async fn append(
             .as_ref()
             .map_or(0, |k| crate::broker::key_cost(k.len() + 8));
     relay.admit_bytes(id, cost)?;
-    let done = relay
+    let done = match relay
         .broker
         .append(
             id,
@@ -529,7 +559,12 @@ async fn append(
                 now_ms: now_ms(),
             },
         )
-        .await?;
+        .await
+    {
+        Ok(done) => done,
+        // A cancelled channel answers CHANNEL_CANCELLED with the reason.
+        Err(e) => return Err(outcome::refusal(relay, id, e).await),
+    };
     use std::sync::atomic::Ordering::Relaxed;
     if !done.replayed {
         relay.metrics.messages.fetch_add(count, Relaxed);
@@ -561,7 +596,7 @@ async fn append(
     let out = PublishResponse {
         first_id: done.first_id,
         last_id: done.last_id,
-        subscribers: Some(relay.subscribers(id)),
+        subscribers: Some(done.subscribers.unwrap_or_else(|| relay.subscribers(id))),
     };
     let mut res = json_response(
         StatusCode::OK,

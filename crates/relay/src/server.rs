@@ -230,9 +230,13 @@ async fn sweep_loop(relay: Arc<Relay>) {
     let period = Duration::from_millis(relay.config.cleanup_interval_ms.max(10));
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut abandon = tokio::time::interval(crate::outcome::ABANDON_TICK);
+    abandon.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
-        relay.sweep().await;
+        tokio::select! {
+            _ = tick.tick() => relay.sweep().await,
+            _ = abandon.tick() => crate::outcome::sweep_abandoned(&relay).await,
+        }
     }
 }
 

@@ -168,7 +168,7 @@ impl Subscriber {
     fn events(&mut self, events: Vec<Arc<Event>>) -> Step {
         if let Some(last) = events.last() {
             self.after = last.id;
-            if last.kind == EventKind::End {
+            if crate::broker::is_final(last.kind) {
                 self.finished = true;
                 self.leave();
             } else {

@@ -563,6 +563,66 @@ async fn readers_of_a_watched_channel_get_what_unwatched_reads_get(be: &impl Bac
     assert_eq!((ids(&r), r.head.phase), (vec![13], Phase::Ended));
 }
 
+/// A failed or cancelled channel's final `error` event is stored like `end`:
+/// it ends the channel on every node, is read and resumed from like any
+/// event, survives eviction as the newest event, and is retained.
+async fn a_final_error_event_ends_the_channel_like_end(be: &impl Backend) {
+    let a = be
+        .broker(Limits {
+            replay_events: 2,
+            ended_retention_ms: 1500,
+            ..LIMITS
+        })
+        .await;
+    let b = be
+        .broker(Limits {
+            replay_events: 2,
+            ended_retention_ms: 1500,
+            ..LIMITS
+        })
+        .await;
+    for code in ["FUNCTION_FAILED", "CHANNEL_CANCELLED"] {
+        let id = create(&*a, now() + HOUR).await;
+        let mut rx = a.watch(&id).await.unwrap();
+        append(&*b, &id, EventKind::Message, &["1", "2", "3"], None)
+            .await
+            .unwrap();
+        let data = format!(r#"{{"code":"{code}","message":"m","details":{{"reason":"x"}}}}"#);
+        let done = append(&*b, &id, EventKind::Error, &[&data], Some("k"))
+            .await
+            .unwrap();
+        assert_eq!((done.first_id, done.last_id, done.replayed), (4, 4, false));
+        // A retry of the same request answers the same; anything else is refused.
+        let again = append(&*b, &id, EventKind::Error, &[&data], Some("k"))
+            .await
+            .unwrap();
+        assert_eq!((again.last_id, again.replayed), (4, true));
+        wait_head(&mut rx, |h| h.phase == Phase::Ended && h.last_id == 4).await;
+        for kind in [EventKind::Message, EventKind::End, EventKind::Error] {
+            assert_eq!(
+                append(&*a, &id, kind, &["1"], None).await,
+                Err(BrokerError::Ended)
+            );
+        }
+        // Resume from before it, from it, and from the start (3 evicted).
+        for node in [&*a, &*b] {
+            let r = read(node, &id, 3, 10).await;
+            assert_eq!((ids(&r), r.head.phase), (vec![4], Phase::Ended));
+            assert_eq!(r.events[0].kind, EventKind::Error);
+            assert_eq!(r.events[0].data.as_ref(), data);
+            assert!(read(node, &id, 4, 10).await.events.is_empty());
+            let r = read(node, &id, 0, 10).await;
+            assert_eq!((lost(&r), ids(&r)), (Some((1, 2)), vec![3, 4]));
+        }
+        // Retained for the retention, then gone.
+        let (a, id) = (&*a, &id);
+        eventually(a, || async move {
+            a.read(id, 0, 10, now()).await.err() == Some(BrokerError::NotFound)
+        })
+        .await;
+    }
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -597,4 +657,5 @@ conformance!(
     channel_limit_holds_across_nodes,
     unknown_and_malformed_ids_address_nothing,
     readers_of_a_watched_channel_get_what_unwatched_reads_get,
+    a_final_error_event_ends_the_channel_like_end,
 );

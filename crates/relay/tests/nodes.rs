@@ -197,10 +197,9 @@ async fn a_channel_created_on_one_node_is_served_by_every_node() {
         assert_eq!((r.status, r.json()["firstId"].clone()), (200, json!(i)));
     }
     let r = a.publish(&ch, r#"{"messages":[{"n":4},{"n":5}]}"#).await;
-    // `subscribers` counts the streams open on the answering node (docs/relay.md).
     assert_eq!(
-        r.json(),
-        json!({"firstId": 4, "lastId": 5, "subscribers": 1})
+        (r.json()["firstId"].clone(), r.json()["lastId"].clone()),
+        (json!(4), json!(5))
     );
     for i in 1..=5 {
         on_a.expect_message(i, json!({ "n": i })).await;
@@ -453,4 +452,69 @@ async fn per_address_creation_limits_hold_across_nodes() {
     if r.status != 201 {
         assert!(r.body.contains("creation rate"), "{}", r.body);
     }
+}
+
+/// Waits until `node` counts `n` subscribers of `ch` on every node (the
+/// count reaches Redis in the background).
+async fn until_subscribers(node: &Node, ch: &Channel, n: u64) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let r = node.wait(ch, "?timeoutMs=0", &ch.publ).await;
+        if r.json()["subscribers"] == json!(n) {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{}", r.body);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn subscribers_cancel_and_abandon_across_nodes() {
+    let redis = RedisServer::start();
+    let a = Node::spawn(&redis);
+    let b = Node::spawn(&redis);
+    // Publish answers count the readers of every node.
+    let ch = a.create().await;
+    let on_a = a.live(T::Sse, &ch, "").await;
+    let _on_b = b.live(T::Ws, &ch, "").await;
+    until_subscribers(&a, &ch, 2).await;
+    let r = a.publish(&ch, &data(1)).await;
+    assert_eq!(r.json()["subscribers"], json!(2));
+    drop(on_a);
+    until_subscribers(&b, &ch, 1).await;
+    assert_eq!(
+        b.publish(&ch, &data(2)).await.json()["subscribers"],
+        json!(1)
+    );
+    // A cancel on one node reaches a publisher waiting on the other.
+    let waiting = a.wait(&ch, "?timeoutMs=30000", &ch.publ);
+    let cancelling = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        b.cancel(&ch, r#"{"reason":"gave up"}"#).await
+    };
+    let (w, c) = tokio::time::timeout(WAIT, async { tokio::join!(waiting, cancelling) })
+        .await
+        .expect("the wait answers once the channel is cancelled");
+    assert_eq!((c.status, c.json()), (200, json!({"id": 3})));
+    assert_eq!(w.json(), json!({"state":"cancelled","reason":"gave up"}));
+    let p = a.publish(&ch, &data(3)).await;
+    assert_eq!(
+        (p.status, p.json()),
+        (
+            409,
+            json!({"error":{"code":"CHANNEL_CANCELLED","message":"gave up"}})
+        )
+    );
+    // Abandon counts the readers of every node: a channel created on `a`
+    // whose only reader is on `b` stays open, and is cancelled once it goes.
+    let ab = a.create_with(r#"{"abandonAfterMs":1000}"#).await;
+    let reader = b.live(T::Sse, &ab, "").await;
+    until_subscribers(&a, &ab, 1).await;
+    let r = a.wait(&ab, "?timeoutMs=2500", &ab.publ).await;
+    assert_eq!(r.json(), json!({"state":"open","subscribers":1}));
+    drop(reader);
+    let r = tokio::time::timeout(Duration::from_secs(10), a.wait(&ab, "", &ab.publ))
+        .await
+        .expect("abandoned within 10 s");
+    assert_eq!(r.json(), json!({"state":"cancelled","reason":"ABANDONED"}));
 }

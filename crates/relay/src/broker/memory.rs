@@ -142,13 +142,14 @@ impl MemoryBroker {
                 st.held -= event_cost(old.data.len());
             }
         }
-        if append.kind == EventKind::End {
+        if super::is_final(append.kind) {
             st.ended_at_ms = Some(append.now_ms);
         }
         let done = Appended {
             first_id,
             last_id: st.last_id,
             replayed: false,
+            subscribers: None,
         };
         if let Some(key) = key {
             if st.key_order.len() >= self.limits.idempotency_keys {

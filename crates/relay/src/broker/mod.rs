@@ -38,7 +38,9 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub struct Event {
     /// Sequence id within the channel (1, 2, 3, …).
     pub id: EventId,
-    /// [`EventKind::Message`] or [`EventKind::End`].
+    /// [`EventKind::Message`], or a final kind: [`EventKind::End`], or
+    /// [`EventKind::Error`] (a failed or cancelled channel, data
+    /// `sse_channel_protocol::frame::ErrorData`).
     pub kind: EventKind,
     /// The payload, validated JSON text as published.
     pub data: Box<str>,
@@ -91,12 +93,18 @@ pub const fn key_cost(key_len: usize) -> u64 {
     2 * key_len as u64 + 64
 }
 
+/// Whether an event of this kind ends its channel (every stored kind but
+/// [`EventKind::Message`]).
+pub fn is_final(kind: EventKind) -> bool {
+    kind != EventKind::Message
+}
+
 /// Lifecycle of a channel as seen by its subscribers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
     /// Accepting messages.
     Open,
-    /// The `end` event is stored; nothing more will be.
+    /// The final event (`end`, or a final `error`) is stored; nothing more will be.
     Ended,
     /// The lifetime passed before `end`; streams close with `CHANNEL_EXPIRED`.
     Expired,
@@ -123,7 +131,9 @@ pub struct NewChannel {
 /// Messages to store in one step, with consecutive ids.
 #[derive(Debug)]
 pub struct Append {
-    /// [`EventKind::Message`] for publish, [`EventKind::End`] for end (one payload).
+    /// [`EventKind::Message`] for publish; [`EventKind::End`] for end,
+    /// [`EventKind::Error`] for fail and cancel (one payload each). Every
+    /// kind but `Message` is final: the channel ends with it.
     pub kind: EventKind,
     /// JSON texts, in order.
     pub payloads: Vec<Box<str>>,
@@ -143,6 +153,10 @@ pub struct Appended {
     pub last_id: EventId,
     /// True when answered from the idempotency memory (nothing stored).
     pub replayed: bool,
+    /// The channel's subscriber streams across every node sharing the
+    /// broker, when the broker counts them ([`Broker::subscribers_changed`]);
+    /// `None`: the relay counts its own.
+    pub subscribers: Option<u64>,
 }
 
 /// Events after a cursor.
@@ -280,6 +294,26 @@ pub trait Broker: Send + Sync + 'static {
         0
     }
 
+    /// Tells a broker shared by several nodes that this node's subscriber
+    /// streams of `channel` went up or down by one (`delta` is 1 or -1), at
+    /// `now_ms`. The default (an embedded broker) keeps no count: the relay's
+    /// own is the whole count.
+    fn subscribers_changed<'a>(
+        &'a self,
+        _channel: &'a str,
+        _delta: i64,
+        _now_ms: u64,
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(std::future::ready(()))
+    }
+
+    /// The count [`Broker::subscribers_changed`] keeps: the channel's
+    /// subscriber streams on every node, and since when (Unix ms) it has been
+    /// 0 (`None`: it never went down). `None` (the default): not counted.
+    fn shared_subscribers<'a>(&'a self, _channel: &'a str) -> BoxFuture<'a, Option<SharedCount>> {
+        Box::pin(std::future::ready(None))
+    }
+
     /// Whether the storage behind the broker answers, for `/healthz` and
     /// `/metrics`. Cheap: no call to the storage. Default: an embedded
     /// broker that is always up.
@@ -304,6 +338,15 @@ pub struct CreatorLimits {
     pub burst: u32,
     /// How long an ended channel still counts, in ms (`--ended-retention-secs`).
     pub ended_retention_ms: u64,
+}
+
+/// What [`Broker::shared_subscribers`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SharedCount {
+    /// Subscriber streams on every node.
+    pub subscribers: u64,
+    /// When the count last fell to 0, Unix ms.
+    pub empty_since_ms: Option<u64>,
 }
 
 /// What [`Broker::status`] reports.

@@ -181,6 +181,52 @@ impl TestRelay {
         .await
     }
 
+    /// `POST /v1/channels/{id}/{route}` with `Authorization: Bearer <token>`.
+    pub async fn call(&self, ch: &Channel, route: &str, token: &str, body: &str) -> Resp {
+        let auth = format!("Bearer {token}");
+        self.post(
+            &format!("/v1/channels/{}/{route}", ch.id),
+            &[("authorization", &auth)],
+            body,
+        )
+        .await
+    }
+
+    /// `POST …/fail` with the publish token.
+    pub async fn fail(&self, ch: &Channel, body: &str) -> Resp {
+        self.call(ch, "fail", &ch.publ, body).await
+    }
+
+    /// `POST …/cancel` with the subscribe token.
+    pub async fn cancel(&self, ch: &Channel, body: &str) -> Resp {
+        self.call(ch, "cancel", &ch.sub, body).await
+    }
+
+    /// `GET …/wait{query}` with `token`.
+    pub async fn wait(&self, ch: &Channel, query: &str, token: &str) -> Resp {
+        let auth = format!("Bearer {token}");
+        self.request(
+            "GET",
+            &format!("/v1/channels/{}/wait{query}", ch.id),
+            &[("authorization", &auth)],
+            Bytes::new(),
+        )
+        .await
+    }
+
+    /// Creates a channel with this create body.
+    pub async fn create_with(&self, body: &str) -> Channel {
+        let r = self.post("/v1/channels", &[], body).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        let v = r.json();
+        Channel {
+            id: v["channelId"].as_str().unwrap().to_owned(),
+            sub: v["subscribeToken"].as_str().unwrap().to_owned(),
+            publ: v["publishToken"].as_str().unwrap().to_owned(),
+            expires_at: v["expiresAt"].as_u64().unwrap(),
+        }
+    }
+
     /// A fresh HTTP/1.1 connection to the relay (its driver runs on a task).
     async fn connect(&self) -> hyper::client::conn::http1::SendRequest<Full<Bytes>> {
         self.connect_with(None).await

@@ -1,15 +1,16 @@
 -- Appends events to one channel, atomically with the idempotency check.
 -- KEYS: 1 meta (hash), 2 stream, 3 idempotency keys (hash), 4 their order (list).
--- ARGV: 1 channel id, 2 kind ("message" | "end"), 3 scoped idempotency key or "",
+-- ARGV: 1 channel id, 2 kind ("message", or a final kind: "end" | "error"), 3 scoped idempotency key or "",
 --       4 now (ms), 5 max events, 6 max bytes, 7 max keys, 8 ended retention (ms),
 --       9 notification channel, 10.. payloads.
 local meta, stream, keys, order = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local kind, ikey, now = ARGV[2], ARGV[3], tonumber(ARGV[4])
-local m = redis.call('HMGET', meta, 'last', 'exp', 'ended', 'bytes')
+local m = redis.call('HMGET', meta, 'last', 'exp', 'ended', 'bytes', 'subs')
+local subs = m[5] or '0'
 if not m[2] then return {'NOTFOUND'} end
 if ikey ~= '' then
   local done = redis.call('HGET', keys, ikey)
-  if done then return {'REPLAYED', done} end
+  if done then return {'REPLAYED', done, subs} end
 end
 if m[3] then return {'ENDED'} end
 local exp = tonumber(m[2])
@@ -42,7 +43,7 @@ end
 -- of the retention), the metadata and idempotency keys with the tombstone.
 local gone = redis.call('PEXPIRETIME', meta)
 local phase = 'open'
-if kind == 'end' then
+if kind ~= 'message' then
   phase = 'ended'
   gone = now + tonumber(ARGV[8])
   redis.call('HSET', meta, 'last', last, 'bytes', bytes, 'ended', now)
@@ -63,7 +64,8 @@ if redis.call('EXISTS', keys) == 1 then
   redis.call('PEXPIREAT', order, gone)
 end
 redis.call('PUBLISH', ARGV[9], string.format('%s %d %s', ARGV[1], last, phase))
--- On end: the creator's address, whose count the channel leaves after the retention.
+-- On the final event: the creator's address, whose count the channel leaves
+-- after the retention.
 local by = ''
-if kind == 'end' then by = redis.call('HGET', meta, 'by') or '' end
-return {'OK', string.format('%d', first), string.format('%d', last), by}
+if kind ~= 'message' then by = redis.call('HGET', meta, 'by') or '' end
+return {'OK', string.format('%d', first), string.format('%d', last), by, subs}

@@ -8,7 +8,7 @@
 //!
 //! | key | type | what |
 //! |---|---|---|
-//! | `sse:{ID}:m` | hash | `last` id, `exp` (expiry, Unix ms), `ended` (Unix ms), `bytes` buffered |
+//! | `sse:{ID}:m` | hash | `last` id, `exp` (expiry, Unix ms), `ended` (Unix ms), `bytes` buffered, `subs` (subscriber streams on every node), `empty` (when `subs` last fell to 0, Unix ms) |
 //! | `sse:{ID}:s` | stream | the replay buffer: entry `N-0` is event `N`, fields `k` (kind), `d` (data) |
 //! | `sse:{ID}:k` | hash | idempotency keys (`"message KEY"`, `"end KEY"`) → `"FIRST LAST"` |
 //! | `sse:{ID}:o` | list | the same keys, oldest first (to forget the oldest) |
@@ -52,7 +52,7 @@ use tokio::sync::{watch, Notify};
 
 use super::{
     Append, Appended, BoxFuture, Broker, BrokerError, BrokerStatus, CreatorLimits, Event, Head,
-    NewChannel, Phase, ReadBatch,
+    NewChannel, Phase, ReadBatch, SharedCount,
 };
 
 /// The Redis channel every node listens on for appends.
@@ -296,6 +296,7 @@ impl Recent {
 }
 
 struct Scripts {
+    subs: Script,
     create: Script,
     creator: Script,
     admit: Script,
@@ -381,6 +382,7 @@ impl RedisBroker {
                 append: Script::new(include_str!("append.lua")),
                 creator: Script::new(include_str!("creator.lua")),
                 read: Script::new(include_str!("read.lua")),
+                subs: Script::new(include_str!("subs.lua")),
             },
             local: Mutex::default(),
             created: Mutex::default(),
@@ -583,7 +585,7 @@ impl Inner {
         if !is_channel_id(id) {
             return Err(BrokerError::NotFound);
         }
-        let ended = append.kind == EventKind::End;
+        let ended = super::is_final(append.kind);
         let mut inv = self.scripts.append.prepare_invoke();
         for k in keys(id) {
             inv.key(k);
@@ -613,6 +615,7 @@ impl Inner {
                 first_id: parse_id(out.get(1))?,
                 last_id: parse_id(out.get(2))?,
                 replayed: false,
+                subscribers: out.get(4).and_then(|s| s.parse::<i64>().ok()).map(count),
             },
             Some("REPLAYED") => {
                 let (first, last) = out
@@ -623,6 +626,7 @@ impl Inner {
                     first_id: first.parse().map_err(|_| malformed())?,
                     last_id: last.parse().map_err(|_| malformed())?,
                     replayed: true,
+                    subscribers: out.get(2).and_then(|s| s.parse::<i64>().ok()).map(count),
                 }
             }
             other => return Err(status_error(other)),
@@ -850,6 +854,12 @@ fn creator_keys(addr: &str) -> [String; 2] {
     ]
 }
 
+/// A count kept by `HINCRBY` (never below 0 in practice; a node that died
+/// with streams open leaves it too high, never too low).
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
 fn malformed() -> BrokerError {
     BrokerError::Unavailable("unexpected answer from Redis".into())
 }
@@ -1002,6 +1012,48 @@ impl Broker for RedisBroker {
                 zrem.arg(live).arg(channel);
                 let _ = self.inner.call(zrem.query_async::<i64>(&mut conn)).await;
             }
+        })
+    }
+
+    fn subscribers_changed<'a>(
+        &'a self,
+        channel: &'a str,
+        delta: i64,
+        now_ms: u64,
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            if !is_channel_id(channel) {
+                return;
+            }
+            let mut conn = self.inner.conn.clone();
+            let _ = self
+                .inner
+                .call(
+                    self.inner
+                        .scripts
+                        .subs
+                        .key(meta_key(channel))
+                        .arg(delta)
+                        .arg(now_ms)
+                        .invoke_async::<i64>(&mut conn),
+                )
+                .await;
+        })
+    }
+
+    fn shared_subscribers<'a>(&'a self, channel: &'a str) -> BoxFuture<'a, Option<SharedCount>> {
+        Box::pin(async move {
+            if !is_channel_id(channel) {
+                return None;
+            }
+            let mut conn = self.inner.conn.clone();
+            let mut cmd = redis::cmd("HMGET");
+            cmd.arg(meta_key(channel)).arg("subs").arg("empty");
+            let got: Vec<Option<i64>> = self.inner.call(cmd.query_async(&mut conn)).await.ok()?;
+            Some(SharedCount {
+                subscribers: count(got.first().copied().flatten().unwrap_or(0)),
+                empty_since_ms: got.get(1).copied().flatten().map(count),
+            })
         })
     }
 
