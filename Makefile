@@ -70,3 +70,9 @@ bench-wasm: setup
 .PHONY: bench-loading
 bench-loading: setup
 	bash tests/e2e/bench-loading.sh
+
+# sse-relay and nchan side by side in one run (same publisher, same Chromium page); prints ratios.
+# Installs nginx + libnginx-mod-nchan from apt when missing; not part of `make test`.
+.PHONY: bench-nchan
+bench-nchan: pkg
+	bash tests/e2e/bench-nchan.sh

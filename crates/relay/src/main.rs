@@ -130,6 +130,11 @@ struct Cli {
     /// On SIGTERM/SIGINT, how long open connections get to finish, in ms.
     #[arg(long, env = "SSE_RELAY_SHUTDOWN_GRACE_MS", default_value_t = 5000)]
     shutdown_grace_ms: u64,
+    /// Threads that serve connections; 0 = one per CPU core. 1 runs the relay on one event
+    /// loop (no wake-ups between threads, like nginx with one worker); more spread
+    /// connections over cores.
+    #[arg(long, env = "SSE_RELAY_WORKER_THREADS", default_value_t = 0)]
+    worker_threads: usize,
     /// Log level: error, warn, info, debug or trace. Logs go to stderr and never contain tokens.
     #[arg(long, env = "SSE_RELAY_LOG", default_value = "info")]
     log: tracing::Level,
@@ -295,8 +300,7 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     }
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     if let Err(msg) = cli.check().and_then(|()| cli.config().validate()) {
         use clap::CommandFactory as _;
@@ -304,6 +308,28 @@ async fn main() -> std::process::ExitCode {
             .error(clap::error::ErrorKind::ArgumentConflict, msg)
             .exit();
     }
+    let runtime = match cli.worker_threads {
+        1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        0 => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build(),
+    };
+    match runtime {
+        Ok(rt) => rt.block_on(serve(cli)),
+        Err(e) => {
+            eprintln!("sse-relay: cannot start the runtime: {e}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}
+
+async fn serve(cli: Cli) -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_max_level(cli.log)
         .with_writer(std::io::stderr)

@@ -1,0 +1,265 @@
+// Side-by-side benchmark of sse-relay and nchan (issue 8), run by tests/e2e/bench-nchan.sh
+// (`make bench-nchan`), which starts both servers and sets RELAY_URL, RELAY_PID, NCHAN_URL, NCHAN_PID
+// and SSE_CHANNEL_TARBALL. One Chromium page (tests/e2e/plain/bench.html), one Node publisher, both
+// servers in the same run, rounds alternating between them; prints numbers and ratios, asserts nothing.
+//
+// Per transport (EventSource, WebSocket) and round:
+//   sdk        the package's writer writes BENCH_SDK messages (~64 B) un-awaited into the package's
+//              SSEChannel on sse-relay: writer → tab messages/s, messages lost
+//   post       one POST per message, sequential on one keep-alive connection, as fast as answered,
+//              BENCH_POSTS messages into the browser's own EventSource/WebSocket, on each server:
+//              messages/s into the tab and server CPU per POSTed message
+//   paced      the same publisher at BENCH_RATE messages/s for BENCH_PACED messages: publish →
+//              listener latency p50 / p99 and server CPU per message
+// Server CPU is the sum of the process's threads' on-CPU time (/proc/PID/task/*/schedstat).
+import http from 'node:http';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { ROOT, env, freshProject, launchBrowser, runWriter, serveStatic } from './lib/harness.mjs';
+
+const ROUNDS = Number(process.env.BENCH_ROUNDS || 3);
+const N_SDK = Number(process.env.BENCH_SDK || 20_000);
+const N_POSTS = Number(process.env.BENCH_POSTS || 3000);
+const N_PACED = Number(process.env.BENCH_PACED || 1500);
+const RATE = Number(process.env.BENCH_RATE || 500);
+const TRANSPORTS = ['eventsource', 'websocket'];
+
+const relay = env('RELAY_URL');
+const nchan = env('NCHAN_URL');
+const pids = { relay: Number(env('RELAY_PID')), nchan: Number(env('NCHAN_PID')) };
+const wall = () => performance.timeOrigin + performance.now();
+const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
+const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+
+/** On-CPU nanoseconds of every thread of `pid`. */
+function cpuNs(pid) {
+  let ns = 0;
+  for (const t of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      ns += Number(readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {
+      // the thread ended
+    }
+  }
+  return ns;
+}
+
+/** `pid` and every process below it (Chromium's browser, renderer, network and GPU processes). */
+function tree(pid) {
+  const children = new Map();
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (!children.has(ppid)) children.set(ppid, []);
+      children.get(ppid).push(Number(p));
+    } catch {
+      // gone
+    }
+  }
+  const out = [];
+  const walk = (p) => {
+    out.push(p);
+    for (const c of children.get(p) || []) walk(c);
+  };
+  walk(pid);
+  return out;
+}
+
+/** On-CPU nanoseconds of the whole browser. */
+function browserNs() {
+  return tree(browserPid).reduce((sum, p) => {
+    try {
+      return sum + cpuNs(p);
+    } catch {
+      return sum;
+    }
+  }, 0);
+}
+let browserPid = 0;
+
+function request(method, url, body, headers = {}) {
+  return new Promise((ok, fail) => {
+    const req = http.request(url, { method, agent, headers: { 'content-length': Buffer.byteLength(body), ...headers } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c) => (text += c));
+      res.on('end', () => (res.statusCode < 300 ? ok(text) : fail(new Error(`${method} ${url}: ${res.statusCode} ${text}`))));
+    });
+    req.on('error', fail);
+    req.end(body);
+  });
+}
+
+function message(i) {
+  return JSON.stringify({ i, t: wall(), p: 'x'.repeat(16) });
+}
+
+/** A target that takes one message per POST: sse-relay (a fresh channel) or nchan. */
+async function target(server, transport, name) {
+  if (server === 'nchan') {
+    const url = `${nchan}/pub/${name}`;
+    const sub = `${nchan.replace('http', transport === 'websocket' ? 'ws' : 'http')}/sub/${name}`;
+    return { sub, envelope: false, post: (i) => request('POST', url, message(i)) };
+  }
+  const ch = JSON.parse(await request('POST', `${relay}/v1/channels`, '{}', { 'content-type': 'application/json' }));
+  const base = transport === 'websocket' ? relay.replace('http', 'ws') : relay;
+  const path = transport === 'websocket' ? 'ws' : 'events';
+  const url = `${relay}/v1/channels/${ch.channelId}/messages`;
+  const headers = { authorization: `Bearer ${ch.publishToken}`, 'content-type': 'application/json' };
+  return {
+    ...ch,
+    sub: `${base}/v1/channels/${ch.channelId}/${path}?token=${ch.subscribeToken}`,
+    envelope: true,
+    post: (i) => request('POST', url, `{"data":${message(i)}}`, headers),
+  };
+}
+
+async function waitFor(page, n, ms) {
+  const until = Date.now() + ms;
+  for (;;) {
+    const s = await page.evaluate(() => window.__bench.state());
+    if (s.n >= n || Date.now() > until) return s;
+    await sleep(100);
+  }
+}
+
+/** One POST per message into the browser's own EventSource/WebSocket; `rate` 0: as fast as answered. */
+async function posts(page, server, transport, name, n, rate) {
+  const t = await target(server, transport, name);
+  console.error(`[bench] ${server} ${transport}: ${n} POSTs${rate ? ` at ${rate}/s` : ''}`);
+  await Promise.race([
+    page.evaluate(([u, tr, e]) => window.__bench.native(u, tr, e), [t.sub, transport, t.envelope]),
+    sleep(10_000).then(() => {
+      throw new Error(`${server} ${transport}: the browser did not connect to ${t.sub}`);
+    }),
+  ]);
+  await sleep(200);
+  const cpu0 = cpuNs(pids[server]);
+  const start = wall();
+  for (let i = 0; i < n; i++) {
+    if (rate > 0) {
+      const due = start + (i * 1000) / rate;
+      const ahead = due - wall();
+      if (ahead > 1) await sleep(ahead);
+    }
+    await t.post(i);
+  }
+  const s = await waitFor(page, n, 10_000);
+  await sleep(100);
+  const cpu = cpuNs(pids[server]) - cpu0;
+  return {
+    rate: s.n / ((s.last - start) / 1000),
+    n: s.n,
+    lost: n - s.n + s.gaps,
+    cpuUsPerMsg: cpu / 1000 / n,
+    p50: s.p50,
+    p99: s.p99,
+  };
+}
+
+/** The package's writer, un-awaited, into the package's SSEChannel (`native`: the browser's own API). */
+async function sdk(page, dir, transport, native = false) {
+  console.error(`[bench] relay ${transport}: package writer, ${N_SDK} messages${native ? ', native API' : ''}`);
+  let desc;
+  if (native) {
+    const t = await target('relay', transport, '');
+    await page.evaluate(([u, tr]) => window.__bench.native(u, tr, true), [t.sub, transport]);
+    desc = JSON.stringify({ type: 'SSEChannel', version: 1, relay, channelId: t.channelId, publishToken: t.publishToken, expiresAt: t.expiresAt });
+  } else {
+    desc = await page.evaluate(([r, t]) => window.__bench.sdk(r, t), [relay, transport]);
+  }
+  const cpu0 = cpuNs(pids.relay);
+  const b0 = browserNs();
+  const wrote = await runWriter(dir, 'cjs', desc, relay, N_SDK, { script: 'bench-writer.cjs', timeoutMs: 120_000 });
+  if (!wrote.ok) throw new Error(JSON.stringify(wrote));
+  let s;
+  const until = Date.now() + 60_000;
+  do {
+    await sleep(100);
+    s = await page.evaluate(() => window.__bench.state());
+  } while (!s.ended && !(native && s.n >= N_SDK) && Date.now() < until);
+  const cpu = cpuNs(pids.relay) - cpu0;
+  const browser = browserNs() - b0;
+  return {
+    rate: s.n / ((s.last - wrote.start) / 1000),
+    n: s.n,
+    lost: s.lost + s.gaps + (N_SDK - s.n),
+    cpuUsPerMsg: cpu / 1000 / N_SDK,
+    browserUsPerMsg: browser / 1000 / N_SDK,
+  };
+}
+
+const median = (xs) => {
+  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  return s.length ? s[Math.floor((s.length - 1) / 2)] : NaN;
+};
+const f = (x, d = 0) => (Number.isFinite(x) ? x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }) : '–');
+
+const dir = freshProject('bench', join(ROOT, 'tests/e2e/plain'));
+const server = await serveStatic(dir);
+const browser = await launchBrowser();
+// playwright-core does not expose the process of a launched browser: find Chromium by its parent.
+browserPid = tree(process.pid).find((p) => p !== process.pid && /chrom/.test(readFileSync(`/proc/${p}/comm`, 'utf8'))) || 0;
+const page = await (await browser.newContext()).newPage();
+await page.goto(`${server.url}/bench.html`);
+await page.waitForFunction(() => window.__bench);
+
+const rows = [];
+try {
+  for (let r = 1; r <= ROUNDS; r++) {
+    for (const transport of TRANSPORTS) {
+      const row = { round: r, transport };
+      row.sdk = await sdk(page, dir, transport);
+      row.sdkNative = await sdk(page, dir, transport, true);
+      // Alternate which server goes first.
+      const order = r % 2 ? ['relay', 'nchan'] : ['nchan', 'relay'];
+      for (const s of order) row[`post_${s}`] = await posts(page, s, transport, `b${r}${transport[0]}p${Date.now()}`, N_POSTS, 0);
+      for (const s of order) row[`paced_${s}`] = await posts(page, s, transport, `b${r}${transport[0]}l${Date.now()}`, N_PACED, RATE);
+      rows.push(row);
+      console.error(`[bench] round ${r} ${transport}: ${JSON.stringify(row)}`);
+    }
+  }
+} finally {
+  await browser.close();
+  await server.close();
+  agent.destroy();
+}
+
+const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+console.log(`\n## sse-relay vs nchan, ${new Date().toISOString()} (${ROUNDS} rounds, medians; load average at the end: ${load})\n`);
+console.log(`| measure | ${TRANSPORTS.join(' | ')} |`);
+console.log(`|---|${TRANSPORTS.map(() => '---').join('|')}|`);
+const line = (label, fn, d = 0) => {
+  const v = TRANSPORTS.map((t) => median(rows.filter((x) => x.transport === t).map(fn)));
+  console.log(`| ${label} | ${v.map((x) => f(x, d)).join(' | ')} |`);
+  return v;
+};
+const sdkRate = line(`relay, package writer → SSEChannel, ${N_SDK} × 64 B un-awaited: msg/s into the tab`, (x) => x.sdk.rate);
+line('  messages lost', (x) => x.sdk.lost);
+line('  relay CPU per message, µs', (x) => x.sdk.cpuUsPerMsg, 1);
+line('  whole-browser CPU per message, µs', (x) => x.sdk.browserUsPerMsg, 1);
+line(`relay, package writer → the browser's own EventSource/WebSocket: msg/s into the tab`, (x) => x.sdkNative.rate);
+line('  whole-browser CPU per message, µs', (x) => x.sdkNative.browserUsPerMsg, 1);
+line('  messages lost', (x) => x.sdkNative.lost);
+const nchanRate = line(`nchan, one POST per message (${N_POSTS}), native API: msg/s into the tab`, (x) => x.post_nchan.rate);
+line(`relay, one POST per message (${N_POSTS}), native API: msg/s into the tab`, (x) => x.post_relay.rate);
+line('  messages lost (one POST per message): nchan', (x) => x.post_nchan.lost);
+line('  messages lost (one POST per message): relay', (x) => x.post_relay.lost);
+line('**relay (package writer) ÷ nchan (one POST per message), msg/s**', (x) => x.sdk.rate / x.post_nchan.rate, 2);
+line('server CPU per POSTed message, unpaced: relay µs', (x) => x.post_relay.cpuUsPerMsg, 1);
+line('server CPU per POSTed message, unpaced: nchan µs', (x) => x.post_nchan.cpuUsPerMsg, 1);
+line('**relay ÷ nchan CPU per POSTed message, unpaced**', (x) => x.post_relay.cpuUsPerMsg / x.post_nchan.cpuUsPerMsg, 2);
+line(`server CPU per message at ${RATE} msg/s: relay µs`, (x) => x.paced_relay.cpuUsPerMsg, 1);
+line(`server CPU per message at ${RATE} msg/s: nchan µs`, (x) => x.paced_nchan.cpuUsPerMsg, 1);
+line(`**relay ÷ nchan CPU per message at ${RATE} msg/s**`, (x) => x.paced_relay.cpuUsPerMsg / x.paced_nchan.cpuUsPerMsg, 2);
+line(`publish → listener at ${RATE} msg/s, p50 ms: relay`, (x) => x.paced_relay.p50, 2);
+line(`publish → listener at ${RATE} msg/s, p50 ms: nchan`, (x) => x.paced_nchan.p50, 2);
+line(`**relay ÷ nchan p50 latency**`, (x) => x.paced_relay.p50 / x.paced_nchan.p50, 2);
+line(`publish → listener p99 ms: relay / nchan`, (x) => x.paced_relay.p99 / x.paced_nchan.p99, 2);
+console.log(`\nWebSocket ÷ EventSource, package writer → SSEChannel on sse-relay: **${f(sdkRate[1] / sdkRate[0], 2)}** (per-round: ${[...Array(ROUNDS).keys()].map((i) => f(rows[2 * i + 1].sdk.rate / rows[2 * i].sdk.rate, 2)).join(', ')})`);
+console.log(`relay (package) ÷ nchan (one POST per message): EventSource ${f(sdkRate[0] / nchanRate[0], 2)}, WebSocket ${f(sdkRate[1] / nchanRate[1], 2)} (ratio of medians)`);
+// Chromium's and the keep-alive agent's handles are closed; exit without waiting for stragglers.
+process.exit(0);

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# make bench-nchan: sse-relay (release build, default settings) and nchan side by side, one Chromium
+# page and one Node publisher against both in the same run (tests/e2e/bench-nchan.mjs). Installs
+# nginx and its nchan module from apt when missing. Prints a Markdown table; not part of `make test`.
+#   BENCH_ROUNDS (3)  BENCH_SDK (20000)  BENCH_POSTS (3000)  BENCH_PACED (1500)  BENCH_RATE (500)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source scripts/lib/relay.sh
+
+module=/usr/lib/nginx/modules/ngx_nchan_module.so
+if ! command -v nginx >/dev/null || [ ! -f "$module" ]; then
+  echo "[bench-nchan] installing nginx and libnginx-mod-nchan" >&2
+  apt-get install -y nginx libnginx-mod-nchan >/dev/null || { apt-get update >/dev/null && apt-get install -y nginx libnginx-mod-nchan >/dev/null; }
+fi
+
+[ -f pkg/index.js ] || bash scripts/build-pkg.sh
+mkdir -p tests/out/pack
+rm -f tests/out/pack/open-sse-channel-*.tgz
+(cd pkg && npm pack --silent --pack-destination ../tests/out/pack >/dev/null)
+tarball=$(ls "$PWD"/tests/out/pack/open-sse-channel-*.tgz)
+
+ensure_relay_bin release
+start_relay --allow-origin '*' --create-rate-per-sec 1000 --create-burst 1000 --channels-per-address 100000
+
+# nchan: one worker process (the relay's tokio runtime uses both cores), its own prefix and port.
+work=$(mktemp -d -t bench-nchan.XXXXXX)
+port=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
+cat >"$work/nginx.conf" <<CONF
+load_module $module;
+daemon off;
+master_process off;
+worker_processes 1;
+pid $work/nginx.pid;
+error_log $work/error.log warn;
+events {}
+http {
+  access_log off;
+  client_body_temp_path $work/body;
+  proxy_temp_path $work/proxy;
+  fastcgi_temp_path $work/fastcgi;
+  uwsgi_temp_path $work/uwsgi;
+  scgi_temp_path $work/scgi;
+  server {
+    listen 127.0.0.1:$port;
+    nchan_access_control_allow_origin "*";
+    location ~ ^/pub/(\w+)$ { nchan_publisher; nchan_channel_id \$1; nchan_message_buffer_length 1000; }
+    location ~ ^/sub/(\w+)$ { nchan_subscriber websocket eventsource; nchan_channel_id \$1; }
+  }
+}
+CONF
+nginx -p "$work" -c "$work/nginx.conf" &
+nginx_pid=$!
+trap 'kill $nginx_pid 2>/dev/null || true; wait $nginx_pid 2>/dev/null || true; rm -rf "$work"; stop_relays' EXIT
+for _ in $(seq 1 50); do
+  curl -s -o /dev/null "http://127.0.0.1:$port/" && break
+  sleep 0.1
+done
+echo "[bench-nchan] relay $RELAY_URL (pid $RELAY_PID), nchan http://127.0.0.1:$port (pid $nginx_pid)" >&2
+
+SSE_CHANNEL_TARBALL="$tarball" RELAY_URL="$RELAY_URL" RELAY_PID="$RELAY_PID" \
+  NCHAN_URL="http://127.0.0.1:$port" NCHAN_PID="$nginx_pid" node tests/e2e/bench-nchan.mjs
