@@ -33,6 +33,17 @@ impl Timeout {
     }
 }
 
+impl Timeout {
+    /// Lets Node.js exit while only this timer is pending (`unref()` of
+    /// Node's timer object; nothing in a browser, whose ids are numbers).
+    #[cfg(feature = "writer")]
+    pub(crate) fn unref(&self) {
+        if let Ok(f) = crate::js::get(&self.id, "unref").dyn_into::<js_sys::Function>() {
+            let _ = f.call0(&self.id);
+        }
+    }
+}
+
 impl Drop for Timeout {
     fn drop(&mut self) {
         clear_timeout(&self.id);

@@ -29,13 +29,16 @@ pub(super) const MAX_ANSWER_BYTES: usize = 16 * 1024;
 
 #[wasm_bindgen]
 extern "C" {
-    type AbortController;
+    pub(super) type AbortController;
     #[wasm_bindgen(constructor)]
-    fn new() -> AbortController;
+    pub(super) fn new() -> AbortController;
     #[wasm_bindgen(method, getter)]
-    fn signal(this: &AbortController) -> JsValue;
+    pub(super) fn signal(this: &AbortController) -> JsValue;
     #[wasm_bindgen(method)]
-    fn abort(this: &AbortController);
+    pub(super) fn abort(this: &AbortController);
+    /// `abort(reason)`: the signal's `reason` is this value.
+    #[wasm_bindgen(method, js_name = abort)]
+    pub(super) fn abort_with(this: &AbortController, reason: &JsValue);
 
     type ReadableStream;
     #[wasm_bindgen(method, js_name = getReader)]
@@ -52,6 +55,9 @@ extern "C" {
 pub(super) struct Target {
     pub(super) messages_url: String,
     pub(super) end_url: String,
+    pub(super) fail_url: String,
+    /// `GET …/wait?timeoutMs=…` (the long-poll for a cancel).
+    pub(super) wait_url: String,
     /// `Bearer <publishToken>`.
     pub(super) authorization: String,
     pub(super) policy: RetryPolicy,
@@ -67,24 +73,26 @@ pub(super) struct RetryPolicy {
 }
 
 enum Attempt {
-    Stored,
+    /// With the answer's `subscribers`.
+    Stored(Option<f64>),
     Refused(Failure),
     Retry(String),
 }
 
 /// Sends `body` to `url` until the relay stores it, refuses it, or the
 /// attempts are spent (`RELAY_UNAVAILABLE`): the same `key` on every attempt.
+/// Stored: the answer's `subscribers`, when it had them.
 pub(super) async fn send(
     target: &Target,
     url: &str,
     body: &JsString,
     key: &str,
-) -> Result<(), Failure> {
+) -> Result<Option<f64>, Failure> {
     let o = target.policy;
     let mut attempt = 1;
     loop {
         match attempt_once(url, body, key, &target.authorization, o.timeout_ms).await {
-            Attempt::Stored => return Ok(()),
+            Attempt::Stored(subscribers) => return Ok(subscribers),
             Attempt::Refused(f) => return Err(f),
             Attempt::Retry(why) => {
                 if attempt >= o.max_attempts {
@@ -120,6 +128,22 @@ async fn sleep(ms: u32) {
             let _ = resolve.call0(&JsValue::UNDEFINED);
         }));
     });
+    let _ = JsFuture::from(promise).await;
+    drop(timer);
+}
+
+/// Resolves after `ms` milliseconds, on a timer that does not keep Node.js
+/// running on its own (`unref`, where the platform has it).
+pub(super) async fn sleep_unref(ms: u32) {
+    let mut timer = None;
+    let promise = Promise::new(&mut |resolve, _| {
+        timer = Some(Timeout::new(ms, move || {
+            let _ = resolve.call0(&JsValue::UNDEFINED);
+        }));
+    });
+    if let Some(t) = &timer {
+        t.unref();
+    }
     let _ = JsFuture::from(promise).await;
     drop(timer);
 }
@@ -164,19 +188,23 @@ async fn attempt_once(
         Err(e) => return Attempt::Retry(network_reason(&e)),
     };
     // The relay's `{"error":{"code","message"}}`, when it is one.
-    let error = JSON::parse(&text)
-        .map(|v| js::get(&v, field::ERROR))
-        .unwrap_or(JsValue::UNDEFINED);
+    let answer = JSON::parse(&text).unwrap_or(JsValue::UNDEFINED);
+    let error = js::get(&answer, field::ERROR);
     let relay_code = js::get_string(&error, field::CODE).and_then(|c| ErrorCode::parse(&c));
     let mut status_text = String::from("HTTP ");
     status_text.push_str(&status.to_string());
     match classify(status, relay_code) {
-        Answer::Stored => Attempt::Stored,
+        Answer::Stored => Attempt::Stored(js::get(&answer, field::SUBSCRIBERS).as_f64()),
         Answer::Retry => Attempt::Retry(status_text),
         Answer::Refused(ErrorCode::RelayUnavailable) => {
             status_text
                 .push_str(": the relay answered a redirect, which the writer does not follow");
             Attempt::Refused(Failure::new(ErrorCode::RelayUnavailable, status_text))
+        }
+        Answer::Refused(ErrorCode::ChannelCancelled) => {
+            // The message is the reader's reason, as the function should see it.
+            let reason = js::get_string(&error, field::MESSAGE).unwrap_or_default();
+            Attempt::Refused(Failure::new(ErrorCode::ChannelCancelled, reason))
         }
         Answer::Refused(code) => {
             let mut message = String::from("the relay refused the request (");
@@ -188,6 +216,56 @@ async fn attempt_once(
             }
             Attempt::Refused(Failure::new(code, message))
         }
+    }
+}
+
+/// What one `GET …/wait` came to.
+pub(super) enum Waited {
+    /// Cancelled, with the reason.
+    Cancelled(String),
+    /// Ended, failed, expired or gone: nothing more to wait for.
+    Over,
+    /// Still open after the timeout, with its subscribers.
+    Open(Option<f64>),
+    /// No answer (network, 5xx, 429, aborted): try again later.
+    Again,
+}
+
+/// One long-poll of `…/wait`, aborted through `controller`.
+pub(super) async fn wait_once(target: &Target, controller: &AbortController) -> Waited {
+    if !has_fetch() {
+        return Waited::Over;
+    }
+    let headers = js::object(&[(
+        api::HEADER_AUTHORIZATION,
+        target.authorization.as_str().into(),
+    )]);
+    let init = js::object(&[
+        ("method", "GET".into()),
+        ("headers", headers),
+        ("redirect", "manual".into()),
+        ("signal", controller.signal()),
+    ]);
+    let response: Response = match JsFuture::from(fetch_with_init(&target.wait_url, &init)).await {
+        Ok(r) => r.unchecked_into(),
+        Err(_) => return Waited::Again,
+    };
+    let status = response.status();
+    let Ok(text) = read_answer(&response).await else {
+        return Waited::Again;
+    };
+    let answer = JSON::parse(&text).unwrap_or(JsValue::UNDEFINED);
+    match classify(status, None) {
+        Answer::Stored => match js::get_string(&answer, field::STATE).as_deref() {
+            Some("cancelled") => {
+                Waited::Cancelled(js::get_string(&answer, field::REASON).unwrap_or_default())
+            }
+            Some("open") => Waited::Open(js::get(&answer, field::SUBSCRIBERS).as_f64()),
+            _ => Waited::Over,
+        },
+        Answer::Retry => Waited::Again,
+        // A relay without the route, a refused token, a gone channel: stop.
+        Answer::Refused(_) => Waited::Over,
     }
 }
 

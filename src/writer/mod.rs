@@ -45,8 +45,9 @@
 //! behind it**. Then:
 //!
 //! - when the relay refused the channel itself (`UNAUTHORIZED`, `FORBIDDEN`,
-//!   `CHANNEL_NOT_FOUND`, `CHANNEL_ENDED`, `CHANNEL_EXPIRED`), every later
-//!   `write` and `end` rejects with that code, for good;
+//!   `CHANNEL_NOT_FOUND`, `CHANNEL_ENDED`, `CHANNEL_EXPIRED`,
+//!   `CHANNEL_CANCELLED`), every later `write` and `end` rejects with that
+//!   code, for good (a cancel also aborts `writer.signal`);
 //! - otherwise (`RELAY_UNAVAILABLE` after the retries, `MESSAGE_TOO_LARGE` or
 //!   `BAD_REQUEST` from the relay, and `QUEUE_FULL`, a write refused because
 //!   `maxQueued` messages wait) the writer is **halted**: every later `write`
@@ -84,13 +85,33 @@ export class SSEChannelWriter {
   private constructor();
   /**
    * Sends one message (any JSON-serializable value; `undefined` becomes `null`); resolves once the relay
-   * has stored it. Rejects with a coded error: `CHANNEL_ENDED`, `MESSAGE_TOO_LARGE`, `BAD_REQUEST`,
+   * has stored it. Rejects with a coded error: `CHANNEL_ENDED`, `CHANNEL_CANCELLED` (the reader cancelled;
+   * `message` is the reason), `MESSAGE_TOO_LARGE`, `BAD_REQUEST`,
    * `QUEUE_FULL`, `UNAUTHORIZED`, `FORBIDDEN`, `CHANNEL_NOT_FOUND`, `CHANNEL_EXPIRED` or `RELAY_UNAVAILABLE`.
    * After a failed request (or `QUEUE_FULL`) every later call rejects with the same code until `resume()`.
    */
   write(data: any): Promise<void>;
   /** Sends the final message (default `null`) after every queued write and ends the channel. */
   end(data?: any): Promise<void>;
+  /**
+   * Ends the channel with a failure, after every queued write: readers get an `error` event with code
+   * `FUNCTION_FAILED`, `message` (at most 1,024 characters) and the optional JSON `details`, then `close`.
+   * `error`: an `Error` (its `message`, and its `details` property if any), a string, or `{ message, details }`.
+   * Rejects like `end()`.
+   */
+  fail(error: Error | string | { message: string; details?: any }): Promise<void>;
+  /** The channel's live subscriber streams in the relay's last answer (`undefined` before the first). */
+  readonly subscribers: number | undefined;
+  /**
+   * Aborts once the writer knows the reader cancelled the channel (`ch.cancel()` in the browser, or the
+   * relay's `ABANDONED` cancel after `abandonAfterMs`); its `reason` is an `SSEChannelError` with code
+   * `CHANNEL_CANCELLED` and the reason as `message`. Pass it to `fetch` or check it in loops. The writer
+   * learns of a cancel from any answer, and from a long-poll that starts only when `signal` is first read
+   * (or `cancelled` first awaited) and stops with `end()`, `fail()` or the cancel.
+   */
+  readonly signal: AbortSignal;
+  /** Resolves with the cancel reason once the writer knows of a cancel (see `signal`); never rejects. */
+  readonly cancelled: Promise<string>;
   /**
    * After a failed request or `QUEUE_FULL` halted the writer: accept that those messages are missing
    * and let later `write`/`end` calls go out again. No effect otherwise (a refused channel stays refused).
@@ -177,6 +198,10 @@ pub fn deserialize_sse_channel(
     writer_from(&descriptor, options)
 }
 
+/// The long-poll's `timeoutMs` (the relay's default): how long one `…/wait`
+/// request stays open while nothing happens.
+const WAIT_TIMEOUT_MS: &str = "25000";
+
 /// Builds a writer with already-read options (shared with `installUniCloud`).
 pub(crate) fn writer_from(
     descriptor: &JsValue,
@@ -195,6 +220,16 @@ pub(crate) fn writer_from(
     let target = http::Target {
         messages_url: [d.relay.as_str(), &api::messages_path(&d.channel_id)].concat(),
         end_url: [d.relay.as_str(), &api::end_path(&d.channel_id)].concat(),
+        fail_url: [d.relay.as_str(), &api::fail_path(&d.channel_id)].concat(),
+        wait_url: [
+            d.relay.as_str(),
+            &api::wait_path(&d.channel_id),
+            "?",
+            api::QUERY_TIMEOUT_MS,
+            "=",
+            WAIT_TIMEOUT_MS,
+        ]
+        .concat(),
         authorization,
         policy: http::RetryPolicy {
             max_attempts: o.max_attempts,
@@ -268,9 +303,39 @@ impl SSEChannelWriter {
         self.channel_id.clone()
     }
 
-    /// True once `end()` has been called.
+    /// True once `end()` (or `fail()`) has been called.
     #[wasm_bindgen(getter, skip_typescript)]
     pub fn ended(&self) -> bool {
         self.queue.borrow().end_called()
+    }
+
+    /// Ends the channel with a failure after every queued write: readers get
+    /// an `error` event with code `FUNCTION_FAILED`, the message and the
+    /// optional `details`, then `close`. `error`: an `Error` (its `message`,
+    /// and its `details` property if any), a string, or `{message, details}`.
+    #[wasm_bindgen(skip_typescript)]
+    pub fn fail(&self, error: AnyArg) -> VoidPromise {
+        queue::enqueue_fail(&self.queue, &error.into()).unchecked_into()
+    }
+
+    /// The channel's live subscribers in the relay's last answer (`undefined`
+    /// before the first).
+    #[wasm_bindgen(getter, skip_typescript)]
+    pub fn subscribers(&self) -> Option<f64> {
+        self.queue.borrow().subscribers
+    }
+
+    /// An `AbortSignal` that aborts once the writer knows the channel was
+    /// cancelled. Reading it starts the long-poll that learns of a cancel.
+    #[wasm_bindgen(getter, skip_typescript)]
+    pub fn signal(&self) -> JsValue {
+        queue::signal(&self.queue)
+    }
+
+    /// Resolves with the cancel reason once the writer knows of a cancel;
+    /// never rejects. Reading it starts the long-poll.
+    #[wasm_bindgen(getter, skip_typescript)]
+    pub fn cancelled(&self) -> js_sys::Promise {
+        queue::cancelled(&self.queue)
     }
 }

@@ -16,7 +16,7 @@ use sse_channel_protocol::{api, ErrorCode};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::spawn_local;
 
-use super::http::{self, Target};
+use super::http::{self, AbortController, Target, Waited};
 use super::Failure;
 use crate::batch::batch_len;
 use crate::js;
@@ -56,6 +56,22 @@ pub(super) struct Queue {
     /// A request failed otherwise: later calls fail with this until `resume()`.
     halted: Option<Failure>,
     flushing: bool,
+    /// The final request is `fail`, not `end` (its body is the fail body).
+    end_is_fail: bool,
+    /// The final request (end or fail) was stored.
+    finished: bool,
+    /// `subscribers` of the last stored answer.
+    pub(super) subscribers: Option<f64>,
+    /// The cancel reason, once the writer knows of one.
+    cancel: Option<String>,
+    /// Behind `writer.signal`, made when first read.
+    signal: Option<AbortController>,
+    /// `writer.cancelled` and its resolver, made when first read.
+    cancelled: Option<(Promise, Function)>,
+    /// The long-poll runs (started by `signal` or `cancelled`).
+    waiting_for_cancel: bool,
+    /// Aborts the long-poll in flight.
+    wait_abort: Option<AbortController>,
 }
 
 impl Queue {
@@ -73,6 +89,51 @@ impl Queue {
             closed: None,
             halted: None,
             flushing: false,
+            end_is_fail: false,
+            finished: false,
+            subscribers: None,
+            cancel: None,
+            signal: None,
+            cancelled: None,
+            waiting_for_cancel: false,
+            wait_abort: None,
+        }
+    }
+
+    /// Nothing more will be stored: the end or fail was, or the channel was refused.
+    fn over(&self) -> bool {
+        self.finished || self.closed.is_some()
+    }
+
+    /// The writer learns that the channel was cancelled: later calls reject
+    /// `CHANNEL_CANCELLED` with the reason, the signal aborts, `cancelled`
+    /// resolves, the long-poll stops.
+    pub(super) fn learn_cancel(&mut self, reason: String) {
+        if self.cancel.is_some() {
+            return;
+        }
+        let f = Failure::new(ErrorCode::ChannelCancelled, reason.clone());
+        if self.closed.is_none() {
+            self.closed = Some(f.clone());
+        }
+        if let Some(c) = &self.signal {
+            // Later, not now: `abort` runs the signal's listeners at once, and
+            // one may call the writer, which is borrowed here.
+            let c = AbortController::from(JsValue::from(c));
+            let reason = f.to_js();
+            spawn_local(async move { c.abort_with(&reason) });
+        }
+        if let Some((_, resolve)) = &self.cancelled {
+            let _ = resolve.call1(&JsValue::UNDEFINED, &JsValue::from_str(&reason));
+        }
+        self.cancel = Some(reason);
+        self.stop_waiting();
+    }
+
+    /// Stops the long-poll (end or fail stored, channel refused, cancel known).
+    fn stop_waiting(&mut self) {
+        if let Some(c) = self.wait_abort.take() {
+            c.abort();
         }
     }
 
@@ -135,16 +196,128 @@ impl Queue {
         for p in refused {
             let _ = p.reject.call1(&JsValue::UNDEFINED, &reason);
         }
-        if f.code.is_final_for_publisher() {
+        if f.code == ErrorCode::ChannelCancelled {
+            self.learn_cancel(f.message.clone());
+        } else if f.code.is_final_for_publisher() {
             self.closed = Some(f);
+            self.stop_waiting();
         } else {
             self.halted = Some(f);
         }
     }
 }
 
+/// `writer.signal`: made on first read, which starts the long-poll.
+pub(super) fn signal(queue: &Rc<RefCell<Queue>>) -> JsValue {
+    let signal = {
+        let mut q = queue.borrow_mut();
+        if q.signal.is_none() {
+            let c = AbortController::new();
+            if let Some(reason) = &q.cancel {
+                c.abort_with(&Failure::new(ErrorCode::ChannelCancelled, reason.clone()).to_js());
+            }
+            q.signal = Some(c);
+        }
+        q.signal.as_ref().map(|c| c.signal()).unwrap_or_default()
+    };
+    start_waiting(queue);
+    signal
+}
+
+/// `writer.cancelled`: made on first read, which starts the long-poll.
+pub(super) fn cancelled(queue: &Rc<RefCell<Queue>>) -> Promise {
+    let promise = {
+        let mut q = queue.borrow_mut();
+        if q.cancelled.is_none() {
+            let mut settle = None;
+            let p = Promise::new(&mut |resolve, _| settle = Some(resolve));
+            if let (Some(reason), Some(resolve)) = (&q.cancel, &settle) {
+                let _ = resolve.call1(&JsValue::UNDEFINED, &JsValue::from_str(reason));
+            }
+            if let Some(resolve) = settle {
+                q.cancelled = Some((p, resolve));
+            }
+        }
+        match &q.cancelled {
+            Some((p, _)) => p.clone(),
+            None => Promise::resolve(&JsValue::UNDEFINED),
+        }
+    };
+    start_waiting(queue);
+    promise
+}
+
+fn start_waiting(queue: &Rc<RefCell<Queue>>) {
+    {
+        let mut q = queue.borrow_mut();
+        if q.waiting_for_cancel || q.over() || q.cancel.is_some() {
+            return;
+        }
+        q.waiting_for_cancel = true;
+    }
+    spawn_local(wait_for_cancel(queue.clone()));
+}
+
+/// The long-poll: asks the relay again and again until it learns of a cancel
+/// or nothing more can happen; stopped at once by end, fail or a refusal.
+async fn wait_for_cancel(queue: Rc<RefCell<Queue>>) {
+    let mut misses = 0u32;
+    loop {
+        let (target, controller) = {
+            let mut q = queue.borrow_mut();
+            if q.over() || q.cancel.is_some() {
+                break;
+            }
+            let c = AbortController::new();
+            q.wait_abort = Some(AbortController::from(JsValue::from(&c)));
+            (q.target.clone(), c)
+        };
+        let waited = http::wait_once(&target, &controller).await;
+        let pause = {
+            let mut q = queue.borrow_mut();
+            q.wait_abort = None;
+            match waited {
+                Waited::Cancelled(reason) => {
+                    q.learn_cancel(reason);
+                    break;
+                }
+                Waited::Open(subscribers) => {
+                    misses = 0;
+                    if subscribers.is_some() {
+                        q.subscribers = subscribers;
+                    }
+                    false
+                }
+                Waited::Over => break,
+                Waited::Again if q.over() => break,
+                Waited::Again => true,
+            }
+        };
+        if pause {
+            misses += 1;
+            // 1 s, 2 s, 4 s, … at most 8 s between attempts that got no answer.
+            http::sleep_unref(500u32.saturating_mul(1 << misses.min(4))).await;
+        }
+    }
+    queue.borrow_mut().waiting_for_cancel = false;
+}
+
 /// Queues `data` (the final message when `is_end`) and returns its promise.
 pub(super) fn enqueue(queue: &Rc<RefCell<Queue>>, data: &JsValue, is_end: bool) -> Promise {
+    enqueue_final(queue, data, is_end, false)
+}
+
+/// Queues `writer.fail(error)`: the fail body, sent after every queued write.
+pub(super) fn enqueue_fail(queue: &Rc<RefCell<Queue>>, error: &JsValue) -> Promise {
+    enqueue_final(queue, error, true, true)
+}
+
+fn enqueue_final(
+    queue: &Rc<RefCell<Queue>>,
+    data: &JsValue,
+    is_end: bool,
+    is_fail: bool,
+) -> Promise {
     let mut settlers = None;
     let promise = Promise::new(&mut |resolve, reject| settlers = Some((resolve, reject)));
     let Some((resolve, reject)) = settlers else {
@@ -152,7 +325,13 @@ pub(super) fn enqueue(queue: &Rc<RefCell<Queue>>, data: &JsValue, is_end: bool) 
     };
     let start = {
         let mut q = queue.borrow_mut();
-        match q.refusal(data, is_end) {
+        let checked = if is_fail {
+            q.refusal(&JsValue::NULL, true)
+                .and_then(|_| fail_body(data, q.limits.max_message_bytes))
+        } else {
+            q.refusal(data, is_end)
+        };
+        match checked {
             Err(f) => {
                 // A full queue is a gap in what the function meant to send.
                 if f.code == ErrorCode::QueueFull {
@@ -170,6 +349,7 @@ pub(super) fn enqueue(queue: &Rc<RefCell<Queue>>, data: &JsValue, is_end: bool) 
                 };
                 if is_end {
                     q.end_called = true;
+                    q.end_is_fail = is_fail;
                     q.end = Some(pending);
                 } else {
                     q.waiting.push_back(pending);
@@ -222,6 +402,38 @@ fn to_json(data: &JsValue, max_bytes: usize) -> Result<(JsString, usize), Failur
     Ok((json, bytes))
 }
 
+/// The body of `POST …/fail` for `writer.fail(error)`: `error` is an
+/// `Error`, a string, or `{message, details}`; its message is cut to
+/// `MAX_FAIL_MESSAGE_CHARS` characters, its details (JSON) bounded like a message.
+fn fail_body(error: &JsValue, max_bytes: usize) -> Result<(JsString, usize), Failure> {
+    use sse_channel_protocol::limits::MAX_FAIL_MESSAGE_CHARS;
+    let message = match error.as_string() {
+        Some(m) => m,
+        None => js::get_string(error, "message").unwrap_or_else(|| {
+            if error.is_undefined() || error.is_null() {
+                String::from("the function failed")
+            } else {
+                String::from(&js_sys::JsString::from(error.clone()))
+            }
+        }),
+    };
+    let message: String = message.chars().take(MAX_FAIL_MESSAGE_CHARS).collect();
+    let details = if error.is_object() {
+        js::get(error, sse_channel_protocol::api::field::DETAILS)
+    } else {
+        JsValue::UNDEFINED
+    };
+    let quoted = JSON::stringify(&JsValue::from_str(&message)).unwrap_or_else(|_| "\"\"".into());
+    let mut body = JsString::from("{\"message\":").concat(&quoted);
+    let mut bytes = message.len() + 16;
+    if !details.is_undefined() {
+        let (json, n) = to_json(&details, max_bytes)?;
+        body = body.concat(&",\"details\":".into()).concat(&json);
+        bytes += n;
+    }
+    Ok((body.concat(&"}".into()), bytes))
+}
+
 enum Job {
     Batch(Vec<Pending>),
     End(Pending),
@@ -245,6 +457,7 @@ async fn flush(queue: Rc<RefCell<Queue>>) {
             };
             let (url, body) = match &job {
                 Job::Batch(items) => (q.target.messages_url.clone(), batch_body(items)),
+                Job::End(p) if q.end_is_fail => (q.target.fail_url.clone(), p.json.clone()),
                 Job::End(p) => (
                     q.target.end_url.clone(),
                     JsString::from(api::DATA_BODY_HEAD)
@@ -266,11 +479,18 @@ async fn flush(queue: Rc<RefCell<Queue>>) {
             Job::End(p) => {
                 // A failed end did not end the channel: after `resume()` it may be called again.
                 q.end_called = outcome.is_ok();
+                if outcome.is_ok() {
+                    q.finished = true;
+                    q.stop_waiting();
+                }
                 vec![p]
             }
         };
         match outcome {
-            Ok(()) => {
+            Ok(subscribers) => {
+                if subscribers.is_some() {
+                    q.subscribers = subscribers;
+                }
                 drop(q);
                 for p in items {
                     let _ = p.resolve.call0(&JsValue::UNDEFINED);

@@ -10,6 +10,17 @@ export async function main(event: { sseChannel: string }): Promise<void> {
     const nothing: void = w.resume();
     void nothing;
   }
+  const signal: AbortSignal = w.signal;
+  const listening: number | undefined = w.subscribers;
+  const reason: Promise<string> = w.cancelled;
+  void listening;
+  void reason;
+  if (signal.aborted) {
+    await w.fail({ message: 'stopped', details: { step: 3 } });
+    await w.fail(new Error('boom'));
+    await w.fail('boom');
+    return;
+  }
   await w.end('done');
   const ended: boolean = w.ended;
   void ended;
