@@ -59,16 +59,33 @@ async fn drain(mut sub: Sub) -> Vec<Result<u64, (u64, u64)>> {
     }
 }
 
+/// Defaults, but heartbeats every second so that the readers' per-event
+/// timeouts see traffic while the writer is held.
+fn defaults() -> Config {
+    Config {
+        heartbeat_ms: 1000,
+        ..config()
+    }
+}
+
 #[tokio::test]
 async fn a_stuck_reader_holds_the_writer_at_most_the_longest_wait_and_a_healthy_reader_loses_nothing(
 ) {
-    // Defaults, but heartbeats every second so that the readers' per-event
-    // timeouts see traffic while the writer is held.
-    let relay = start(Config {
-        heartbeat_ms: 1000,
-        ..config()
-    })
-    .await;
+    stuck_and_healthy_readers(start(defaults()).await).await;
+}
+
+/// The same with the Redis broker: positions are kept beside the broker, so
+/// the rule holds whatever stores the events.
+#[tokio::test]
+async fn the_same_over_the_redis_broker() {
+    let redis = redis_server::RedisServer::start();
+    let broker = sse_relay::redis_broker(&redis.url(), &defaults())
+        .await
+        .unwrap();
+    stuck_and_healthy_readers(start_with_broker(defaults(), broker).await).await;
+}
+
+async fn stuck_and_healthy_readers(relay: TestRelay) {
     let ch = relay.create().await;
     let total = BATCH * BATCHES;
 
