@@ -178,8 +178,8 @@ struct RecentShared {
     recent: Mutex<Recent>,
     /// True while one reader reads from Redis for the others.
     fetching: AtomicBool,
-    /// Counts finished reads; waiters wake on a change.
-    done: watch::Sender<u64>,
+    /// Wakes the waiting readers when a read is done.
+    done: Notify,
 }
 
 /// Ends a read from Redis for the waiting readers, also when the reading
@@ -191,7 +191,7 @@ impl Drop for Fetching<'_> {
         self.0
             .fetching
             .store(false, std::sync::atomic::Ordering::Release);
-        self.0.done.send_modify(|n| *n = n.wrapping_add(1));
+        self.0.done.notify_waiters();
     }
 }
 
@@ -205,7 +205,7 @@ impl RecentShared {
                 total,
             }),
             fetching: AtomicBool::new(false),
-            done: watch::channel(0).0,
+            done: Notify::new(),
         })
     }
 }
@@ -680,13 +680,17 @@ impl Inner {
             if let Some(answer) = served() {
                 return answer;
             }
-            let mut done = shared.done.subscribe();
+            // Registered before the flag is looked at: a read that ends
+            // after the look wakes this reader.
+            let done = shared.done.notified();
+            tokio::pin!(done);
+            done.as_mut().enable();
             if shared
                 .fetching
                 .swap(true, std::sync::atomic::Ordering::AcqRel)
             {
                 // Another reader is reading from Redis: take its result.
-                let _ = done.changed().await;
+                done.await;
                 continue;
             }
             let fetching = Fetching(&shared);
