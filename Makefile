@@ -76,3 +76,9 @@ bench-loading: setup
 .PHONY: bench-nchan
 bench-nchan: pkg
 	bash tests/e2e/bench-nchan.sh
+
+# ---- fuzzing: cargo-fuzz targets for every parser of untrusted input (nightly; not in `make test`,
+# which replays the corpora on stable). FUZZ_SECONDS per target (default 60) or FUZZ_RUNS. ----
+.PHONY: fuzz
+fuzz:
+	bash scripts/fuzz.sh

@@ -33,6 +33,8 @@ pub mod broker;
 pub mod config;
 mod error;
 pub mod flow;
+#[doc(hidden)]
+pub mod fuzz;
 #[cfg(feature = "test-hooks")]
 mod hooks;
 pub mod metrics;

@@ -125,7 +125,7 @@ pub(crate) async fn fail(
         ));
     }
     let details = match req.details {
-        Some(d) => Some(routes::check_size(&relay, d)?),
+        Some(d) => Some(routes::check_size(relay.config.max_message_bytes, d)?),
         None => None,
     };
     let data = error_data(ErrorCode::FunctionFailed, &req.message, details.as_deref());

@@ -451,8 +451,7 @@ struct EndBody<'a> {
     data: Option<&'a RawValue>,
 }
 
-pub(crate) fn check_size(relay: &Relay, m: &RawValue) -> Result<Box<str>, ApiError> {
-    let max = relay.config.max_message_bytes;
+pub(crate) fn check_size(max: usize, m: &RawValue) -> Result<Box<str>, ApiError> {
     if m.get().len() > max {
         return Err(ApiError::owned(
             ErrorCode::MessageTooLarge,
@@ -460,6 +459,49 @@ pub(crate) fn check_size(relay: &Relay, m: &RawValue) -> Result<Box<str>, ApiErr
         ));
     }
     Ok(m.get().into())
+}
+
+/// The payloads of a publish body: `{"data": …}` or `{"messages": […]}`, each
+/// at most `max_message` bytes of JSON text, at most `max_batch` of them.
+pub(crate) fn parse_publish_body(
+    body: &[u8],
+    max_message: usize,
+    max_batch: usize,
+) -> Result<Vec<Box<str>>, ApiError> {
+    let parsed: PublishBody<'_> = parse_object(utf8(body)?)?;
+    match (parsed.data, parsed.messages) {
+        (Some(d), None) => Ok(vec![check_size(max_message, d)?]),
+        (None, Some(list)) => {
+            if list.is_empty() {
+                return Err(ApiError::bad_request("`messages` must not be empty"));
+            }
+            if list.len() > max_batch {
+                return Err(ApiError::owned(
+                    ErrorCode::MessageTooLarge,
+                    format!("a batch holds at most {max_batch} messages"),
+                ));
+            }
+            list.into_iter()
+                .map(|m| check_size(max_message, m))
+                .collect()
+        }
+        _ => Err(ApiError::bad_request(
+            "body must be {\"data\": …} or {\"messages\": […]}",
+        )),
+    }
+}
+
+/// The payload of an end body: empty, `{}` or `{"data": …}` (`null` when absent).
+pub(crate) fn parse_end_body(body: &[u8], max_message: usize) -> Result<Box<str>, ApiError> {
+    let text = utf8(body)?;
+    if text.trim().is_empty() {
+        return Ok("null".into());
+    }
+    let parsed: EndBody<'_> = parse_object(text)?;
+    match parsed.data {
+        Some(d) => check_size(max_message, d),
+        None => Ok("null".into()),
+    }
 }
 
 /// What publish and end check before reading their body: the channel id, the
@@ -484,30 +526,8 @@ async fn publish(
     body: Body,
 ) -> Result<Response, ApiError> {
     let (key, body) = accept_publish(&relay, &id, &headers, body).await?;
-    let parsed: PublishBody<'_> = parse_object(utf8(&body)?)?;
-    let payloads: Vec<Box<str>> = match (parsed.data, parsed.messages) {
-        (Some(d), None) => vec![check_size(&relay, d)?],
-        (None, Some(list)) => {
-            if list.is_empty() {
-                return Err(ApiError::bad_request("`messages` must not be empty"));
-            }
-            let max = relay.config.max_batch_messages;
-            if list.len() > max {
-                return Err(ApiError::owned(
-                    ErrorCode::MessageTooLarge,
-                    format!("a batch holds at most {max} messages"),
-                ));
-            }
-            list.into_iter()
-                .map(|m| check_size(&relay, m))
-                .collect::<Result<_, _>>()?
-        }
-        _ => {
-            return Err(ApiError::bad_request(
-                "body must be {\"data\": …} or {\"messages\": […]}",
-            ))
-        }
-    };
+    let c = &relay.config;
+    let payloads = parse_publish_body(&body, c.max_message_bytes, c.max_batch_messages)?;
     append(&relay, &id, EventKind::Message, payloads, key).await
 }
 
@@ -518,16 +538,7 @@ async fn end(
     body: Body,
 ) -> Result<Response, ApiError> {
     let (key, body) = accept_publish(&relay, &id, &headers, body).await?;
-    let text = utf8(&body)?;
-    let data: Box<str> = if text.trim().is_empty() {
-        "null".into()
-    } else {
-        let parsed: EndBody<'_> = parse_object(text)?;
-        match parsed.data {
-            Some(d) => check_size(&relay, d)?,
-            None => "null".into(),
-        }
-    };
+    let data = parse_end_body(&body, relay.config.max_message_bytes)?;
     append(&relay, &id, EventKind::End, vec![data], key).await
 }
 

@@ -201,15 +201,10 @@ async fn admit(
         return Ok(Admission::Paused);
     }
     let Query(q) = query.map_err(|_| ApiError::bad_request("malformed query string"))?;
-    let bad_id = || ApiError::bad_request("Last-Event-ID / lastEventId must be a decimal event id");
-    let mut after = 0;
-    if let Some(v) = headers.get(api::HEADER_LAST_EVENT_ID) {
-        let v = v.to_str().map_err(|_| bad_id())?;
-        after = parse_event_id(v.trim()).ok_or_else(bad_id)?;
-    }
-    if let Some(v) = q.get(api::QUERY_LAST_EVENT_ID) {
-        after = after.max(parse_event_id(v).ok_or_else(bad_id)?);
-    }
+    let after = resume_point(
+        headers.get(api::HEADER_LAST_EVENT_ID).map(|v| v.as_bytes()),
+        q.get(api::QUERY_LAST_EVENT_ID).map(String::as_str),
+    )?;
     let batch = match q.get(api::QUERY_BATCH).map(String::as_str) {
         None | Some("0") => false,
         Some("1") => true,
@@ -541,7 +536,25 @@ fn batch_frames(events: &[Arc<Event>]) -> Vec<String> {
     out
 }
 
-fn is_client_ping(text: &str) -> bool {
+/// The resume point: the larger of the `Last-Event-ID` header (raw bytes, as
+/// any client may send them) and the `lastEventId` query value.
+pub(crate) fn resume_point(
+    header: Option<&[u8]>,
+    query: Option<&str>,
+) -> Result<EventId, ApiError> {
+    let bad_id = || ApiError::bad_request("Last-Event-ID / lastEventId must be a decimal event id");
+    let mut after = 0;
+    if let Some(v) = header {
+        let v = std::str::from_utf8(v).map_err(|_| bad_id())?;
+        after = parse_event_id(v.trim()).ok_or_else(bad_id)?;
+    }
+    if let Some(v) = query {
+        after = after.max(parse_event_id(v).ok_or_else(bad_id)?);
+    }
+    Ok(after)
+}
+
+pub(crate) fn is_client_ping(text: &str) -> bool {
     #[derive(serde::Deserialize)]
     struct Frame<'a> {
         #[serde(borrow)]
