@@ -13,8 +13,11 @@ use sse_channel_protocol::{Claims, EventKind, Scope};
 
 use crate::token::TokenKey;
 
+/// A check: arbitrary bytes in, a panic when a property breaks.
+pub type Check = fn(&[u8]);
+
 /// Every target: its name (the directory of its corpus) and its check.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Check)] = &[
     ("sse_frames", sse_frames),
     ("event_id", event_id),
     ("token", token),
