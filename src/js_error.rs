@@ -40,6 +40,8 @@ export interface SSEChannelError extends Error {
   from?: number;
   /** `MESSAGES_LOST`: last missing event id. */
   to?: number;
+  /** `FUNCTION_FAILED`: what the function passed to `writer.fail`; `CHANNEL_CANCELLED` by `abandonAfterMs`: `{ reason: 'ABANDONED' }`. */
+  details?: unknown;
 }
 
 /** What `toJSON()` returns: the channel as a cloud function receives it. */

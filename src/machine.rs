@@ -45,6 +45,12 @@
 //!   fires early, rather than a timer per frame.
 //! - **Network**: `online` skips the rest of a backoff delay, and replaces a
 //!   live connection at once when `offline` came since it was live.
+//! - **The final `error` event** (an `error` frame with an id: `FUNCTION_FAILED`
+//!   from `writer.fail`, `CHANNEL_CANCELLED` from `cancel()` or `abandonAfterMs`)
+//!   is stored and replayed by the relay like `end`: it ends the channel with
+//!   `error` then `close`, never a reconnect, also when it arrives on a resumed stream.
+//! - **Attached** channels ([`Machine::attached`]) skip creation and resume
+//!   after the `lastEventId` of the subscription they were given.
 //! - **`close()`**, `end`, and final failures close the channel: the state
 //!   becomes `closed`, then `error` (if any), then `close`, exactly once;
 //!   nothing is emitted after.
@@ -263,6 +269,20 @@ pub enum Input {
         /// The missing ids.
         range: LostRange,
     },
+    /// An `error` frame with an id (other than `MESSAGES_LOST`). A new id is the
+    /// channel's stored, final `error` event (`FUNCTION_FAILED`,
+    /// `CHANNEL_CANCELLED`): it closes the channel without reconnecting; the
+    /// executor keeps its message and details. An id already seen is an
+    /// in-band error frame ([`Input::StreamError`]): EventSource gives frames
+    /// without an `id:` line the last id it saw.
+    Final {
+        /// The connection.
+        conn: u32,
+        /// Its id.
+        id: EventId,
+        /// Its code.
+        code: ErrorCode,
+    },
     /// An in-band error frame (other than `MESSAGES_LOST`); the stream is over.
     StreamError {
         /// The connection.
@@ -411,6 +431,25 @@ impl Machine {
         }
     }
 
+    /// A machine for a channel that already exists (`SSEChannel.attach`):
+    /// `open()` subscribes at once, without `POST /v1/channels`, resuming after
+    /// `last_event_id` (events up to it were delivered before and are dropped).
+    ///
+    /// ```
+    /// use sse_channel::machine::{Config, Effect, Input, Kind, Machine};
+    /// let mut m = Machine::attached(Config::default(), 1, 7);
+    /// let mut out = Vec::new();
+    /// m.handle(0.0, Input::Open, &mut out);
+    /// assert!(!out.contains(&Effect::Create));
+    /// assert!(out.contains(&Effect::Connect { conn: 1, kind: Kind::WebSocket, last_event_id: 7 }));
+    /// ```
+    pub fn attached(cfg: Config, seed: u32, last_event_id: EventId) -> Self {
+        let mut m = Self::new(cfg, seed);
+        m.created = true;
+        m.cursor.accept(last_event_id);
+        m
+    }
+
     /// The current state.
     pub fn state(&self) -> State {
         self.state
@@ -449,7 +488,11 @@ impl Machine {
                 self.set_state(State::Connecting, out);
                 self.arm(Timer::Open, self.cfg.open_timeout_ms, out);
                 out.push(Effect::Listen);
-                out.push(Effect::Create);
+                if self.created {
+                    self.connect(now, out);
+                } else {
+                    out.push(Effect::Create);
+                }
             }
             Input::Fatal(f) => self.finish(Some(f), out),
             Input::Created => {
@@ -516,6 +559,20 @@ impl Machine {
                 self.disconnect(out);
                 out.push(Effect::End);
                 self.finish(None, out);
+            }
+            Input::Final { conn, id, code } => {
+                if !self.current(conn) {
+                    return;
+                }
+                if self.live && self.cursor.accept(id) {
+                    // Like `end`: nothing follows it, so the channel is over.
+                    self.frame(now, conn);
+                    self.finish(Some(Failure::new(code, Why::Relay)), out);
+                } else {
+                    // Before `ready`, or an id already seen (EventSource repeats
+                    // the last id on frames without one): an in-band error frame.
+                    self.failure(code, Why::Relay, out);
+                }
             }
             Input::StreamError { conn, code } => {
                 if self.current(conn) {

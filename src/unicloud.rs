@@ -89,7 +89,9 @@ extern "C" {
 ///   (`maxMessageBytes`, `timeoutMs`, `retry`) apply too, and a second argument
 ///   to `uniCloud.deserializeSSEChannel(obj, options)` overrides them.
 ///
-/// Throws `INVALID_OPTIONS` when `uniCloud` is not an object or an option this
+/// Throws `UNICLOUD_INSTALL_FAILED`, installing nothing, when a property does
+/// not take effect (a frozen `uniCloud`, a read-only property). Throws
+/// `INVALID_OPTIONS` when `uniCloud` is not an object or an option this
 /// build reads is malformed (the browser build does not read the writer
 /// options, the Node build reads `relay` alone of the `SSEChannel` options).
 ///
@@ -133,20 +135,56 @@ pub fn install_uni_cloud(
     #[cfg(feature = "browser")]
     let class = channel_class()?;
     // Browser side: the SSEChannel options among `options` (relay, transport,
-    // reconnect, …) become the defaults of `new uniCloud.SSEChannel()`.
+    // reconnect, …) become the defaults of `new uniCloud.SSEChannel()`; checked
+    // now, applied once the class is installed.
     #[cfg(feature = "browser")]
-    crate::channel::configure_defaults(&options)?;
+    crate::channel::check_defaults(&options)?;
 
+    let mut done: Vec<(&str, JsValue)> = Vec::new();
     #[cfg(feature = "writer")]
-    install_writer(&uni_cloud, &options)?;
+    install(
+        &uni_cloud,
+        "deserializeSSEChannel",
+        writer_fn(&options),
+        &mut done,
+    )?;
     #[cfg(feature = "browser")]
-    Reflect::set(&uni_cloud, &JsValue::from_str("SSEChannel"), &class)?;
+    {
+        install(&uni_cloud, "SSEChannel", class, &mut done)?;
+        crate::channel::configure_defaults(&options)?;
+    }
     Ok(uni_cloud.unchecked_into())
 }
 
-/// Sets `uniCloud.deserializeSSEChannel`, bound to a snapshot of `options`.
+/// Sets `uniCloud[name] = value` and checks that it took effect (a frozen
+/// object or a read-only property ignores the assignment without a word). On
+/// failure, puts back what `done` installed before and throws
+/// `UNICLOUD_INSTALL_FAILED`: all or nothing.
+fn install(
+    uni_cloud: &JsValue,
+    name: &'static str,
+    value: JsValue,
+    done: &mut Vec<(&'static str, JsValue)>,
+) -> Result<(), JsValue> {
+    let key = JsValue::from_str(name);
+    let before = Reflect::get(uni_cloud, &key).unwrap_or_default();
+    let set = Reflect::set(uni_cloud, &key, &value).unwrap_or(false);
+    if set && Reflect::get(uni_cloud, &key).is_ok_and(|v| v == value) {
+        done.push((name, before));
+        return Ok(());
+    }
+    for (n, old) in done.drain(..) {
+        let _ = Reflect::set(uni_cloud, &JsValue::from_str(n), &old);
+    }
+    let mut msg = String::from("installUniCloud: uniCloud.");
+    msg.push_str(name);
+    msg.push_str(" could not be set (the object is frozen or the property read-only)");
+    Err(js_error(ErrorCode::UnicloudInstallFailed, &msg))
+}
+
+/// `uniCloud.deserializeSSEChannel`, bound to a snapshot of `options`.
 #[cfg(feature = "writer")]
-fn install_writer(uni_cloud: &JsValue, options: &JsValue) -> Result<(), JsValue> {
+fn writer_fn(options: &JsValue) -> JsValue {
     // A snapshot: later changes to the caller's object do not leak in.
     let defaults: JsValue = Object::assign(&Object::new(), options.unchecked_ref()).into();
     let deserialize = Closure::<dyn Fn(JsValue, JsValue) -> Result<JsValue, JsValue>>::new(
@@ -171,12 +209,7 @@ fn install_writer(uni_cloud: &JsValue, options: &JsValue) -> Result<(), JsValue>
         },
     );
     // installUniCloud runs once per process or page: the function lives as long as uniCloud.
-    Reflect::set(
-        uni_cloud,
-        &JsValue::from_str("deserializeSSEChannel"),
-        &deserialize.into_js_value(),
-    )?;
-    Ok(())
+    deserialize.into_js_value()
 }
 
 /// The JS class `SSEChannel`. wasm-bindgen gives Rust no handle on an exported

@@ -816,6 +816,152 @@ async fn nothing_left_behind(transport: &str) {
     assert_eq!(wasm_memory_bytes(), pages, "wasm memory grew");
 }
 
+/// `POST /v1/channels/{id}/{route}` with the publish token (`fail`).
+async fn post_channel(ch: &SseChannel, route: &str, body: &JsValue) -> (u16, JsValue) {
+    let (base, id, token) = descriptor(ch);
+    let mut path = "/v1/channels/".to_owned();
+    path.push_str(&id);
+    path.push('/');
+    path.push_str(route);
+    post(&base, &path, Some(&token), body).await
+}
+
+/// `writer.fail` on the wire: the stored FUNCTION_FAILED event gives `error`
+/// (code, message, details) after every message, then `close`, no reconnect.
+async fn function_failed(transport: &str) {
+    let (ch, rec) = opened(transport, &[]).await;
+    publish_range(&ch, 1, 3).await;
+    let details = obj(&[("step", 3.into())]);
+    let (status, body) = post_channel(
+        &ch,
+        "fail",
+        &obj(&[("message", "step 3 broke".into()), ("details", details)]),
+    )
+    .await;
+    assert_eq!(status, 200, "fail answered {}", json(&body));
+    rec.wait("close", 10_000, |r| r.count("close") == 1).await;
+    assert_eq!(rec.messages(), numbers(1, 3));
+    assert_eq!(rec.skeleton(), ["open", "message*", "error", "close"]);
+    let err = &rec.values("error")[0];
+    assert_eq!(code_of(err), "FUNCTION_FAILED");
+    assert_eq!(get(err, "message").as_string().unwrap(), "step 3 broke");
+    assert_eq!(json(&get(err, "details")), r#"{"step":3}"#);
+    assert_eq!(ch.last_event_id(), 4.0, "the final event's id is recorded");
+    let n = rec.count("reconnecting");
+    sleep(500).await;
+    assert_eq!(
+        rec.count("reconnecting"),
+        n,
+        "no attempt after FUNCTION_FAILED"
+    );
+}
+
+/// The function fails while the page is cut off: the resumed stream replays
+/// the missed messages, then the final event, then `close`.
+async fn function_failed_after_reconnect(transport: &str) {
+    let (ch, rec) = opened(transport, &[]).await;
+    publish_range(&ch, 1, 2).await;
+    rec.wait("2 messages", 5_000, |r| r.count("message") == 2)
+        .await;
+    cut(&ch, 800).await;
+    publish_range(&ch, 3, 4).await;
+    let (status, body) = post_channel(&ch, "fail", &obj(&[("message", "gone".into())])).await;
+    assert_eq!(status, 200, "fail answered {}", json(&body));
+    rec.wait("close", 15_000, |r| r.count("close") == 1).await;
+    assert!(rec.count("reconnecting") >= 1, "it was cut off");
+    assert_eq!(rec.messages(), numbers(1, 4));
+    assert_eq!(rec.skeleton(), ["open", "message*", "error", "close"]);
+    assert_eq!(code_of(&rec.values("error")[0]), "FUNCTION_FAILED");
+}
+
+/// `cancel(reason)`: resolves, every reader gets `error` CHANNEL_CANCELLED
+/// with the reason, then `close`; the function's next publish is refused 409.
+async fn cancel(transport: &str) {
+    let (ch, rec) = opened(transport, &[]).await;
+    publish_range(&ch, 1, 2).await;
+    rec.wait("2 messages", 5_000, |r| r.count("message") == 2)
+        .await;
+    let sub = ch.to_subscription().unwrap();
+    let other = SseChannel::attach(sub, options(transport, &[])).unwrap();
+    let other_rec = Recorder::attach(&other);
+    open(&other).await.expect("the attached channel opens");
+    JsFuture::from(ch.cancel(Some("user pressed stop".into())))
+        .await
+        .expect("cancel() resolves");
+    for r in [&rec, &other_rec] {
+        r.wait("close", 10_000, |r| r.count("close") == 1).await;
+        let errs = r.values("error");
+        assert_eq!(errs.len(), 1);
+        assert_eq!(code_of(&errs[0]), "CHANNEL_CANCELLED");
+        assert_eq!(
+            get(&errs[0], "message").as_string().unwrap(),
+            "user pressed stop"
+        );
+    }
+    assert_eq!(
+        other_rec.messages(),
+        Vec::<String>::new(),
+        "resumed after 2"
+    );
+    let (status, body) = post_channel(
+        &ch,
+        "messages",
+        &obj(&[("messages", Array::of1(&3.into()).into())]),
+    )
+    .await;
+    assert_eq!(status, 409, "{}", json(&body));
+    assert_eq!(
+        get(&get(&body, "error"), "code").as_string().unwrap(),
+        "CHANNEL_CANCELLED"
+    );
+    // Cancelling again is idempotent; an attached channel serializes no descriptor.
+    JsFuture::from(ch.cancel(None)).await.expect("again");
+    assert_eq!(code_of(&other.to_json().unwrap_err()), "INVALID_STATE");
+}
+
+/// A reload: the subscription kept in the page (sessionStorage) attaches a
+/// new channel that gets every later message once, then `end`, also when the
+/// function finished while nobody listened; two attached at once get the same.
+async fn attach_after_reload(transport: &str) {
+    let (ch, rec) = opened(transport, &[]).await;
+    publish_range(&ch, 1, 3).await;
+    rec.wait("3 messages", 5_000, |r| r.count("message") == 3)
+        .await;
+    let sub = JSON::stringify(&ch.to_subscription().unwrap()).unwrap();
+    let parsed = JSON::parse(&String::from(sub)).unwrap();
+    assert_eq!(get(&parsed, "type").as_string().unwrap(), "SSESubscription");
+    assert_eq!(get(&parsed, "lastEventId").as_f64(), Some(3.0));
+    assert!(get(&parsed, "publishToken").is_undefined());
+    let d = descriptor(&ch);
+    ch.close();
+    publish_to(&d, &(4..=6).map(JsValue::from).collect::<Vec<_>>()).await;
+    let mut path = "/v1/channels/".to_owned();
+    path.push_str(&d.1);
+    path.push_str("/end");
+    let (status, _) = post(&d.0, &path, Some(&d.2), &obj(&[("data", "done".into())])).await;
+    assert_eq!(status, 200);
+    let tabs: Vec<_> = (0..2)
+        .map(|_| {
+            let c = SseChannel::attach(parsed.clone(), options(transport, &[])).unwrap();
+            let r = Recorder::attach(&c);
+            (c, r)
+        })
+        .collect();
+    for (c, _) in &tabs {
+        open(c).await.expect("the attached channel opens");
+    }
+    for (c, r) in &tabs {
+        r.wait("close", 10_000, |r| r.count("close") == 1).await;
+        assert_eq!(r.messages(), numbers(4, 6));
+        assert_eq!(r.skeleton(), ["open", "message*", "end", "close"]);
+        assert_eq!(json(&r.values("end")[0]), r#""done""#);
+        assert_eq!(c.channel_id(), Some(d.1.clone()));
+    }
+    // Malformed subscriptions are refused with a code.
+    let bad = SseChannel::attach(obj(&[("type", "SSEChannel".into())]), JsValue::UNDEFINED);
+    assert_eq!(code_of(&bad.err().unwrap()), "INVALID_OPTIONS");
+}
+
 fn wasm_memory_bytes() -> f64 {
     let memory: js_sys::WebAssembly::Memory = wasm_bindgen::memory().unchecked_into();
     get(&memory.buffer(), "byteLength").as_f64().unwrap()
@@ -850,6 +996,10 @@ scenarios!(
     online_skips_backoff,
     offline_online_replaces,
     nothing_left_behind,
+    function_failed,
+    function_failed_after_reconnect,
+    cancel,
+    attach_after_reload,
 );
 
 // ------------------------------------------------- transport-independent tests

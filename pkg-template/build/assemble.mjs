@@ -177,7 +177,7 @@ function withThrows(dts, head, where) {
 }
 // Node typings: SSEChannel with the browser's signature, documented as throwing.
 const nodeExtraTypes = [
-  ...['SSEChannelState', 'SSEChannelOptions', 'SSEChannelEvents'].map((n) => declaration(slimTypesRaw, n, 'web')),
+  ...['SSEChannelState', 'SSEChannelOptions', 'SSESubscription', 'SSEChannelEvents'].map((n) => declaration(slimTypesRaw, n, 'web')),
   withThrows(
     withThrows(
       withDoc(declaration(slimTypesRaw, 'SSEChannel', 'web'), [

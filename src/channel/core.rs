@@ -19,7 +19,7 @@ use sse_channel_protocol::{Descriptor, ErrorCode, EventKind, LostRange};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use super::http::create_channel;
+use super::http::{cancel_channel, create_channel};
 use super::options::Options;
 use crate::js;
 use crate::js_error::{js_error, js_error_with};
@@ -77,6 +77,9 @@ pub(crate) type Shared = Rc<RefCell<Inner>>;
 pub(crate) struct Inner {
     relay: Option<String>,
     ttl_secs: Option<u64>,
+    abandon_after_ms: Option<u64>,
+    /// Made by `SSEChannel.attach`: no publish token, `toJSON()` throws.
+    attached: bool,
     m: Machine,
     listeners: Vec<Listener>,
     queue: VecDeque<(Ev, JsValue)>,
@@ -92,6 +95,8 @@ pub(crate) struct Inner {
     network: Option<Closure<dyn FnMut(JsValue)>>,
     /// The relay's message of the last failure it reported ([`Why::Relay`]).
     relay_message: String,
+    /// `details` of the final `error` event ([`Input::Final`]).
+    details: JsValue,
     /// The data of the frame being handled ([`Effect::Message`], [`Effect::End`]).
     data: JsValue,
     /// The effects buffer, reused.
@@ -104,23 +109,33 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
-    pub(crate) fn new(opts: Options) -> Self {
+    /// A channel to create on `open()`; with `sub` (`SSEChannel.attach`), the
+    /// existing channel `sub` names, subscribed from its `lastEventId`.
+    pub(crate) fn new(opts: Options, sub: Option<(CreateChannelResponse, u64)>) -> Self {
         // The backoff jitter's seed: one draw per channel.
         let seed = (js_sys::Math::random() * 4_294_967_296.0) as u32;
+        let attached = sub.is_some();
+        let (created, m) = match sub {
+            Some((c, last)) => (Some(c), Machine::attached(opts.cfg, seed, last)),
+            None => (None, Machine::new(opts.cfg, seed)),
+        };
         Self {
             relay: opts.relay,
             ttl_secs: opts.ttl_secs,
-            m: Machine::new(opts.cfg, seed),
+            abandon_after_ms: opts.abandon_after_ms,
+            attached,
+            m,
             listeners: Vec::new(),
             queue: VecDeque::new(),
             flushing: false,
-            created: None,
+            created,
             conn: None,
             timers: [None, None, None],
             opening: None,
             pending_open: None,
             network: None,
             relay_message: String::new(),
+            details: JsValue::UNDEFINED,
             data: JsValue::UNDEFINED,
             out: Vec::new(),
             keepalive: None,
@@ -143,9 +158,24 @@ impl Inner {
         self.m.transport()
     }
 
+    /// Made by `SSEChannel.attach`.
+    pub(crate) fn attached(&self) -> bool {
+        self.attached
+    }
+
+    /// `toSubscription()`'s parts: the relay, the created channel and the last
+    /// event id, once the channel exists.
+    pub(crate) fn subscription(&self) -> Option<(&str, &CreateChannelResponse, u64)> {
+        Some((
+            self.relay.as_deref()?,
+            self.created.as_ref()?,
+            self.m.last_event_id(),
+        ))
+    }
+
     /// The descriptor, once `open()` resolved.
     pub(crate) fn descriptor(&self) -> Option<Descriptor> {
-        if !self.m.opened() {
+        if !self.m.opened() || self.attached {
             return None;
         }
         let c = self.created.as_ref()?;
@@ -244,11 +274,11 @@ impl Inner {
                         Why::Text("no relay: pass { relay: 'https://…' } or call SSEChannel.configure({ relay }) first"),
                     )));
                 };
-                let ttl = self.ttl_secs;
                 let weak = Rc::downgrade(shared);
                 create_channel(
                     &relay,
-                    ttl,
+                    self.ttl_secs,
+                    self.abandon_after_ms,
                     Box::new(move |result| {
                         let Some(s) = weak.upgrade() else { return };
                         let input = match result {
@@ -348,7 +378,16 @@ impl Inner {
                 self.emit(Ev::Reconnecting, info);
             }
             Effect::Fail(Failure { code, why, cause }) => {
+                let details = std::mem::take(&mut self.details);
                 let err = match cause {
+                    // The final event's details (undefined when it had none).
+                    None if code == ErrorCode::FunctionFailed
+                        || code == ErrorCode::ChannelCancelled =>
+                    {
+                        let err = self.error(code, why);
+                        let _ = Reflect::set(&err, &field::DETAILS.into(), &details);
+                        err
+                    }
                     None => self.error(code, why),
                     Some((c, w)) => {
                         let cause = self.error(c, w);
@@ -490,6 +529,35 @@ pub(crate) fn close(shared: &Shared) {
     flush(shared);
 }
 
+/// `cancel(reason?)`: asks the relay to cancel the channel; the relay then
+/// sends the stored `CHANNEL_CANCELLED` event, which closes it. Rejects with
+/// `INVALID_STATE` before the channel exists, or with the relay's code.
+pub(crate) fn cancel(shared: &Shared, reason: Option<String>) -> Promise {
+    let mut settle = None;
+    let promise = Promise::new(&mut |resolve, reject| settle = Some((resolve, reject)));
+    let Some((resolve, reject)) = settle else {
+        return promise;
+    };
+    let i = shared.borrow();
+    let Some((relay, c, _)) = i.subscription() else {
+        let _ = reject.call1(
+            &JsValue::UNDEFINED,
+            &js_error(
+                ErrorCode::InvalidState,
+                "cancel(): the channel does not exist yet",
+            ),
+        );
+        return promise;
+    };
+    cancel_channel(relay, &c.channel_id, &c.subscribe_token, reason, move |r| {
+        let _ = match r {
+            Ok(()) => resolve.call0(&JsValue::UNDEFINED),
+            Err((code, msg)) => reject.call1(&JsValue::UNDEFINED, &js_error(code, &msg)),
+        };
+    });
+    promise
+}
+
 /// What a transport saw, as an input of connection `conn`.
 fn on_incoming(shared: &Shared, conn: u32, inc: Incoming) {
     let input = match inc {
@@ -520,6 +588,10 @@ fn on_incoming(shared: &Shared, conn: u32, inc: Incoming) {
                             },
                             _ => Input::Alive { conn },
                         }
+                    } else if let Some(id) = id {
+                        // The stored final event (fail, cancel), if the id is new.
+                        shared.borrow_mut().details = js::get(&data, field::DETAILS);
+                        Input::Final { conn, id, code }
                     } else {
                         Input::StreamError { conn, code }
                     }

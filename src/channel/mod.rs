@@ -31,7 +31,7 @@
 //! | `message` | the published JSON value | in publish order, each once |
 //! | `end` | the `end` data | once; `close` follows |
 //! | `close` | — | exactly once, last |
-//! | `error` | `Error` with `code` | a final failure (then `close`), or `MESSAGES_LOST` with `from`/`to` (the stream goes on) |
+//! | `error` | `Error` with `code` | a final failure (then `close`): also `FUNCTION_FAILED` (`writer.fail`) and `CHANNEL_CANCELLED` (`cancel()`, `abandonAfterMs`) with `details`; or `MESSAGES_LOST` with `from`/`to` (the stream goes on) |
 //! | `reconnecting` | `{attempt, delayMs, code}` | a lost stream will be retried in `delayMs` |
 //! | `state` | `{from, to}` | every change of the `state` getter |
 //!
@@ -52,11 +52,19 @@ use sse_channel_protocol::ErrorCode;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
+use sse_channel_protocol::api::CreateChannelResponse;
+
 use self::core::{Inner, Shared};
 use self::options::{defaults, Options};
+use crate::js;
 use crate::js_error::js_error;
 
-pub(crate) use self::options::configure_defaults;
+pub(crate) use self::options::{check_defaults, configure_defaults};
+
+/// `type` of a subscription (`toSubscription()`).
+const SUBSCRIPTION_TYPE: &str = "SSESubscription";
+/// Its resume point.
+const LAST_EVENT_ID: &str = "lastEventId";
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS: &'static str = r#"
@@ -83,6 +91,25 @@ export interface SSEChannelOptions {
   heartbeatTimeoutMs?: number;
   /** Lifetime asked for the channel, in seconds. Default: the relay's (1 hour). */
   ttlSecs?: number;
+  /**
+   * Sent on creation: the relay cancels the channel (the function's `writer.signal` aborts,
+   * readers get `error` `CHANNEL_CANCELLED` with message `ABANDONED`) once no page has listened
+   * for this long, e.g. after the last tab closed. 1000 to 3600000. Default: off.
+   */
+  abandonAfterMs?: number;
+}
+
+/** What `toSubscription()` returns and `SSEChannel.attach()` takes: plain JSON, e.g. for `sessionStorage`. Holds no publish token. */
+export interface SSESubscription {
+  type: 'SSESubscription';
+  version: 1;
+  relay: string;
+  channelId: string;
+  subscribeToken: string;
+  /** Unix time in milliseconds. */
+  expiresAt: number;
+  /** The last event id delivered to this page: `attach` resumes after it. */
+  lastEventId: number;
 }
 
 export interface SSEChannelEvents {
@@ -106,6 +133,22 @@ export class SSEChannel {
   constructor(options?: SSEChannelOptions);
   /** Sets defaults for every later `new SSEChannel()`, e.g. `{ relay }`. */
   static configure(options: SSEChannelOptions): void;
+  /**
+   * A channel for an existing one (e.g. after a page reload): `open()` subscribes after
+   * `subscription.lastEventId`, creating nothing, so no message is lost or repeated and `end`
+   * (or the final `error`) still arrives while the relay retains the channel. Throws
+   * `INVALID_OPTIONS` for a malformed subscription.
+   */
+  static attach(subscription: SSESubscription, options?: SSEChannelOptions): SSEChannel;
+  /** What to keep to re-attach later; throws `INVALID_STATE` before the channel was created. */
+  toSubscription(): SSESubscription;
+  /**
+   * Cancels the channel on the relay (`reason`: at most 256 characters): the function's
+   * `writer.signal` aborts and every reader gets `error` `CHANNEL_CANCELLED`, then `close`.
+   * Rejects with `INVALID_STATE` before the channel exists, or the relay's code
+   * (`CHANNEL_ENDED` if it had ended). `close()` only closes this page's subscription.
+   */
+  cancel(reason?: string): Promise<void>;
   /** Creates the channel and subscribes; resolves once the subscription is live. */
   open(): Promise<void>;
   /** Closes the channel (idempotent). */
@@ -118,7 +161,7 @@ export class SSEChannel {
   removeAllListeners(event?: keyof SSEChannelEvents): void;
   /** uniCloud's spelling of `removeAllListeners(event)`. */
   removeAllListener(event: keyof SSEChannelEvents): void;
-  /** The descriptor to pass to a cloud function; throws `INVALID_STATE` before `open()` resolved. */
+  /** The descriptor to pass to a cloud function; throws `INVALID_STATE` before `open()` resolved, and always for an attached channel (it holds no publish token). */
   toJSON(): SSEChannelDescriptor;
   readonly state: SSEChannelState;
   /** The channel id, once created; `null` before. */
@@ -150,8 +193,74 @@ impl SseChannel {
     pub fn new(options: JsValue) -> Result<SseChannel, JsValue> {
         let opts = Options::merged(&defaults(), &options)?;
         Ok(Self {
-            inner: Rc::new(RefCell::new(Inner::new(opts))),
+            inner: Rc::new(RefCell::new(Inner::new(opts, None))),
         })
+    }
+
+    /// `SSEChannel.attach(subscription, options?)`: a channel for the existing
+    /// channel that `subscription` (from `toSubscription()`) names; `open()`
+    /// subscribes from its `lastEventId` without creating anything. Throws
+    /// `INVALID_OPTIONS` for a malformed subscription or option.
+    #[wasm_bindgen(skip_typescript)]
+    pub fn attach(subscription: JsValue, options: JsValue) -> Result<SseChannel, JsValue> {
+        let bad = || {
+            js_error(
+                ErrorCode::InvalidOptions,
+                "attach(subscription): not a subscription from toSubscription()",
+            )
+        };
+        let text = |k| js::get_string(&subscription, k).ok_or_else(bad);
+        if text(field::TYPE)? != SUBSCRIPTION_TYPE
+            || js::get_u64(&subscription, field::VERSION) != Some(1)
+        {
+            return Err(bad());
+        }
+        let relay = js::object(&[(field::RELAY, text(field::RELAY)?.into())]);
+        let opts = Options::merged(&Options::merged(&defaults(), &options)?, &relay)?;
+        let created = CreateChannelResponse {
+            channel_id: text(field::CHANNEL_ID)?,
+            subscribe_token: text(field::SUBSCRIBE_TOKEN)?,
+            publish_token: String::new(),
+            expires_at: js::get_u64(&subscription, field::EXPIRES_AT).ok_or_else(bad)?,
+        };
+        let last = js::get_u64(&subscription, LAST_EVENT_ID).ok_or_else(bad)?;
+        Ok(Self {
+            inner: Rc::new(RefCell::new(Inner::new(opts, Some((created, last))))),
+        })
+    }
+
+    /// What a page keeps to re-attach later (e.g. in `sessionStorage`):
+    /// `{type: "SSESubscription", version: 1, relay, channelId,
+    /// subscribeToken, expiresAt, lastEventId}`, without the publish token.
+    /// Throws `INVALID_STATE` before the channel was created.
+    #[wasm_bindgen(js_name = toSubscription, skip_typescript)]
+    pub fn to_subscription(&self) -> Result<JsValue, JsValue> {
+        let i = self.inner.borrow();
+        let (relay, c, last) = i.subscription().ok_or_else(|| {
+            js_error(
+                ErrorCode::InvalidState,
+                "toSubscription(): the channel does not exist yet",
+            )
+        })?;
+        Ok(js::object(&[
+            (field::TYPE, SUBSCRIPTION_TYPE.into()),
+            (field::VERSION, 1.into()),
+            (field::RELAY, relay.into()),
+            (field::CHANNEL_ID, c.channel_id.as_str().into()),
+            (field::SUBSCRIBE_TOKEN, c.subscribe_token.as_str().into()),
+            (field::EXPIRES_AT, (c.expires_at as f64).into()),
+            (LAST_EVENT_ID, (last as f64).into()),
+        ]))
+    }
+
+    /// Asks the relay to cancel the channel (`reason` optional, at most 256
+    /// characters): the function's writer learns it (its `signal` aborts) and
+    /// every reader gets `error` `CHANNEL_CANCELLED`, then `close`. Rejects with
+    /// `INVALID_STATE` before the channel exists, or with the relay's code
+    /// (`CHANNEL_ENDED` when it had already ended).
+    #[wasm_bindgen(skip_typescript)]
+    pub fn cancel(&self, reason: Option<String>) -> Promise {
+        self::core::cancel(&self.inner, reason)
     }
 
     /// `SSEChannel.configure(options)`: defaults for later constructions.
@@ -227,7 +336,14 @@ impl SseChannel {
     /// before `open()` resolved.
     #[wasm_bindgen(js_name = toJSON, skip_typescript)]
     pub fn to_json(&self) -> Result<JsValue, JsValue> {
-        let d = self.inner.borrow().descriptor().ok_or_else(|| {
+        let i = self.inner.borrow();
+        if i.attached() {
+            return Err(js_error(
+                ErrorCode::InvalidState,
+                "toJSON(): an attached channel holds no publish token and cannot be passed to a function",
+            ));
+        }
+        let d = i.descriptor().ok_or_else(|| {
             js_error(
                 ErrorCode::InvalidState,
                 "toJSON(): the channel can be serialized only after open() resolved",

@@ -3,7 +3,9 @@
 use std::cell::RefCell;
 
 use sse_channel_protocol::descriptor::relay_origin;
-use sse_channel_protocol::limits::MAX_CHANNEL_TTL_SECS;
+use sse_channel_protocol::limits::{
+    MAX_ABANDON_AFTER_MS, MAX_CHANNEL_TTL_SECS, MIN_ABANDON_AFTER_MS,
+};
 use sse_channel_protocol::ErrorCode;
 use wasm_bindgen::JsValue;
 
@@ -19,6 +21,10 @@ pub(crate) struct Options {
     /// `ttlSecs`: lifetime asked for the channel on creation. Default: the
     /// relay's (1 hour unless configured).
     pub(crate) ttl_secs: Option<u64>,
+    /// `abandonAfterMs`: sent on creation; the relay cancels the channel (reason
+    /// `ABANDONED`) once nobody has listened for this long. Default `None`: off.
+    /// Between 1,000 and 3,600,000.
+    pub(crate) abandon_after_ms: Option<u64>,
     /// The options the decisions depend on, with their defaults
     /// ([`Config`]: `transport`, `reconnect.*`, `openTimeoutMs`, `heartbeatTimeoutMs`).
     pub(crate) cfg: Config,
@@ -40,6 +46,14 @@ pub(crate) fn configure_defaults(options: &JsValue) -> Result<(), JsValue> {
     let merged = Options::merged(&defaults(), options)?;
     DEFAULTS.with(|d| *d.borrow_mut() = merged);
     Ok(())
+}
+
+const ABANDON_MSG: &str =
+    "option `abandonAfterMs` must be a whole number of milliseconds from 1000 to 3600000";
+
+/// Checks `options` as [`configure_defaults`] would, changing nothing.
+pub(crate) fn check_defaults(options: &JsValue) -> Result<(), JsValue> {
+    Options::merged(&defaults(), options).map(drop)
 }
 
 fn invalid(message: &str) -> JsValue {
@@ -167,6 +181,13 @@ impl Options {
                 return Err(invalid("option `ttlSecs` must be at least 1"));
             }
             o.ttl_secs = Some(n as u64);
+        }
+        if let Some(v) = get(js, "abandonAfterMs")? {
+            let n = whole(&v, MAX_ABANDON_AFTER_MS as f64, ABANDON_MSG)?;
+            if n < MIN_ABANDON_AFTER_MS as f64 {
+                return Err(invalid(ABANDON_MSG));
+            }
+            o.abandon_after_ms = Some(n as u64);
         }
         Ok(o)
     }

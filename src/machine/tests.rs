@@ -238,6 +238,171 @@ fn end_delivers_then_closes() {
 }
 
 #[test]
+fn the_final_error_event_fails_then_closes_without_reconnecting() {
+    for code in [ErrorCode::FunctionFailed, ErrorCode::ChannelCancelled] {
+        let mut d = Drive::new(Config::default());
+        let conn = d.live();
+        d.feed(Input::Message { conn, id: Some(1) });
+        let out = d.feed(Input::Final { conn, id: 2, code }).to_vec();
+        assert_eq!(
+            out,
+            [
+                Effect::Disconnect,
+                Effect::Cancel(Timer::Watchdog),
+                st(Open, Closed),
+                Effect::Fail(Failure::new(code, Why::Relay)),
+                Effect::Close
+            ]
+        );
+        assert_eq!(d.m.last_event_id(), 2);
+        assert!(!d
+            .all
+            .iter()
+            .any(|e| matches!(e, Effect::Reconnecting { .. })));
+        assert!(d.feed(Input::Dropped { conn, opened: true }).is_empty());
+    }
+}
+
+#[test]
+fn an_error_frame_repeating_a_seen_id_is_an_in_band_error() {
+    let mut d = Drive::new(Config::default());
+    let conn = d.live();
+    d.feed(Input::Message { conn, id: Some(5) });
+    d.feed(Input::Final {
+        conn,
+        id: 5,
+        code: ErrorCode::ShuttingDown,
+    });
+    assert!(d.has(Effect::Disconnect));
+    assert_eq!(d.reconnecting().map(|r| r.2), Some(ErrorCode::ShuttingDown));
+    assert_eq!(d.m.state(), Reconnecting);
+    // Before `ready` (a refused subscription), an error frame is in-band too:
+    // a final code ends the channel, whatever id the browser reports.
+    let mut d = Drive::new(Config::default());
+    let conn = d.connecting();
+    d.feed(Input::Final {
+        conn,
+        id: 9,
+        code: ErrorCode::ChannelNotFound,
+    });
+    assert_eq!(
+        d.failure(),
+        Some(Failure::new(ErrorCode::ChannelNotFound, Why::Relay))
+    );
+    assert_eq!(d.m.last_event_id(), 0);
+}
+
+#[test]
+fn the_final_error_event_after_a_reconnect_also_ends() {
+    let mut d = Drive::new(Config::default());
+    let conn = d.live();
+    d.feed(Input::Message { conn, id: Some(3) });
+    d.feed(Input::Dropped { conn, opened: true });
+    d.feed(Input::Timer(Timer::Retry));
+    let conn = d.conn();
+    assert!(d.has(Effect::Connect {
+        conn,
+        kind: Kind::WebSocket,
+        last_event_id: 3
+    }));
+    d.feed(Input::Ready {
+        conn,
+        heartbeat_ms: None,
+    });
+    // The replay overlaps what was delivered: dropped; then the final event.
+    assert!(!d
+        .feed(Input::Message { conn, id: Some(3) })
+        .contains(&Effect::Message));
+    d.feed(Input::Final {
+        conn,
+        id: 4,
+        code: ErrorCode::FunctionFailed,
+    });
+    assert_eq!(
+        d.failure(),
+        Some(Failure::new(ErrorCode::FunctionFailed, Why::Relay))
+    );
+    assert_eq!(d.out.last(), Some(&Effect::Close));
+    assert_eq!(d.m.state(), Closed);
+}
+
+#[test]
+fn an_attached_channel_subscribes_from_its_last_event_id_without_creating() {
+    let mut m = Machine::attached(Config::default(), 7, 41);
+    let mut out = Vec::new();
+    m.handle(0.0, Input::Open, &mut out);
+    assert!(!out.contains(&Effect::Create));
+    assert!(out.contains(&Effect::Connect {
+        conn: 1,
+        kind: Kind::WebSocket,
+        last_event_id: 41
+    }));
+    // A stray creation answer changes nothing.
+    out.clear();
+    m.handle(1.0, Input::Created, &mut out);
+    assert!(out.is_empty());
+    m.handle(
+        2.0,
+        Input::Ready {
+            conn: 1,
+            heartbeat_ms: None,
+        },
+        &mut out,
+    );
+    assert!(out.contains(&Effect::Opened));
+    // Events the page already had are dropped, the next ones delivered, then `end`.
+    for (id, delivered) in [(40, false), (41, false), (42, true)] {
+        out.clear();
+        m.handle(
+            3.0,
+            Input::Message {
+                conn: 1,
+                id: Some(id),
+            },
+            &mut out,
+        );
+        assert_eq!(out.contains(&Effect::Message), delivered, "id {id}");
+    }
+    out.clear();
+    m.handle(
+        4.0,
+        Input::End {
+            conn: 1,
+            id: Some(43),
+        },
+        &mut out,
+    );
+    assert!(out.contains(&Effect::End));
+    assert_eq!(out.last(), Some(&Effect::Close));
+    // A lost stream resumes after what was delivered, still without creating.
+    let ws = Config {
+        transport: TransportChoice::Only(Kind::WebSocket),
+        ..Config::default()
+    };
+    let mut m = Machine::attached(ws, 7, 41);
+    out.clear();
+    m.handle(0.0, Input::Open, &mut out);
+    m.handle(
+        1.0,
+        Input::Dropped {
+            conn: 1,
+            opened: false,
+        },
+        &mut out,
+    );
+    out.clear();
+    m.handle(2.0, Input::Timer(Timer::Retry), &mut out);
+    assert!(!out.contains(&Effect::Create));
+    assert!(out.iter().any(|e| matches!(
+        e,
+        Effect::Connect {
+            last_event_id: 41,
+            ..
+        }
+    )));
+}
+
+#[test]
 fn close_is_final_and_once() {
     let mut d = Drive::new(Config::default());
     assert_eq!(d.feed(Input::Close), [st(Idle, Closed), Effect::Close]);
@@ -590,7 +755,8 @@ fn arb_input() -> impl Strategy<Value = Input> {
                 to: a.max(b)
             }
         }),
-        (conn.clone(), code).prop_map(|(conn, code)| Input::StreamError { conn, code }),
+        (conn.clone(), code.clone()).prop_map(|(conn, code)| Input::StreamError { conn, code }),
+        (conn.clone(), 0u64..20, code).prop_map(|(conn, id, code)| Input::Final { conn, id, code }),
         (conn.clone(), any::<bool>()).prop_map(|(conn, opened)| Input::Dropped { conn, opened }),
         conn.prop_map(|conn| Input::Refused { conn }),
         prop::sample::select(TIMERS.to_vec()).prop_map(Input::Timer),
@@ -631,8 +797,9 @@ proptest! {
         cfg in arb_config(),
         // Inputs mostly aim at the live connection: `conn` 0 means "the current one".
         inputs in prop::collection::vec((arb_input(), any::<bool>()), 0..80),
+        attached in any::<bool>(),
     ) {
-        let mut m = Machine::new(cfg, 3);
+        let mut m = if attached { Machine::attached(cfg, 3, 5) } else { Machine::new(cfg, 3) };
         let mut out = Vec::new();
         let mut now = 0.0;
         let mut open_conn: Option<u32> = None;
@@ -649,6 +816,7 @@ proptest! {
                 Input::Alive { .. } if aim => Input::Alive { conn: last_conn },
                 Input::Lost { range, .. } if aim => Input::Lost { conn: last_conn, range },
                 Input::StreamError { code, .. } if aim => Input::StreamError { conn: last_conn, code },
+                Input::Final { id, code, .. } if aim => Input::Final { conn: last_conn, id, code },
                 Input::Dropped { opened, .. } if aim => Input::Dropped { conn: last_conn, opened },
                 Input::Refused { .. } if aim => Input::Refused { conn: last_conn },
                 // The executor only delivers timers that are armed.

@@ -68,8 +68,12 @@ impl Transport for EventSourceTransport {
                     sink(Incoming::Lost { opened: true });
                     return;
                 };
+                // `error` too: the final one (fail, cancel) has an id. A frame
+                // without an `id:` line repeats the last id; the machine tells.
                 let id = match kind {
-                    EventKind::Message | EventKind::End => parse_event_id(&msg.last_event_id()),
+                    EventKind::Message | EventKind::End | EventKind::Error => {
+                        parse_event_id(&msg.last_event_id())
+                    }
                     _ => None,
                 };
                 sink(Incoming::Frame { kind, id, data });

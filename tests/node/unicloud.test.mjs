@@ -99,3 +99,16 @@ test('installUniCloud refuses what is not a uniCloud object or valid options', (
   throwsWith(assert, () => sdk.installUniCloud({}, { relay: 'ftp://x' }), 'INVALID_OPTIONS', /relay/);
   throwsWith(assert, () => sdk.installUniCloud({}, { allowedRelays: ['*'] }), 'INVALID_OPTIONS', /\*/);
 });
+
+test('installUniCloud fails loudly, installing nothing, when uniCloud does not take the property', () => {
+  const opts = { allowedRelays: [relayUrl] };
+  const frozen = Object.freeze({ callFunction() {} });
+  throwsWith(assert, () => sdk.installUniCloud(frozen, opts), 'UNICLOUD_INSTALL_FAILED', /deserializeSSEChannel/);
+  const readOnly = {};
+  const old = () => 'theirs';
+  Object.defineProperty(readOnly, 'deserializeSSEChannel', { value: old, writable: false, enumerable: true });
+  throwsWith(assert, () => sdk.installUniCloud(readOnly, opts), 'UNICLOUD_INSTALL_FAILED', /read-only/);
+  assert.equal(readOnly.deserializeSSEChannel, old);
+  const setterIgnores = { set deserializeSSEChannel(_) {}, get deserializeSSEChannel() { return undefined; } };
+  throwsWith(assert, () => sdk.installUniCloud(setterIgnores, opts), 'UNICLOUD_INSTALL_FAILED');
+});

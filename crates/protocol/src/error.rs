@@ -128,6 +128,9 @@ codes! {
     /// Writer: `maxQueued` messages already wait for the relay, so the write
     /// is refused (and the writer halts until the function calls `resume()`).
     QueueFull = "QUEUE_FULL", 429, false;
+    /// Client-side: `installUniCloud` could not set its properties on the
+    /// `uniCloud` object (frozen, or a read-only property); nothing was installed.
+    UnicloudInstallFailed = "UNICLOUD_INSTALL_FAILED", 500, false;
 }
 
 impl core::fmt::Display for ErrorCode {

@@ -1,6 +1,6 @@
 // Browser side, resolved like a bundler does (moduleResolution "bundler": the "import" condition).
 import { SSEChannel, installUniCloud } from 'open-sse-channel';
-import type { SSEChannelDescriptor, SSEChannelError } from 'open-sse-channel';
+import type { SSEChannelDescriptor, SSEChannelError, SSESubscription } from 'open-sse-channel';
 
 export async function run(relay: string): Promise<string> {
   SSEChannel.configure({ relay });
@@ -13,6 +13,22 @@ export async function run(relay: string): Promise<string> {
   const state: 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed' = ch.state;
   installUniCloud({}, { relay });
   return `${desc.channelId} ${state} ${ch.lastEventId}`;
+}
+
+// Cancel, the final error's details, abandonAfterMs, re-attach.
+export async function reattach(relay: string, saved: string | null): Promise<void> {
+  const ch = saved
+    ? SSEChannel.attach(JSON.parse(saved) as SSESubscription, { transport: 'eventsource' })
+    : new SSEChannel({ relay, abandonAfterMs: 30000 });
+  ch.on('error', (err: SSEChannelError) => console.log(err.code, err.details));
+  await ch.open();
+  const sub: SSESubscription = ch.toSubscription();
+  const last: number = sub.lastEventId;
+  // @ts-expect-error: a subscription carries no publish token
+  void sub.publishToken;
+  await ch.cancel('stopped');
+  await ch.cancel();
+  console.log(last);
 }
 
 // Shared code that also runs in Node (server-side rendering) may name the writer: it type-checks
