@@ -7,6 +7,8 @@ const el = {
   fn: $('fn'),
   steps: $('steps'),
   delay: $('delay'),
+  failAt: $('fail-at'),
+  cancel: $('cancel'),
   start: $('start'),
   cut: $('cut'),
   hooksNote: $('hooks-note'),
@@ -150,6 +152,7 @@ function finish() {
   demo.running = false;
   el.start.disabled = false;
   el.cut.disabled = true;
+  el.cancel.disabled = true;
   el.start.textContent = 'Start again';
 }
 
@@ -170,6 +173,7 @@ async function start(SSEChannel) {
   const name = el.fn.value;
   const steps = Math.min(100, Math.max(1, Number(el.steps.value) || 10));
   const delayMs = Math.min(5000, Math.max(0, Number(el.delay.value) || 0));
+  const failAt = Math.min(100, Math.max(0, Number(el.failAt.value) || 0));
   const transport = selectedTransport();
   resetTally(name === 'longTask' ? steps : null);
   if (name === 'longTask') setProgress(0, steps, 'Opening the channel…');
@@ -223,7 +227,9 @@ async function start(SSEChannel) {
   });
   ch.on('error', (err) => {
     const range = err?.from != null ? ` (ids ${err.from}..=${err.to})` : '';
-    log('error', `${err?.code ?? 'ERROR'}: ${err?.message ?? err}${range}`, { code: err?.code });
+    log('error', `${err?.code ?? 'ERROR'}: ${err?.message ?? err}${range}`, { code: err?.code, message: err?.message, details: err?.details });
+    if (err?.code === 'FUNCTION_FAILED') el.progressLabel.textContent = `The function failed: ${err.message}`;
+    if (err?.code === 'CHANNEL_CANCELLED') el.progressLabel.textContent = `Cancelled: ${err.message}`;
   });
   ch.on('reconnecting', (r) => {
     setState('reconnecting');
@@ -243,15 +249,28 @@ async function start(SSEChannel) {
   el.channelId.textContent = ch.channelId;
   refreshIds(ch);
   el.cut.disabled = !demo.config.testHooks;
+  el.cancel.disabled = false;
   setProgress(name === 'longTask' ? 0 : null, null, `Running ${name}…`);
 
   try {
-    const data = name === 'longTask' ? { sseChannel: ch, steps, delayMs } : { sseChannel: ch };
+    const data = name === 'longTask' ? { sseChannel: ch, steps, delayMs, failAt } : { sseChannel: ch };
     const res = await uniCloud.callFunction({ name, data });
     log('call', `callFunction('${name}') returned ${short(res.result)}`, res.result);
   } catch (err) {
     log('call', `callFunction('${name}') failed: ${err.code}: ${err.message}`, { code: err.code });
     ch.close(); // the function will not end the channel: close it ourselves
+  }
+}
+
+async function cancel() {
+  const ch = demo.channel;
+  if (!ch?.channelId) return;
+  el.cancel.disabled = true;
+  try {
+    await ch.cancel('cancelled from the demo page');
+    log('info', 'cancel() resolved: the relay stored the cancel');
+  } catch (err) {
+    log('info', `cancel() failed: ${err.code}: ${err.message}`);
   }
 }
 
@@ -293,6 +312,7 @@ async function boot() {
   el.start.disabled = false;
   el.start.addEventListener('click', () => start(SSEChannel));
   el.cut.addEventListener('click', cut);
+  el.cancel.addEventListener('click', cancel);
   el.clear.addEventListener('click', () => {
     el.log.replaceChildren();
     el.logEmpty.hidden = false;
@@ -301,6 +321,7 @@ async function boot() {
     const isLong = el.fn.value === 'longTask';
     el.steps.disabled = !isLong;
     el.delay.disabled = !isLong;
+    el.failAt.disabled = !isLong;
   });
 }
 

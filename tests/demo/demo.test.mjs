@@ -101,10 +101,11 @@ async function openPage(origin = baseUrl) {
 }
 
 /** Fills the form and presses Start. */
-async function startRun(page, { fn = 'longTask', steps, delayMs, transport }) {
+async function startRun(page, { fn = 'longTask', steps, delayMs, failAt, transport }) {
   await page.selectOption('#fn', fn);
   if (steps != null) await page.fill('#steps', String(steps));
   if (delayMs != null) await page.fill('#delay', String(delayMs));
+  if (failAt != null) await page.fill('#fail-at', String(failAt));
   await page.check(`input[name="transport"][value="${transport}"]`);
   await page.click('#start');
 }
@@ -197,6 +198,57 @@ for (const transport of ['websocket', 'eventsource']) {
       assert.ok(rec.events.some((e) => e.kind === 'reconnecting'), 'the channel reconnected');
       assertLongTaskRun(rec, steps);
       await page.screenshot({ path: path.join(OUT, `demo-cut-${transport}.png`), fullPage: true });
+      assert.deepEqual(pageErrors, []);
+    } finally {
+      await page.close();
+    }
+  });
+}
+
+for (const transport of ['websocket', 'eventsource']) {
+  test(`Fail at step N: the function's writer.fail gives error FUNCTION_FAILED, then close (${transport})`, { timeout: 60_000 }, async () => {
+    const { page, pageErrors } = await openPage();
+    try {
+      await startRun(page, { steps: 8, delayMs: 100, failAt: 4, transport });
+      await waitForClose(page);
+      const rec = await runRecord(page);
+      const kinds = rec.events.filter((e) => CHANNEL_EVENTS.has(e.kind) || e.kind === 'error').map((e) => e.kind);
+      assert.deepEqual(kinds, ['open', 'message', 'message', 'message', 'error', 'close']);
+      const err = rec.events.find((e) => e.kind === 'error').data;
+      assert.equal(err.code, 'FUNCTION_FAILED');
+      assert.equal(err.message, 'step 4 failed (failAt)');
+      assert.deepEqual(err.details, { step: 4 });
+      assert.deepEqual(rec.events.find((e) => e.kind === 'call').data, { ok: false, failedAt: 4 });
+      assert.equal(rec.state, 'closed');
+      await page.screenshot({ path: path.join(OUT, `demo-fail-${transport}.png`), fullPage: true });
+      assert.deepEqual(pageErrors, []);
+    } finally {
+      await page.close();
+    }
+  });
+
+  test(`Cancel mid-task: the function's writer.signal aborts its work, the page gets CHANNEL_CANCELLED (${transport})`, { timeout: 60_000 }, async () => {
+    const { page, pageErrors } = await openPage();
+    try {
+      // Long steps: the cancel lands while the function is inside a step's work.
+      await startRun(page, { steps: 20, delayMs: 3000, transport });
+      await page.waitForFunction(() => document.querySelector('#progress').value >= 1, null, { timeout: RUN_TIMEOUT_MS });
+      await page.click('#cancel');
+      await waitForClose(page);
+      const rec = await runRecord(page);
+      const kinds = rec.events.filter((e) => CHANNEL_EVENTS.has(e.kind) || e.kind === 'error').map((e) => e.kind);
+      assert.equal(kinds.at(-2), 'error');
+      assert.equal(kinds.at(-1), 'close');
+      assert.ok(!kinds.includes('end'));
+      const err = rec.events.find((e) => e.kind === 'error').data;
+      assert.equal(err.code, 'CHANNEL_CANCELLED');
+      assert.equal(err.message, 'cancelled from the demo page');
+      const result = rec.events.find((e) => e.kind === 'call').data;
+      assert.equal(result.cancelled, 'cancelled from the demo page');
+      assert.equal(result.stoppedDuring, 'work', 'writer.signal interrupted the work, not a later write');
+      assert.ok(rec.events.some((e) => e.kind === 'info' && /cancel\(\) resolved/.test(e.detail)));
+      assert.ok(rec.events.filter((e) => e.kind === 'message').length < 20);
+      await page.screenshot({ path: path.join(OUT, `demo-cancel-${transport}.png`), fullPage: true });
       assert.deepEqual(pageErrors, []);
     } finally {
       await page.close();
