@@ -135,7 +135,14 @@ pub async fn run_with_broker(
             Either::Right(router.clone().call(req))
         });
         let conn = if full { &limited } else { &builder }
-            .serve_connection(TokioIo::new(WriteTimeout::new(stream, write_timeout)), svc)
+            .serve_connection(
+                TokioIo::new(WriteTimeout::new(
+                    stream,
+                    write_timeout,
+                    relay.shutdown.subscribe(),
+                )),
+                svc,
+            )
             .with_upgrades();
         let mut stop = relay.shutdown.subscribe();
         let connections = connections.clone();

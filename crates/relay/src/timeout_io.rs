@@ -10,26 +10,31 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::watch;
 use tokio::time::{sleep, Sleep};
 
 /// `io` whose writes and flushes fail with [`io::ErrorKind::TimedOut`] once
 /// they have made no progress for `timeout`. The clock starts when a write is
 /// first refused (the socket buffer is full) and stops at the next accepted
 /// byte, so a slow but moving reader is never cut, nor an idle connection.
+/// Once the relay shuts down (`shutdown` is `true`), a refused write fails at
+/// once: a client that stopped reading cannot hold the drain.
 #[derive(Debug)]
 pub(crate) struct WriteTimeout<T> {
     io: T,
     timeout: Duration,
     /// Armed while writes are refused.
     stalled: Option<Pin<Box<Sleep>>>,
+    shutdown: watch::Receiver<bool>,
 }
 
 impl<T> WriteTimeout<T> {
-    pub(crate) fn new(io: T, timeout: Duration) -> Self {
+    pub(crate) fn new(io: T, timeout: Duration, shutdown: watch::Receiver<bool>) -> Self {
         Self {
             io,
             timeout,
             stalled: None,
+            shutdown,
         }
     }
 
@@ -39,6 +44,12 @@ impl<T> WriteTimeout<T> {
         if res.is_ready() {
             self.stalled = None;
             return res;
+        }
+        if *self.shutdown.borrow() {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "shutting down: the peer stopped reading",
+            )));
         }
         let timeout = self.timeout;
         let deadline = self.stalled.get_or_insert_with(|| Box::pin(sleep(timeout)));
@@ -104,13 +115,14 @@ mod tests {
     #[tokio::test]
     async fn a_write_nobody_reads_times_out_and_a_read_one_does_not() {
         let (a, _unread) = tokio::io::duplex(1024);
-        let mut w = WriteTimeout::new(a, Duration::from_millis(100));
+        let running = watch::channel(false);
+        let mut w = WriteTimeout::new(a, Duration::from_millis(100), running.1.clone());
         // Fills the pipe; nobody reads: the write fails after the timeout.
         let err = w.write_all(&[0u8; 4096]).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
         // A reader that keeps up: the same amount passes, slowly.
         let (a, mut b2) = tokio::io::duplex(1024);
-        let mut w = WriteTimeout::new(a, Duration::from_millis(100));
+        let mut w = WriteTimeout::new(a, Duration::from_millis(100), running.1.clone());
         let reader = tokio::spawn(async move {
             let mut buf = [0u8; 256];
             let mut n = 0;
@@ -121,5 +133,10 @@ mod tests {
         });
         w.write_all(&[0u8; 8192]).await.unwrap();
         reader.await.unwrap();
+        // Shutting down: a refused write fails without waiting for the timeout.
+        let (a, _unread) = tokio::io::duplex(1024);
+        let mut w = WriteTimeout::new(a, Duration::from_secs(3600), watch::channel(true).1);
+        let err = w.write_all(&[0u8; 4096]).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
     }
 }

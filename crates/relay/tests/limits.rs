@@ -696,3 +696,50 @@ async fn one_address_cannot_hold_more_than_its_byte_budget() {
         assert_eq!(relay.publish(&other, &msg).await.status, 200);
     }
 }
+
+#[tokio::test]
+async fn shutdown_reaches_a_subscriber_that_stopped_reading() {
+    let mut relay = start(Config {
+        write_timeout_ms: 600_000,
+        shutdown_grace_ms: 600_000,
+        backpressure_max_wait_ms: 0,
+        max_message_bytes: 600 * 1024,
+        ..config()
+    })
+    .await;
+    let ch = relay.create().await;
+    let mut raw = tokio::net::TcpStream::connect(relay.addr).await.unwrap();
+    let req = format!(
+        "GET /v1/channels/{}/events?{} HTTP/1.1\r\nhost: x\r\naccept: text/event-stream\r\n\r\n",
+        ch.id,
+        ch.q()
+    );
+    raw.write_all(req.as_bytes()).await.unwrap();
+    tokio::time::timeout(WAIT, async {
+        while open_streams(&relay, "sse").await < 1 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the stream is open");
+    // 10 MiB for a reader that reads nothing: far more than the socket buffers.
+    let big = json!({ "data": "x".repeat(512 * 1024) }).to_string();
+    for _ in 0..20 {
+        assert_eq!(relay.publish(&ch, &big).await.status, 200);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Neither the write timeout nor the grace period (10 minutes each) ends
+    // it: the shutdown does, at once.
+    relay.shutdown().await;
+    let mut buf = vec![0u8; 1 << 20];
+    let closed = tokio::time::timeout(WAIT, async {
+        loop {
+            match raw.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the relay closed the stuck connection");
+}
