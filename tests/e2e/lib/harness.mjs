@@ -59,7 +59,7 @@ export function freshProject(name, templateDir, { appDir = '.', packageJson } = 
   }
   const app = join(ROOT, 'tests/e2e/app');
   cpSync(join(app, 'sse-test.js'), join(dir, appDir, 'sse-test.js'));
-  for (const f of ['writer.cjs', 'writer.mjs', 'flow-writer.cjs', 'nodes-writer.cjs', 'bench-writer.cjs', 'messages.cjs']) cpSync(join(app, f), join(dir, f));
+  for (const f of ['writer.cjs', 'writer.mjs', 'flow-writer.cjs', 'nodes-writer.cjs', 'bench-writer.cjs', 'lifecycle-writer.cjs', 'messages.cjs']) cpSync(join(app, f), join(dir, f));
 
   const pkgText = readFileSync(join(dir, 'package.json'), 'utf8');
   const deps = Object.keys({ ...JSON.parse(pkgText).dependencies, ...JSON.parse(pkgText).devDependencies });
