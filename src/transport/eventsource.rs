@@ -1,23 +1,28 @@
-//! The EventSource transport: `GET …/events`, Server-Sent Events.
+//! The EventSource transport: `GET …/events?…&batch=1`, Server-Sent Events: a
+//! named event per event, or a `batch` event carrying a burst of them (a JSON
+//! array of WebSocket-shaped frames, read as on the WebSocket).
 
 use std::cell::Cell;
 use std::rc::Rc;
 
-use sse_channel_protocol::frame::parse_event_id;
+use sse_channel_protocol::frame::{parse_event_id, SSE_BATCH};
 use sse_channel_protocol::EventKind;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{EventSource, MessageEvent};
 
+use super::websocket::read_frames;
 use super::{json_parse, Incoming, Sink, Transport};
 
-/// The named events the relay sends on this transport.
-const KINDS: [EventKind; 5] = [
-    EventKind::Ready,
-    EventKind::Message,
-    EventKind::End,
-    EventKind::Error,
-    EventKind::Ping,
+/// The named events the relay sends on this transport; `None` is a batch
+/// ([`SSE_BATCH`]).
+const KINDS: [Option<EventKind>; 6] = [
+    Some(EventKind::Ready),
+    Some(EventKind::Message),
+    Some(EventKind::End),
+    Some(EventKind::Error),
+    Some(EventKind::Ping),
+    None,
 ];
 
 /// An event name and the listener added for it.
@@ -34,7 +39,7 @@ impl Transport for EventSourceTransport {
     fn connect(url: &str, sink: Sink) -> Result<Self, JsValue> {
         let es = EventSource::new(url)?;
         let opened = Rc::new(Cell::new(false));
-        let mut listeners: Vec<Listener> = Vec::with_capacity(6);
+        let mut listeners: Vec<Listener> = Vec::with_capacity(7);
 
         {
             let opened = opened.clone();
@@ -47,7 +52,7 @@ impl Transport for EventSourceTransport {
             let cb = Closure::new(move |e: JsValue| {
                 // Only an `error` listener can see a plain Event: the others skip
                 // the `instanceof` (a call into JS per message).
-                let msg = if kind == EventKind::Error {
+                let msg = if kind == Some(EventKind::Error) {
                     e.dyn_ref::<MessageEvent>()
                 } else {
                     Some(e.unchecked_ref::<MessageEvent>())
@@ -63,22 +68,31 @@ impl Transport for EventSourceTransport {
                     });
                     return;
                 };
-                let Ok(data) = json_parse(&msg.data()) else {
+                let data = json_parse(&msg.data());
+                let frame = match (kind, data) {
+                    (_, Err(_)) => false,
+                    // A batch: its members carry their own ids.
+                    (None, Ok(list)) => read_frames(&list, &sink),
+                    (Some(kind), Ok(data)) => {
+                        // `error` too: the final one (fail, cancel) has an id. A
+                        // frame without an `id:` line repeats the last id; the
+                        // machine tells.
+                        let id = match kind {
+                            EventKind::Message | EventKind::End | EventKind::Error => {
+                                parse_event_id(&msg.last_event_id())
+                            }
+                            _ => None,
+                        };
+                        sink(Incoming::Frame { kind, id, data });
+                        true
+                    }
+                };
+                if !frame {
                     es2.close();
                     sink(Incoming::Lost { opened: true });
-                    return;
-                };
-                // `error` too: the final one (fail, cancel) has an id. A frame
-                // without an `id:` line repeats the last id; the machine tells.
-                let id = match kind {
-                    EventKind::Message | EventKind::End | EventKind::Error => {
-                        parse_event_id(&msg.last_event_id())
-                    }
-                    _ => None,
-                };
-                sink(Incoming::Frame { kind, id, data });
+                }
             });
-            listeners.push((kind.as_str(), cb));
+            listeners.push((kind.map_or(SSE_BATCH, EventKind::as_str), cb));
         }
         for (name, cb) in &listeners {
             es.add_event_listener_with_callback(name, cb.as_ref().unchecked_ref())?;

@@ -78,7 +78,7 @@ pub(crate) fn connect(kind: Kind, url: &str, sink: Sink) -> Result<Box<dyn Trans
 }
 
 /// The stream URL of a channel: `{relay}/v1/channels/{id}/ws?token=…&batch=1&lastEventId=…`
-/// (with `ws:`/`wss:` for WebSocket) or `…/events?…` for EventSource. The
+/// (with `ws:`/`wss:` for WebSocket) or `…/events?…&batch=1…` for EventSource. The
 /// relay URL is a validated http(s) base URL; the token is base64url text and
 /// the channel id hex digits, so nothing here needs escaping.
 pub(crate) fn stream_url(
@@ -110,12 +110,11 @@ pub(crate) fn stream_url(
     url.push_str(api::QUERY_TOKEN);
     url.push('=');
     url.push_str(token);
-    if kind == Kind::WebSocket {
-        // Several events per frame: one JSON.parse per burst (docs/protocol.md).
-        url.push('&');
-        url.push_str(api::QUERY_BATCH);
-        url.push_str("=1");
-    }
+    // Several events per frame or SSE event: one JSON.parse and one browser
+    // event per burst (docs/protocol.md).
+    url.push('&');
+    url.push_str(api::QUERY_BATCH);
+    url.push_str("=1");
     if last_event_id > 0 {
         url.push('&');
         url.push_str(api::QUERY_LAST_EVENT_ID);

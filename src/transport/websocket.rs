@@ -38,29 +38,10 @@ impl Transport for WebSocketTransport {
             Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| {
                 let text = e.unchecked_into::<MessageEvent>().data();
                 // Text frames only: the relay sends no binary frames.
-                let Some(v) = text.is_string().then(|| json_parse(&text).ok()).flatten() else {
-                    return lost(&ws, &sink);
-                };
-                // A batch (`batch=1`) is an array of frames in id order; a
-                // frame object has no `length`. (Reflect alone: no new import.)
-                let batch = NAMES
-                    .with(|n| js_sys::Reflect::get(&v, &n.length).ok())
-                    .and_then(|l| l.as_f64());
-                let count = batch.map_or(1, |l| l as u32);
-                if count == 0 {
-                    return lost(&ws, &sink);
-                }
-                // A listener that closes the channel mid-batch makes the rest
-                // stale: the channel ignores a connection it gave up on.
-                for i in 0..count {
-                    let obj = match batch {
-                        Some(_) => js_sys::Reflect::get(&v, &JsValue::from(i)).unwrap_or_default(),
-                        None => v.clone(),
-                    };
-                    match read_frame(&obj) {
-                        Some(frame) => sink(frame),
-                        None => return lost(&ws, &sink),
-                    }
+                let ok =
+                    text.is_string() && json_parse(&text).is_ok_and(|v| read_frames(&v, &sink));
+                if !ok {
+                    lost(&ws, &sink);
                 }
             })
         };
@@ -139,6 +120,32 @@ thread_local! {
 fn lost(ws: &WebSocket, sink: &Sink) {
     let _ = ws.close();
     sink(Incoming::Lost { opened: true });
+}
+
+/// A parsed frame, or a batch (`batch=1`: an array of frames in id order, on
+/// either transport), into `sink`; `false` when it is not one.
+pub(super) fn read_frames(v: &JsValue, sink: &Sink) -> bool {
+    // A frame object has no `length`. (Reflect alone: no new import.)
+    let batch = NAMES
+        .with(|n| js_sys::Reflect::get(v, &n.length).ok())
+        .and_then(|l| l.as_f64());
+    let count = batch.map_or(1, |l| l as u32);
+    if count == 0 {
+        return false;
+    }
+    // A listener that closes the channel mid-batch makes the rest stale: the
+    // channel ignores a connection it gave up on.
+    for i in 0..count {
+        let obj = match batch {
+            Some(_) => js_sys::Reflect::get(v, &JsValue::from(i)).unwrap_or_default(),
+            None => v.clone(),
+        };
+        match read_frame(&obj) {
+            Some(frame) => sink(frame),
+            None => return false,
+        }
+    }
+    true
 }
 
 /// A parsed `{"id":n,"event":"…","data":…}` → a frame; `None` when it is not one.

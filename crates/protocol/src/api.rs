@@ -24,10 +24,11 @@ pub const METRICS_PATH: &str = "/metrics";
 pub const QUERY_TOKEN: &str = "token";
 /// Query parameter carrying the last event id a subscriber saw.
 pub const QUERY_LAST_EVENT_ID: &str = "lastEventId";
-/// Query parameter of the WebSocket route: `batch=1` lets a text frame carry
-/// several events, as a JSON array of event frames in id order (one
-/// `JSON.parse` and one browser event for a burst instead of one per event).
-/// Without it every frame is one event object.
+/// Query parameter of both stream routes: `batch=1` lets a WebSocket text
+/// frame, or an SSE event named [`crate::frame::SSE_BATCH`], carry several
+/// events as a JSON array of event frames in id order (one `JSON.parse` and
+/// one browser event for a burst instead of one per event). Without it every
+/// frame is one event.
 pub const QUERY_BATCH: &str = "batch";
 /// Header the browser's EventSource sends on its own reconnects.
 pub const HEADER_LAST_EVENT_ID: &str = "last-event-id";

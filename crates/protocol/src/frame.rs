@@ -182,16 +182,27 @@ pub mod ws_field {
 /// from a dead connection. Clients that ignore `ping` events lose nothing.
 pub const SSE_HEARTBEAT: &str = "event: ping\ndata: null\n\n";
 
+/// The SSE event name of a batch (`?batch=1` on `/events`): its `data` is a
+/// JSON array of WebSocket-shaped frames (`{"id":n,"event":"…","data":…}`) in
+/// id order, and its `id:` is the last of them.
+pub const SSE_BATCH: &str = "batch";
+
 /// Appends one SSE event to `out`. `data` is JSON text; line breaks in it become
 /// separate `data:` lines.
 pub fn sse_event(out: &mut String, id: Option<EventId>, kind: EventKind, data: &str) {
+    sse_named(out, id, kind.as_str(), data);
+}
+
+/// [`sse_event`] with any event name (e.g. [`SSE_BATCH`]); `name` must be one
+/// line.
+pub fn sse_named(out: &mut String, id: Option<EventId>, name: &str, data: &str) {
     if let Some(id) = id {
         out.push_str("id: ");
         push_u64(out, id);
         out.push('\n');
     }
     out.push_str("event: ");
-    out.push_str(kind.as_str());
+    out.push_str(name);
     out.push('\n');
     let mut rest = data;
     loop {

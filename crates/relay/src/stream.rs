@@ -19,7 +19,9 @@ use axum::response::{IntoResponse, Response};
 use futures_util::SinkExt as _;
 use serde::Serialize;
 use sse_channel_protocol::api::{self, ErrorDetail};
-use sse_channel_protocol::frame::{parse_event_id, sse_event, ws_frame, ReadyData, SSE_HEARTBEAT};
+use sse_channel_protocol::frame::{
+    parse_event_id, sse_event, sse_named, ws_frame, ReadyData, SSE_BATCH, SSE_HEARTBEAT,
+};
 use sse_channel_protocol::{ErrorCode, EventId, EventKind, LostRange, Scope};
 use tokio::sync::watch;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
@@ -39,8 +41,9 @@ const WS_MAX_CLIENT_MESSAGE: usize = 16 * 1024;
 /// Frames of a burst are gathered up to this many bytes per socket write
 /// (the buffer is allocated only when events are sent).
 const WS_WRITE_BUFFER: usize = 64 * 1024;
-/// A batch frame (`batch=1`) is closed once it holds this many bytes.
-const WS_BATCH_BYTES: usize = 32 * 1024;
+/// A batch (`batch=1`: a WebSocket frame or an SSE `batch` event) is closed
+/// once its JSON array holds this many bytes.
+const BATCH_BYTES: usize = 32 * 1024;
 
 /// What a subscriber has to send next.
 enum Step {
@@ -64,7 +67,8 @@ struct Subscriber {
     need_read: bool,
     pending: Option<Vec<Arc<Event>>>,
     finished: bool,
-    /// WebSocket `batch=1`: a burst of events goes out as arrays of frames.
+    /// `batch=1`: a burst of events goes out as arrays of frames (WebSocket
+    /// frames or SSE `batch` events).
     batch: bool,
     /// Its position for backpressure (`None` when backpressure is off).
     slot: Option<ReaderSlot>,
@@ -342,6 +346,22 @@ pub(crate) async fn sse(
             Step::Events(events) => {
                 let out = if events.len() == 1 {
                     events[0].sse_frame().clone()
+                } else if sub.batch {
+                    // One SSE event per array: the browser pays per event. Its
+                    // `id:` is the array's last, so Last-Event-ID stays exact.
+                    let mut buf = Vec::new();
+                    for run in batch_runs(&events) {
+                        match run {
+                            [one] => buf.extend_from_slice(one.sse_frame()),
+                            [.., last] => {
+                                let mut s = String::new();
+                                sse_named(&mut s, Some(last.id), SSE_BATCH, &json_array(run));
+                                buf.extend_from_slice(s.as_bytes());
+                            }
+                            [] => {}
+                        }
+                    }
+                    Bytes::from(buf)
                 } else {
                     let len = events.iter().map(|e| e.sse_frame().len()).sum();
                     let mut buf = Vec::with_capacity(len);
@@ -460,7 +480,8 @@ async fn ws_loop(socket: &mut WebSocket, sub: &mut Subscriber) -> Result<(), axu
                     // With `batch=1` a burst is a few frames, not one per event.
                     let mut bytes = 0;
                     if sub.batch && events.len() > 1 {
-                        for f in batch_frames(&events) {
+                        for run in batch_runs(&events) {
+                            let f = json_array(run);
                             bytes += f.len() as u64;
                             socket.feed(Message::Text(f.into())).await?;
                         }
@@ -514,25 +535,35 @@ async fn ws_loop(socket: &mut WebSocket, sub: &mut Subscriber) -> Result<(), axu
     }
 }
 
-/// The events as JSON arrays of their WebSocket frames, in order, each array
-/// closed once it passes [`WS_BATCH_BYTES`] (an event larger than that is an
-/// array of one).
-fn batch_frames(events: &[Arc<Event>]) -> Vec<String> {
+/// The events cut into runs, in order, one JSON array each: a run is closed
+/// before its array would pass [`BATCH_BYTES`] (an event larger than that is a
+/// run of one).
+fn batch_runs(events: &[Arc<Event>]) -> Vec<&[Arc<Event>]> {
     let mut out = Vec::new();
-    let mut cur = String::new();
-    for e in events {
-        let f = e.ws_frame();
-        if !cur.is_empty() && cur.len() + f.len() + 2 > WS_BATCH_BYTES {
-            cur.push(']');
-            out.push(std::mem::take(&mut cur));
+    let (mut start, mut len) = (0, 1);
+    for (i, e) in events.iter().enumerate() {
+        let f = e.ws_frame().len() + 1;
+        if i > start && len + f + 1 > BATCH_BYTES {
+            out.push(&events[start..i]);
+            (start, len) = (i, 1);
         }
-        cur.push(if cur.is_empty() { '[' } else { ',' });
-        cur.push_str(f.as_str());
+        len += f;
     }
-    if !cur.is_empty() {
-        cur.push(']');
-        out.push(cur);
+    if start < events.len() {
+        out.push(&events[start..]);
     }
+    out
+}
+
+/// `[frame,frame,…]`: the events' WebSocket frames as one JSON array.
+fn json_array(run: &[Arc<Event>]) -> String {
+    let len = run.iter().map(|e| e.ws_frame().len() + 1).sum::<usize>() + 1;
+    let mut out = String::with_capacity(len);
+    for e in run {
+        out.push(if out.is_empty() { '[' } else { ',' });
+        out.push_str(e.ws_frame().as_str());
+    }
+    out.push(']');
     out
 }
 

@@ -539,3 +539,87 @@ async fn websocket_batch_frames_carry_bursts_as_arrays_in_order() {
         .await;
     assert_eq!(refused(sub).await, ("BAD_REQUEST".to_owned(), Some(4400)));
 }
+
+/// Every event of an SSE stream, a `batch` event counting as its members
+/// (checking that its `id:` is its last member's), until the stream ends.
+/// Also returns the `id:` of every batch event and its size.
+async fn sse_events_unbatched(s: &mut Sse) -> (Vec<serde_json::Value>, Vec<(u64, usize)>) {
+    let (mut events, mut batches) = (Vec::new(), Vec::new());
+    while let Some(e) = s.next().await {
+        let id = e.id.as_deref().map(|i| i.parse::<u64>().unwrap());
+        let data: serde_json::Value = serde_json::from_str(&e.data).unwrap();
+        match e.event.as_str() {
+            "ping" => {}
+            "batch" => {
+                let list = data.as_array().expect("a batch is an array").clone();
+                assert!(list.len() > 1, "a single event is never a batch");
+                assert_eq!(id, list.last().unwrap()["id"].as_u64(), "id: is the last");
+                batches.push((id.unwrap(), list.len()));
+                events.extend(list);
+            }
+            name => {
+                let mut one = json!({"event": name, "data": data});
+                if let Some(id) = id {
+                    one["id"] = json!(id);
+                }
+                events.push(one);
+            }
+        }
+    }
+    (events, batches)
+}
+
+#[tokio::test]
+async fn sse_batch_events_carry_bursts_as_arrays_and_resume_exactly() {
+    let relay = start(config()).await;
+    let ch = relay.create().await;
+    let q = format!("{}&batch=1", ch.q());
+    let (sub, _) = Sub::Sse(relay.sse(&ch.id, &q, &[]).await).ready().await;
+    let Sub::Sse(mut s) = sub else { unreachable!() };
+    // 300 messages in one publish (one with line breaks in its JSON, which
+    // become `data:` lines of the batch), then the end: read in bursts.
+    let messages: Vec<_> = (1..=300)
+        .map(|i| {
+            if i == 150 {
+                "{\"n\":\r\n150}".to_owned()
+            } else {
+                json!({ "n": i }).to_string()
+            }
+        })
+        .collect();
+    let body = format!("{{\"messages\":[{}]}}", messages.join(","));
+    let r = relay.publish(&ch, &body).await;
+    assert_eq!(r.json()["lastId"], 300);
+    relay.end(&ch, r#"{"data":"bye"}"#).await;
+    let (events, batches) = sse_events_unbatched(&mut s).await;
+    assert!(!batches.is_empty(), "a burst went out as a batch event");
+    let mut want: Vec<_> = (1..=300)
+        .map(|i| json!({"id": i, "event": "message", "data": {"n": i}}))
+        .collect();
+    want.push(json!({"id": 301, "event": "end", "data": "bye"}));
+    assert_eq!(events, want);
+
+    // Resuming from a batch's id (what the browser's Last-Event-ID holds after
+    // it) and from within a batch: exactly the events after it.
+    let (first, _) = batches[0];
+    for after in [first, first - 1] {
+        let h = after.to_string();
+        let mut s = relay.sse(&ch.id, &q, &[("last-event-id", &h)]).await;
+        assert_eq!(s.next().await.unwrap().event, "ready");
+        let (events, _) = sse_events_unbatched(&mut s).await;
+        assert_eq!(events, want[after as usize..], "resumed after {after}");
+    }
+
+    // Without `batch=1` (or with `batch=0`), every event is its own.
+    for extra in ["", "&batch=0"] {
+        let mut s = relay.sse(&ch.id, &format!("{}{extra}", ch.q()), &[]).await;
+        assert_eq!(s.next().await.unwrap().event, "ready");
+        let (events, batches) = sse_events_unbatched(&mut s).await;
+        assert_eq!((events, batches), (want.clone(), vec![]));
+    }
+
+    let sub = relay
+        .subscribe(T::Sse, &ch.id, &format!("{}&batch=yes", ch.q()))
+        .await;
+    assert_eq!(refused(sub).await.0, "BAD_REQUEST");
+}
