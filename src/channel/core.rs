@@ -101,6 +101,11 @@ pub(crate) struct Inner {
     data: JsValue,
     /// The effects buffer, reused.
     out: Vec<Effect>,
+    /// `close` was delivered: the listeners were released and later ones are
+    /// not kept. A page's listener often closes over its channel (it is in
+    /// scope); kept in wasm, it would hold the channel's JS object alive
+    /// forever (a cycle through wasm that no garbage collector sees).
+    done: bool,
     /// The channel itself, from `open()` until closed: a channel that is
     /// running stays alive when the page drops its last reference to the JS
     /// object (wasm-bindgen frees unreachable objects through a
@@ -138,6 +143,7 @@ impl Inner {
             details: JsValue::UNDEFINED,
             data: JsValue::UNDEFINED,
             out: Vec::new(),
+            done: false,
             keepalive: None,
         }
     }
@@ -190,6 +196,10 @@ impl Inner {
     // ---- listeners ----
 
     pub(crate) fn add_listener(&mut self, event: &str, f: Function, once: bool) {
+        if self.done {
+            // `close` was delivered: nothing will call it (see `done`).
+            return;
+        }
         self.listeners.push(Listener {
             event: event.to_owned(),
             f: Rc::new(f),
@@ -483,6 +493,11 @@ pub(crate) fn flush(shared: &Shared) {
             }
             if once {
                 i.listeners.retain(|l| !(l.once && l.event == name));
+            }
+            if ev == Ev::Close {
+                // The last event: release every listener (see `done`).
+                i.done = true;
+                i.listeners.clear();
             }
             (first, rest, arg)
         };

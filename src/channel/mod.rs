@@ -37,7 +37,11 @@
 //!
 //! Listeners run in the order they were added; one that throws is reported
 //! with `console.error` and the others still run. `off` with a function that
-//! was never added removes nothing.
+//! was never added removes nothing. Once `close` has been delivered every
+//! listener is released, and later ones are not kept: nothing can call them,
+//! and a listener that closes over its channel would otherwise keep the
+//! channel's JS object alive through wasm, where no garbage collector sees
+//! the cycle.
 
 mod core;
 mod http;

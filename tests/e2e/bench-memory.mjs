@@ -1,0 +1,102 @@
+// Memory benchmark of the browser entry (pkg/index.js) over many channels in one page: each channel
+// is opened, receives a few messages and its `end` (published by the page with fetch, as a cloud
+// function would), closes, and is dropped; every STEP channels the page forces a garbage collection
+// and records the JS heap (Chromium's precise memory info; wasm memory is checked by tests/browser.rs,
+// `nothing_left_behind`). The same loop on a
+// bare WebSocket + fetch (no SDK) is the baseline. Prints numbers, asserts nothing.
+// Run through tests/e2e/bench-memory.sh (`make bench-memory`), which builds pkg/ and starts a relay.
+// BENCH_CHANNELS (default 2000) channels per loop; BENCH_KINDS (default websocket,eventsource,bare).
+import { createServer } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+import { ROOT } from './lib/harness.mjs';
+
+const relay = process.env.RELAY_URL;
+if (!relay) throw new Error('RELAY_URL is not set: run tests/e2e/bench-memory.sh');
+const N = Number(process.env.BENCH_CHANNELS || 2000);
+const STEP = Math.max(1, Math.floor(N / 8));
+
+const PAGE = `<!doctype html><meta charset="utf-8"><title>bench-memory</title><script type="module">
+import { SSEChannel } from './index.js';
+const relay = new URLSearchParams(location.search).get('relay');
+const post = (url, token, body) => fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: 'Bearer ' + token }, body: JSON.stringify(body) });
+async function sdkOne(transport) {
+  const ch = new SSEChannel({ relay, transport });
+  let got = 0;
+  const closed = new Promise((ok) => ch.on('close', ok));
+  ch.on('message', () => got++);
+  await ch.open();
+  const d = ch.toJSON();
+  const base = relay + '/v1/channels/' + d.channelId;
+  await post(base + '/messages', d.publishToken, { messages: [1, 2, 3] });
+  await post(base + '/end', d.publishToken, { data: 'done' });
+  await closed;
+  if (got !== 3) throw new Error('got ' + got + ' messages');
+}
+async function bareOne() {
+  const created = await (await fetch(relay + '/v1/channels', { method: 'POST', body: '{}' })).json();
+  const base = relay + '/v1/channels/' + created.channelId;
+  const ws = new WebSocket(base.replace(/^http/, 'ws') + '/ws?token=' + created.subscribeToken);
+  let got = 0;
+  const ended = new Promise((ok) => { ws.onmessage = (e) => { const f = JSON.parse(e.data); if (f.event === 'message') got++; if (f.event === 'end') ok(); }; });
+  await new Promise((ok, fail) => { ws.onopen = ok; ws.onerror = () => fail(new Error('bare WebSocket failed')); });
+  await post(base + '/messages', created.publishToken, { messages: [1, 2, 3] });
+  await post(base + '/end', created.publishToken, { data: 'done' });
+  await ended;
+  ws.close();
+  if (got !== 3) throw new Error('got ' + got + ' messages');
+}
+window.run = async (kind, n, step) => {
+  const samples = [];
+  const sample = async (i) => { await new Promise((ok) => setTimeout(ok, 50)); gc(); gc();
+    samples.push({ channels: i, heap: performance.memory.usedJSHeapSize }); };
+  await sample(0);
+  for (let i = 1; i <= n; i++) {
+    if (kind === 'bare') await bareOne(); else await sdkOne(kind);
+    if (i % step === 0) await sample(i);
+  }
+  return samples;
+};
+window.ready = true;
+</script>`;
+
+const pkg = join(ROOT, 'pkg');
+const server = createServer((req, res) => {
+  const path = new URL(req.url, 'http://x').pathname;
+  if (path === '/') return res.writeHead(200, { 'content-type': 'text/html' }).end(PAGE);
+  if (path === '/index.js') return res.writeHead(200, { 'content-type': 'text/javascript' }).end(readFileSync(join(pkg, 'index.js')));
+  res.writeHead(404).end();
+});
+await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
+const url = `http://127.0.0.1:${server.address().port}/?relay=${encodeURIComponent(relay)}`;
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: ['--no-sandbox', '--js-flags=--expose-gc', '--enable-precise-memory-info'],
+});
+try {
+  console.log(`| loop (${N} channels, 3 messages + end each) | JS heap after GC: start → end | growth per channel | fitted slope over the last ${N - STEP} |`);
+  console.log('|---|---|---|---|');
+  for (const kind of (process.env.BENCH_KINDS || 'websocket,eventsource,bare').split(',')) {
+    const page = await browser.newPage();
+    page.on('console', (m) => console.error(`[bench-memory] page: ${m.text()}`));
+    page.on('pageerror', (e) => console.error(`[bench-memory] page error: ${e.message}`));
+    await page.goto(url);
+    await page.waitForFunction(() => window.ready);
+    const samples = await page.evaluate(([k, n, s]) => window.run(k, n, s), [kind, N, STEP]);
+    await page.close();
+    const first = samples[0].heap;
+    const last = samples[samples.length - 1].heap;
+    // Least squares over the samples after the first STEP (warm-up: code compiled, pools grown).
+    const pts = samples.filter((p) => p.channels >= STEP);
+    const mx = pts.reduce((a, p) => a + p.channels, 0) / pts.length;
+    const my = pts.reduce((a, p) => a + p.heap, 0) / pts.length;
+    const slope = pts.reduce((a, p) => a + (p.channels - mx) * (p.heap - my), 0) / pts.reduce((a, p) => a + (p.channels - mx) ** 2, 0);
+    const name = kind === 'bare' ? 'bare WebSocket + fetch, no SDK' : `SDK, ${kind}`;
+    console.log(`| ${name} | ${(first / 1024).toFixed(0)} KiB → ${(last / 1024).toFixed(0)} KiB | ${((last - first) / N).toFixed(0)} B | ${slope.toFixed(1)} B/channel |`);
+    console.error(`[bench-memory] ${kind}: ${samples.map((p) => `${p.channels}:${(p.heap / 1024).toFixed(0)}K`).join(' ')}`);
+  }
+} finally {
+  await browser.close();
+  server.close();
+}
