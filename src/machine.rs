@@ -44,7 +44,8 @@
 //!   One watchdog timer per connection, re-armed for the remaining time when it
 //!   fires early, rather than a timer per frame.
 //! - **Network**: `online` skips the rest of a backoff delay, and replaces a
-//!   live connection at once when `offline` came since it was live.
+//!   live connection at once when `offline` came since it was live (unless
+//!   `maxAttempts` is 0: nothing reconnects then).
 //! - **The final `error` event** (an `error` frame with an id: `FUNCTION_FAILED`
 //!   from `writer.fail`, `CHANNEL_CANCELLED` from `cancel()` or `abandonAfterMs`)
 //!   is stored and replayed by the relay like `end`: it ends the channel with
@@ -624,7 +625,12 @@ impl Machine {
             }
             Input::Offline => self.went_offline = self.live,
             Input::Online => {
-                if std::mem::take(&mut self.went_offline) && self.live {
+                // With `maxAttempts: 0` nothing reconnects, not even this: a
+                // dead connection is then found by the heartbeat watchdog.
+                let replace = std::mem::take(&mut self.went_offline)
+                    && self.live
+                    && self.cfg.max_attempts != Some(0);
+                if replace {
                     // After a network change the old connection is often dead
                     // without a word; the resume makes the replacement lossless.
                     self.disconnect(out);

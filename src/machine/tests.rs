@@ -723,6 +723,14 @@ fn offline_then_online_replaces_a_live_connection() {
 }
 
 #[test]
+fn max_attempts_zero_never_replaces_on_online() {
+    let mut d = Drive::with(|c| c.max_attempts = Some(0));
+    d.live();
+    d.feed(Input::Offline);
+    assert!(d.feed(Input::Online).is_empty());
+}
+
+#[test]
 fn fatal_and_unarmed_timers() {
     let mut d = Drive::new(Config::default());
     assert!(d.feed(Input::Timer(Timer::Retry)).is_empty());
