@@ -348,6 +348,37 @@ describe('uni-app Vue 3 H5 at defaults (tests/uniapp)', { skip: !enabled('uniapp
   });
   bothTransports('uniapp-build', () => `${server.url}/index.html`, () => dir);
   bothTransports('uniapp-dev', () => dev.match[1], () => dir);
+  // The real uniCloud client object (@dcloudio/uni-cloud, installed with the uni-app project; its
+  // CommonJS build needs a `uni` global, stubbed here): installUniCloud from the package's Node entry
+  // installs deserializeSSEChannel on it, and a frozen copy of it is refused with a code.
+  test('uniapp: installUniCloud on the real @dcloudio/uni-cloud client object', () => {
+    const script = [
+      "globalThis.uni = new Proxy({}, { get: (t, k) => (k in t ? t[k] : () => {}) });",
+      "const { uniCloud } = require('@dcloudio/uni-cloud');",
+      "const pkg = require('open-sse-channel');",
+      "const version = require('@dcloudio/uni-cloud/package.json').version;",
+      "const keys = Object.keys(uniCloud).length;",
+      "const same = pkg.installUniCloud(uniCloud, { relay: 'https://relay.example.com' }) === uniCloud;",
+      "let badCode = null;",
+      "try { uniCloud.deserializeSSEChannel('{\"type\":\"nope\"}'); } catch (e) { badCode = e.code; }",
+      "const frozen = Object.freeze({ ...uniCloud, deserializeSSEChannel: undefined });",
+      "let frozenCode = null;",
+      "try { pkg.installUniCloud(frozen); } catch (e) { frozenCode = e.code; }",
+      "console.log(JSON.stringify({ version, same, type: typeof uniCloud.deserializeSSEChannel,",
+      "  added: Object.keys(uniCloud).length - keys, callFunction: typeof uniCloud.callFunction,",
+      "  badCode, frozenCode, frozenUntouched: frozen.deserializeSSEChannel === undefined }));",
+    ].join('\n');
+    const out = run(process.execPath, ['-e', script], { cwd: dir, timeout: 60_000 });
+    const r = JSON.parse(out.trim().split('\n').pop());
+    log('real uniCloud client', r);
+    assert.equal(r.same, true);
+    assert.equal(r.type, 'function');
+    assert.equal(r.added, 1);
+    assert.equal(r.callFunction, 'function');
+    assert.equal(r.badCode, 'INVALID_DESCRIPTOR');
+    assert.equal(r.frozenCode, 'UNICLOUD_INSTALL_FAILED');
+    assert.equal(r.frozenUntouched, true);
+  });
   // Old Android WebViews are where uni-app H5 pages meet Chromium < 114.
   test('uniapp-build: older Chromium (sync compile > 4 KB refused)', { timeout: 90_000 }, async () => {
     results['uniapp-build old-chromium websocket'] = await scenario(browser, {
