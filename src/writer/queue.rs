@@ -6,20 +6,28 @@
 //! cost few requests. When a request fails, nothing queued behind it is sent
 //! (see [`Queue::fail`]): a subscriber never receives a message that follows
 //! one that went missing.
+//!
+//! The cancel signal and its `/wait` long-poll are in [`cancel`]; a payload's
+//! JSON text and size in [`payload`].
+
+mod cancel;
+mod payload;
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
 
-use js_sys::{Array, Function, JsString, Promise, JSON};
+use js_sys::{Array, Function, JsString, Promise};
 use sse_channel_protocol::{api, ErrorCode};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::spawn_local;
 
-use super::http::{self, AbortController, Target, Waited};
+use super::http::{self, AbortController, Target};
 use super::Failure;
 use crate::batch::batch_len;
-use crate::js;
+use payload::{fail_body, to_json};
+
+pub(super) use cancel::{cancelled, signal};
 
 /// One message waiting for the relay: its JSON text and its promise's settlers.
 struct Pending {
@@ -105,38 +113,6 @@ impl Queue {
         self.finished || self.closed.is_some()
     }
 
-    /// The writer learns that the channel was cancelled: later calls reject
-    /// `CHANNEL_CANCELLED` with the reason, the signal aborts, `cancelled`
-    /// resolves, the long-poll stops.
-    pub(super) fn learn_cancel(&mut self, reason: String) {
-        if self.cancel.is_some() {
-            return;
-        }
-        let f = Failure::new(ErrorCode::ChannelCancelled, reason.clone());
-        if self.closed.is_none() {
-            self.closed = Some(f.clone());
-        }
-        if let Some(c) = &self.signal {
-            // Later, not now: `abort` runs the signal's listeners at once, and
-            // one may call the writer, which is borrowed here.
-            let c = AbortController::from(JsValue::from(c));
-            let reason = f.to_js();
-            spawn_local(async move { c.abort_with(&reason) });
-        }
-        if let Some((_, resolve)) = &self.cancelled {
-            let _ = resolve.call1(&JsValue::UNDEFINED, &JsValue::from_str(&reason));
-        }
-        self.cancel = Some(reason);
-        self.stop_waiting();
-    }
-
-    /// Stops the long-poll (end or fail stored, channel refused, cancel known).
-    fn stop_waiting(&mut self) {
-        if let Some(c) = self.wait_abort.take() {
-            c.abort();
-        }
-    }
-
     /// True once `end()` has been accepted (and not refused since).
     pub(super) fn end_called(&self) -> bool {
         self.end_called
@@ -207,101 +183,6 @@ impl Queue {
     }
 }
 
-/// `writer.signal`: made on first read, which starts the long-poll.
-pub(super) fn signal(queue: &Rc<RefCell<Queue>>) -> JsValue {
-    let signal = {
-        let mut q = queue.borrow_mut();
-        if q.signal.is_none() {
-            let c = AbortController::new();
-            if let Some(reason) = &q.cancel {
-                c.abort_with(&Failure::new(ErrorCode::ChannelCancelled, reason.clone()).to_js());
-            }
-            q.signal = Some(c);
-        }
-        q.signal.as_ref().map(|c| c.signal()).unwrap_or_default()
-    };
-    start_waiting(queue);
-    signal
-}
-
-/// `writer.cancelled`: made on first read, which starts the long-poll.
-pub(super) fn cancelled(queue: &Rc<RefCell<Queue>>) -> Promise {
-    let promise = {
-        let mut q = queue.borrow_mut();
-        if q.cancelled.is_none() {
-            let mut settle = None;
-            let p = Promise::new(&mut |resolve, _| settle = Some(resolve));
-            if let (Some(reason), Some(resolve)) = (&q.cancel, &settle) {
-                let _ = resolve.call1(&JsValue::UNDEFINED, &JsValue::from_str(reason));
-            }
-            if let Some(resolve) = settle {
-                q.cancelled = Some((p, resolve));
-            }
-        }
-        match &q.cancelled {
-            Some((p, _)) => p.clone(),
-            None => Promise::resolve(&JsValue::UNDEFINED),
-        }
-    };
-    start_waiting(queue);
-    promise
-}
-
-fn start_waiting(queue: &Rc<RefCell<Queue>>) {
-    {
-        let mut q = queue.borrow_mut();
-        if q.waiting_for_cancel || q.over() || q.cancel.is_some() {
-            return;
-        }
-        q.waiting_for_cancel = true;
-    }
-    spawn_local(wait_for_cancel(queue.clone()));
-}
-
-/// The long-poll: asks the relay again and again until it learns of a cancel
-/// or nothing more can happen; stopped at once by end, fail or a refusal.
-async fn wait_for_cancel(queue: Rc<RefCell<Queue>>) {
-    let mut misses = 0u32;
-    loop {
-        let (target, controller) = {
-            let mut q = queue.borrow_mut();
-            if q.over() || q.cancel.is_some() {
-                break;
-            }
-            let c = AbortController::new();
-            q.wait_abort = Some(AbortController::from(JsValue::from(&c)));
-            (q.target.clone(), c)
-        };
-        let waited = http::wait_once(&target, &controller).await;
-        let pause = {
-            let mut q = queue.borrow_mut();
-            q.wait_abort = None;
-            match waited {
-                Waited::Cancelled(reason) => {
-                    q.learn_cancel(reason);
-                    break;
-                }
-                Waited::Open(subscribers) => {
-                    misses = 0;
-                    if subscribers.is_some() {
-                        q.subscribers = subscribers;
-                    }
-                    false
-                }
-                Waited::Over => break,
-                Waited::Again if q.over() => break,
-                Waited::Again => true,
-            }
-        };
-        if pause {
-            misses += 1;
-            // 1 s, 2 s, 4 s, … at most 8 s between attempts that got no answer.
-            http::sleep_unref(500u32.saturating_mul(1 << misses.min(4))).await;
-        }
-    }
-    queue.borrow_mut().waiting_for_cancel = false;
-}
-
 /// Queues `data` (the final message when `is_end`) and returns its promise.
 pub(super) fn enqueue(queue: &Rc<RefCell<Queue>>, data: &JsValue, is_end: bool) -> Promise {
     enqueue_final(queue, data, is_end, false)
@@ -362,76 +243,6 @@ fn enqueue_final(
         spawn_local(flush(queue.clone()));
     }
     promise
-}
-
-/// The payload's JSON text and its UTF-8 size, or why it cannot be sent.
-fn to_json(data: &JsValue, max_bytes: usize) -> Result<(JsString, usize), Failure> {
-    let json = match JSON::stringify(data) {
-        // JSON.stringify(undefined) (or a function) is undefined: send null, as an array would.
-        Ok(s) if JsValue::from(&s).is_string() => s,
-        Ok(_) => JsString::from("null"),
-        Err(e) => {
-            let why = js::get_string(&e, "message").unwrap_or_default();
-            return Err(Failure::new(
-                ErrorCode::BadRequest,
-                ["the message is not JSON-serializable: ", &why].concat(),
-            ));
-        }
-    };
-    // UTF-8 needs at least one byte and at most three per UTF-16 unit, so the
-    // text is copied into wasm to be measured only when that bound is not
-    // enough. Small messages count with the upper bound: batches then stay a
-    // little under `maxBodyBytes`, never over.
-    let units = json.length() as usize;
-    let bytes = if units.saturating_mul(3) <= max_bytes {
-        units.saturating_mul(3)
-    } else if units > max_bytes {
-        units
-    } else {
-        String::from(&json).len()
-    };
-    if bytes > max_bytes {
-        let mut m = String::from("the message is ");
-        m.push_str(if units > max_bytes { "at least " } else { "" });
-        m.push_str(&bytes.to_string());
-        m.push_str(" bytes of JSON; the limit is ");
-        m.push_str(&max_bytes.to_string());
-        m.push_str(" (option `maxMessageBytes`)");
-        return Err(Failure::new(ErrorCode::MessageTooLarge, m));
-    }
-    Ok((json, bytes))
-}
-
-/// The body of `POST …/fail` for `writer.fail(error)`: `error` is an
-/// `Error`, a string, or `{message, details}`; its message is cut to
-/// `MAX_FAIL_MESSAGE_CHARS` characters, its details (JSON) bounded like a message.
-fn fail_body(error: &JsValue, max_bytes: usize) -> Result<(JsString, usize), Failure> {
-    use sse_channel_protocol::limits::MAX_FAIL_MESSAGE_CHARS;
-    let message = match error.as_string() {
-        Some(m) => m,
-        None => js::get_string(error, "message").unwrap_or_else(|| {
-            if error.is_undefined() || error.is_null() {
-                String::from("the function failed")
-            } else {
-                String::from(&js_sys::JsString::from(error.clone()))
-            }
-        }),
-    };
-    let message: String = message.chars().take(MAX_FAIL_MESSAGE_CHARS).collect();
-    let details = if error.is_object() {
-        js::get(error, sse_channel_protocol::api::field::DETAILS)
-    } else {
-        JsValue::UNDEFINED
-    };
-    let quoted = JSON::stringify(&JsValue::from_str(&message)).unwrap_or_else(|_| "\"\"".into());
-    let mut body = JsString::from("{\"message\":").concat(&quoted);
-    let mut bytes = message.len() + 16;
-    if !details.is_undefined() {
-        let (json, n) = to_json(&details, max_bytes)?;
-        body = body.concat(&",\"details\":".into()).concat(&json);
-        bytes += n;
-    }
-    Ok((body.concat(&"}".into()), bytes))
 }
 
 enum Job {
