@@ -20,6 +20,7 @@ import {
   TRANSPORTS,
   freePort,
   freshProject,
+  enabled,
   launchBrowser,
   log,
   run,
@@ -35,8 +36,6 @@ import { createRequire } from 'node:module';
 
 const { messageFor } = createRequire(import.meta.url)(join(ROOT, 'tests/e2e/app/messages.cjs'));
 
-const only = (process.env.E2E_ONLY || '').split(',').filter(Boolean);
-const enabled = (name) => only.length === 0 || only.includes(name);
 const results = {};
 let browser;
 

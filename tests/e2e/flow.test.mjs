@@ -8,13 +8,12 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { OUT, ROOT, TRANSPORTS, env, freshProject, launchBrowser, log, runWriter, serveStatic } from './lib/harness.mjs';
+import { OUT, ROOT, TRANSPORTS, env, enabled, freshProject, launchBrowser, log, runWriter, serveStatic } from './lib/harness.mjs';
 
 const N = Number(process.env.FLOW_MESSAGES || 20_000);
 const BUSY_MS = Number(process.env.FLOW_BUSY_MS || 0.1);
-const only = (process.env.E2E_ONLY || '').split(',').filter(Boolean);
 
-describe('flow control: a writer faster than the page', { skip: only.length > 0 && !only.includes('flow') }, () => {
+describe('flow control: a writer faster than the page', { skip: !enabled('flow') }, () => {
   let browser;
   let dir;
   let server;

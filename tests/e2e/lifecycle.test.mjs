@@ -13,9 +13,8 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import http from 'node:http';
 import { join } from 'node:path';
-import { OUT, ROOT, TRANSPORTS, env, freshProject, launchBrowser, log, serveStatic } from './lib/harness.mjs';
+import { OUT, ROOT, TRANSPORTS, env, enabled, freshProject, launchBrowser, log, serveStatic } from './lib/harness.mjs';
 
-const only = (process.env.E2E_ONLY || '').split(',').filter(Boolean);
 
 /** Starts the project's lifecycle writer; `lines()` are its JSON lines so far, `done` its exit. */
 function startWriter(dir, descriptor, relay, extra) {
@@ -49,7 +48,7 @@ async function until(what, cond, timeoutMs = 30_000) {
   }
 }
 
-describe('cancel, fail, abandonAfterMs, re-attach', { skip: only.length > 0 && !only.includes('lifecycle') }, () => {
+describe('cancel, fail, abandonAfterMs, re-attach', { skip: !enabled('lifecycle') }, () => {
   let browser;
   let dir;
   let server;

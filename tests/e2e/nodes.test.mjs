@@ -8,13 +8,12 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { OUT, ROOT, TRANSPORTS, freshProject, launchBrowser, log, runWriter, serveStatic } from './lib/harness.mjs';
+import { OUT, ROOT, TRANSPORTS, enabled, freshProject, launchBrowser, log, runWriter, serveStatic } from './lib/harness.mjs';
 import { startBalancer, startNode, startRedis } from './lib/nodes.mjs';
 
 const N = Number(process.env.NODES_MESSAGES || 2000);
-const only = (process.env.E2E_ONLY || '').split(',').filter(Boolean);
 
-describe('several relay nodes: SIGTERM of the reader\'s node mid-stream', { skip: only.length > 0 && !only.includes('nodes') }, () => {
+describe('several relay nodes: SIGTERM of the reader\'s node mid-stream', { skip: !enabled('nodes') }, () => {
   let browser;
   let dir;
   let server;

@@ -27,6 +27,12 @@ export function env(name) {
   return v;
 }
 
+/** Whether the project or suite `name` runs: E2E_ONLY (comma-separated) limits them; unset runs all. */
+export function enabled(name) {
+  const only = (process.env.E2E_ONLY || '').split(',').filter(Boolean);
+  return only.length === 0 || only.includes(name);
+}
+
 export function log(...args) {
   mkdirSync(OUT, { recursive: true });
   const line = args.map((a) => (typeof a === 'string' ? a : JSON.stringify(a))).join(' ');
