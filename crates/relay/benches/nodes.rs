@@ -27,36 +27,10 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
+mod common;
+use common::{create, env_num, proc_stats, report, wait_for};
+
 const SECRET: &str = "benchmark-secret-of-32-bytes-or-more";
-
-fn env_num(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-#[allow(clippy::print_stdout)]
-fn report(s: &str) {
-    println!("{s}");
-}
-
-/// (RSS in KiB, CPU seconds) of a process, from /proc.
-fn proc_stats(pid: u32) -> (u64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let rss = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map(|x| x.1).unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
-        + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (rss, ticks / 100.0)
-}
 
 /// A process killed when dropped.
 struct Proc(Child);
@@ -122,42 +96,6 @@ async fn start_node(broker: &str, n: usize) -> (Proc, String) {
     (Proc(child), addr)
 }
 
-async fn http(addr: &str, method: &str, path: &str, auth: Option<&str>, body: &str) -> String {
-    let mut s = TcpStream::connect(addr).await.expect("connect");
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    if let Some(a) = auth {
-        req.push_str(&format!("Authorization: Bearer {a}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    s.write_all(req.as_bytes()).await.expect("write");
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.expect("read");
-    out.split_once("\r\n\r\n")
-        .map(|x| x.1.to_owned())
-        .unwrap_or_default()
-}
-
-struct Created {
-    id: String,
-    sub: String,
-    publ: String,
-}
-
-async fn create(addr: &str) -> Created {
-    let body = http(addr, "POST", "/v1/channels", None, "").await;
-    let v: serde_json::Value = serde_json::from_str(&body).expect("create answer");
-    let s = |k: &str| v[k].as_str().expect("field").to_owned();
-    Created {
-        id: s("channelId"),
-        sub: s("subscribeToken"),
-        publ: s("publishToken"),
-    }
-}
-
 /// Opens an SSE stream and waits for its `ready` frame.
 async fn subscribe(addr: String, id: String, token: String) -> BufReader<TcpStream> {
     let mut s = TcpStream::connect(&addr).await.expect("connect");
@@ -210,17 +148,6 @@ fn count_messages(mut r: BufReader<TcpStream>, count: Arc<AtomicU64>) {
             }
         }
     });
-}
-
-async fn wait_for(count: &AtomicU64, want: u64, limit: Duration) -> bool {
-    let start = Instant::now();
-    while count.load(Relaxed) < want {
-        if start.elapsed() > limit {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    true
 }
 
 /// A keep-alive HTTP/1.1 POST; returns the status line.
