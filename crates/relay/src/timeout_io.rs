@@ -18,14 +18,36 @@ use tokio::time::{sleep, Sleep};
 /// first refused (the socket buffer is full) and stops at the next accepted
 /// byte, so a slow but moving reader is never cut, nor an idle connection.
 /// Once the relay shuts down (`shutdown` is `true`), a refused write fails at
-/// once: a client that stopped reading cannot hold the drain.
-#[derive(Debug)]
+/// once, and a write already waiting is woken to fail: a client that stopped
+/// reading cannot hold the drain (an upgraded WebSocket's writer waits here
+/// in the middle of a send, with nothing else to wake it).
 pub(crate) struct WriteTimeout<T> {
     io: T,
     timeout: Duration,
     /// Armed while writes are refused.
     stalled: Option<Pin<Box<Sleep>>>,
     shutdown: watch::Receiver<bool>,
+    /// Completes when shutdown begins; polled while writes are refused, so
+    /// that the waiting writer is woken then.
+    stopping: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+}
+
+impl<T: std::fmt::Debug> std::fmt::Debug for WriteTimeout<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteTimeout")
+            .field("io", &self.io)
+            .field("timeout", &self.timeout)
+            .field("stalled", &self.stalled.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The error of a refused write once shutdown has begun.
+fn shutting_down() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        "shutting down: the peer stopped reading",
+    )
 }
 
 impl<T> WriteTimeout<T> {
@@ -35,6 +57,7 @@ impl<T> WriteTimeout<T> {
             timeout,
             stalled: None,
             shutdown,
+            stopping: None,
         }
     }
 
@@ -46,10 +69,18 @@ impl<T> WriteTimeout<T> {
             return res;
         }
         if *self.shutdown.borrow() {
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "shutting down: the peer stopped reading",
-            )));
+            return Poll::Ready(Err(shutting_down()));
+        }
+        let stopping = self.stopping.get_or_insert_with(|| {
+            let mut rx = self.shutdown.clone();
+            // A relay gone (the sender dropped) counts as shutting down.
+            Box::pin(async move {
+                let _ = rx.wait_for(|s| *s).await;
+            })
+        });
+        if stopping.as_mut().poll(cx).is_ready() {
+            self.stopping = None;
+            return Poll::Ready(Err(shutting_down()));
         }
         let timeout = self.timeout;
         let deadline = self.stalled.get_or_insert_with(|| Box::pin(sleep(timeout)));
@@ -137,6 +168,24 @@ mod tests {
         let (a, _unread) = tokio::io::duplex(1024);
         let mut w = WriteTimeout::new(a, Duration::from_secs(3600), watch::channel(true).1);
         let err = w.write_all(&[0u8; 4096]).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+    }
+
+    #[tokio::test]
+    async fn a_write_already_waiting_fails_when_shutdown_begins() {
+        let (a, _unread) = tokio::io::duplex(1024);
+        let (stop, rx) = watch::channel(false);
+        let mut w = WriteTimeout::new(a, Duration::from_secs(3600), rx);
+        let writer = tokio::spawn(async move { w.write_all(&[0u8; 4096]).await });
+        // The writer waits on the full pipe, then shutdown begins.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!writer.is_finished());
+        stop.send_replace(true);
+        let err = tokio::time::timeout(Duration::from_secs(10), writer)
+            .await
+            .expect("woken by the shutdown, not the hour-long timeout")
+            .unwrap()
+            .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
     }
 }

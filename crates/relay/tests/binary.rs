@@ -449,3 +449,94 @@ fn the_release_profile_unwinds_and_the_wasm_profile_stays_small() {
     let wasm = section("profile.wasm-release");
     assert!(wasm.contains(&"opt-level=\"z\"".to_owned()), "{wasm:?}");
 }
+
+/// Kills the child on drop, so that a failed assertion leaves no relay behind.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// A WebSocket subscriber whose peer stopped reading sits in the middle of a
+/// send when shutdown begins: the relay process still exits at once, not
+/// after the write timeout, the dead-peer timeout or the grace period (10
+/// minutes each here).
+#[tokio::test]
+async fn sigterm_releases_a_websocket_writer_blocked_mid_send() {
+    let (child, line) = spawn_with_address(
+        &[
+            "--write-timeout-ms",
+            "600000",
+            "--shutdown-grace-ms",
+            "600000",
+            "--backpressure-max-wait-ms",
+            "0",
+            "--max-message-bytes",
+            "614400",
+            // The dead-peer timeout (2 heartbeats) is 10 minutes too.
+            "--heartbeat-ms",
+            "300000",
+        ],
+        &[],
+    );
+    let mut child = Reaped(child);
+    let addr: std::net::SocketAddr = line
+        .trim_end()
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .parse()
+        .unwrap();
+    let relay = TestRelay::remote(addr);
+    let ch = relay.create().await;
+    // A raw WebSocket client with a small receive buffer that never reads
+    // past the handshake.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut raw = socket.connect(addr).await.unwrap();
+    let req = format!(
+        "GET /v1/channels/{}/ws?{} HTTP/1.1\r\nhost: {addr}\r\nupgrade: websocket\r\n\
+         connection: Upgrade\r\nsec-websocket-version: 13\r\n\
+         sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        ch.id,
+        ch.q()
+    );
+    tokio::io::AsyncWriteExt::write_all(&mut raw, req.as_bytes())
+        .await
+        .unwrap();
+    let mut head = [0u8; 12];
+    tokio::io::AsyncReadExt::read_exact(&mut raw, &mut head)
+        .await
+        .unwrap();
+    assert_eq!(&head, b"HTTP/1.1 101", "the upgrade is accepted");
+    // 20 MiB for a reader that reads nothing: far more than the socket
+    // buffers, so the relay's writer is left waiting in the middle of a send.
+    let big = json!({ "data": "x".repeat(512 * 1024) }).to_string();
+    for _ in 0..40 {
+        assert_eq!(relay.publish(&ch, &big).await.status, 200);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let stopped = Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    // Far below the 10 minutes of the write timeout and the grace period.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = child.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the relay still runs 60 s after SIGTERM: the blocked writer holds the drain"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status:?}");
+    drop(raw);
+}
