@@ -30,6 +30,9 @@
 
 pub use sse_channel_protocol as protocol;
 
+#[cfg(any(test, all(target_arch = "wasm32", feature = "browser")))]
+#[allow(unsafe_code)]
+mod alloc;
 pub mod backoff;
 pub mod batch;
 pub mod machine;
