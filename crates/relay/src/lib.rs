@@ -13,6 +13,7 @@
 //! - `routes`: create, publish, end, health, metrics, test hooks.
 //! - `stream`: the EventSource and WebSocket subscriber streams.
 //! - `server`: [`run`]: accept loop, header read timeout, graceful shutdown.
+//! - `repoll`: a connection task that wakes itself is polled again at once.
 //! - [`metrics`]: the Prometheus counters.
 //! - `error`: [`ApiError`], the JSON error answer with its stable code.
 //!
@@ -39,6 +40,7 @@ pub mod fuzz;
 mod hooks;
 pub mod metrics;
 mod outcome;
+mod repoll;
 mod routes;
 mod server;
 mod stream;

@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 use tower_service::Service;
 
 use crate::broker::Broker;
+use crate::repoll::Repoll;
 use crate::timeout_io::WriteTimeout;
 use crate::{routes, ApiError, Config, Relay};
 
@@ -149,7 +150,9 @@ pub async fn run_with_broker(
         connections.send_modify(|n| *n += 1);
         relay.metrics.set_http_connections(open + 1);
         let metrics = relay.metrics.clone();
-        tokio::spawn(async move {
+        // The connection's task polls itself again when hyper wakes it
+        // during a poll (every request with a body does): see `repoll`.
+        tokio::spawn(Repoll::new(async move {
             let _slot = slot;
             tokio::pin!(conn);
             let res = tokio::select! {
@@ -168,7 +171,7 @@ pub async fn run_with_broker(
                 *n -= 1;
                 metrics.set_http_connections(*n);
             });
-        });
+        }));
     }
 
     tracing::info!("shutting down: closing streams");
