@@ -99,15 +99,15 @@ pub struct Config {
     /// events in flight, in ms. Every connection: requests, EventSource,
     /// WebSocket. Default 30,000.
     pub write_timeout_ms: u64,
-    /// Bytes this process may hold for buffered events (payload and both
-    /// frames) and idempotency keys ([`crate::broker::event_cost`]); a publish
-    /// beyond it is refused with `503 BUFFER_FULL` and nothing stored is
-    /// dropped. Counts what the broker holds in this process (the memory
-    /// broker; a Redis broker's events live in Redis). Default 1 GiB.
+    /// Bytes the channels may hold for buffered events (payload and both
+    /// frames) and idempotency keys ([`crate::broker::event_cost`],
+    /// [`crate::broker::key_cost`]); a publish beyond it is refused with
+    /// `503 BUFFER_FULL` and nothing stored is dropped. With the Redis broker:
+    /// what they hold in Redis, one budget for every node. Default 1 GiB.
     pub max_buffered_bytes: u64,
     /// The same for the channels created from one client address (IPv6 by
-    /// [`Config::ipv6_prefix_len`]): beyond it `429 RATE_LIMITED`. 0: no
-    /// per-address budget. Default 64 MiB.
+    /// [`Config::ipv6_prefix_len`]; with Redis, across nodes): beyond it
+    /// `429 RATE_LIMITED`. 0: no per-address budget. Default 64 MiB.
     pub max_buffered_bytes_per_address: u64,
 }
 

@@ -98,7 +98,16 @@ pub fn memory_broker(config: &Config) -> Arc<dyn Broker> {
         replay_bytes: config.replay_buffer_bytes,
         idempotency_keys: config.idempotency_keys,
         ended_retention_ms: config.ended_retention_secs.saturating_mul(1000),
+        budgets: byte_budgets(config),
     }))
+}
+
+/// The byte budgets of `config`, which the broker enforces.
+fn byte_budgets(config: &Config) -> broker::ByteBudgets {
+    broker::ByteBudgets {
+        total: config.max_buffered_bytes,
+        per_creator: config.max_buffered_bytes_per_address,
+    }
 }
 
 /// The Redis broker (`redis://[user:password@]host:port[/db]`) with the limits
@@ -114,6 +123,7 @@ pub async fn redis_broker(url: &str, config: &Config) -> Result<Arc<dyn Broker>,
             replay_bytes: config.replay_buffer_bytes,
             idempotency_keys: config.idempotency_keys,
             ended_retention_ms: config.ended_retention_secs.saturating_mul(1000),
+            budgets: byte_budgets(config),
         },
     )
     .await?;
@@ -156,9 +166,6 @@ struct AddrTable {
 #[derive(Debug)]
 struct AddrState {
     channels: usize,
-    /// The live channels created from this address (at most
-    /// `channels_per_address`), for its byte budget.
-    ids: Vec<Box<str>>,
     tokens: f64,
     refilled: Instant,
 }
@@ -238,7 +245,6 @@ impl Relay {
         let now = Instant::now();
         let st = t.by_addr.entry(addr).or_insert(AddrState {
             channels: 0,
-            ids: Vec::new(),
             tokens: f64::from(c.create_burst),
             refilled: now,
         });
@@ -277,7 +283,6 @@ impl Relay {
         let mut t = lock(&self.addrs);
         if let Some(st) = t.by_addr.get_mut(&addr) {
             st.channels += 1;
-            st.ids.push(id.into());
         }
         t.owners.insert(id.to_owned(), addr);
     }
@@ -294,7 +299,6 @@ impl Relay {
             if let Some(addr) = t.owners.remove(id) {
                 if let Some(st) = t.by_addr.get_mut(&addr) {
                     st.channels = st.channels.saturating_sub(1);
-                    st.ids.retain(|i| **i != **id);
                 }
             }
         }
@@ -311,42 +315,6 @@ impl Relay {
             self.hooks.forget(&removed);
             tracing::debug!(count = removed.len(), "swept channels");
         }
-    }
-
-    /// Checks that storing events of `cost` bytes ([`broker::event_cost`]) on
-    /// `channel` keeps this process within [`Config::max_buffered_bytes`] and
-    /// the channel's creator within [`Config::max_buffered_bytes_per_address`].
-    pub(crate) fn admit_bytes(&self, channel: &str, cost: u64) -> Result<(), ApiError> {
-        let max = self.config.max_buffered_bytes;
-        if self.broker.buffered_bytes().saturating_add(cost) > max {
-            return Err(ApiError::owned(
-                ErrorCode::BufferFull,
-                format!("the relay holds its maximum of {max} buffered bytes; retry later"),
-            ));
-        }
-        let per = self.config.max_buffered_bytes_per_address;
-        if per == 0 {
-            return Ok(());
-        }
-        let t = lock(&self.addrs);
-        let Some(st) = t.owners.get(channel).and_then(|a| t.by_addr.get(a)) else {
-            return Ok(());
-        };
-        let held: u64 = st
-            .ids
-            .iter()
-            .map(|id| self.broker.channel_buffered_bytes(id))
-            .sum();
-        if held.saturating_add(cost) > per {
-            return Err(ApiError::owned(
-                ErrorCode::RateLimited,
-                format!(
-                    "the channels created from this client address hold their maximum of \
-                     {per} buffered bytes; retry later"
-                ),
-            ));
-        }
-        Ok(())
     }
 
     /// Registers a subscriber stream on `channel`, or refuses it.

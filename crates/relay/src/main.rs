@@ -164,13 +164,13 @@ struct Cli {
     /// connection and releases its stream, in ms: EventSource, WebSocket and plain requests.
     #[arg(long, env = "SSE_RELAY_WRITE_TIMEOUT_MS", default_value_t = limits::WRITE_TIMEOUT_MS)]
     write_timeout_ms: u64,
-    /// Bytes this process may hold for buffered events (payload and both frames) and
+    /// Bytes the channels may hold for buffered events (payload and both frames) and
     /// idempotency keys; a publish beyond → 503 BUFFER_FULL, nothing stored is dropped.
-    /// Counts what is held in this process (with --broker redis the events live in Redis).
+    /// With --broker redis: what they hold in Redis, one budget for every node.
     #[arg(long, env = "SSE_RELAY_MAX_BUFFERED_BYTES", default_value_t = limits::MAX_BUFFERED_BYTES)]
     max_buffered_bytes: u64,
-    /// The same for the channels created from one client address (IPv6 by --ipv6-prefix-len);
-    /// beyond → 429 RATE_LIMITED; 0 = none.
+    /// The same for the channels created from one client address (IPv6 by --ipv6-prefix-len;
+    /// with Redis, across nodes); beyond → 429 RATE_LIMITED; 0 = none.
     #[arg(
         long,
         env = "SSE_RELAY_MAX_BUFFERED_BYTES_PER_ADDRESS",

@@ -339,6 +339,7 @@ async fn create(
             .create(NewChannel {
                 id: id.clone(),
                 expires_at_ms,
+                creator: creator.clone(),
             })
             .await?;
         Ok::<_, ApiError>((ttl, expires_at_ms, abandon))
@@ -551,14 +552,6 @@ pub(crate) async fn append(
 ) -> Result<Response, ApiError> {
     let count = payloads.len() as u64;
     let bytes: usize = payloads.iter().map(|p| p.len()).sum();
-    let cost = payloads
-        .iter()
-        .map(|p| crate::broker::event_cost(p.len()))
-        .sum::<u64>()
-        + idempotency_key
-            .as_ref()
-            .map_or(0, |k| crate::broker::key_cost(k.len() + 8));
-    relay.admit_bytes(id, cost)?;
     let done = match relay
         .broker
         .append(

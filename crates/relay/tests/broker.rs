@@ -12,8 +12,8 @@ use std::time::Duration;
 use common::redis_server::RedisServer;
 use sse_channel_protocol::{EventId, EventKind};
 use sse_relay::broker::{
-    Append, Appended, Broker, BrokerError, Head, MemoryBroker, MemoryLimits, NewChannel, Phase,
-    ReadBatch, RedisBroker, RedisLimits,
+    event_cost, key_cost, Append, Appended, Broker, BrokerError, ByteBudgets, Head, MemoryBroker,
+    MemoryLimits, NewChannel, Phase, ReadBatch, RedisBroker, RedisLimits,
 };
 
 /// Limits of the broker under test (mapped onto each broker's own type).
@@ -24,6 +24,7 @@ struct Limits {
     replay_bytes: usize,
     idempotency_keys: usize,
     ended_retention_ms: u64,
+    budgets: ByteBudgets,
 }
 
 const LIMITS: Limits = Limits {
@@ -32,6 +33,7 @@ const LIMITS: Limits = Limits {
     replay_bytes: 1 << 20,
     idempotency_keys: 8,
     ended_retention_ms: 300,
+    budgets: ByteBudgets::NONE,
 };
 
 /// Makes brokers of one kind; all brokers of one backend share their storage
@@ -55,6 +57,7 @@ impl Backend for Memory {
                     replay_bytes: l.replay_bytes,
                     idempotency_keys: l.idempotency_keys,
                     ended_retention_ms: l.ended_retention_ms,
+                    budgets: l.budgets,
                 }))
             })
             .clone()
@@ -72,6 +75,7 @@ impl Backend for RedisServer {
                     replay_bytes: l.replay_bytes,
                     idempotency_keys: l.idempotency_keys,
                     ended_retention_ms: l.ended_retention_ms,
+                    budgets: l.budgets,
                 },
             )
             .await
@@ -94,10 +98,15 @@ fn new_id() -> String {
 }
 
 async fn create(b: &dyn Broker, expires_at_ms: u64) -> String {
+    create_by(b, expires_at_ms, None).await
+}
+
+async fn create_by(b: &dyn Broker, expires_at_ms: u64, creator: Option<&str>) -> String {
     let id = new_id();
     b.create(NewChannel {
         id: id.clone(),
         expires_at_ms,
+        creator: creator.map(str::to_owned),
     })
     .await
     .unwrap();
@@ -462,6 +471,7 @@ async fn channel_limit_holds_across_nodes(be: &impl Backend) {
         b.create(NewChannel {
             id: new_id(),
             expires_at_ms: now() + HOUR,
+            creator: None,
         })
         .await
     };
@@ -471,6 +481,7 @@ async fn channel_limit_holds_across_nodes(be: &impl Backend) {
         .create(NewChannel {
             id: taken,
             expires_at_ms: now() + HOUR,
+            creator: None,
         })
         .await;
     assert!(matches!(
@@ -623,6 +634,135 @@ async fn a_final_error_event_ends_the_channel_like_end(be: &impl Backend) {
     }
 }
 
+/// 100 bytes of payload.
+const P100: &str = "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789";
+
+/// Waits (sweeping) until every broker reports `bytes` buffered.
+async fn held_becomes(brokers: &[&dyn Broker], bytes: u64) {
+    for &b in brokers {
+        eventually(b, || async move { b.buffered_bytes() == bytes }).await;
+    }
+}
+
+async fn the_byte_budget_refuses_before_storing_and_holds_across_nodes(be: &impl Backend) {
+    let cost = event_cost(P100.len());
+    let key = key_cost("message k".len());
+    let l = Limits {
+        budgets: ByteBudgets {
+            total: 5 * cost + key,
+            per_creator: 0,
+        },
+        ..LIMITS
+    };
+    let (a, b) = (be.broker(l).await, be.broker(l).await);
+    let (a, b) = (&*a, &*b);
+    let short = create(a, now() + 300).await;
+    let x = create(b, now() + HOUR).await;
+    append(a, &short, EventKind::Message, &[P100, P100], None)
+        .await
+        .unwrap();
+    append(b, &x, EventKind::Message, &[P100, P100], Some("k"))
+        .await
+        .unwrap();
+    append(a, &x, EventKind::Message, &[P100], None)
+        .await
+        .unwrap();
+    // Full, whichever node is asked; nothing of a refused append is stored,
+    // and nothing stored is dropped to make room.
+    for node in [a, b] {
+        assert_eq!(
+            append(node, &x, EventKind::Message, &[P100], None).await,
+            Err(BrokerError::BufferFull)
+        );
+        assert_eq!(
+            append(node, &x, EventKind::End, &["null"], None).await,
+            Err(BrokerError::BufferFull)
+        );
+    }
+    assert_eq!(BrokerError::BufferFull.code().as_str(), "BUFFER_FULL");
+    let r = read(b, &x, 0, 10).await;
+    assert_eq!(
+        (ids(&r), lost(&r), r.head.last_id),
+        (vec![1, 2, 3], None, 3)
+    );
+    assert_eq!(ids(&read(a, &short, 0, 10).await), [1, 2]);
+    held_becomes(&[a, b], 5 * cost + key).await;
+    // The short channel's bytes are given back once it is gone.
+    let x = &x;
+    eventually(a, || async move {
+        append(b, x, EventKind::Message, &[P100], None)
+            .await
+            .is_ok()
+    })
+    .await;
+    held_becomes(&[a, b], 4 * cost + key).await;
+}
+
+async fn a_channel_trimmed_by_its_buffer_bounds_stays_within_the_budget(be: &impl Backend) {
+    let cost = event_cost(P100.len());
+    let b = be
+        .broker(Limits {
+            replay_events: 2,
+            budgets: ByteBudgets {
+                total: 3 * cost,
+                per_creator: 0,
+            },
+            ..LIMITS
+        })
+        .await;
+    let b = &*b;
+    let id = create(b, now() + HOUR).await;
+    // The buffer keeps two events: storing a third frees the oldest.
+    for n in 1..=20 {
+        let a = append(b, &id, EventKind::Message, &[P100], None).await;
+        assert_eq!(a.map(|a| a.last_id), Ok(n));
+    }
+    held_becomes(&[b], 2 * cost).await;
+    let r = read(b, &id, 0, 10).await;
+    assert_eq!((ids(&r), lost(&r)), (vec![19, 20], Some((1, 18))));
+}
+
+async fn the_byte_budget_of_one_creator_holds_across_nodes(be: &impl Backend) {
+    let cost = event_cost(P100.len());
+    let l = Limits {
+        budgets: ByteBudgets {
+            total: u64::MAX,
+            per_creator: 3 * cost,
+        },
+        ..LIMITS
+    };
+    let (a, b) = (be.broker(l).await, be.broker(l).await);
+    let (a, b) = (&*a, &*b);
+    let net = "2001:db8:1:2::";
+    let c1 = create_by(a, now() + HOUR, Some(net)).await;
+    let c2 = create_by(b, now() + HOUR, Some(net)).await;
+    let other = create_by(a, now() + HOUR, Some("203.0.113.9")).await;
+    let anon = create_by(b, now() + HOUR, None).await;
+    for (node, ch) in [(a, &c1), (b, &c2), (b, &c1)] {
+        append(node, ch, EventKind::Message, &[P100], None)
+            .await
+            .unwrap();
+    }
+    for (node, ch) in [(a, &c2), (b, &c2), (a, &c1)] {
+        let refused = append(node, ch, EventKind::Message, &[P100], None).await;
+        assert_eq!(refused, Err(BrokerError::CreatorBufferFull));
+    }
+    assert_eq!(
+        BrokerError::CreatorBufferFull.code().as_str(),
+        "RATE_LIMITED"
+    );
+    assert_eq!(ids(&read(a, &c2, 0, 10).await), [1]);
+    // Other creators, and channels of none, are not affected.
+    for ch in [&other, &anon] {
+        for node in [a, b] {
+            append(node, ch, EventKind::Message, &[P100], None)
+                .await
+                .unwrap();
+        }
+    }
+    held_becomes(&[a, b], 7 * cost).await;
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -658,4 +798,54 @@ conformance!(
     unknown_and_malformed_ids_address_nothing,
     readers_of_a_watched_channel_get_what_unwatched_reads_get,
     a_final_error_event_ends_the_channel_like_end,
+    the_byte_budget_refuses_before_storing_and_holds_across_nodes,
+    a_channel_trimmed_by_its_buffer_bounds_stays_within_the_budget,
+    the_byte_budget_of_one_creator_holds_across_nodes,
 );
+
+/// The Redis broker's byte ledger corrects itself: an entry that went wrong
+/// (a settlement lost) is re-read from the channel's metadata by the sweep,
+/// and the reservations of a node that went silent (died between a
+/// reservation and its settlement) are dropped.
+#[tokio::test]
+async fn the_redis_byte_ledger_corrects_its_drift() {
+    let server = RedisServer::start();
+    let b = server.broker(LIMITS).await;
+    let b = &*b;
+    let cost = event_cost(P100.len());
+    let id = create(b, now() + HOUR).await;
+    append(b, &id, EventKind::Message, &[P100, P100], None)
+        .await
+        .unwrap();
+    held_becomes(&[b], 2 * cost).await;
+    let entry = server
+        .command(&format!("HGET sse:{{bytes}}:c {id}"))
+        .unwrap();
+    let entry = entry.lines().nth(1).unwrap().to_owned();
+    let until = entry.split(' ').nth(3).unwrap();
+    // A lost settlement: the entry and the sum say 5 bytes, version 0.
+    let set = |held: u64, pending: u64, sum: u64| {
+        let e = format!("HSET sse:{{bytes}}:c {id} \"{held} 0 {pending} {until} -\"");
+        assert!(server.command(&e).unwrap().starts_with(':'));
+        let s = format!("HSET sse:{{bytes}}:sum * {sum}");
+        assert!(server.command(&s).unwrap().starts_with(':'));
+    };
+    set(5, 0, 5);
+    held_becomes(&[b], 2 * cost).await;
+    // A node that reserved 1,000 bytes, then went silent long ago.
+    set(2 * cost, 1000, 2 * cost + 1000);
+    let dead = format!("HSET sse:{{bytes}}:r \"0badc0de {id}\" 1000");
+    assert!(server.command(&dead).unwrap().starts_with(':'));
+    assert!(server
+        .command("ZADD sse:{bytes}:nodes 1 0badc0de")
+        .unwrap()
+        .starts_with(':'));
+    held_becomes(&[b], 2 * cost).await;
+    let left = server.command("HLEN sse:{bytes}:r").unwrap();
+    assert!(left.starts_with(":0"), "{left}");
+    // The channel still takes appends within the budget.
+    append(b, &id, EventKind::Message, &[P100], None)
+        .await
+        .unwrap();
+    held_becomes(&[b], 3 * cost).await;
+}

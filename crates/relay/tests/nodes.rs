@@ -518,3 +518,98 @@ async fn subscribers_cancel_and_abandon_across_nodes() {
         .expect("abandoned within 10 s");
     assert_eq!(r.json(), json!({"state":"cancelled","reason":"ABANDONED"}));
 }
+
+/// A gauge from `/metrics`.
+async fn gauge(node: &TestRelay, name: &str) -> u64 {
+    let m = node.get("/metrics").await.body;
+    let prefix = format!("{name} ");
+    m.lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {m}"))
+}
+
+#[tokio::test]
+async fn byte_budgets_hold_across_nodes() {
+    let redis = RedisServer::start();
+    let cost = sse_relay::broker::event_cost(1002); // a 1,000-character JSON string
+    let total = (cost * 6).to_string();
+    let per = (cost * 4).to_string();
+    let args = [
+        "--max-buffered-bytes",
+        &total,
+        "--max-buffered-bytes-per-address",
+        &per,
+        "--trusted-proxy-hops",
+        "1",
+    ];
+    let a = Node::spawn_with(&redis, &args);
+    let b = Node::spawn_with(&redis, &args);
+    let create = |node: &'static str, ip: &'static str| {
+        let n = if node == "a" { &a } else { &b };
+        async move {
+            let v = n
+                .post("/v1/channels", &[("x-forwarded-for", ip)], "")
+                .await
+                .json();
+            Channel {
+                id: v["channelId"].as_str().unwrap().to_owned(),
+                sub: v["subscribeToken"].as_str().unwrap().to_owned(),
+                publ: v["publishToken"].as_str().unwrap().to_owned(),
+                expires_at: 0,
+            }
+        }
+    };
+    // One client's two channels (one /64, created on either node), another's one.
+    let (c1, c2) = (
+        create("a", "2001:db8::1").await,
+        create("b", "2001:db8::2").await,
+    );
+    let other = create("a", "203.0.113.9").await;
+    let msg = |i: u64| json!({ "data": format!("{i:04}{}", "x".repeat(996)) }).to_string();
+    for (node, ch, i) in [(&a, &c1, 1), (&b, &c2, 2), (&b, &c1, 3), (&a, &c2, 4)] {
+        let r = node.publish(ch, &msg(i)).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    // The client's budget (4 events) is spent, through whichever node.
+    for (node, ch) in [(&a, &c1), (&b, &c2)] {
+        let r = node.publish(ch, &msg(9)).await;
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (429, "RATE_LIMITED"),
+            "{}",
+            r.body
+        );
+    }
+    // The relay-wide budget (6 events): the other client gets 2.
+    for i in 5..=6 {
+        assert_eq!(b.publish(&other, &msg(i)).await.status, 200);
+    }
+    for node in [&a, &b] {
+        let r = node.publish(&other, &msg(9)).await;
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (503, "BUFFER_FULL"),
+            "{}",
+            r.body
+        );
+    }
+    // Every node's /metrics shows the bytes held in Redis.
+    for node in [&a, &b] {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while gauge(node, "sse_relay_buffered_bytes").await != cost * 6 {
+            assert!(tokio::time::Instant::now() < deadline, "the gauge");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(gauge(node, "sse_relay_buffered_bytes_max").await, cost * 6);
+    }
+    // Nothing stored was lost.
+    for (ch, want) in [(&c1, [1, 3]), (&c2, [2, 4]), (&other, [5, 6])] {
+        let mut sub = b.live(T::Sse, ch, "").await;
+        for (id, n) in (1..).zip(want) {
+            let e = sub.next().await.unwrap();
+            assert_eq!((e.event.as_str(), e.id), ("message", Some(id)));
+            assert!(e.data.as_str().unwrap().starts_with(&format!("{n:04}")));
+        }
+    }
+}

@@ -9,8 +9,8 @@ use sse_channel_protocol::{EventId, EventKind, LostRange};
 use tokio::sync::watch;
 
 use super::{
-    event_cost, key_cost, Append, Appended, BoxFuture, Broker, BrokerError, Event, Head,
-    NewChannel, Phase, ReadBatch,
+    append_cost, event_cost, key_cost, Append, Appended, BoxFuture, Broker, BrokerError,
+    ByteBudgets, Event, Head, NewChannel, Phase, ReadBatch,
 };
 
 /// Bounds of a [`MemoryBroker`].
@@ -26,6 +26,8 @@ pub struct MemoryLimits {
     pub idempotency_keys: usize,
     /// How long an ended channel is kept, in ms.
     pub ended_retention_ms: u64,
+    /// Bytes held at most, in all and per creator address.
+    pub budgets: ByteBudgets,
 }
 
 /// Channels in this process's memory. Each channel has its own lock, so
@@ -37,9 +39,9 @@ pub struct MemoryLimits {
 /// use sse_channel_protocol::EventKind;
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let b = MemoryBroker::new(MemoryLimits { max_channels: 10, replay_events: 2, replay_bytes: 1 << 20,
-///     idempotency_keys: 8, ended_retention_ms: 1000 });
+///     idempotency_keys: 8, ended_retention_ms: 1000, budgets: sse_relay::broker::ByteBudgets::NONE });
 /// let id = "0123456789abcdef0123456789abcdef";
-/// b.create(NewChannel { id: id.into(), expires_at_ms: u64::MAX }).await.unwrap();
+/// b.create(NewChannel { id: id.into(), expires_at_ms: u64::MAX, creator: None }).await.unwrap();
 /// for v in ["1", "2", "3"] {
 ///     b.append(id, Append { kind: EventKind::Message, payloads: vec![v.into()], idempotency_key: None, now_ms: 0 }).await.unwrap();
 /// }
@@ -54,12 +56,16 @@ pub struct MemoryBroker {
     channels: Mutex<HashMap<String, Arc<Channel>>>,
     /// Sum of every channel's [`State::held`].
     held: AtomicU64,
+    /// The same per creator address (only addresses holding bytes).
+    by_creator: Mutex<HashMap<Box<str>, u64>>,
 }
 
 #[derive(Debug)]
 struct Channel {
     state: Mutex<State>,
     head: watch::Sender<Head>,
+    /// [`NewChannel::creator`].
+    creator: Option<Box<str>>,
 }
 
 #[derive(Debug)]
@@ -93,6 +99,7 @@ impl MemoryBroker {
             limits,
             channels: Mutex::new(HashMap::new()),
             held: AtomicU64::new(0),
+            by_creator: Mutex::default(),
         }
     }
 
@@ -110,6 +117,7 @@ impl MemoryBroker {
             .idempotency_key
             .as_deref()
             .map(|k| scoped_key(append.kind, k));
+        self.admit(&ch, append_cost(&append.payloads, key.as_deref()))?;
         if let Some(key) = &key {
             if let Some(done) = st.keys.get(key) {
                 return Ok(Appended {
@@ -162,7 +170,7 @@ impl MemoryBroker {
             st.key_order.push_back(key.clone());
             st.keys.insert(key, done);
         }
-        self.account(held_before, st.held);
+        self.account(&ch, held_before, st.held);
         let phase = if st.ended_at_ms.is_some() {
             Phase::Ended
         } else {
@@ -175,12 +183,38 @@ impl MemoryBroker {
         Ok(done)
     }
 
-    /// Moves the broker's total by one channel's change from `before` to `after`.
-    fn account(&self, before: u64, after: u64) {
+    /// Refuses an append of `cost` bytes to `ch` that would pass a budget.
+    /// Checked under the channel's lock: appends to one channel cannot pass
+    /// it together; appends to several channels at the same instant may pass
+    /// it by what they add at once.
+    fn admit(&self, ch: &Channel, cost: u64) -> Result<(), BrokerError> {
+        let budgets = self.limits.budgets;
+        if self.held.load(Relaxed).saturating_add(cost) > budgets.total {
+            return Err(BrokerError::BufferFull);
+        }
+        if let (Some(c), per @ 1..) = (&ch.creator, budgets.per_creator) {
+            let held = lock(&self.by_creator).get(c).copied().unwrap_or(0);
+            if held.saturating_add(cost) > per {
+                return Err(BrokerError::CreatorBufferFull);
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves the broker's totals by one channel's change from `before` to `after`.
+    fn account(&self, ch: &Channel, before: u64, after: u64) {
         if after >= before {
             self.held.fetch_add(after - before, Relaxed);
         } else {
             self.held.fetch_sub(before - after, Relaxed);
+        }
+        if let Some(c) = &ch.creator {
+            let mut by = lock(&self.by_creator);
+            let held = by.entry(c.clone()).or_insert(0);
+            *held = (*held + after).saturating_sub(before);
+            if *held == 0 {
+                by.remove(c);
+            }
         }
     }
 
@@ -247,11 +281,11 @@ impl MemoryBroker {
                 st.bytes = 0;
                 st.keys = HashMap::new();
                 st.key_order = VecDeque::new();
-                self.held.fetch_sub(st.held, Relaxed);
+                self.account(ch, st.held, 0);
                 st.held = 0;
                 released.push(id.clone());
             } else if !keep {
-                self.held.fetch_sub(st.held, Relaxed);
+                self.account(ch, st.held, 0);
                 st.held = 0;
                 released.push(id.clone());
             }
@@ -297,6 +331,7 @@ impl Broker for MemoryBroker {
                         key_order: VecDeque::new(),
                     }),
                     head,
+                    creator: channel.creator.map(String::into_boxed_str),
                 }));
                 Ok(())
             }
@@ -359,6 +394,7 @@ mod tests {
             replay_bytes,
             idempotency_keys: keys,
             ended_retention_ms: 100,
+            budgets: ByteBudgets::NONE,
         });
         b.create_now(ID, 1_000);
         b
@@ -369,6 +405,7 @@ mod tests {
             let f = self.create(NewChannel {
                 id: id.into(),
                 expires_at_ms,
+                creator: None,
             });
             futures_util::FutureExt::now_or_never(f).unwrap().unwrap();
         }
@@ -536,6 +573,7 @@ mod tests {
             replay_bytes: 1 << 20,
             idempotency_keys: 8,
             ended_retention_ms: 0,
+            budgets: ByteBudgets::NONE,
         });
         // Expires at 1.2 s; its tokens carry exp = 2 (s).
         b.create_now(ID, 1_200);
@@ -581,6 +619,7 @@ mod tests {
             let f = b.create(NewChannel {
                 id: id.into(),
                 expires_at_ms: 1,
+                creator: None,
             });
             futures_util::FutureExt::now_or_never(f).unwrap()
         };

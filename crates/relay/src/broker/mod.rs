@@ -126,6 +126,39 @@ pub struct NewChannel {
     pub id: String,
     /// Expiry, Unix ms.
     pub expires_at_ms: u64,
+    /// The creator's address as the relay groups it (IPv4, or IPv6 by its
+    /// prefix), whose per-address byte budget ([`ByteBudgets::per_creator`])
+    /// the channel's bytes count against; `None`: no per-address budget.
+    pub creator: Option<String>,
+}
+
+/// The byte budgets a broker enforces on every append, before storing
+/// anything (with the Redis broker: across every node sharing the Redis).
+/// Bytes are counted as [`event_cost`] and [`key_cost`] do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteBudgets {
+    /// Bytes held by all channels (`--max-buffered-bytes`); beyond it,
+    /// [`BrokerError::BufferFull`].
+    pub total: u64,
+    /// Bytes held by the channels of one creator address
+    /// (`--max-buffered-bytes-per-address`); beyond it,
+    /// [`BrokerError::CreatorBufferFull`]. 0: no limit.
+    pub per_creator: u64,
+}
+
+impl ByteBudgets {
+    /// No budget at all.
+    pub const NONE: Self = Self {
+        total: u64::MAX,
+        per_creator: 0,
+    };
+}
+
+/// What appending `payloads` with the (already kind-scoped) idempotency key
+/// `scoped_key` is charged against the [`ByteBudgets`].
+pub fn append_cost(payloads: &[Box<str>], scoped_key: Option<&str>) -> u64 {
+    payloads.iter().map(|p| event_cost(p.len())).sum::<u64>()
+        + scoped_key.map_or(0, |k| key_cost(k.len()))
 }
 
 /// Messages to store in one step, with consecutive ids.
@@ -189,6 +222,11 @@ pub enum BrokerError {
     /// The creator's address is over a per-address limit (the sentence says
     /// which one).
     RateLimited(&'static str),
+    /// Storing the events would pass [`ByteBudgets::total`]; nothing was stored.
+    BufferFull,
+    /// Storing the events would pass [`ByteBudgets::per_creator`] for the
+    /// channel's creator; nothing was stored.
+    CreatorBufferFull,
 }
 
 impl BrokerError {
@@ -201,7 +239,8 @@ impl BrokerError {
             Self::Full => ErrorCode::TooManyChannels,
             Self::Exists => ErrorCode::Internal,
             Self::Unavailable(_) => ErrorCode::BrokerUnavailable,
-            Self::RateLimited(_) => ErrorCode::RateLimited,
+            Self::RateLimited(_) | Self::CreatorBufferFull => ErrorCode::RateLimited,
+            Self::BufferFull => ErrorCode::BufferFull,
         }
     }
 
@@ -215,6 +254,11 @@ impl BrokerError {
             Self::Exists => "channel id collision",
             Self::Unavailable(m) => m,
             Self::RateLimited(m) => m,
+            Self::BufferFull => "the relay holds its maximum of buffered bytes; retry later",
+            Self::CreatorBufferFull => {
+                "the channels created from this client address hold their maximum of \
+                 buffered bytes; retry later"
+            }
         }
     }
 }
@@ -280,10 +324,9 @@ pub trait Broker: Send + Sync + 'static {
         Box::pin(std::future::ready(()))
     }
 
-    /// Bytes this process holds for the channels' buffers and idempotency
-    /// keys, as [`event_cost`] and [`key_cost`] count them; what
-    /// `--max-buffered-bytes` bounds. Default 0: a broker whose events live
-    /// elsewhere (Redis).
+    /// Bytes held for the channels' buffers and idempotency keys, as
+    /// [`event_cost`] and [`key_cost`] count them; what [`ByteBudgets::total`]
+    /// bounds (Redis: across every node, as of the node's last call).
     fn buffered_bytes(&self) -> u64 {
         0
     }

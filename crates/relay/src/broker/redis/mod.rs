@@ -8,13 +8,14 @@
 //!
 //! | key | type | what |
 //! |---|---|---|
-//! | `sse:{ID}:m` | hash | `last` id, `exp` (expiry, Unix ms), `ended` (Unix ms), `bytes` buffered, `subs` (subscriber streams on every node), `empty` (when `subs` last fell to 0, Unix ms) |
+//! | `sse:{ID}:m` | hash | `last` id, `exp` (expiry, Unix ms), `ended` (Unix ms), `bytes` buffered, `held` (what the byte budgets charge), `by` (creator address), `subs` (subscriber streams on every node), `empty` (when `subs` last fell to 0, Unix ms) |
 //! | `sse:{ID}:s` | stream | the replay buffer: entry `N-0` is event `N`, fields `k` (kind), `d` (data) |
 //! | `sse:{ID}:k` | hash | idempotency keys (`"message KEY"`, `"end KEY"`) → `"FIRST LAST"` |
 //! | `sse:{ID}:o` | list | the same keys, oldest first (to forget the oldest) |
 //! | `sse:channels` | sorted set | every channel id → when it goes (the relay-wide count) |
 //! | `sse:addr:{ADDRESS}:c` | sorted set | channels of one creator address → when they stop counting |
 //! | `sse:addr:{ADDRESS}:r` | hash | that address's creation bucket (`tokens`, `at`) |
+//! | `sse:{bytes}:c`, `:sum`, `:until`, `:r`, `:nodes` | hash, hash, sorted set, hash, sorted set | the byte ledger (see `budget.rs`) |
 //!
 //! `ID` is always 32 lowercase hex digits (checked here too, not only by the
 //! routes), so no input can name another channel's keys. Payloads and
@@ -38,6 +39,8 @@
 //! subscriber reads again (and fails with `BROKER_UNAVAILABLE` while Redis is
 //! away, which makes its client reconnect).
 
+mod budget;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, Weak};
@@ -51,8 +54,8 @@ use sse_channel_protocol::{EventId, EventKind, LostRange};
 use tokio::sync::{watch, Notify};
 
 use super::{
-    Append, Appended, BoxFuture, Broker, BrokerError, BrokerStatus, CreatorLimits, Event, Head,
-    NewChannel, Phase, ReadBatch, SharedCount,
+    Append, Appended, BoxFuture, Broker, BrokerError, BrokerStatus, ByteBudgets, CreatorLimits,
+    Event, Head, NewChannel, Phase, ReadBatch, SharedCount,
 };
 
 /// The Redis channel every node listens on for appends.
@@ -81,6 +84,9 @@ pub struct RedisLimits {
     pub idempotency_keys: usize,
     /// How long an ended channel is kept, in ms.
     pub ended_retention_ms: u64,
+    /// Bytes held at most in Redis, in all and per creator address, across
+    /// nodes (see `budget.rs`).
+    pub budgets: ByteBudgets,
 }
 
 /// Channels in Redis, shared by every relay node connected to it.
@@ -91,6 +97,7 @@ pub struct RedisLimits {
 /// let broker = RedisBroker::connect("redis://127.0.0.1:6379/0", RedisLimits {
 ///     max_channels: 100_000, replay_events: 1000, replay_bytes: 4 << 20,
 ///     idempotency_keys: 1024, ended_retention_ms: 300_000,
+///     budgets: sse_relay::broker::ByteBudgets::NONE,
 /// }).await?;
 /// # Ok(()) }
 /// ```
@@ -115,6 +122,12 @@ struct Inner {
     creators: Mutex<HashMap<String, String>>,
     /// Bytes held by the [`Recent`]s of this node.
     recent_total: Arc<AtomicUsize>,
+    /// This process's name in the byte ledger (random).
+    node: String,
+    /// Settlements for the byte ledger's next call.
+    settles: Mutex<Vec<budget::Settle>>,
+    /// Bytes held by all channels, as the last ledger call found.
+    held_total: AtomicU64,
     /// Channels in the relay-wide index at the last sweep.
     channels: AtomicUsize,
     /// Whether the last call to Redis (and the pub/sub connection) worked.
@@ -296,6 +309,7 @@ impl Recent {
 }
 
 struct Scripts {
+    budget: Script,
     subs: Script,
     create: Script,
     creator: Script,
@@ -377,6 +391,7 @@ impl RedisBroker {
             client,
             conn,
             scripts: Scripts {
+                budget: Script::new(include_str!("budget.lua")),
                 create: Script::new(include_str!("create.lua")),
                 admit: Script::new(include_str!("admit.lua")),
                 append: Script::new(include_str!("append.lua")),
@@ -388,6 +403,9 @@ impl RedisBroker {
             created: Mutex::default(),
             creators: Mutex::default(),
             recent_total: Arc::default(),
+            node: node_name()?,
+            settles: Mutex::default(),
+            held_total: AtomicU64::new(0),
             channels: AtomicUsize::new(0),
             up: AtomicBool::new(true),
             listening: AtomicBool::new(false),
@@ -410,6 +428,13 @@ impl RedisBroker {
         }
         Ok(Self { inner, listener })
     }
+}
+
+/// A random name for this process in the byte ledger.
+fn node_name() -> Result<String, String> {
+    let mut raw = [0u8; 8];
+    getrandom::fill(&mut raw).map_err(|e| format!("no randomness available: {e}"))?;
+    Ok(raw.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -514,7 +539,8 @@ impl Inner {
         if admitted == "FULL" {
             return Err(BrokerError::Full);
         }
-        let creator = lock(&self.creators).remove(&channel.id).unwrap_or_default();
+        let admitted_by = lock(&self.creators).remove(&channel.id);
+        let creator = channel.creator.clone().or(admitted_by).unwrap_or_default();
         let made: String = self
             .call(
                 self.scripts
@@ -539,6 +565,14 @@ impl Inner {
                 .arg(&channel.id);
             self.call(zadd.query_async::<i64>(&mut conn)).await?;
         }
+        // The channel's entry in the byte ledger, with its creator.
+        let entry = budget::Reserve {
+            id: &channel.id,
+            bytes: 0,
+            addr: &creator,
+            until: gone,
+        };
+        self.ledger(Some(entry), 0).await?;
         lock(&self.created).insert(channel.id, channel.expires_at_ms);
         Ok(())
     }
@@ -586,19 +620,20 @@ impl Inner {
             return Err(BrokerError::NotFound);
         }
         let ended = super::is_final(append.kind);
+        let scoped = append
+            .idempotency_key
+            .as_deref()
+            .map(|k| scoped_key(append.kind, k));
+        let cost = super::append_cost(&append.payloads, scoped.as_deref());
+        // Before anything is stored: refused here, nothing is.
+        let reserved = self.reserve(id, cost).await?;
         let mut inv = self.scripts.append.prepare_invoke();
         for k in keys(id) {
             inv.key(k);
         }
         inv.arg(id)
             .arg(append.kind.as_str())
-            .arg(
-                append
-                    .idempotency_key
-                    .as_deref()
-                    .map(|k| scoped_key(append.kind, k))
-                    .unwrap_or_default(),
-            )
+            .arg(scoped.unwrap_or_default())
             .arg(append.now_ms)
             .arg(self.limits.replay_events.max(1))
             .arg(self.limits.replay_bytes)
@@ -610,6 +645,17 @@ impl Inner {
         }
         let mut conn = self.conn.clone();
         let out: Vec<String> = self.call(inv.invoke_async(&mut conn)).await?;
+        if out.first().map(String::as_str) == Some("OK") {
+            let num = |i: usize| out.get(i).and_then(|v| v.parse::<u64>().ok());
+            reserved.settle(budget::Settle {
+                id: id.to_owned(),
+                reserved: cost,
+                held: num(5),
+                version: num(2).unwrap_or(0),
+                until: num(6),
+                addr: out.get(3).cloned().unwrap_or_default(),
+            });
+        }
         let done = match out.first().map(String::as_str) {
             Some("OK") => Appended {
                 first_id: parse_id(out.get(1))?,
@@ -819,6 +865,7 @@ impl Inner {
         // The health check: a round trip, the relay-wide channel count, and a
         // fresh pub/sub connection if Redis came back without it noticing.
         if self.ping().await.is_ok() {
+            self.audit().await;
             let mut conn = self.conn.clone();
             let mut cmd = redis::cmd("ZCOUNT");
             cmd.arg(INDEX).arg(now_ms).arg("+inf");
@@ -989,6 +1036,10 @@ impl Broker for RedisBroker {
 
     fn channel_count(&self) -> usize {
         self.inner.channels.load(Relaxed)
+    }
+
+    fn buffered_bytes(&self) -> u64 {
+        self.inner.held_total.load(Relaxed)
     }
 
     fn admit_creator<'a>(
