@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the npm package into pkg/ (idempotent; `make pkg`). See docs/loading.md.
 #   1. two builds of the sse-channel crate for wasm32-unknown-unknown with the `wasm-release` profile
-#      (opt-level z, LTO, panic abort; `release` is the relay's):
+#      (opt-level z, LTO, panic abort; `release` is the relay's), the browser's with the pinned
+#      nightly and std rebuilt (-Zbuild-std, -Cpanic=immediate-abort):
 #      the browser build (`--no-default-features --features browser`: SSEChannel, no writer) and
 #      the Node build (`--no-default-features --features writer`: deserializeSSEChannel, no SSEChannel)
 #   2. wasm-bindgen (name and producers sections removed), then wasm-opt -Oz from the npm
@@ -32,14 +33,20 @@ esac
 
 rm -rf "$stage"
 mkdir -p "$stage"
-# Both builds write the same output path: copy each away before the next one. The file keeps the
-# crate's name, which names wasm-bindgen's outputs (sse_channel.js, sse_channel_bg.wasm).
-for build in browser writer; do
-  log "cargo build --profile wasm-release --target wasm32-unknown-unknown -p sse-channel --no-default-features --features $build"
-  cargo build --profile wasm-release --target wasm32-unknown-unknown -p sse-channel --no-default-features --features "$build"
-  mkdir -p "$stage/raw-$build"
-  cp "$target_dir/wasm32-unknown-unknown/wasm-release/sse_channel.wasm" "$stage/raw-$build/sse_channel.wasm"
-done
+# The file keeps the crate's name, which names wasm-bindgen's outputs (sse_channel.js, sse_channel_bg.wasm).
+# The browser build uses the pinned nightly (scripts/lib/cargo.sh, installed by setup.sh) to rebuild
+# std for size with panics as immediate aborts: no panic handler and none of the formatting it
+# keeps, no source paths, no Debug bodies (index.js 33,658 -> 30,639 bytes gzip -9; BENCHMARKS.md). In a target dir of its own, so
+# the stable builds' caches stay valid. The Node build stays on stable.
+mkdir -p "$stage/raw-browser" "$stage/raw-writer"
+log "cargo +$SSE_NIGHTLY build -Zbuild-std=std,panic_abort --profile wasm-release --target wasm32-unknown-unknown -p sse-channel --no-default-features --features browser"
+RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none -Zfmt-debug=none" cargo "+$SSE_NIGHTLY" build -Zbuild-std=std,panic_abort \
+  --target-dir "$target_dir/nightly" --profile wasm-release --target wasm32-unknown-unknown \
+  -p sse-channel --no-default-features --features browser
+cp "$target_dir/nightly/wasm32-unknown-unknown/wasm-release/sse_channel.wasm" "$stage/raw-browser/sse_channel.wasm"
+log "cargo build --profile wasm-release --target wasm32-unknown-unknown -p sse-channel --no-default-features --features writer"
+cargo build --profile wasm-release --target wasm32-unknown-unknown -p sse-channel --no-default-features --features writer
+cp "$target_dir/wasm32-unknown-unknown/wasm-release/sse_channel.wasm" "$stage/raw-writer/sse_channel.wasm"
 
 bindgen() { wasm-bindgen --remove-name-section --remove-producers-section "$@"; }
 bindgen --target web --out-dir "$stage/web" "$stage/raw-browser/sse_channel.wasm"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything `make demo` and `make test` need, idempotently: fast when all is there.
-#   wasm32 target, wasm-bindgen CLI (the exact version of the crate), Chromium + ChromeDriver,
+#   wasm32 target, the pinned nightly with rust-src (the package's browser build), wasm-bindgen CLI (the exact version of the crate), Chromium + ChromeDriver,
 #   Firefox ESR + geckodriver, Redis, and the Node tools in ./node_modules (playwright-core, binaryen's wasm-opt, esbuild).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +10,14 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
   log "adding the wasm32-unknown-unknown target"
   rustup target add wasm32-unknown-unknown
+fi
+
+# The pinned nightly with rust-src: the package's browser wasm is built with std rebuilt for size
+# (-Zbuild-std, panics as immediate aborts; scripts/build-pkg.sh). Minimal profile, ~10 s.
+source scripts/lib/cargo.sh
+if ! rustup component list --toolchain "$SSE_NIGHTLY" --installed 2>/dev/null | grep -q '^rust-src'; then
+  log "installing $SSE_NIGHTLY with rust-src (minimal profile)"
+  rustup toolchain install "$SSE_NIGHTLY" --profile minimal --component rust-src
 fi
 
 want_wb=$(sed -n 's/^wasm-bindgen = "=\([0-9.]*\)"/\1/p' Cargo.toml)
