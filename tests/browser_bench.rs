@@ -7,9 +7,11 @@
 //!   each carrying the wall-clock time its request started; the `message`
 //!   listener subtracts it from its own clock (same machine): p50 / p99;
 //! - throughput: 10,000 messages of 64 B published by the page in batches of
-//!   500 (as the writer batches); messages/s at the listener, first to last;
-//!   the SDK and the bare browser API alternately, five times each, and the
-//!   median of the per-pair ratios.
+//!   500 (as the writer batches); messages/s at the listener (the same plain
+//!   JS function on both sides), first to last; the SDK and the bare browser
+//!   API (plain JS, on the same `batch=1` stream as the SDK and on one frame
+//!   per event) alternately, five times each, and the median of the per-pair
+//!   ratios.
 #![cfg(target_arch = "wasm32")]
 
 use std::cell::RefCell;
@@ -35,6 +37,73 @@ extern "C" {
     static TIME_ORIGIN: f64;
 }
 
+// The page's side of the throughput test in plain JS, the same for the SDK and
+// the bare API: the listener records each message's arrival, and the bare
+// connection is what a page would write without the SDK.
+#[wasm_bindgen(inline_js = r#"
+export class Recorder {
+  constructor() {
+    this.n = 0; this.first = 0; this.last = 0; this.inOrder = true;
+    this.listener = (v) => {
+      const at = performance.now();
+      if (this.n === 0) this.first = at;
+      if (v.seq !== this.n) this.inOrder = false;
+      this.n++;
+      this.last = at;
+    };
+  }
+}
+export function bareConnect(websocket, url, listener) {
+  let ready;
+  const opened = new Promise((ok) => { ready = ok; });
+  const frame = (f) => {
+    if (f.event === 'message') listener(f.data);
+    else if (f.event === 'ready') ready();
+  };
+  const frames = (text) => {
+    const v = JSON.parse(text);
+    if (Array.isArray(v)) for (let i = 0; i < v.length; i++) frame(v[i]);
+    else frame(v);
+  };
+  let close;
+  if (websocket) {
+    const ws = new WebSocket(url);
+    ws.onmessage = (e) => frames(e.data);
+    close = () => ws.close();
+  } else {
+    const es = new EventSource(url);
+    es.addEventListener('ready', () => ready());
+    es.addEventListener('message', (e) => listener(JSON.parse(e.data)));
+    es.addEventListener('batch', (e) => frames(e.data));
+    close = () => es.close();
+  }
+  return { ready: () => opened, close };
+}
+"#)]
+extern "C" {
+    type Recorder;
+    #[wasm_bindgen(constructor)]
+    fn new() -> Recorder;
+    #[wasm_bindgen(method, getter)]
+    fn n(this: &Recorder) -> f64;
+    #[wasm_bindgen(method, getter)]
+    fn first(this: &Recorder) -> f64;
+    #[wasm_bindgen(method, getter)]
+    fn last(this: &Recorder) -> f64;
+    #[wasm_bindgen(method, getter, js_name = inOrder)]
+    fn in_order(this: &Recorder) -> bool;
+    #[wasm_bindgen(method, getter)]
+    fn listener(this: &Recorder) -> js_sys::Function;
+
+    type Bare;
+    #[wasm_bindgen(js_name = bareConnect)]
+    fn bare_connect(websocket: bool, url: &str, listener: &js_sys::Function) -> Bare;
+    #[wasm_bindgen(method)]
+    fn ready(this: &Bare) -> js_sys::Promise;
+    #[wasm_bindgen(method)]
+    fn close(this: &Bare);
+}
+
 fn publisher() -> &'static str {
     match option_env!("SSE_PUBLISHER_URL") {
         Some(url) => url,
@@ -56,23 +125,6 @@ fn target(ch: &SseChannel) -> Target {
     let mut auth = "Bearer ".to_owned();
     auth.push_str(&get(&d, "publishToken").as_string().unwrap());
     Target { url, auth }
-}
-
-async fn publish(t: &Target, body: &JsValue) {
-    let headers = obj(&[
-        ("content-type", "application/json".into()),
-        ("authorization", t.auth.as_str().into()),
-    ]);
-    let init = obj(&[
-        ("method", "POST".into()),
-        ("headers", headers),
-        ("body", JSON::stringify(body).unwrap().into()),
-    ]);
-    let resp: web_sys::Response = JsFuture::from(fetch(&t.url, &init))
-        .await
-        .unwrap()
-        .unchecked_into();
-    assert_eq!(resp.status(), 200);
 }
 
 /// Each message's `seq`, its `t` (send time, epoch ms; NaN when absent) and
@@ -147,37 +199,85 @@ async fn latency(transport: &str, rate: u32, n: u32) {
     ch.close();
 }
 
-async fn throughput(transport: &str) -> f64 {
-    let (ch, arrivals, _l) = channel(transport).await;
-    let t = target(&ch);
+/// The throughput load: 20 request bodies of 500 messages of ~64 B each
+/// (as the writer batches), each `{"seq": n, "pad": "…"}`, as JSON text made
+/// before the channel opens, so that publishing costs the page little.
+fn load() -> Vec<JsValue> {
     let (batches, per) = (20u32, 500u32);
     let pad = "x".repeat(44); // {"seq":NNNN,"pad":"…"} ≈ 64 bytes
-    for b in 0..batches {
-        let batch: Array = (0..per)
-            .map(|i| obj(&[("seq", (b * per + i).into()), ("pad", pad.as_str().into())]))
-            .collect();
-        publish(&t, &obj(&[("messages", batch.into())])).await;
+    (0..batches)
+        .map(|b| {
+            let batch: Array = (0..per)
+                .map(|i| obj(&[("seq", (b * per + i).into()), ("pad", pad.as_str().into())]))
+                .collect();
+            JSON::stringify(&obj(&[("messages", batch.into())]))
+                .unwrap()
+                .into()
+        })
+        .collect()
+}
+
+/// Publishes the load's bodies one request after the other; the number of messages.
+async fn publish_load(t: &Target, bodies: &[JsValue]) -> usize {
+    for body in bodies {
+        let headers = obj(&[
+            ("content-type", "application/json".into()),
+            ("authorization", t.auth.as_str().into()),
+        ]);
+        let init = obj(&[
+            ("method", "POST".into()),
+            ("headers", headers),
+            ("body", body.clone()),
+        ]);
+        let resp: web_sys::Response = JsFuture::from(fetch(&t.url, &init))
+            .await
+            .unwrap()
+            .unchecked_into();
+        assert_eq!(resp.status(), 200);
     }
-    let total = (batches * per) as usize;
-    wait_for(&arrivals, total).await;
-    let a = arrivals.borrow();
-    let span = a[total - 1].2 - a[0].2;
-    let in_order = a
-        .iter()
-        .enumerate()
-        .all(|(k, &(seq, _, _))| seq as usize == k);
+    bodies.len() * 500
+}
+
+/// Waits until `rec` counted `total` messages; its messages/s, first to last.
+async fn rate_of(rec: &Recorder, total: usize, what: &str) -> f64 {
+    for _ in 0..3_000 {
+        if rec.n() >= total as f64 {
+            break;
+        }
+        sleep(10).await;
+    }
+    assert_eq!(rec.n(), total as f64, "{what}: messages missing");
+    let span = rec.last() - rec.first();
     let rate = (total as f64 - 1.0) / span * 1000.0;
     console_log!(
-        "bench {transport}: {total} messages of ~64 B in batches of {per}: {rate:.0} messages/s at the listener ({span:.1} ms first to last; in order: {in_order})"
+        "bench {what}: {total} messages of ~64 B in batches of 500: {rate:.0} messages/s at the listener ({span:.1} ms first to last; in order: {})",
+        rec.in_order()
     );
-    drop(a);
+    rate
+}
+
+/// The SDK: 10,000 messages to the page's `message` listener.
+async fn throughput(transport: &str) -> f64 {
+    let ch = SseChannel::new(obj(&[
+        ("relay", relay().into()),
+        ("transport", transport.into()),
+    ]))
+    .unwrap();
+    let bodies = load();
+    let rec = Recorder::new();
+    ch.on("message", rec.listener().into()).unwrap();
+    JsFuture::from(ch.open()).await.unwrap();
+    let total = publish_load(&target(&ch), &bodies).await;
+    let rate = rate_of(&rec, total, &format!("{transport} (SDK)")).await;
     ch.close();
     rate
 }
 
-/// The same load on a bare browser `WebSocket` / `EventSource` (JSON.parse of
-/// each frame, no SDK): what the SDK costs on top.
-async fn raw_throughput(transport: &str) -> f64 {
+/// The same load on a bare browser `WebSocket` / `EventSource` written as a
+/// page would (plain JS: `JSON.parse` of each frame, the same listener, no
+/// SDK), on the same stream as the SDK's (`batch=1`: a burst of events in one
+/// frame) or, with `batch` false, one frame per event.
+async fn raw_throughput(transport: &str, batch: bool) -> f64 {
     let mut url = relay().to_owned();
     url.push_str("/v1/channels");
     let init = obj(&[("method", "POST".into()), ("body", "{}".into())]);
@@ -189,6 +289,9 @@ async fn raw_throughput(transport: &str) -> f64 {
     let id = get(&created, "channelId").as_string().unwrap();
     let sub = get(&created, "subscribeToken").as_string().unwrap();
     let mut stream = relay().to_owned();
+    if transport == "websocket" {
+        stream = stream.replacen("http", "ws", 1);
+    }
     stream.push_str("/v1/channels/");
     stream.push_str(&id);
     stream.push_str(if transport == "websocket" {
@@ -197,37 +300,13 @@ async fn raw_throughput(transport: &str) -> f64 {
         "/events?token="
     });
     stream.push_str(&sub);
-    let count = Rc::new(RefCell::new((0usize, 0.0f64, 0.0f64)));
-    let c = count.clone();
-    let on_message =
-        Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |e: web_sys::MessageEvent| {
-            let v = JSON::parse(&e.data().as_string().unwrap()).unwrap();
-            let _ = get(&v, "event");
-            let mut c = c.borrow_mut();
-            c.0 += 1;
-            if c.0 == 2 {
-                c.1 = now(); // first message (after ready)
-            }
-            c.2 = now();
-        });
-    let closer: Box<dyn Fn()> = if transport == "websocket" {
-        let ws = web_sys::WebSocket::new(&stream.replacen("http", "ws", 1)).unwrap();
-        ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-        Box::new(move || ws.close().unwrap())
-    } else {
-        let es = web_sys::EventSource::new(&stream).unwrap();
-        for name in ["ready", "message"] {
-            es.add_event_listener_with_callback(name, on_message.as_ref().unchecked_ref())
-                .unwrap();
-        }
-        Box::new(move || es.close())
-    };
-    for _ in 0..300 {
-        if count.borrow().0 >= 1 {
-            break;
-        }
-        sleep(10).await;
+    if batch {
+        stream.push_str("&batch=1");
     }
+    let bodies = load();
+    let rec = Recorder::new();
+    let conn = bare_connect(transport == "websocket", &stream, &rec.listener());
+    JsFuture::from(conn.ready()).await.unwrap();
     let mut auth = "Bearer ".to_owned();
     auth.push_str(&get(&created, "publishToken").as_string().unwrap());
     let mut murl = relay().to_owned();
@@ -235,28 +314,17 @@ async fn raw_throughput(transport: &str) -> f64 {
     murl.push_str(&id);
     murl.push_str("/messages");
     let t = Target { url: murl, auth };
-    let (batches, per) = (20u32, 500u32);
-    let pad = "x".repeat(44);
-    for b in 0..batches {
-        let batch: Array = (0..per)
-            .map(|i| obj(&[("seq", (b * per + i).into()), ("pad", pad.as_str().into())]))
-            .collect();
-        publish(&t, &obj(&[("messages", batch.into())])).await;
-    }
-    let total = (batches * per) as usize;
-    for _ in 0..3_000 {
-        if count.borrow().0 > total {
-            break;
+    let total = publish_load(&t, &bodies).await;
+    let what = format!(
+        "{transport} (bare browser API, no SDK, {})",
+        if batch {
+            "batch=1"
+        } else {
+            "a frame per event"
         }
-        sleep(10).await;
-    }
-    let (n, first, last) = *count.borrow();
-    closer();
-    let rate = (n as f64 - 2.0) / (last - first) * 1000.0;
-    console_log!(
-        "bench {transport} (bare browser API, no SDK): {} messages: {rate:.0} messages/s at the listener",
-        n - 1
     );
+    let rate = rate_of(&rec, total, &what).await;
+    conn.close();
     rate
 }
 
@@ -265,24 +333,42 @@ async fn raw_throughput(transport: &str) -> f64 {
 /// of each and the median of the per-pair ratios.
 async fn paired_throughput(transport: &str) {
     const PAIRS: usize = 5;
-    let (mut sdk, mut bare, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut sdk, mut bare, mut frames) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut ratio, mut ratio_frames) = (Vec::new(), Vec::new());
     for _ in 0..PAIRS {
         let s = throughput(transport).await;
-        let b = raw_throughput(transport).await;
+        let b = raw_throughput(transport, true).await;
+        let f = raw_throughput(transport, false).await;
         sdk.push(s);
         bare.push(b);
+        frames.push(f);
         ratio.push(s / b);
+        ratio_frames.push(s / f);
     }
-    for v in [&mut sdk, &mut bare, &mut ratio] {
+    for v in [
+        &mut sdk,
+        &mut bare,
+        &mut frames,
+        &mut ratio,
+        &mut ratio_frames,
+    ] {
         v.sort_by(|x, y| x.total_cmp(y));
     }
     console_log!(
-        "bench {transport}: SDK vs bare API, {PAIRS} alternating pairs: median {:.0} vs {:.0} messages/s; median SDK/bare ratio {:.3} (min {:.3}, max {:.3})",
+        "bench {transport}: SDK vs bare API on the same stream (batch=1), {PAIRS} alternating pairs: median {:.0} vs {:.0} messages/s; median SDK/bare ratio {:.3} (min {:.3}, max {:.3})",
         percentile(&sdk, 0.5),
         percentile(&bare, 0.5),
         percentile(&ratio, 0.5),
         ratio[0],
         ratio[PAIRS - 1]
+    );
+    console_log!(
+        "bench {transport}: SDK vs bare API with a frame per event: median {:.0} vs {:.0} messages/s; median SDK/bare ratio {:.3} (min {:.3}, max {:.3})",
+        percentile(&sdk, 0.5),
+        percentile(&frames, 0.5),
+        percentile(&ratio_frames, 0.5),
+        ratio_frames[0],
+        ratio_frames[PAIRS - 1]
     );
 }
 

@@ -85,35 +85,61 @@ impl Drop for WebSocketTransport {
     }
 }
 
-/// JS strings made once per page: member names and event kinds. Reading a
-/// frame then neither encodes a key into JS nor decodes the kind into wasm
-/// (this halved the cost of the WebSocket path in `tests/browser_bench.rs`).
-struct Names {
-    id: JsValue,
-    event: JsValue,
-    data: JsValue,
-    length: JsValue,
-    kinds: Vec<(JsValue, EventKind)>,
+#[wasm_bindgen]
+extern "C" {
+    /// A parsed frame (`{"id":n,"event":"…","data":…}`) or batch (an array of
+    /// them), read through one small getter per member: each is a plain property
+    /// read in the glue, where `Reflect.get` would pass a key across and go
+    /// through the glue's exception wrapper (this path runs once per event).
+    /// Call them on objects only: a getter on `null` throws.
+    type Parsed;
+    #[wasm_bindgen(method, getter)]
+    fn length(this: &Parsed) -> Option<f64>;
+    #[wasm_bindgen(method, indexing_getter)]
+    fn at(this: &Parsed, i: u32) -> JsValue;
+    #[wasm_bindgen(method, getter)]
+    fn event(this: &Parsed) -> JsValue;
+    /// A number, or `None` when absent (JS `null`/`undefined`).
+    #[wasm_bindgen(method, getter)]
+    fn id(this: &Parsed) -> Option<f64>;
+    #[wasm_bindgen(method, getter)]
+    fn data(this: &Parsed) -> JsValue;
 }
 
+/// The getters above are the protocol's member names.
+const fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+const _: () = assert!(
+    same(ws_field::ID, "id") && same(ws_field::EVENT, "event") && same(ws_field::DATA, "data")
+);
+
 thread_local! {
-    static NAMES: Names = Names {
-        id: JsValue::from_str(ws_field::ID),
-        event: JsValue::from_str(ws_field::EVENT),
-        data: JsValue::from_str(ws_field::DATA),
-        length: JsValue::from_str("length"),
-        kinds: [
-            EventKind::Message,
-            EventKind::Ping,
-            EventKind::Ready,
-            EventKind::End,
-            EventKind::Error,
-            EventKind::Pong,
-        ]
-        .into_iter()
-        .map(|k| (JsValue::from_str(k.as_str()), k))
-        .collect(),
-    };
+    /// The event kinds as JS strings, made once per page: reading a frame then
+    /// compares JS strings instead of decoding the kind into wasm. The common
+    /// kind first.
+    static KINDS: Vec<(JsValue, EventKind)> = [
+        EventKind::Message,
+        EventKind::Ping,
+        EventKind::Ready,
+        EventKind::End,
+        EventKind::Error,
+        EventKind::Pong,
+    ]
+    .into_iter()
+    .map(|k| (JsValue::from_str(k.as_str()), k))
+    .collect();
 }
 
 /// Not a frame of the protocol: the stream cannot be trusted.
@@ -125,22 +151,29 @@ fn lost(ws: &WebSocket, sink: &Sink) {
 /// A parsed frame, or a batch (`batch=1`: an array of frames in id order, on
 /// either transport), into `sink`; `false` when it is not one.
 pub(super) fn read_frames(v: &JsValue, sink: &Sink) -> bool {
-    // A frame object has no `length`. (Reflect alone: no new import.)
-    let batch = NAMES
-        .with(|n| js_sys::Reflect::get(v, &n.length).ok())
-        .and_then(|l| l.as_f64());
-    let count = batch.map_or(1, |l| l as u32);
-    if count == 0 {
+    if !v.is_object() {
+        return false;
+    }
+    let v: &Parsed = v.unchecked_ref();
+    // A frame object has no `length`.
+    let Some(len) = v.length() else {
+        let Some(frame) = read_frame(v) else {
+            return false;
+        };
+        sink(frame);
+        return true;
+    };
+    if len.is_nan() || len < 1.0 {
         return false;
     }
     // A listener that closes the channel mid-batch makes the rest stale: the
     // channel ignores a connection it gave up on.
-    for i in 0..count {
-        let obj = match batch {
-            Some(_) => js_sys::Reflect::get(v, &JsValue::from(i)).unwrap_or_default(),
-            None => v.clone(),
-        };
-        match read_frame(&obj) {
+    for i in 0..len as u32 {
+        let obj = v.at(i);
+        if !obj.is_object() {
+            return false;
+        }
+        match read_frame(obj.unchecked_ref()) {
             Some(frame) => sink(frame),
             None => return false,
         }
@@ -148,31 +181,29 @@ pub(super) fn read_frames(v: &JsValue, sink: &Sink) -> bool {
     true
 }
 
-/// A parsed `{"id":n,"event":"…","data":…}` → a frame; `None` when it is not one.
-fn read_frame(obj: &JsValue) -> Option<Incoming> {
-    if !obj.is_object() {
-        return None;
-    }
-    NAMES.with(|n| {
-        let get = |k: &JsValue| js_sys::Reflect::get(obj, k).ok();
-        let name = get(&n.event)?;
+/// A parsed `{"id":n,"event":"…","data":…}` object → a frame; `None` when it
+/// is not one.
+fn read_frame(obj: &Parsed) -> Option<Incoming> {
+    let name = obj.event();
+    let Some(kind) = KINDS.with(|k| k.iter().find(|(s, _)| *s == name).map(|(_, k)| *k)) else {
         if !name.is_string() {
             return None;
         }
-        let Some(kind) = n.kinds.iter().find(|(s, _)| *s == name).map(|(_, k)| *k) else {
-            // A kind this client does not know (from a newer relay): no payload
-            // for us, but proof that the connection is alive, like a heartbeat.
-            return Some(Incoming::Frame {
-                kind: EventKind::Ping,
-                id: None,
-                data: JsValue::NULL,
-            });
-        };
-        let id = get(&n.id)
-            .and_then(|v| v.as_f64())
-            .filter(|n| *n >= 0.0 && n.fract() == 0.0)
-            .map(|n| n as u64);
-        let data = get(&n.data).unwrap_or(JsValue::NULL);
-        Some(Incoming::Frame { kind, id, data })
+        // A kind this client does not know (from a newer relay): no payload
+        // for us, but proof that the connection is alive, like a heartbeat.
+        return Some(Incoming::Frame {
+            kind: EventKind::Ping,
+            id: None,
+            data: JsValue::NULL,
+        });
+    };
+    let id = obj
+        .id()
+        .filter(|n| *n >= 0.0 && n.fract() == 0.0)
+        .map(|n| n as u64);
+    Some(Incoming::Frame {
+        kind,
+        id,
+        data: obj.data(),
     })
 }
