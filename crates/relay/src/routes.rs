@@ -580,6 +580,11 @@ pub(crate) async fn append(
         // the newest event is always kept, and nothing follows it.
         let stored = if done.replayed { 0 } else { bytes as u64 };
         let mut shutdown = relay.shutdown.subscribe();
+        if !done.replayed && done.subscribers.is_none() {
+            // The in-memory broker woke this node's readers waiting at the
+            // head: they write the event before this answer is written.
+            relay.flow.taken(id, done.last_id, &mut shutdown).await;
+        }
         let held = relay
             .flow
             .published(id, done.last_id, stored, &mut shutdown)

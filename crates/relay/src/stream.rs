@@ -135,6 +135,9 @@ impl Subscriber {
                     std::future::pending::<()>().await;
                 }
             };
+            // Waiting at the head: a publish through this node waits for
+            // this reader to take its event before answering (flow::taken).
+            let _idle = self.slot.as_ref().map(ReaderSlot::idle);
             tokio::select! {
                 biased;
                 _ = self.shutdown.changed() => {

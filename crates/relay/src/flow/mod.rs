@@ -19,6 +19,7 @@
 //! the last mark at or before its position (never less than the true lag).
 
 mod rule;
+mod taken;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -70,6 +71,8 @@ struct Reader {
     after: EventId,
     detached_at: Option<Instant>,
     released: bool,
+    /// Waiting at the head for the next event ([`ReaderSlot::idle`]).
+    idle: bool,
 }
 
 /// What a publish's wait came to.
@@ -212,6 +215,7 @@ impl Flow {
                 after,
                 detached_at: None,
                 released: false,
+                idle: false,
             },
         );
         drop(st);
