@@ -99,9 +99,11 @@ extern "C" {
     fn at(this: &Parsed, i: u32) -> JsValue;
     #[wasm_bindgen(method, getter)]
     fn event(this: &Parsed) -> JsValue;
-    /// A number, or `None` when absent (JS `null`/`undefined`).
+    /// The member as a number (JS `Number()` at the boundary: absent is
+    /// `NaN`, `null` is 0; the relay sends whole numbers from 1): a plain
+    /// `f64` return, without the memory writes of an `Option`.
     #[wasm_bindgen(method, getter)]
-    fn id(this: &Parsed) -> Option<f64>;
+    fn id(this: &Parsed) -> f64;
     #[wasm_bindgen(method, getter)]
     fn data(this: &Parsed) -> JsValue;
 }
@@ -197,10 +199,9 @@ fn read_frame(obj: &Parsed) -> Option<Incoming> {
             data: JsValue::NULL,
         });
     };
-    let id = obj
-        .id()
-        .filter(|n| *n >= 0.0 && n.fract() == 0.0)
-        .map(|n| n as u64);
+    // Ids start at 1: 0 (or `null`) is no id, as are NaN and fractions.
+    let id = obj.id();
+    let id = (id >= 1.0 && id.fract() == 0.0).then_some(id as u64);
     Some(Incoming::Frame {
         kind,
         id,
