@@ -843,6 +843,25 @@ async fn the_redis_byte_ledger_corrects_its_drift() {
     held_becomes(&[b], 2 * cost).await;
     let left = server.command("HLEN sse:{bytes}:r").unwrap();
     assert!(left.starts_with(":0"), "{left}");
+    // A reservation of this live node still unsettled when the sweep audits
+    // the channel: the audit settles nothing of it (and takes back 0 bytes,
+    // which must not reach Redis as "-0").
+    let node = server.command("ZRANGE sse:{bytes}:nodes 0 -1").unwrap();
+    let node = node.lines().nth(2).unwrap().to_owned();
+    set(2 * cost, 7, 2 * cost + 7);
+    let mine = format!("HSET sse:{{bytes}}:r \"{node} {id}\" 7");
+    assert!(server.command(&mine).unwrap().starts_with(':'));
+    held_becomes(&[b], 2 * cost + 7).await;
+    for _ in 0..3 {
+        b.sweep(now()).await;
+    }
+    assert_eq!(b.buffered_bytes(), 2 * cost + 7);
+    assert!(server.command(&mine).unwrap().starts_with(':'));
+    assert_eq!(b.status().errors, 0, "every ledger call succeeded");
+    server
+        .command(&format!("HDEL sse:{{bytes}}:r \"{node} {id}\""))
+        .unwrap();
+    set(2 * cost, 0, 2 * cost);
     // The channel still takes appends within the budget.
     append(b, &id, EventKind::Message, &[P100], None)
         .await

@@ -64,6 +64,9 @@ pub(super) struct Settle {
     pub(super) until: Option<u64>,
     /// The channel's creator address, if any.
     pub(super) addr: String,
+    /// Already sent with a call that failed: not sent a third time (a
+    /// settlement the script refused must not block every later call).
+    pub(super) retried: bool,
 }
 
 impl Settle {
@@ -76,6 +79,7 @@ impl Settle {
             version: 0,
             until: None,
             addr: String::new(),
+            retried: false,
         }
     }
 }
@@ -157,8 +161,13 @@ impl Inner {
         let out: Vec<String> = match self.call(inv.invoke_async(&mut conn)).await {
             Ok(out) => out,
             Err(e) => {
-                // Sent again with the next call.
-                lock(&self.settles).extend(settles);
+                // Sent again with the next call, once.
+                lock(&self.settles).extend(
+                    settles
+                        .into_iter()
+                        .filter(|s| !s.retried)
+                        .map(|s| Settle { retried: true, ..s }),
+                );
                 return Err(e);
             }
         };
@@ -235,6 +244,7 @@ impl Inner {
                     version: last,
                     until: Some(until),
                     addr: fields.get(2).cloned().flatten().unwrap_or_default(),
+                    retried: false,
                 },
                 // The channel is gone: its entry goes with the next call.
                 _ => Settle {
@@ -244,6 +254,7 @@ impl Inner {
                     version: GONE,
                     until: Some(1),
                     addr: String::new(),
+                    retried: false,
                 },
             });
         }

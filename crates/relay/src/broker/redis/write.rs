@@ -146,6 +146,7 @@ impl Inner {
                 version: num(2).unwrap_or(0),
                 until: num(6),
                 addr: out.get(3).cloned().unwrap_or_default(),
+                retried: false,
             });
         }
         let done = match out.first().map(String::as_str) {
