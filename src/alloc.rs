@@ -119,6 +119,22 @@ impl Heap {
         class(old, align) == class(new, align)
     }
 
+    /// The bytes this heap holds unused: its free blocks and the rest of its last pages. With the
+    /// wasm memory's size this gives the bytes in use (tests: a closed channel leaves nothing).
+    pub(crate) fn free_bytes(&self) -> usize {
+        let mut n = self.end - self.next;
+        for (k, &head) in self.free.iter().enumerate() {
+            let mut p = head;
+            while p != 0 {
+                n += 1 << k;
+                // SAFETY: `p` is a free block of class k this heap owns; its first word holds
+                // the next free block, written by `push`.
+                p = unsafe { *(p as *const usize) };
+            }
+        }
+        n
+    }
+
     /// Puts a free block on the list of class `k`.
     ///
     /// # Safety
@@ -151,6 +167,13 @@ mod global {
 
     #[global_allocator]
     static ALLOCATOR: Allocator = Allocator(UnsafeCell::new(Heap::new()));
+
+    /// [`Heap::free_bytes`] of the global heap.
+    pub(crate) fn free_bytes() -> usize {
+        // SAFETY: single thread, and this is not called from inside the allocator: the only
+        // reference to the heap now.
+        unsafe { (*ALLOCATOR.0.get()).free_bytes() }
+    }
 
     fn grow(pages: usize) -> Option<usize> {
         let old = core::arch::wasm32::memory_grow(0, pages);
@@ -190,6 +213,13 @@ mod global {
         }
     }
 }
+
+#[cfg(all(
+    target_arch = "wasm32",
+    feature = "browser",
+    not(target_feature = "atomics")
+))]
+pub(crate) use global::free_bytes;
 
 #[cfg(test)]
 mod tests;

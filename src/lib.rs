@@ -57,5 +57,19 @@ mod transport;
 #[cfg(all(target_arch = "wasm32", feature = "writer"))]
 mod writer;
 
+/// The bytes the browser build's allocator holds unused (free blocks and the rest of its pages):
+/// `memory.buffer.byteLength` minus this is the memory in use plus a constant (statics, stack).
+/// For tests (`tests/browser.rs`, `nothing_left_behind`); not exported to JS, so the package's
+/// wasm does not contain it.
+#[doc(hidden)]
+#[cfg(all(
+    target_arch = "wasm32",
+    feature = "browser",
+    not(target_feature = "atomics")
+))]
+pub fn heap_free_bytes() -> usize {
+    alloc::free_bytes()
+}
+
 #[cfg(all(target_arch = "wasm32", any(feature = "browser", feature = "writer")))]
 mod unicloud;

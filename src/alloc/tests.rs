@@ -1,7 +1,7 @@
 //! The size-class allocator on a native arena: random allocations and frees never overlap, are
-//! aligned, stay inside the pages given, and reuse freed blocks.
+//! aligned, stay inside the pages given, reuse freed blocks, and are counted by `free_bytes`.
 
-use super::{Heap, PAGE};
+use super::{class, Heap, PAGE};
 use proptest::prelude::*;
 
 /// Pages handed out from one buffer, optionally with a gap before each grant (memory grown by
@@ -90,6 +90,11 @@ fn run(ops: &[Op], gap: usize) {
             }
             Op::Free(_) => {}
         }
+    }
+    if gap == 0 {
+        // Every byte of the pages given is in a block, held or free, or not yet carved.
+        let held: usize = live.iter().map(|&(_, s, a, _)| 1usize << class(s, a)).sum();
+        assert_eq!(heap.free_bytes() + held, arena.used * PAGE);
     }
 }
 

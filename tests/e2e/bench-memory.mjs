@@ -1,7 +1,8 @@
 // Memory benchmark of the browser entry (pkg/index.js) over many channels in one page: each channel
 // is opened, receives a few messages and its `end` (published by the page with fetch, as a cloud
 // function would), closes, and is dropped; every STEP channels the page forces a garbage collection
-// and records the JS heap (Chromium's precise memory info; wasm memory is checked by tests/browser.rs,
+// and records the JS heap (Chromium's precise memory info) and the SDK's wasm memory (its
+// `memory.buffer.byteLength`, caught as the module is instantiated; also checked by tests/browser.rs,
 // `nothing_left_behind`). The same loop on a
 // bare WebSocket + fetch (no SDK) is the baseline. Prints numbers, asserts nothing.
 // Run through tests/e2e/bench-memory.sh (`make bench-memory`), which builds pkg/ and starts a relay.
@@ -17,7 +18,15 @@ if (!relay) throw new Error('RELAY_URL is not set: run tests/e2e/bench-memory.sh
 const N = Number(process.env.BENCH_CHANNELS || 2000);
 const STEP = Math.max(1, Math.floor(N / 8));
 
-const PAGE = `<!doctype html><meta charset="utf-8"><title>bench-memory</title><script type="module">
+const PAGE = `<!doctype html><meta charset="utf-8"><title>bench-memory</title><script>
+// The SDK's wasm memory, caught as the module is instantiated.
+const grab = (r) => { const i = r && (r.instance || r); for (const x of Object.values((i && i.exports) || {})) if (x instanceof WebAssembly.Memory) window.wasmMemory = x; return r; };
+const inst = WebAssembly.instantiate;
+WebAssembly.instantiate = (...a) => inst.apply(WebAssembly, a).then(grab);
+const Instance = WebAssembly.Instance;
+WebAssembly.Instance = function (...a) { return grab(new Instance(...a)); };
+WebAssembly.Instance.prototype = Instance.prototype;
+</script><script type="module">
 import { SSEChannel } from './index.js';
 const relay = new URLSearchParams(location.search).get('relay');
 const post = (url, token, body) => fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: 'Bearer ' + token }, body: JSON.stringify(body) });
@@ -50,7 +59,7 @@ async function bareOne() {
 window.run = async (kind, n, step) => {
   const samples = [];
   const sample = async (i) => { await new Promise((ok) => setTimeout(ok, 50)); gc(); gc();
-    samples.push({ channels: i, heap: performance.memory.usedJSHeapSize }); };
+    samples.push({ channels: i, heap: performance.memory.usedJSHeapSize, wasm: window.wasmMemory ? window.wasmMemory.buffer.byteLength : 0 }); };
   await sample(0);
   for (let i = 1; i <= n; i++) {
     if (kind === 'bare') await bareOne(); else await sdkOne(kind);
@@ -75,8 +84,8 @@ const browser = await chromium.launch({
   args: ['--no-sandbox', '--js-flags=--expose-gc', '--enable-precise-memory-info'],
 });
 try {
-  console.log(`| loop (${N} channels, 3 messages + end each) | JS heap after GC: start → end | growth per channel | fitted slope over the last ${N - STEP} |`);
-  console.log('|---|---|---|---|');
+  console.log(`| loop (${N} channels, 3 messages + end each) | JS heap after GC: start → end | growth per channel | fitted slope over the last ${N - STEP} | slope over the last half | wasm memory: start → end |`);
+  console.log('|---|---|---|---|---|---|');
   for (const kind of (process.env.BENCH_KINDS || 'websocket,eventsource,bare').split(',')) {
     const page = await browser.newPage();
     page.on('console', (m) => console.error(`[bench-memory] page: ${m.text()}`));
@@ -87,14 +96,19 @@ try {
     await page.close();
     const first = samples[0].heap;
     const last = samples[samples.length - 1].heap;
-    // Least squares over the samples after the first STEP (warm-up: code compiled, pools grown).
-    const pts = samples.filter((p) => p.channels >= STEP);
-    const mx = pts.reduce((a, p) => a + p.channels, 0) / pts.length;
-    const my = pts.reduce((a, p) => a + p.heap, 0) / pts.length;
-    const slope = pts.reduce((a, p) => a + (p.channels - mx) * (p.heap - my), 0) / pts.reduce((a, p) => a + (p.channels - mx) ** 2, 0);
+    // Least squares over the samples after the first STEP (warm-up: code compiled, pools grown),
+    // and over the second half alone (does the growth flatten?).
+    const fit = (pts) => {
+      const mx = pts.reduce((a, p) => a + p.channels, 0) / pts.length;
+      const my = pts.reduce((a, p) => a + p.heap, 0) / pts.length;
+      return pts.reduce((a, p) => a + (p.channels - mx) * (p.heap - my), 0) / pts.reduce((a, p) => a + (p.channels - mx) ** 2, 0);
+    };
+    const slope = fit(samples.filter((p) => p.channels >= STEP));
+    const late = fit(samples.filter((p) => p.channels >= N / 2));
     const name = kind === 'bare' ? 'bare WebSocket + fetch, no SDK' : `SDK, ${kind}`;
-    console.log(`| ${name} | ${(first / 1024).toFixed(0)} KiB → ${(last / 1024).toFixed(0)} KiB | ${((last - first) / N).toFixed(0)} B | ${slope.toFixed(1)} B/channel |`);
-    console.error(`[bench-memory] ${kind}: ${samples.map((p) => `${p.channels}:${(p.heap / 1024).toFixed(0)}K`).join(' ')}`);
+    const wasm = kind === 'bare' ? '–' : `${samples[1].wasm / 1024} KiB → ${samples[samples.length - 1].wasm / 1024} KiB`;
+    console.log(`| ${name} | ${(first / 1024).toFixed(0)} KiB → ${(last / 1024).toFixed(0)} KiB | ${((last - first) / N).toFixed(0)} B | ${slope.toFixed(1)} B/channel | ${late.toFixed(1)} B/channel | ${wasm} |`);
+    console.error(`[bench-memory] ${kind}: ${samples.map((p) => `${p.channels}:${(p.heap / 1024).toFixed(0)}K/${p.wasm / 1024}K`).join(' ')}`);
   }
 } finally {
   await browser.close();
