@@ -3,7 +3,8 @@
 //!
 //! Run: `cargo bench -p sse-relay --bench rss` (or `crates/relay/benches/run-rss.sh`,
 //! which also raises `ulimit -n`). Environment: `SUBSCRIBERS` (default 1000),
-//! `FANOUT_MESSAGES` (default 200).
+//! `FANOUT_MESSAGES` (default 200), `RELAY_BIN` (another `sse-relay` binary to
+//! measure instead of this build's, e.g. to compare two commits side by side).
 //!
 //! Measures, in a separate relay process:
 //! 1. idle RSS;
@@ -69,9 +70,10 @@ fn count_messages(s: TcpStream, count: Arc<AtomicU64>) {
 async fn main() {
     let n = env_num("SUBSCRIBERS", 1000);
     let fan_msgs = env_num("FANOUT_MESSAGES", 200) as u64;
-    let bin = env!("CARGO_BIN_EXE_sse-relay");
+    let bin =
+        std::env::var("RELAY_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_sse-relay").to_owned());
     let limit = (n * 4 + 100).to_string();
-    let mut child = Command::new(bin)
+    let mut child = Command::new(&bin)
         .args([
             "--listen",
             "127.0.0.1:0",

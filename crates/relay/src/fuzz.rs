@@ -24,6 +24,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("publish_body", publish_body),
     ("descriptor", descriptor),
     ("relay_origin", relay_origin),
+    ("request_head", request_head),
 ];
 
 fn text(data: &[u8]) -> std::borrow::Cow<'_, str> {
@@ -192,5 +193,38 @@ pub fn relay_origin(data: &[u8]) {
     }
     if let Ok(n) = crate::config::normalize_origin(&s) {
         assert_eq!(crate::config::normalize_origin(&n), Ok(n.clone()), "{s:?}");
+    }
+}
+
+/// The first request head of a connection, read by the relay itself
+/// (`direct::head`): a head it serves is an EventSource subscription (a GET
+/// of `/v1/channels/{id}/events` over HTTP/1.1), and the decision does not
+/// depend on how the bytes arrived: a strict prefix of a head served here
+/// waits for more, and a prefix handed to hyper stays handed over.
+pub fn request_head(data: &[u8]) {
+    use crate::direct::head::{parse, Parsed};
+    let whole = parse(data);
+    if let Parsed::Subscribe(req) = &whole {
+        assert_eq!(req.method(), axum::http::Method::GET);
+        assert_eq!(req.version(), axum::http::Version::HTTP_11);
+        let path = req.uri().path();
+        assert!(
+            path.starts_with("/v1/channels/") && path.ends_with("/events"),
+            "{path}"
+        );
+        assert!(req.headers().get("content-length").is_none());
+    }
+    let cut = data
+        .first()
+        .map_or(0, |b| usize::from(*b) % (data.len() + 1));
+    for c in [cut, data.len().saturating_sub(1)] {
+        if c >= data.len() {
+            continue;
+        }
+        match parse(&data[..c]) {
+            Parsed::Other => assert!(matches!(whole, Parsed::Other), "{c}: {whole:?}"),
+            Parsed::Subscribe(_) => panic!("a strict prefix ({c}) was served"),
+            Parsed::Incomplete => {}
+        }
     }
 }

@@ -14,6 +14,8 @@
 //! - `stream`: the EventSource and WebSocket subscriber streams.
 //! - `server`: [`run`]: accept loop, header read timeout, graceful shutdown.
 //! - `repoll`: a connection task that wakes itself is polled again at once.
+//! - `direct`: EventSource subscriptions served without hyper's
+//!   per-connection buffers.
 //! - [`metrics`]: the Prometheus counters.
 //! - `error`: [`ApiError`], the JSON error answer with its stable code.
 //!
@@ -32,6 +34,7 @@
 
 pub mod broker;
 pub mod config;
+pub(crate) mod direct;
 mod error;
 pub mod flow;
 #[doc(hidden)]

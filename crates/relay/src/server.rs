@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request};
 use axum::response::IntoResponse as _;
+use bytes::Bytes;
 use futures_util::future::Either;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -19,6 +20,7 @@ use tokio::net::TcpListener;
 use tower_service::Service;
 
 use crate::broker::Broker;
+use crate::direct::{self, First, Rewind};
 use crate::repoll::Repoll;
 use crate::timeout_io::WriteTimeout;
 use crate::{routes, ApiError, Config, Relay};
@@ -120,6 +122,7 @@ pub async fn run_with_broker(
             continue;
         }
         let slot = full.then(|| OverflowSlot::take(&overflow));
+        let direct_router = router.clone();
         let router = router.clone();
         let metrics = relay.metrics.clone();
         let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
@@ -135,16 +138,8 @@ pub async fn run_with_broker(
             req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
             Either::Right(router.clone().call(req))
         });
-        let conn = if full { &limited } else { &builder }
-            .serve_connection(
-                TokioIo::new(WriteTimeout::new(
-                    stream,
-                    write_timeout,
-                    relay.shutdown.subscribe(),
-                )),
-                svc,
-            )
-            .with_upgrades();
+        let mut io = WriteTimeout::new(stream, write_timeout, relay.shutdown.subscribe());
+        let builder = if full { &limited } else { &builder }.clone();
         let mut stop = relay.shutdown.subscribe();
         let connections = connections.clone();
         connections.send_modify(|n| *n += 1);
@@ -153,8 +148,43 @@ pub async fn run_with_broker(
         // The connection's task polls itself again when hyper wakes it
         // during a poll (every request with a body does): see `repoll`.
         tokio::spawn(Repoll::new(async move {
+            let _open = OpenConnection(connections, metrics);
             let _slot = slot;
-            tokio::pin!(conn);
+            let mut prefix = Bytes::new();
+            if !full {
+                // Below the cap, an EventSource subscription is served
+                // without hyper (crate::direct); over it, hyper serves all.
+                let first = tokio::select! {
+                    first = direct::read_first(&mut io, header_timeout) => first,
+                    _ = async { let _ = stop.wait_for(|s| *s).await; } => First::Closed,
+                };
+                match first {
+                    First::Subscribe(mut req) => {
+                        req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
+                        let serve = direct::serve(io, *req, direct_router);
+                        tokio::pin!(serve);
+                        let res = tokio::select! {
+                            res = &mut serve => res,
+                            // Polled again once the relay shuts down, a write
+                            // the peer does not read fails at once (WriteTimeout).
+                            _ = async { let _ = stop.wait_for(|s| *s).await; } => serve.await,
+                        };
+                        if let Err(e) = res {
+                            tracing::debug!(error = %e, "stream connection ended with an error");
+                        }
+                        return;
+                    }
+                    First::Other(read) => prefix = read,
+                    First::Closed => return,
+                }
+            }
+            // Boxed: hyper's connection state would otherwise be part of every
+            // connection's task, including the ones served above.
+            let mut conn = Box::pin(
+                builder
+                    .serve_connection(TokioIo::new(Rewind::new(io, prefix)), svc)
+                    .with_upgrades(),
+            );
             let res = tokio::select! {
                 res = conn.as_mut() => res,
                 _ = async { let _ = stop.wait_for(|s| *s).await; } => {
@@ -167,10 +197,6 @@ pub async fn run_with_broker(
             if let Err(e) = res {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
-            connections.send_modify(|n| {
-                *n -= 1;
-                metrics.set_http_connections(*n);
-            });
         }));
     }
 
@@ -190,6 +216,21 @@ pub async fn run_with_broker(
     sweeper.abort();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// An open connection, counted in the relay's gauge until dropped.
+struct OpenConnection(
+    tokio::sync::watch::Sender<usize>,
+    Arc<crate::metrics::Metrics>,
+);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| {
+            *n -= 1;
+            self.1.set_http_connections(*n);
+        });
+    }
 }
 
 /// One of the [`OVERFLOW_CONNECTIONS`], given back on drop.

@@ -1,0 +1,141 @@
+//! The first request head of a connection, read by the relay itself: an
+//! EventSource subscription (`GET /v1/channels/{id}/events`, HTTP/1.1, no
+//! body, no upgrade) becomes an [`http::Request`]; anything else is left to
+//! hyper, bytes untouched.
+
+use axum::body::Body;
+use axum::http::{self, HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, Version};
+
+/// Longest head the relay reads itself; a longer one goes to hyper, whose
+/// limits and answers (431) then apply. A browser's EventSource request with
+/// its cookies fits.
+pub(crate) const MAX_HEAD: usize = 8 * 1024;
+
+/// Most header fields in a head read here; more go to hyper (which takes 100).
+const MAX_HEADERS: usize = 48;
+
+/// Every head served here starts with these bytes.
+const PREFIX: &[u8] = b"GET /v1/channels/";
+
+/// What the bytes read so far are.
+#[derive(Debug)]
+pub(crate) enum Parsed {
+    /// A subscription's head, all of the bytes read (no pipelined request after it).
+    Subscribe(Box<Request<Body>>),
+    /// Not one (another route, a method, a body, an upgrade, HTTP/1.0, a head
+    /// too long, bytes after the head, or bytes hyper must answer with 400):
+    /// hyper serves the connection from the first byte.
+    Other,
+    /// A subscription's head so far: read more.
+    Incomplete,
+}
+
+/// Decides what `buf` (the bytes read from a new connection) is. A strict
+/// prefix of a subscription head is always [`Parsed::Incomplete`], so the
+/// answer does not depend on how the bytes arrived.
+pub(crate) fn parse(buf: &[u8]) -> Parsed {
+    let n = buf.len().min(PREFIX.len());
+    if buf[..n] != PREFIX[..n] {
+        return Parsed::Other;
+    }
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(buf) {
+        Ok(httparse::Status::Complete(len)) if len == buf.len() && len <= MAX_HEAD => {
+            build(&req).map_or(Parsed::Other, |r| Parsed::Subscribe(Box::new(r)))
+        }
+        Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => Parsed::Incomplete,
+        _ => Parsed::Other,
+    }
+}
+
+/// The request, when `req` is a subscription this module serves.
+fn build(req: &httparse::Request<'_, '_>) -> Option<Request<Body>> {
+    if req.method != Some("GET") || req.version != Some(1) {
+        return None;
+    }
+    let target = req.path?;
+    let path = target.split_once('?').map_or(target, |(p, _)| p);
+    let id = path
+        .strip_prefix("/v1/channels/")?
+        .strip_suffix("/events")?;
+    if id.is_empty() || id.contains('/') {
+        return None;
+    }
+    let mut map = HeaderMap::with_capacity(req.headers.len());
+    for h in req.headers.iter() {
+        let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
+        // A body, an upgrade or an expectation: hyper knows what to do.
+        if name == http::header::CONTENT_LENGTH
+            || name == http::header::TRANSFER_ENCODING
+            || name == http::header::UPGRADE
+            || name == http::header::EXPECT
+        {
+            return None;
+        }
+        map.append(name, HeaderValue::from_bytes(h.value).ok()?);
+    }
+    let mut request = Request::new(Body::empty());
+    *request.method_mut() = Method::GET;
+    *request.uri_mut() = Uri::try_from(target).ok()?;
+    *request.version_mut() = Version::HTTP_11;
+    *request.headers_mut() = map;
+    Some(request)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEAD: &str = "GET /v1/channels/abc/events?token=t HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nLast-Event-ID: 7\r\n\r\n";
+
+    #[test]
+    fn a_subscription_head_is_served_here_and_every_prefix_waits() {
+        let Parsed::Subscribe(req) = parse(HEAD.as_bytes()) else {
+            panic!("not a subscription");
+        };
+        assert_eq!(req.uri(), "/v1/channels/abc/events?token=t");
+        assert_eq!(req.headers()["last-event-id"], "7");
+        assert_eq!(req.headers()["accept"], "text/event-stream");
+        for cut in 0..HEAD.len() {
+            assert!(
+                matches!(parse(&HEAD.as_bytes()[..cut]), Parsed::Incomplete),
+                "{cut}"
+            );
+        }
+    }
+
+    #[test]
+    fn everything_else_goes_to_hyper() {
+        for head in [
+            "POST /v1/channels HTTP/1.1\r\n\r\n",
+            "GET /healthz HTTP/1.1\r\n\r\n",
+            "GET /v1/channels/abc/ws HTTP/1.1\r\n\r\n",
+            "GET /v1/channels/abc/events HTTP/1.0\r\n\r\n",
+            "GET /v1/channels/a/b/events HTTP/1.1\r\n\r\n",
+            "GET /v1/channels//events HTTP/1.1\r\n\r\n",
+            "GET /v1/channels/abc/events HTTP/1.1\r\nUpgrade: websocket\r\n\r\n",
+            "GET /v1/channels/abc/events HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc",
+            "GET /v1/channels/abc/events HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "GET /v1/channels/abc/events HTTP/1.1\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n",
+            "GET /v1/channels/abc/events HTTP/1.1\r\nBad Header: x\r\n\r\n",
+            "get /v1/channels/abc/events HTTP/1.1\r\n\r\n",
+        ] {
+            assert!(matches!(parse(head.as_bytes()), Parsed::Other), "{head:?}");
+        }
+        // Too long, complete or not; too many header fields.
+        let long = format!(
+            "{}X-Pad: {}\r\n\r\n",
+            &HEAD[..HEAD.len() - 2],
+            "a".repeat(MAX_HEAD)
+        );
+        assert!(matches!(parse(long.as_bytes()), Parsed::Other));
+        assert!(matches!(parse(&long.as_bytes()[..MAX_HEAD]), Parsed::Other));
+        let many = format!(
+            "{}{}\r\n",
+            &HEAD[..HEAD.len() - 2],
+            "X-A: 1\r\n".repeat(MAX_HEADERS)
+        );
+        assert!(matches!(parse(many.as_bytes()), Parsed::Other));
+    }
+}
