@@ -83,7 +83,12 @@ bench-nchan: pkg
 fuzz:
 	bash scripts/fuzz.sh
 
-# The JS heap over 2,000 channels in one page, SDK vs bare WebSocket + fetch (prints numbers).
+# The JS heap and the SDK's wasm memory over 2,000 channels in one page, SDK vs bare WebSocket + fetch (prints numbers).
 .PHONY: bench-memory
 bench-memory: setup
 	bash tests/e2e/bench-memory.sh
+
+# Browser time per event, SDK vs bare JS on the same batch frames, fake sockets, no network (prints numbers).
+.PHONY: bench-frames
+bench-frames: pkg
+	node tests/e2e/bench-frames.mjs
