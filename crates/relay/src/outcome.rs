@@ -91,6 +91,7 @@ async fn store_cancel(
                 payloads: vec![data.into()],
                 idempotency_key: None,
                 now_ms: now_ms(),
+                exempt: true,
             },
         )
         .await?;

@@ -561,6 +561,7 @@ pub(crate) async fn append(
                 payloads,
                 idempotency_key,
                 now_ms: now_ms(),
+                exempt: false,
             },
         )
         .await

@@ -127,6 +127,7 @@ async fn append(
             payloads: data.iter().map(|d| (*d).into()).collect(),
             idempotency_key: key.map(str::to_owned),
             now_ms: now(),
+            exempt: false,
         },
     )
     .await
@@ -696,6 +697,32 @@ async fn the_byte_budget_refuses_before_storing_and_holds_across_nodes(be: &impl
     })
     .await;
     held_becomes(&[a, b], 4 * cost + key).await;
+    // Full again; the relay's own final event (a cancel) is still stored.
+    append(a, x, EventKind::Message, &[P100], None)
+        .await
+        .unwrap();
+    assert_eq!(
+        append(b, x, EventKind::Message, &[P100], None).await,
+        Err(BrokerError::BufferFull)
+    );
+    let cancel = r#"{"code":"CHANNEL_CANCELLED","message":"m"}"#;
+    let done = b
+        .append(
+            x,
+            Append {
+                kind: EventKind::Error,
+                payloads: vec![cancel.into()],
+                idempotency_key: None,
+                now_ms: now(),
+                exempt: true,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(done.last_id, 6);
+    let r = read(a, x, 5, 10).await;
+    assert_eq!((ids(&r), r.head.phase), (vec![6], Phase::Ended));
+    held_becomes(&[a, b], 5 * cost + key + event_cost(cancel.len())).await;
 }
 
 async fn a_channel_trimmed_by_its_buffer_bounds_stays_within_the_budget(be: &impl Backend) {

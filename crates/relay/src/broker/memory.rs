@@ -43,7 +43,7 @@ pub struct MemoryLimits {
 /// let id = "0123456789abcdef0123456789abcdef";
 /// b.create(NewChannel { id: id.into(), expires_at_ms: u64::MAX, creator: None }).await.unwrap();
 /// for v in ["1", "2", "3"] {
-///     b.append(id, Append { kind: EventKind::Message, payloads: vec![v.into()], idempotency_key: None, now_ms: 0 }).await.unwrap();
+///     b.append(id, Append { kind: EventKind::Message, payloads: vec![v.into()], idempotency_key: None, now_ms: 0, exempt: false }).await.unwrap();
 /// }
 /// let r = b.read(id, 0, 10, 0).await.unwrap();
 /// assert_eq!((r.lost.unwrap().from, r.lost.unwrap().to), (1, 1));
@@ -117,7 +117,9 @@ impl MemoryBroker {
             .idempotency_key
             .as_deref()
             .map(|k| scoped_key(append.kind, k));
-        self.admit(&ch, append_cost(&append.payloads, key.as_deref()))?;
+        if !append.exempt {
+            self.admit(&ch, append_cost(&append.payloads, key.as_deref()))?;
+        }
         if let Some(key) = &key {
             if let Some(done) = st.keys.get(key) {
                 return Ok(Appended {
@@ -425,6 +427,7 @@ mod tests {
                 payloads: data.iter().map(|d| (*d).into()).collect(),
                 idempotency_key: key.map(str::to_owned),
                 now_ms: now,
+                exempt: false,
             },
         )
     }

@@ -175,6 +175,10 @@ pub struct Append {
     pub idempotency_key: Option<String>,
     /// Now, Unix ms.
     pub now_ms: u64,
+    /// Stored even past the [`ByteBudgets`] (still counted): the relay's own
+    /// final event (`CHANNEL_CANCELLED` on cancel or abandonment), one small
+    /// event per channel, so that a full relay can still end its channels.
+    pub exempt: bool,
 }
 
 /// What [`Broker::append`] stored.

@@ -116,9 +116,19 @@ impl Inner {
             .idempotency_key
             .as_deref()
             .map(|k| scoped_key(append.kind, k));
-        let cost = crate::broker::append_cost(&append.payloads, scoped.as_deref());
-        // Before anything is stored: refused here, nothing is.
-        let reserved = self.reserve(id, cost).await?;
+        // Before anything is stored: refused here, nothing is. An exempt
+        // append reserves nothing; its settlement still counts what it stored.
+        let cost = match append.exempt {
+            false => crate::broker::append_cost(&append.payloads, scoped.as_deref()),
+            true => 0,
+        };
+        let reserved = match append.exempt {
+            false => self.reserve(id, cost).await?,
+            true => budget::Reserved {
+                inner: self,
+                settle: None,
+            },
+        };
         let mut inv = self.scripts.append.prepare_invoke();
         for k in keys(id) {
             inv.key(k);
