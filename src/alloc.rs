@@ -221,5 +221,6 @@ mod global {
 ))]
 pub(crate) use global::free_bytes;
 
-#[cfg(test)]
+// Native only: proptest is a native dev-dependency.
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests;

@@ -164,7 +164,7 @@ async fn opened(transport: &str, extra: &[(&str, JsValue)]) -> (SseChannel, Reco
     let ch = SseChannel::new(options(transport, extra)).unwrap();
     let rec = Recorder::attach(&ch);
     open(&ch).await.expect("open() resolves");
-    assert_eq!(ch.transport().as_deref(), Some(transport));
+    assert_eq!(ch.transport().as_string().as_deref(), Some(transport));
     (ch, rec)
 }
 
@@ -386,7 +386,7 @@ async fn reconnect_resume(transport: &str) {
     assert_eq!(states.last().unwrap(), "open>closed");
     assert_eq!(rec.count("error"), 0, "transient failures are not errors");
     assert_eq!(
-        ch.transport().as_deref(),
+        ch.transport().as_string().as_deref(),
         Some(transport),
         "no fallback after a cut"
     );
@@ -657,8 +657,11 @@ async fn listeners(transport: &str) {
 async fn serialization(transport: &str) {
     let ch = SseChannel::new(options(transport, &[])).unwrap();
     assert_eq!(ch.state(), "idle");
-    assert_eq!(ch.channel_id(), None);
-    assert_eq!(ch.transport(), None);
+    assert!(ch.channel_id().is_undefined(), "channelId before creation");
+    assert!(
+        ch.transport().is_undefined(),
+        "transport before a connection"
+    );
     assert_eq!(
         code_of(&ch.to_json().expect_err("before open")),
         "INVALID_STATE"
@@ -691,7 +694,7 @@ async fn serialization(transport: &str) {
     assert_eq!(get(&d, "version").as_f64(), Some(1.0));
     assert_eq!(get(&d, "relay").as_string().unwrap(), relay());
     let id = get(&d, "channelId").as_string().unwrap();
-    assert_eq!(Some(id.clone()), ch.channel_id());
+    assert_eq!(Some(id.clone()), ch.channel_id().as_string());
     assert!(
         id.len() == 32
             && id
@@ -987,7 +990,7 @@ async fn attach_after_reload(transport: &str) {
         assert_eq!(r.messages(), numbers(4, 6));
         assert_eq!(r.skeleton(), ["open", "message*", "end", "close"]);
         assert_eq!(json(&r.values("end")[0]), r#""done""#);
-        assert_eq!(c.channel_id(), Some(d.1.clone()));
+        assert_eq!(c.channel_id().as_string(), Some(d.1.clone()));
     }
     // Malformed subscriptions are refused with a code.
     let bad = SseChannel::attach(obj(&[("type", "SSEChannel".into())]), JsValue::UNDEFINED);
@@ -1116,7 +1119,7 @@ async fn js_names() {
 async fn auto_prefers_websocket() {
     let ch = SseChannel::new(options("auto", &[])).unwrap();
     open(&ch).await.unwrap();
-    assert_eq!(ch.transport().as_deref(), Some("websocket"));
+    assert_eq!(ch.transport().as_string().as_deref(), Some("websocket"));
     ch.close();
 }
 
@@ -1127,7 +1130,7 @@ async fn auto_falls_back_to_eventsource() {
     let mut no_ws = proxy().to_owned();
     no_ws.push_str("/no-ws");
     let (ch, rec) = opened_auto(&no_ws).await;
-    assert_eq!(ch.transport().as_deref(), Some("eventsource"));
+    assert_eq!(ch.transport().as_string().as_deref(), Some("eventsource"));
     publish_range(&ch, 1, 2).await;
     rec.wait("2 messages", 5_000, |r| r.count("message") == 2)
         .await;
@@ -1135,7 +1138,7 @@ async fn auto_falls_back_to_eventsource() {
     publish_range(&ch, 3, 3).await;
     rec.wait("3 messages", 10_000, |r| r.count("message") == 3)
         .await;
-    assert_eq!(ch.transport().as_deref(), Some("eventsource"));
+    assert_eq!(ch.transport().as_string().as_deref(), Some("eventsource"));
     end(&ch, &JsValue::NULL).await;
     rec.wait("close", 5_000, |r| r.count("close") == 1).await;
     assert_eq!(rec.messages(), numbers(1, 3));
@@ -1207,7 +1210,11 @@ async fn auto_falls_back_when_the_websocket_is_silent() {
         open(&ch)
             .await
             .expect("open() resolves through EventSource");
-        assert_eq!(ch.transport().as_deref(), Some("eventsource"), "{kind}");
+        assert_eq!(
+            ch.transport().as_string().as_deref(),
+            Some("eventsource"),
+            "{kind}"
+        );
         publish_range(&ch, 1, 2).await;
         rec.wait("2 messages", 5_000, |r| r.count("message") == 2)
             .await;
@@ -1330,7 +1337,7 @@ async fn options_and_configure() {
     let ch = SseChannel::new(JsValue::UNDEFINED).unwrap();
     let rec = Recorder::attach(&ch);
     open(&ch).await.unwrap();
-    assert_eq!(ch.transport().as_deref(), Some("eventsource"));
+    assert_eq!(ch.transport().as_string().as_deref(), Some("eventsource"));
     publish_range(&ch, 1, 2).await;
     rec.wait("2 messages", 5_000, |r| r.count("message") == 2)
         .await;
@@ -1338,7 +1345,7 @@ async fn options_and_configure() {
     // Later options still override the defaults.
     let ch = SseChannel::new(obj(&[("transport", "websocket".into())])).unwrap();
     open(&ch).await.unwrap();
-    assert_eq!(ch.transport().as_deref(), Some("websocket"));
+    assert_eq!(ch.transport().as_string().as_deref(), Some("websocket"));
     ch.close();
     SseChannel::configure(obj(&[("transport", "auto".into())])).unwrap();
 }

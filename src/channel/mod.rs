@@ -353,31 +353,31 @@ impl SseChannel {
                 "toJSON(): the channel can be serialized only after open() resolved",
             )
         })?;
-        let values: [JsValue; 6] = [
-            d.kind.as_str().into(),
-            d.version.into(),
-            d.relay.as_str().into(),
-            d.channel_id.as_str().into(),
-            d.publish_token.as_str().into(),
-            (d.expires_at as f64).into(),
-        ];
-        let o = js_sys::Object::new();
-        for (k, v) in field::DESCRIPTOR.iter().zip(values) {
-            js_sys::Reflect::set(&o, &JsValue::from_str(k), &v)?;
-        }
-        Ok(o.into())
+        let [kind, version, relay, channel_id, publish_token, expires_at] = field::DESCRIPTOR;
+        Ok(js::object(&[
+            (kind, d.kind.as_str().into()),
+            (version, d.version.into()),
+            (relay, d.relay.as_str().into()),
+            (channel_id, d.channel_id.as_str().into()),
+            (publish_token, d.publish_token.as_str().into()),
+            (expires_at, (d.expires_at as f64).into()),
+        ]))
     }
 
     /// `"idle" | "connecting" | "open" | "reconnecting" | "closed"`.
     #[wasm_bindgen(getter, skip_typescript)]
-    pub fn state(&self) -> String {
-        self.inner.borrow().state().as_str().to_owned()
+    pub fn state(&self) -> JsValue {
+        // A JsValue, not a String: no copy into a Rust allocation and out again.
+        JsValue::from_str(self.inner.borrow().state().as_str())
     }
 
     /// The channel id once created, else `null`.
     #[wasm_bindgen(getter, js_name = channelId, skip_typescript)]
-    pub fn channel_id(&self) -> Option<String> {
-        self.inner.borrow().channel_id().map(str::to_owned)
+    pub fn channel_id(&self) -> JsValue {
+        self.inner
+            .borrow()
+            .channel_id()
+            .map_or(JsValue::UNDEFINED, JsValue::from_str)
     }
 
     /// The last event id received (0 before any).
@@ -388,10 +388,10 @@ impl SseChannel {
 
     /// `"websocket" | "eventsource"`, or `null` before the first connection attempt.
     #[wasm_bindgen(getter, skip_typescript)]
-    pub fn transport(&self) -> Option<String> {
+    pub fn transport(&self) -> JsValue {
         self.inner
             .borrow()
             .transport()
-            .map(|k| k.as_str().to_owned())
+            .map_or(JsValue::UNDEFINED, |k| JsValue::from_str(k.as_str()))
     }
 }

@@ -31,7 +31,7 @@ pub(crate) struct Options {
 }
 
 thread_local! {
-    static DEFAULTS: RefCell<Options> = RefCell::new(Options::default());
+    static DEFAULTS: RefCell<Options> = const { RefCell::new(Options::DEFAULT) };
 }
 
 /// The defaults `new SSEChannel()` starts from.
@@ -69,15 +69,40 @@ fn get(obj: &JsValue, key: &str) -> Result<Option<JsValue>, JsValue> {
     })
 }
 
-/// A whole number of `0..=max`, or `INVALID_OPTIONS` naming the option.
-fn whole(v: &JsValue, max: f64, message: &str) -> Result<f64, JsValue> {
+/// A whole number of `min..=max`, or `INVALID_OPTIONS` with `message`.
+fn whole(v: &JsValue, min: f64, max: f64, message: &str) -> Result<f64, JsValue> {
     match v.as_f64() {
-        Some(n) if n >= 0.0 && n <= max && n.fract() == 0.0 => Ok(n),
+        Some(n) if n >= min && n <= max && n.fract() == 0.0 => Ok(n),
         _ => Err(invalid(message)),
     }
 }
 
+/// `obj[key]` when present, checked by [`whole`]. One call per numeric option keeps the
+/// browser build small.
+fn number(
+    obj: &JsValue,
+    key: &str,
+    min: f64,
+    max: f64,
+    message: &str,
+) -> Result<Option<f64>, JsValue> {
+    get(obj, key)?
+        .map(|v| whole(&v, min, max, message))
+        .transpose()
+}
+
+/// The largest value of the millisecond options.
+const MS: f64 = MS_MAX as f64;
+
 impl Options {
+    /// The defaults of `new SSEChannel()` before any `configure`.
+    pub(crate) const DEFAULT: Options = Options {
+        relay: None,
+        ttl_secs: None,
+        abandon_after_ms: None,
+        cfg: Config::DEFAULT,
+    };
+
     /// `base` with every option present in `js` (an object, or undefined/null
     /// for none) replacing its value.
     pub(crate) fn merged(base: &Options, js: &JsValue) -> Result<Options, JsValue> {
@@ -113,26 +138,24 @@ impl Options {
             if !r.is_object() {
                 return Err(invalid("option `reconnect` must be an object"));
             }
-            if let Some(v) = get(&r, "minDelayMs")? {
-                // 0 would retry without any delay, forever: refused.
-                let n = whole(
-                    &v,
-                    f64::from(MS_MAX),
-                    "option `reconnect.minDelayMs` must be a whole number of milliseconds, at least 1",
-                )?;
-                if n == 0.0 {
-                    return Err(invalid(
-                        "option `reconnect.minDelayMs` must be a whole number of milliseconds, at least 1",
-                    ));
-                }
+            // 0 would retry without any delay, forever: refused.
+            if let Some(n) = number(
+                &r,
+                "minDelayMs",
+                1.0,
+                MS,
+                "option `reconnect.minDelayMs` must be a whole number of milliseconds, at least 1",
+            )? {
                 o.cfg.min_delay_ms = n as u32;
             }
-            if let Some(v) = get(&r, "maxDelayMs")? {
-                o.cfg.max_delay_ms = whole(
-                    &v,
-                    f64::from(MS_MAX),
-                    "option `reconnect.maxDelayMs` must be a whole number of milliseconds",
-                )? as u32;
+            if let Some(n) = number(
+                &r,
+                "maxDelayMs",
+                0.0,
+                MS,
+                "option `reconnect.maxDelayMs` must be a whole number of milliseconds",
+            )? {
+                o.cfg.max_delay_ms = n as u32;
             }
             if let Some(v) = get(&r, "maxAttempts")? {
                 o.cfg.max_attempts = if v.as_f64() == Some(f64::INFINITY) {
@@ -140,6 +163,7 @@ impl Options {
                 } else {
                     Some(whole(
                         &v,
+                        0.0,
                         f64::from(u32::MAX),
                         "option `reconnect.maxAttempts` must be a whole number or Infinity",
                     )? as u32)
@@ -151,42 +175,43 @@ impl Options {
                 ));
             }
         }
-        if let Some(v) = get(js, "openTimeoutMs")? {
-            let n = whole(
-                &v,
-                f64::from(MS_MAX),
-                "option `openTimeoutMs` must be a positive whole number of milliseconds",
-            )?;
-            if n == 0.0 {
-                return Err(invalid(
-                    "option `openTimeoutMs` must be a positive whole number of milliseconds",
-                ));
-            }
+        if let Some(n) = number(
+            js,
+            "openTimeoutMs",
+            1.0,
+            MS,
+            "option `openTimeoutMs` must be a positive whole number of milliseconds",
+        )? {
             o.cfg.open_timeout_ms = n as u32;
         }
-        if let Some(v) = get(js, "heartbeatTimeoutMs")? {
-            o.cfg.heartbeat_timeout_ms = Some(whole(
-                &v,
-                f64::from(MS_MAX),
-                "option `heartbeatTimeoutMs` must be a whole number of milliseconds (0 disables)",
-            )? as u32);
+        if let Some(n) = number(
+            js,
+            "heartbeatTimeoutMs",
+            0.0,
+            MS,
+            "option `heartbeatTimeoutMs` must be a whole number of milliseconds (0 disables)",
+        )? {
+            o.cfg.heartbeat_timeout_ms = Some(n as u32);
         }
-        if let Some(v) = get(js, "ttlSecs")? {
-            let n = whole(
-                &v,
-                MAX_CHANNEL_TTL_SECS as f64,
-                "option `ttlSecs` must be a whole number of seconds, at most 86400",
-            )?;
+        if let Some(n) = number(
+            js,
+            "ttlSecs",
+            0.0,
+            MAX_CHANNEL_TTL_SECS as f64,
+            "option `ttlSecs` must be a whole number of seconds, at most 86400",
+        )? {
             if n == 0.0 {
                 return Err(invalid("option `ttlSecs` must be at least 1"));
             }
             o.ttl_secs = Some(n as u64);
         }
-        if let Some(v) = get(js, "abandonAfterMs")? {
-            let n = whole(&v, MAX_ABANDON_AFTER_MS as f64, ABANDON_MSG)?;
-            if n < MIN_ABANDON_AFTER_MS as f64 {
-                return Err(invalid(ABANDON_MSG));
-            }
+        if let Some(n) = number(
+            js,
+            "abandonAfterMs",
+            MIN_ABANDON_AFTER_MS as f64,
+            MAX_ABANDON_AFTER_MS as f64,
+            ABANDON_MSG,
+        )? {
             o.abandon_after_ms = Some(n as u64);
         }
         Ok(o)

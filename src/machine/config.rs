@@ -61,18 +61,21 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Self {
-            transport: TransportChoice::Auto,
-            min_delay_ms: DEFAULT_MIN_DELAY_MS,
-            max_delay_ms: DEFAULT_MAX_DELAY_MS,
-            max_attempts: None,
-            open_timeout_ms: DEFAULT_OPEN_TIMEOUT_MS,
-            heartbeat_timeout_ms: None,
-        }
+        Self::DEFAULT
     }
 }
 
 impl Config {
+    /// The defaults (what [`Config::default`] returns), as a constant.
+    pub const DEFAULT: Config = Config {
+        transport: TransportChoice::Auto,
+        min_delay_ms: DEFAULT_MIN_DELAY_MS,
+        max_delay_ms: DEFAULT_MAX_DELAY_MS,
+        max_attempts: None,
+        open_timeout_ms: DEFAULT_OPEN_TIMEOUT_MS,
+        heartbeat_timeout_ms: None,
+    };
+
     /// The heartbeat timeout for a stream whose `ready` announced
     /// `heartbeat_ms`; `None` when the check is disabled.
     ///

@@ -34,6 +34,10 @@ mod run;
 extern "C" {
     #[wasm_bindgen(js_namespace = console, js_name = error)]
     fn console_error(a: &str, b: &JsValue);
+    /// `globalThis` (in every engine the wasm runs in), read directly: `js_sys::global()` tries
+    /// four names with glue for each.
+    #[wasm_bindgen(thread_local_v2, js_name = globalThis)]
+    static GLOBAL_THIS: JsValue;
 }
 
 /// The page's network events, `online` first.
@@ -318,7 +322,7 @@ pub(crate) fn flush(shared: &Shared) {
 }
 
 fn global_target() -> Option<web_sys::EventTarget> {
-    let g = js_sys::global();
+    let g = GLOBAL_THIS.with(JsValue::clone);
     Reflect::has(&g, &"addEventListener".into())
         .unwrap_or(false)
         .then(|| g.unchecked_into())
