@@ -13,7 +13,8 @@
 //! 4. fan-out: `SUBSCRIBERS` SSE subscribers of one channel, `FANOUT_MESSAGES`
 //!    64-byte messages, deliveries per second and relay CPU per delivery.
 //! 5. latency from a keep-alive publish to a subscriber reading the SSE frame,
-//!    p50 and p99, at 100 and 1,000 messages per second.
+//!    p50 and p99, at 100 and 1,000 messages per second, and the relay's CPU
+//!    time per publish meanwhile (both connections included).
 
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -208,13 +209,28 @@ async fn main() {
     ));
     // 5. Latency: publish (keep-alive POST) -> SSE frame read by a subscriber.
     for (rate, count) in [(100u64, 500usize), (1000, 2000)] {
+        let cpu0 = cpu_ns(pid);
         let (p50, p99) = latency(&addr, rate, count).await;
+        let cpu1 = cpu_ns(pid);
         report(&format!(
-            "publish -> SSE subscriber latency at {rate} msg/s ({count} messages, 64 B, one keep-alive publisher): p50 {p50:.0} us, p99 {p99:.0} us"
+            "publish -> SSE subscriber latency at {rate} msg/s ({count} messages, 64 B, one keep-alive publisher): p50 {p50:.0} us, p99 {p99:.0} us, relay CPU {:.1} us per publish",
+            cpu1.saturating_sub(cpu0) as f64 / 1e3 / count as f64
         ));
     }
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// On-CPU time of all of a process's threads, in ns (`/proc/PID/task/*/schedstat`,
+/// finer than the 10 ms ticks of `/proc/PID/stat`).
+fn cpu_ns(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
 }
 
 /// A keep-alive HTTP/1.1 POST; returns the status line.

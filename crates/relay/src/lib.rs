@@ -13,6 +13,8 @@
 //! - `routes`: create, publish, end, health, metrics, test hooks.
 //! - `stream`: the EventSource and WebSocket subscriber streams.
 //! - `server`: [`run`]: accept loop, header read timeout, graceful shutdown.
+//! - `connection`: one connection's life: each request head read by the
+//!   relay, then served by `direct` or by hyper.
 //! - `repoll`: a connection task that wakes itself is polled again at once.
 //! - `direct`: EventSource subscriptions served without hyper's
 //!   per-connection buffers.
@@ -34,6 +36,7 @@
 
 pub mod broker;
 pub mod config;
+mod connection;
 pub(crate) mod direct;
 mod error;
 pub mod flow;

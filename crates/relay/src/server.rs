@@ -1,29 +1,22 @@
 //! The accept loop. `axum::serve` cannot set a header read timeout, so each
-//! connection is served by hyper's HTTP/1 builder directly. hyper-util's
+//! connection is served by hyper's HTTP/1 builder directly, or by the relay
+//! itself for EventSource subscriptions (`connection`, `direct`). hyper-util's
 //! `GracefulShutdown` does not take connections with upgrades (WebSocket), so
 //! each connection task watches the shutdown signal itself.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, Request};
-use axum::response::IntoResponse as _;
-use bytes::Bytes;
-use futures_util::future::Either;
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use sse_channel_protocol::{api, ErrorCode};
+use hyper_util::rt::TokioTimer;
 use tokio::net::TcpListener;
-use tower_service::Service;
 
 use crate::broker::Broker;
-use crate::direct::{self, First, Rewind};
+use crate::connection::Connection;
 use crate::repoll::Repoll;
 use crate::timeout_io::WriteTimeout;
-use crate::{routes, ApiError, Config, Relay};
+use crate::{routes, Config, Relay};
 
 /// Connections served beyond [`Config::max_connections`] at once: each
 /// answers one request (`/healthz` and `/metrics` normally, anything else
@@ -122,81 +115,25 @@ pub async fn run_with_broker(
             continue;
         }
         let slot = full.then(|| OverflowSlot::take(&overflow));
-        let direct_router = router.clone();
-        let router = router.clone();
-        let metrics = relay.metrics.clone();
-        let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
-            let path = req.uri().path();
-            if full && path != api::HEALTH_PATH && path != api::METRICS_PATH {
-                metrics.error(ErrorCode::TooManyConnections);
-                let refused = ApiError::new(
-                    ErrorCode::TooManyConnections,
-                    "the relay holds its maximum of connections; try again later",
-                );
-                return Either::Left(std::future::ready(Ok(refused.into_response())));
-            }
-            req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
-            Either::Right(router.clone().call(req))
-        });
-        let mut io = WriteTimeout::new(stream, write_timeout, relay.shutdown.subscribe());
-        let builder = if full { &limited } else { &builder }.clone();
-        let mut stop = relay.shutdown.subscribe();
-        let connections = connections.clone();
+        let conn = Connection {
+            io: WriteTimeout::new(stream, write_timeout, relay.shutdown.subscribe()),
+            peer,
+            full,
+            router: router.clone(),
+            metrics: relay.metrics.clone(),
+            builder: if full { &limited } else { &builder }.clone(),
+            header_timeout,
+            stop: relay.shutdown.subscribe(),
+        };
         connections.send_modify(|n| *n += 1);
         relay.metrics.set_http_connections(open + 1);
-        let metrics = relay.metrics.clone();
+        let open = OpenConnection(connections.clone(), relay.metrics.clone());
         // The connection's task polls itself again when hyper wakes it
         // during a poll (every request with a body does): see `repoll`.
         tokio::spawn(Repoll::new(async move {
-            let _open = OpenConnection(connections, metrics);
+            let _open = open;
             let _slot = slot;
-            let mut prefix = Bytes::new();
-            if !full {
-                // Below the cap, an EventSource subscription is served
-                // without hyper (crate::direct); over it, hyper serves all.
-                let first = tokio::select! {
-                    first = direct::read_first(&mut io, header_timeout) => first,
-                    _ = async { let _ = stop.wait_for(|s| *s).await; } => First::Closed,
-                };
-                match first {
-                    First::Subscribe(mut req) => {
-                        req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
-                        let serve = direct::serve(io, *req, direct_router);
-                        tokio::pin!(serve);
-                        let res = tokio::select! {
-                            res = &mut serve => res,
-                            // Polled again once the relay shuts down, a write
-                            // the peer does not read fails at once (WriteTimeout).
-                            _ = async { let _ = stop.wait_for(|s| *s).await; } => serve.await,
-                        };
-                        if let Err(e) = res {
-                            tracing::debug!(error = %e, "stream connection ended with an error");
-                        }
-                        return;
-                    }
-                    First::Other(read) => prefix = read,
-                    First::Closed => return,
-                }
-            }
-            // Boxed: hyper's connection state would otherwise be part of every
-            // connection's task, including the ones served above.
-            let mut conn = Box::pin(
-                builder
-                    .serve_connection(TokioIo::new(Rewind::new(io, prefix)), svc)
-                    .with_upgrades(),
-            );
-            let res = tokio::select! {
-                res = conn.as_mut() => res,
-                _ = async { let _ = stop.wait_for(|s| *s).await; } => {
-                    // Finish the response in flight (streams end themselves on
-                    // shutdown), then close instead of keeping the connection alive.
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
-                }
-            };
-            if let Err(e) = res {
-                tracing::debug!(error = %e, "connection ended with an error");
-            }
+            conn.serve().await;
         }));
     }
 

@@ -56,7 +56,7 @@ async fn read_until(s: &mut TcpStream, needle: &str) -> String {
     })
     .await
     .unwrap_or_else(|_| panic!("no {needle:?} in {}", String::from_utf8_lossy(&out)));
-    String::from_utf8(out).unwrap()
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// (head in lowercase, body) of one answer.
@@ -225,7 +225,7 @@ async fn a_peer_closing_an_idle_stream_ends_it_at_once() {
 }
 
 #[tokio::test]
-async fn other_requests_reach_hyper_intact_and_keep_their_connection() {
+async fn other_requests_reach_hyper_intact_and_a_reused_connection_still_subscribes_here() {
     let relay = start(config()).await;
     let ch = relay.create().await;
     // Looks like a subscription until its path ends otherwise.
@@ -241,21 +241,30 @@ async fn other_requests_reach_hyper_intact_and_keep_their_connection() {
     let (head, _) = split(&answer);
     assert!(head.starts_with("http/1.1 404 "), "{head}");
     assert!(!head.contains("connection: close"), "{head}");
-    // The same connection, kept alive by hyper: a publish, then a
-    // subscription, which hyper serves too.
+    // The same connection, kept alive: a publish whose body arrives after
+    // its head, then a pipelined pair, then a subscription, which the relay
+    // serves itself as on a new connection.
     let body = r#"{"data":"kept"}"#;
+    let publish = format!(
+        "POST /v1/channels/{}/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Length: {}\r\n\r\n",
+        ch.id,
+        ch.publ,
+        body.len()
+    );
+    s.write_all(publish.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    s.write_all(body.as_bytes()).await.unwrap();
+    let answer = read_until(&mut s, "}").await;
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
     s.write_all(
-        format!(
-            "POST /v1/channels/{}/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Length: {}\r\n\r\n{body}",
-            ch.id,
-            ch.publ,
-            body.len()
-        )
-        .as_bytes(),
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
     )
     .await
     .unwrap();
-    let answer = read_until(&mut s, "}").await;
+    let mut answer = read_until(&mut s, "}HTTP/1.1 200 OK").await;
+    while answer.matches("\"status\"").count() < 2 {
+        answer.push_str(&read_until(&mut s, "}").await);
+    }
     assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
     s.write_all(
         format!(
@@ -271,7 +280,36 @@ async fn other_requests_reach_hyper_intact_and_keep_their_connection() {
     let (head, _) = split(&answer);
     assert!(head.starts_with("http/1.1 200 ok"), "{head}");
     assert!(head.contains("transfer-encoding: chunked"), "{head}");
-    assert!(!head.contains("connection: close"), "{head}");
+    assert!(head.contains("connection: close"), "{head}");
+}
+
+#[tokio::test]
+async fn websocket_upgrades_and_connection_close_stay_with_hyper() {
+    let relay = start(config()).await;
+    let ch = relay.create().await;
+    // A request that asks to close: hyper answers and closes.
+    let mut s = send_parts(
+        &relay,
+        &["GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"],
+    )
+    .await;
+    let answer = read_to_close(&mut s).await;
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+    // A WebSocket after a request on the same connection.
+    let mut s = send_parts(&relay, &["GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"]).await;
+    read_until(&mut s, "}").await;
+    s.write_all(
+        format!(
+            "GET /v1/channels/{}/ws?{} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+            ch.id,
+            ch.q()
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let answer = read_until(&mut s, "ready").await;
+    assert!(answer.starts_with("HTTP/1.1 101 "), "{answer}");
 }
 
 #[tokio::test]

@@ -14,39 +14,61 @@ pub(crate) const MAX_HEAD: usize = 8 * 1024;
 /// Most header fields in a head read here; more go to hyper (which takes 100).
 const MAX_HEADERS: usize = 48;
 
-/// Every head served here starts with these bytes.
-const PREFIX: &[u8] = b"GET /v1/channels/";
-
 /// What the bytes read so far are.
 #[derive(Debug)]
 pub(crate) enum Parsed {
     /// A subscription's head, all of the bytes read (no pipelined request after it).
     Subscribe(Box<Request<Body>>),
-    /// Not one (another route, a method, a body, an upgrade, HTTP/1.0, a head
-    /// too long, bytes after the head, or bytes hyper must answer with 400):
-    /// hyper serves the connection from the first byte.
+    /// Another request's complete head that keeps its connection open
+    /// (HTTP/1.1, no `Upgrade`, no `Connection: close`): hyper answers this
+    /// one request, then the relay reads the next head itself.
+    Request,
+    /// hyper serves the connection from the first byte on: an upgrade,
+    /// HTTP/1.0, `Connection: close`, a head too long or with too many
+    /// fields, or bytes hyper must answer with 400.
     Other,
-    /// A subscription's head so far: read more.
+    /// A head so far: read more.
     Incomplete,
 }
 
-/// Decides what `buf` (the bytes read from a new connection) is. A strict
-/// prefix of a subscription head is always [`Parsed::Incomplete`], so the
-/// answer does not depend on how the bytes arrived.
+/// Decides what `buf` (the bytes read at the start of a request) is. The
+/// answer does not depend on how the bytes arrived: a strict prefix of a
+/// complete head is [`Parsed::Incomplete`], and [`Parsed::Other`] stays so.
 pub(crate) fn parse(buf: &[u8]) -> Parsed {
-    let n = buf.len().min(PREFIX.len());
-    if buf[..n] != PREFIX[..n] {
-        return Parsed::Other;
-    }
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     match req.parse(buf) {
-        Ok(httparse::Status::Complete(len)) if len == buf.len() && len <= MAX_HEAD => {
-            build(&req).map_or(Parsed::Other, |r| Parsed::Subscribe(Box::new(r)))
+        Ok(httparse::Status::Complete(len)) if len <= MAX_HEAD => {
+            if len == buf.len() {
+                if let Some(request) = build(&req) {
+                    return Parsed::Subscribe(Box::new(request));
+                }
+            }
+            if keeps_connection(&req) {
+                Parsed::Request
+            } else {
+                Parsed::Other
+            }
         }
         Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => Parsed::Incomplete,
         _ => Parsed::Other,
     }
+}
+
+/// HTTP/1.1 without `Upgrade` or `Connection: close` / `upgrade`: after its
+/// answer the client may send the next request on this connection.
+fn keeps_connection(req: &httparse::Request<'_, '_>) -> bool {
+    req.version == Some(1)
+        && req.headers.iter().all(|h| {
+            if h.name.eq_ignore_ascii_case("upgrade") {
+                return false;
+            }
+            !h.name.eq_ignore_ascii_case("connection")
+                || !h.value.split(|b| *b == b',').any(|t| {
+                    let t = t.trim_ascii();
+                    t.eq_ignore_ascii_case(b"close") || t.eq_ignore_ascii_case(b"upgrade")
+                })
+        })
 }
 
 /// The request, when `req` is a subscription this module serves.
@@ -106,20 +128,31 @@ mod tests {
     }
 
     #[test]
-    fn everything_else_goes_to_hyper() {
+    fn other_requests_go_to_hyper_once_or_for_good() {
+        // hyper answers these, then the relay reads the next head.
         for head in [
-            "POST /v1/channels HTTP/1.1\r\n\r\n",
-            "GET /healthz HTTP/1.1\r\n\r\n",
+            "POST /v1/channels HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}",
+            "GET /healthz HTTP/1.1\r\nConnection: keep-alive\r\n\r\n",
             "GET /v1/channels/abc/ws HTTP/1.1\r\n\r\n",
-            "GET /v1/channels/abc/events HTTP/1.0\r\n\r\n",
             "GET /v1/channels/a/b/events HTTP/1.1\r\n\r\n",
             "GET /v1/channels//events HTTP/1.1\r\n\r\n",
-            "GET /v1/channels/abc/events HTTP/1.1\r\nUpgrade: websocket\r\n\r\n",
             "GET /v1/channels/abc/events HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc",
             "GET /v1/channels/abc/events HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
             "GET /v1/channels/abc/events HTTP/1.1\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n",
-            "GET /v1/channels/abc/events HTTP/1.1\r\nBad Header: x\r\n\r\n",
             "get /v1/channels/abc/events HTTP/1.1\r\n\r\n",
+        ] {
+            assert!(
+                matches!(parse(head.as_bytes()), Parsed::Request),
+                "{head:?}"
+            );
+        }
+        // hyper keeps these connections.
+        for head in [
+            "GET /v1/channels/abc/events HTTP/1.0\r\n\r\n",
+            "GET /v1/channels/abc/events HTTP/1.1\r\nUpgrade: websocket\r\n\r\n",
+            "GET /v1/channels/abc/ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+            "POST /v1/channels HTTP/1.1\r\nConnection: keep-alive, Close\r\n\r\n",
+            "GET /v1/channels/abc/events HTTP/1.1\r\nBad Header: x\r\n\r\n",
         ] {
             assert!(matches!(parse(head.as_bytes()), Parsed::Other), "{head:?}");
         }

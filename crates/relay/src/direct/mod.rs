@@ -6,12 +6,16 @@
 //! buffer: an EventSource subscription ([`head::parse`]) goes through the same
 //! router as any request, and its answer is written here, framed with chunked
 //! transfer-encoding and `Connection: close`; anything else is handed to hyper
-//! with the bytes read so far ([`Rewind`]).
+//! with the bytes read so far ([`Rewind`]). hyper answers one request at a
+//! time: once a keep-alive response ends ([`Signalled`]), the connection
+//! comes back here, so that a subscription on a reused connection is served
+//! here too.
 
 pub(crate) mod head;
 
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -21,6 +25,7 @@ use axum::Router;
 use bytes::{Buf, Bytes};
 use http_body_util::BodyExt as _;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
+use tokio::sync::Notify;
 use tower_service::Service as _;
 
 use head::Parsed;
@@ -29,21 +34,37 @@ use head::Parsed;
 /// comes in one.
 const READ_STEP: usize = 1024;
 
-/// The first request of a connection, as far as this module is concerned.
+/// The next request on a connection, as far as this module is concerned.
 pub(crate) enum First {
     /// A subscription: serve it with [`serve`].
     Subscribe(Box<Request<Body>>),
-    /// Anything else: hyper serves the connection, starting with these bytes.
+    /// Another request hyper answers, starting with these bytes; then the
+    /// connection comes back here for the next one.
+    Request(Bytes),
+    /// hyper serves the connection from here on, starting with these bytes.
     Other(Bytes),
     /// The peer closed, failed or did not send a head in time: drop it.
     Closed,
 }
 
-/// Reads the first request head of a connection, for at most `timeout`.
-pub(crate) async fn read_first<T: AsyncRead + Unpin>(io: &mut T, timeout: Duration) -> First {
-    let mut buf = Vec::new();
-    let read = async {
+/// Reads the next request head of a connection, after the bytes already
+/// read (`read`), for at most `timeout`.
+pub(crate) async fn read_first<T: AsyncRead + Unpin>(
+    io: &mut T,
+    read: Bytes,
+    timeout: Duration,
+) -> First {
+    let mut buf = Vec::from(read);
+    let parse = async {
         loop {
+            if !buf.is_empty() {
+                match head::parse(&buf) {
+                    Parsed::Subscribe(req) => return First::Subscribe(req),
+                    Parsed::Request => return First::Request(Bytes::new()),
+                    Parsed::Other => return First::Other(Bytes::new()),
+                    Parsed::Incomplete => {}
+                }
+            }
             if buf.capacity() - buf.len() < READ_STEP {
                 buf.reserve(READ_STEP);
             }
@@ -51,14 +72,10 @@ pub(crate) async fn read_first<T: AsyncRead + Unpin>(io: &mut T, timeout: Durati
                 Ok(0) | Err(_) => return First::Closed,
                 Ok(_) => {}
             }
-            match head::parse(&buf) {
-                Parsed::Subscribe(req) => return First::Subscribe(req),
-                Parsed::Other => return First::Other(Bytes::new()),
-                Parsed::Incomplete => {}
-            }
         }
     };
-    match tokio::time::timeout(timeout, read).await {
+    match tokio::time::timeout(timeout, parse).await {
+        Ok(First::Request(_)) => First::Request(Bytes::from(buf)),
         Ok(First::Other(_)) => First::Other(Bytes::from(buf)),
         Ok(first) => first,
         Err(_) => First::Closed,
@@ -221,6 +238,51 @@ pub(crate) struct Rewind<T> {
 impl<T> Rewind<T> {
     pub(crate) fn new(io: T, prefix: Bytes) -> Self {
         Self { prefix, io }
+    }
+
+    /// The io, and the bytes of the prefix not read yet.
+    pub(crate) fn into_parts(self) -> (T, Bytes) {
+        (self.io, self.prefix)
+    }
+}
+
+/// A response body that tells the connection when hyper is done with it
+/// (dropped): by then hyper has written the response head, so the
+/// connection can be taken back once the response ends, keep-alive intact.
+pub(crate) struct Signalled {
+    body: Body,
+    done: Arc<Notify>,
+}
+
+impl Signalled {
+    pub(crate) fn new(body: Body, done: Arc<Notify>) -> Self {
+        Self { body, done }
+    }
+}
+
+impl Drop for Signalled {
+    fn drop(&mut self) {
+        self.done.notify_one();
+    }
+}
+
+impl HttpBody for Signalled {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
     }
 }
 
