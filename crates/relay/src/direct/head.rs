@@ -99,7 +99,12 @@ fn build(req: &httparse::Request<'_, '_>) -> Option<Request<Body>> {
     }
     let mut request = Request::new(Body::empty());
     *request.method_mut() = Method::GET;
-    *request.uri_mut() = Uri::try_from(target).ok()?;
+    let uri = Uri::try_from(target).ok()?;
+    // A fragment (`#`) or anything else `Uri` reads differently: not ours.
+    if uri.path() != path {
+        return None;
+    }
+    *request.uri_mut() = uri;
     *request.version_mut() = Version::HTTP_11;
     *request.headers_mut() = map;
     Some(request)
@@ -136,6 +141,7 @@ mod tests {
             "GET /v1/channels/abc/ws HTTP/1.1\r\n\r\n",
             "GET /v1/channels/a/b/events HTTP/1.1\r\n\r\n",
             "GET /v1/channels//events HTTP/1.1\r\n\r\n",
+            "GET /v1/channels/#abc/events HTTP/1.1\r\n\r\n",
             "GET /v1/channels/abc/events HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc",
             "GET /v1/channels/abc/events HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
             "GET /v1/channels/abc/events HTTP/1.1\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n",
