@@ -81,16 +81,9 @@ fn dechunk(mut body: &str) -> String {
     }
 }
 
-async fn gauge(relay: &TestRelay, line: &str) -> u64 {
-    let m = relay.get("/metrics").await.body;
-    m.lines()
-        .find_map(|l| l.strip_prefix(line)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no {line} in {m}"))
-}
-
 async fn wait_gauge(relay: &TestRelay, line: &str, want: u64) {
     tokio::time::timeout(WAIT, async {
-        while gauge(relay, line).await != want {
+        while relay.metric(line).await != want {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     })
@@ -347,14 +340,14 @@ async fn subscriptions_served_here_count_against_max_connections() {
         open.push(s);
     }
     // The /metrics request's own connection is the fourth, over the cap.
-    assert_eq!(gauge(&relay, "sse_relay_http_connections").await, 4);
+    assert_eq!(relay.metric("sse_relay_http_connections").await, 4);
     assert_eq!(relay.get("/healthz").await.status, 200);
     let mut over = send_parts(&relay, &[&head]).await;
     let answer = read_to_close(&mut over).await;
     assert!(answer.contains("TOO_MANY_CONNECTIONS"), "{answer}");
     drop(open);
     wait_gauge(&relay, SSE_GAUGE, 0).await;
-    assert_eq!(gauge(&relay, "sse_relay_http_connections").await, 1);
+    assert_eq!(relay.metric("sse_relay_http_connections").await, 1);
     let mut s = send_parts(&relay, &[&head]).await;
     read_until(&mut s, "event: ready").await;
 }

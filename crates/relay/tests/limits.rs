@@ -495,12 +495,11 @@ async fn creation_rate_limit_answers_before_the_body_and_the_body_is_small() {
 
 /// `sse_relay_connections{transport=…}` as /metrics reports it.
 async fn open_streams(relay: &TestRelay, transport: &str) -> u64 {
-    let m = relay.get("/metrics").await.body;
-    let prefix = format!("sse_relay_connections{{transport=\"{transport}\"}} ");
-    m.lines()
-        .find_map(|l| l.strip_prefix(prefix.as_str()))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no {prefix} in {m}"))
+    relay
+        .metric(&format!(
+            "sse_relay_connections{{transport=\"{transport}\"}}"
+        ))
+        .await
 }
 
 #[tokio::test]
@@ -587,16 +586,6 @@ async fn subscribers_that_stop_reading_are_dropped_after_the_write_timeout() {
     drop(ws);
 }
 
-/// `name` as /metrics reports it.
-async fn metric(relay: &TestRelay, name: &str) -> u64 {
-    let m = relay.get("/metrics").await.body;
-    let prefix = format!("{name} ");
-    m.lines()
-        .find_map(|l| l.strip_prefix(prefix.as_str()))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in {m}"))
-}
-
 #[tokio::test]
 async fn the_relay_wide_byte_budget_refuses_publishes_and_loses_nothing() {
     let cost = sse_relay::broker::event_cost(1002); // a 1,000-character JSON string
@@ -635,9 +624,9 @@ async fn the_relay_wide_byte_budget_refuses_publishes_and_loses_nothing() {
         (refused.status, refused.code().as_str()),
         (503, "BUFFER_FULL")
     );
-    assert_eq!(metric(&relay, "sse_relay_buffered_bytes").await, cost * 10);
+    assert_eq!(relay.metric("sse_relay_buffered_bytes").await, cost * 10);
     assert_eq!(
-        metric(&relay, "sse_relay_buffered_bytes_max").await,
+        relay.metric("sse_relay_buffered_bytes_max").await,
         cost * 10
     );
     // Nothing already stored was dropped to make room.

@@ -519,16 +519,6 @@ async fn subscribers_cancel_and_abandon_across_nodes() {
     assert_eq!(r.json(), json!({"state":"cancelled","reason":"ABANDONED"}));
 }
 
-/// A gauge from `/metrics`.
-async fn gauge(node: &TestRelay, name: &str) -> u64 {
-    let m = node.get("/metrics").await.body;
-    let prefix = format!("{name} ");
-    m.lines()
-        .find_map(|l| l.strip_prefix(prefix.as_str()))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in {m}"))
-}
-
 #[tokio::test]
 async fn byte_budgets_hold_across_nodes() {
     let redis = RedisServer::start();
@@ -597,11 +587,11 @@ async fn byte_budgets_hold_across_nodes() {
     // Every node's /metrics shows the bytes held in Redis.
     for node in [&a, &b] {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while gauge(node, "sse_relay_buffered_bytes").await != cost * 6 {
+        while node.metric("sse_relay_buffered_bytes").await != cost * 6 {
             assert!(tokio::time::Instant::now() < deadline, "the gauge");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        assert_eq!(gauge(node, "sse_relay_buffered_bytes_max").await, cost * 6);
+        assert_eq!(node.metric("sse_relay_buffered_bytes_max").await, cost * 6);
     }
     // Nothing stored was lost.
     for (ch, want) in [(&c1, [1, 3]), (&c2, [2, 4]), (&other, [5, 6])] {

@@ -148,6 +148,15 @@ impl TestRelay {
         self.request("GET", path, &[], Bytes::new()).await
     }
 
+    /// The value of the `/metrics` line that starts with `line` (a metric
+    /// name, with its labels if it has any) followed by a space.
+    pub async fn metric(&self, line: &str) -> u64 {
+        let m = self.get("/metrics").await.body;
+        m.lines()
+            .find_map(|l| l.strip_prefix(line)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {line} in {m}"))
+    }
+
     pub async fn post(&self, path: &str, headers: &[(&str, &str)], body: &str) -> Resp {
         self.request(
             "POST",
