@@ -56,7 +56,7 @@ bindgen --target nodejs --out-dir "$stage/node" "$stage/raw-writer/sse_channel.w
 cmp -s "$stage/web/sse_channel_bg.wasm" "$stage/inline/sse_channel_bg.wasm"
 # Import, export and module names shortened (`__wbg_clearTimeout_7aed81f12417a1eb` -> `q`): each one
 # is written in the wasm and again in the glue. assemble.mjs renames them in the glue from the map.
-"$wasm_opt" -Oz --minify-imports-and-exports-and-modules "$stage/web/sse_channel_bg.wasm" -o "$stage/sse_channel_bg.wasm" \
+"$wasm_opt" -Oz --minify-imports-and-exports-and-modules --strip-target-features "$stage/web/sse_channel_bg.wasm" -o "$stage/sse_channel_bg.wasm" \
   >"$stage/wasm-names.json"
 "$wasm_opt" -Oz "$stage/node/sse_channel_bg.wasm" -o "$stage/sse_channel_node_bg.wasm"
 

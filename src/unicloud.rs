@@ -7,7 +7,9 @@
 //! `browser` feature alone (the npm package's browser build) only `SSEChannel`,
 //! and the writer options are not read; with `writer` alone (its Node build)
 //! only `deserializeSSEChannel`, and of the `SSEChannel` options only `relay`
-//! is read (as the default allow-list):
+//! is read (as the default allow-list). The browser build's is JavaScript
+//! (`pkg-template/build/facade.js`, the same checks, codes and messages), so
+//! its wasm holds none of this module's code:
 //!
 //! ```js
 //! // browser
@@ -21,10 +23,13 @@
 //! const sseChannel = uniCloud.deserializeSSEChannel(event.sseChannel)
 //! ```
 
+#[cfg(feature = "writer")]
 use js_sys::{Object, Reflect};
+#[cfg(feature = "writer")]
 use sse_channel_protocol::ErrorCode;
 use wasm_bindgen::prelude::*;
 
+#[cfg(feature = "writer")]
 use crate::js_error::js_error;
 #[cfg(feature = "writer")]
 use crate::writer::{writer_from, WriterOptions};
@@ -50,6 +55,19 @@ export interface InstallUniCloudOptions extends SSEChannelOptions {
   /** Relay base URL that `new uniCloud.SSEChannel()` uses. */
   relay?: string;
 }
+
+/**
+ * Installs `SSEChannel` on a `uniCloud` object and returns it; `options.relay` and the other
+ * `SSEChannel` options become the defaults of `new uniCloud.SSEChannel()` (as
+ * `SSEChannel.configure` would). Throws `INVALID_OPTIONS` when `uniCloud` is not an object or an
+ * option is malformed, and `UNICLOUD_INSTALL_FAILED` when the property does not take effect (a
+ * frozen `uniCloud`, a read-only property); either way it installs nothing.
+ *
+ * ```js
+ * installUniCloud(uniCloud, { relay: 'https://relay.example.com' })
+ * ```
+ */
+export function installUniCloud(uniCloud: any, options?: InstallUniCloudOptions | null): any;
 "#;
 
 #[cfg(all(feature = "writer", not(feature = "browser")))]
@@ -65,6 +83,10 @@ export interface InstallUniCloudOptions extends SSEChannelWriterOptions {
 }
 "#;
 
+// The browser build's `installUniCloud` is JavaScript (`pkg-template/build/facade.js`): as a wasm
+// export it cost the browser bundle a shim and the glue for a few property checks. The Node build's
+// (and the default build's, for the tests) is this one.
+#[cfg(feature = "writer")]
 #[wasm_bindgen]
 extern "C" {
     /// The `uniCloud` object (any object).
@@ -98,6 +120,7 @@ extern "C" {
 /// ```js
 /// installUniCloud(uniCloud, { relay: 'https://relay.example.com' })
 /// ```
+#[cfg(feature = "writer")]
 #[wasm_bindgen(js_name = installUniCloud)]
 #[allow(non_snake_case)] // the parameter name shows in the generated TypeScript
 pub fn install_uni_cloud(
@@ -160,6 +183,7 @@ pub fn install_uni_cloud(
 /// object or a read-only property ignores the assignment without a word). On
 /// failure, puts back what `done` installed before and throws
 /// `UNICLOUD_INSTALL_FAILED`: all or nothing.
+#[cfg(feature = "writer")]
 fn install(
     uni_cloud: &JsValue,
     name: &'static str,
@@ -215,7 +239,7 @@ fn writer_fn(options: &JsValue) -> JsValue {
 /// The JS class `SSEChannel`. wasm-bindgen gives Rust no handle on an exported
 /// class, so take it from a fresh instance (construction has no side effect: it
 /// opens nothing) and free that instance's Rust side right away.
-#[cfg(feature = "browser")]
+#[cfg(all(feature = "browser", feature = "writer"))]
 fn channel_class() -> Result<JsValue, JsValue> {
     let instance = JsValue::from(crate::channel::SseChannel::new(JsValue::UNDEFINED)?);
     let class = crate::js::get(&instance, "constructor");

@@ -593,7 +593,7 @@ async fn listeners(transport: &str) {
     ch.on("message", a.as_ref().clone()).unwrap();
     ch.once("message", b.as_ref().clone()).unwrap();
     ch.off("message", never.as_ref().clone()); // never added: removes nothing
-    ch.remove_listener("end", a.as_ref().clone()); // not on this event: nothing
+    ch.off("end", a.as_ref().clone()); // not on this event: nothing
     assert_eq!(
         code_of(
             &ch.on("message", JsValue::from(3))
@@ -612,11 +612,11 @@ async fn listeners(transport: &str) {
         .await;
     assert_eq!(seen.borrow().len(), 3, "a was removed");
 
-    ch.add_listener("message", a.as_ref().clone()).unwrap();
-    ch.remove_all_listener(Some("message".into()));
+    ch.on("message", a.as_ref().clone()).unwrap();
+    ch.remove_all_listeners(Some("message".into()));
     publish_range(&ch, 4, 4).await;
     sleep(300).await;
-    assert_eq!(seen.borrow().len(), 3, "removeAllListener(event)");
+    assert_eq!(seen.borrow().len(), 3, "removeAllListeners(event)");
     assert_eq!(ch.state(), "open", "a throwing listener broke nothing");
 
     // A listener that closes the channel from inside `message`.
@@ -1044,7 +1044,9 @@ scenarios!(
 
 // ------------------------------------------------- transport-independent tests
 
-/// The JS surface by its JS names (what pages call), on the JS object.
+/// The JS surface by its JS names (what pages call), on the JS object. (The other spellings
+/// `addListener`, `removeListener`, `removeAllListener` and the browser's `installUniCloud` are the
+/// package's JavaScript, tested on the built package: `tests/node/unicloud-browser.test.mjs`.)
 #[wasm_bindgen_test]
 async fn js_names() {
     let ch = JsValue::from(SseChannel::new(options("websocket", &[])).unwrap());
@@ -1057,12 +1059,9 @@ async fn js_names() {
         "open",
         "close",
         "on",
-        "addListener",
         "once",
         "off",
-        "removeListener",
         "removeAllListeners",
-        "removeAllListener",
         "toJSON",
     ] {
         assert!(get(&ch, name).is_function(), "method {name}");
@@ -1080,7 +1079,7 @@ async fn js_names() {
     let listener =
         Closure::<dyn FnMut(JsValue)>::new(move |v: JsValue| g.borrow_mut().push(json(&v)));
     let f: JsValue = listener.as_ref().clone();
-    call("addListener", &["message".into(), f.clone()]).unwrap();
+    call("on", &["message".into(), f.clone()]).unwrap();
     let p: Promise = call("open", &[]).unwrap().dyn_into().unwrap();
     JsFuture::from(p).await.unwrap();
     assert_eq!(get(&ch, "state").as_string().unwrap(), "open");
@@ -1105,11 +1104,11 @@ async fn js_names() {
     }
     assert_eq!(*got.borrow(), ["\"a\""]);
     assert_eq!(get(&ch, "lastEventId").as_f64(), Some(1.0));
-    call("removeListener", &["message".into(), f]).unwrap();
+    call("off", &["message".into(), f]).unwrap();
     let two: Vec<JsValue> = vec!["b".into()];
     publish_to(&(base, id, token), &two).await;
     sleep(300).await;
-    assert_eq!(got.borrow().len(), 1, "removeListener by its JS name");
+    assert_eq!(got.borrow().len(), 1, "off by its JS name");
     call("close", &[]).unwrap();
     assert_eq!(get(&ch, "state").as_string().unwrap(), "closed");
 }

@@ -213,7 +213,15 @@ const EXTRA_HEAD = '\n\n// ---- the other side\'s export: importable here, throw
 
 // --- slim.js: the plain --target web glue; the user calls `await init()` -------------------------
 const SELF_TYPES = '/* @ts-self-types="./sse_channel.d.ts" */';
-let slim = renameWasmNames(read('web/sse_channel.js'), 'web glue');
+// Both browser entries: the glue plus facade.js (the listener aliases and installUniCloud, in JS
+// instead of wasm exports: each export costs a shim in the wasm and glue here).
+const facade = readFileSync(join(here, 'facade.js'), 'utf8');
+for (const [what, src] of [['web', read('web/sse_channel.js')], ['inline', read('inline/sse_channel.js')]]) {
+  if (/^export function installUniCloud\b/m.test(src)) throw new Error(`assemble: the ${what} glue has installUniCloud, which facade.js adds`);
+  if (!/^export class SSEChannel\b/m.test(src)) throw new Error(`assemble: no class SSEChannel in the ${what} glue for facade.js`);
+}
+const withFacade = (glue) => `${glue.trimEnd()}\n\n${facade}`;
+let slim = withFacade(renameWasmNames(read('web/sse_channel.js'), 'web glue'));
 slim = replaceOnce(slim, SELF_TYPES, '/* @ts-self-types="./slim.d.ts" */', 'web glue');
 const esmExports = (src) => [...src.matchAll(/^export (?:class|function|const) ([A-Za-z_$][\w$]*)/gm)].map((m) => m[1]);
 checkExports('slim.js (wasm-bindgen)', without(esmExports(slim), ['initSync']), without(EXPECTED_EXPORTS.web, STUBS.web));
@@ -243,7 +251,8 @@ checkExports('node.cjs', nodeExports(node), EXPECTED_EXPORTS.node);
 checkExports('node.d.cts', typedValues(nodeTypes), EXPECTED_EXPORTS.node);
 
 // --- index.js: one self-contained ES module, the wasm inlined as base64 ---------------------------
-let glue = renameWasmNames(read('inline/sse_channel.js'), 'inline glue');
+const inlineGlue = renameWasmNames(read('inline/sse_channel.js'), 'inline glue');
+let glue = withFacade(inlineGlue);
 glue = glue.replace(SELF_TYPES, '/* @ts-self-types="./index.d.ts" */');
 if (/import\.meta|new URL\(/.test(glue)) throw new Error('assemble: inline glue still references a URL');
 glue = replaceOnce(glue, 'export { initSync, __wbg_init as default };', '', 'inline glue');
@@ -276,7 +285,7 @@ const loader = [
     .replace("'__SSE_WASM_B64__'", () => JSON.stringify(deflated.toString('base64'))),
   inflateSrc,
 ].join('\n');
-// The stub uses the loader's coded-error helper (fewer bytes than WEB_STUB's own).
+// The stub uses facade.js's coded-error helper (fewer bytes than WEB_STUB's own).
 const indexStub = `function deserializeSSEChannel() {\n  throw __sseError(${JSON.stringify(UNSUPPORTED)}, ${JSON.stringify(MSG_WEB)});\n}`;
 const exportedNames = [
   ...classes.map((n) => `__sse_${n} as ${n}`),
@@ -306,7 +315,8 @@ writeFileSync(join(out, 'index.js'), indexMin);
 const gz = (text) => gzipSync(Buffer.from(text), { level: 9 }).length;
 const b64 = deflated.toString('base64');
 const parts = {
-  'wasm-bindgen glue': minify(glue),
+  'wasm-bindgen glue': minify(inlineGlue),
+  'facade.js': minify(facade),
   'loader.js': minify(readFileSync(join(here, 'loader.js'), 'utf8').replace("'__SSE_WASM_B64__'", "''")),
   'inflate.js': minify(inflateSrc),
   'wasm (deflated, base64)': b64,

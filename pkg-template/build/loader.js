@@ -7,6 +7,7 @@
 // then compiled asynchronously while classes hand out a stand-in that queues calls until `open()`.
 // 'eager' does the same at import, 'async' always compiles asynchronously (measured alternatives).
 // Written for ES2019: uni-app's default build target does not lower newer syntax in dependencies.
+// `__sseError` (a coded SSEChannelError) is facade.js's, which precedes this in index.js.
 const __SSE_LOADING = '__SSE_LOADING__';
 const __SSE_WASM_B64 = '__SSE_WASM_B64__'; // the .wasm, deflated (raw DEFLATE), in base64
 const __SSE_WASM_LEN = '__SSE_WASM_LEN__';
@@ -99,13 +100,6 @@ function __sseInitAsync() {
       );
   }
   return __sseAsync;
-}
-
-function __sseError(code, message) {
-  const err = new Error(message);
-  err.name = 'SSEChannelError';
-  err.code = code;
-  return err;
 }
 
 function __sseLoaded() {

@@ -63,7 +63,9 @@ use self::options::{defaults, Options};
 use crate::js;
 use crate::js_error::js_error;
 
-pub(crate) use self::options::{check_defaults, configure_defaults};
+#[cfg(feature = "writer")]
+pub(crate) use self::options::check_defaults;
+pub(crate) use self::options::configure_defaults;
 
 /// `type` of a subscription (`toSubscription()`).
 const SUBSCRIPTION_TYPE: &str = "SSESubscription";
@@ -287,18 +289,14 @@ impl SseChannel {
         self::core::close(&self.inner)
     }
 
-    /// Adds a listener.
+    /// Adds a listener. (`addListener`, `removeListener` and `removeAllListener`,
+    /// the other spellings, are added in JavaScript by the package:
+    /// `pkg-template/build/facade.js`.)
     #[wasm_bindgen(skip_typescript)]
     pub fn on(&self, event: &str, listener_fn: JsValue) -> Result<(), JsValue> {
         let f = listener(listener_fn)?;
         self.inner.borrow_mut().add_listener(event, f, false);
         Ok(())
-    }
-
-    /// Same as `on`.
-    #[wasm_bindgen(js_name = addListener, skip_typescript)]
-    pub fn add_listener(&self, event: &str, listener_fn: JsValue) -> Result<(), JsValue> {
-        self.on(event, listener_fn)
     }
 
     /// Adds a listener called at most once.
@@ -315,24 +313,12 @@ impl SseChannel {
         self.inner.borrow_mut().remove_listener(event, &listener_fn);
     }
 
-    /// Same as `off`.
-    #[wasm_bindgen(js_name = removeListener, skip_typescript)]
-    pub fn remove_listener(&self, event: &str, listener_fn: JsValue) {
-        self.off(event, listener_fn)
-    }
-
     /// Removes every listener of `event`, or of every event when omitted.
     #[wasm_bindgen(js_name = removeAllListeners, skip_typescript)]
     pub fn remove_all_listeners(&self, event: Option<String>) {
         self.inner
             .borrow_mut()
             .remove_all_listeners(event.as_deref());
-    }
-
-    /// uniCloud's spelling of `removeAllListeners(event)`.
-    #[wasm_bindgen(js_name = removeAllListener, skip_typescript)]
-    pub fn remove_all_listener(&self, event: Option<String>) {
-        self.remove_all_listeners(event)
     }
 
     /// The descriptor (`{type, version, relay, channelId, publishToken,

@@ -52,6 +52,7 @@ const ABANDON_MSG: &str =
     "option `abandonAfterMs` must be a whole number of milliseconds from 1000 to 3600000";
 
 /// Checks `options` as [`configure_defaults`] would, changing nothing.
+#[cfg(feature = "writer")]
 pub(crate) fn check_defaults(options: &JsValue) -> Result<(), JsValue> {
     Options::merged(&defaults(), options).map(drop)
 }

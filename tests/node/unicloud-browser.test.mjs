@@ -58,6 +58,11 @@ before(async () => {
         res.end(JSON.stringify({ result }));
         return;
       }
+      if (req.url === '/blank') {
+        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+        res.end('<!doctype html><meta charset="utf-8"><title>blank</title>');
+        return;
+      }
       if (req.url === '/' || req.url.startsWith('/?')) {
         res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
         res.end(page);
@@ -150,3 +155,105 @@ for (const transport of ['websocket', 'eventsource']) {
     assert.equal(d.relay, relayUrl);
   });
 }
+
+// The browser build's installUniCloud and the listener aliases are the package's JavaScript
+// (pkg-template/build/facade.js), not wasm exports: checked here on the built index.js and slim.js.
+test('browser build: installUniCloud checks, codes and all-or-nothing; the listener aliases', { skip, timeout: 60000 }, async () => {
+  const context = await browser.newContext();
+  try {
+    const tab = await context.newPage();
+    await tab.goto(`${pageUrl}blank`);
+    const r = await tab.evaluate(async (relay) => {
+      const out = {};
+      for (const entry of ['index.js', 'slim.js']) {
+        const m = await import(`/pkg/${entry}`);
+        if (entry === 'slim.js') await m.default({ module_or_path: '/pkg/sse_channel_bg.wasm' });
+        const { installUniCloud, SSEChannel } = m;
+        const thrown = (f) => {
+          try {
+            f();
+            return null;
+          } catch (e) {
+            return { name: e.name, code: e.code, isError: e instanceof Error, message: e.message };
+          }
+        };
+        const r = {};
+        r.notObject = thrown(() => installUniCloud(undefined, {}));
+        r.nullObject = thrown(() => installUniCloud(null));
+        r.badOptions = thrown(() => installUniCloud({}, 'x'));
+        const untouched = { marker: 1 };
+        r.badRelay = thrown(() => installUniCloud(untouched, { relay: 'ftp://x' }));
+        r.badTransport = thrown(() => installUniCloud(untouched, { relay, transport: 'carrier pigeon' }));
+        r.untouchedKeys = Object.keys(untouched);
+        r.frozen = thrown(() => installUniCloud(Object.freeze({ callFunction() {} }), { relay }));
+        const readOnly = {};
+        const old = () => 'theirs';
+        Object.defineProperty(readOnly, 'SSEChannel', { value: old, writable: false });
+        r.readOnly = thrown(() => installUniCloud(readOnly, { relay }));
+        r.readOnlyKept = readOnly.SSEChannel === old;
+        r.setterIgnores = thrown(() => installUniCloud({ set SSEChannel(_) {}, get SSEChannel() { return undefined; } }, { relay }));
+        // The class is not configured by a failed install: a channel without a relay still refuses open().
+        r.unconfigured = await new SSEChannel().open().then(() => 'resolved', (e) => e.code);
+        const uni = { callFunction() {} };
+        r.returnsIt = installUniCloud(uni, { relay, transport: 'eventsource' }) === uni;
+        r.installedClass = uni.SSEChannel === SSEChannel;
+        r.funcUniCloud = thrown(() => installUniCloud(function uniCloud() {}, { relay }));
+        // Configured: the relay and transport became the defaults.
+        const configured = new uni.SSEChannel();
+        await configured.open();
+        r.configured = { transport: configured.transport, state: configured.state };
+        configured.close();
+
+        // addListener / removeListener / removeAllListener: the same methods as on / off / removeAllListeners.
+        const seen = [];
+        const a = (s) => seen.push(`a:${s.from}>${s.to}`);
+        const b = () => seen.push('b');
+        const ch = new SSEChannel({ relay });
+        ch.addListener('state', a);
+        ch.addListener('close', b);
+        ch.removeListener('close', b);
+        ch.close();
+        const ch2 = new SSEChannel({ relay });
+        ch2.on('close', () => seen.push('c'));
+        ch2.addListener('state', () => seen.push('d'));
+        ch2.removeAllListener('state');
+        ch2.close();
+        r.seen = seen;
+        r.sameMethods = [
+          SSEChannel.prototype.addListener === SSEChannel.prototype.on,
+          SSEChannel.prototype.removeListener === SSEChannel.prototype.off,
+          SSEChannel.prototype.removeAllListener === SSEChannel.prototype.removeAllListeners,
+        ];
+        out[entry] = r;
+      }
+      return out;
+    }, relayUrl);
+    for (const entry of ['index.js', 'slim.js']) {
+      const e = r[entry];
+      const coded = (what, code, re) => {
+        assert.ok(e[what], `${entry} ${what}: did not throw`);
+        assert.deepEqual({ name: e[what].name, code: e[what].code, isError: e[what].isError }, { name: 'SSEChannelError', code, isError: true }, `${entry} ${what}`);
+        assert.match(e[what].message, re, `${entry} ${what}`);
+      };
+      coded('notObject', 'INVALID_OPTIONS', /uniCloud must be the uniCloud object/);
+      coded('nullObject', 'INVALID_OPTIONS', /uniCloud must be the uniCloud object/);
+      coded('badOptions', 'INVALID_OPTIONS', /options must be an object/);
+      coded('badRelay', 'INVALID_OPTIONS', /relay/);
+      coded('badTransport', 'INVALID_OPTIONS', /transport/);
+      assert.deepEqual(e.untouchedKeys, ['marker'], `${entry}: a refused install sets nothing`);
+      coded('frozen', 'UNICLOUD_INSTALL_FAILED', /uniCloud\.SSEChannel could not be set/);
+      coded('readOnly', 'UNICLOUD_INSTALL_FAILED', /read-only/);
+      assert.equal(e.readOnlyKept, true);
+      coded('setterIgnores', 'UNICLOUD_INSTALL_FAILED', /could not be set/);
+      assert.equal(e.unconfigured, 'INVALID_OPTIONS', `${entry}: failed installs configured nothing`);
+      assert.equal(e.returnsIt, true);
+      assert.equal(e.installedClass, true);
+      assert.equal(e.funcUniCloud, null, `${entry}: a function is accepted as uniCloud`);
+      assert.deepEqual(e.configured, { transport: 'eventsource', state: 'open' }, `${entry}: the options became the defaults`);
+      assert.deepEqual(e.seen, ['a:idle>closed', 'c'], `${entry}: the aliases add and remove`);
+      assert.deepEqual(e.sameMethods, [true, true, true]);
+    }
+  } finally {
+    await context.close();
+  }
+});
