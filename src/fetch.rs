@@ -1,5 +1,7 @@
-//! The one `fetch` binding, shared by the browser SDK (channel creation) and
-//! the cloud-function writer (publishing; Node.js 18+ has a global `fetch`).
+//! The cloud-function writer's `fetch` binding (publishing; Node.js 18+ has a
+//! global `fetch`). The browser SDK's two requests (channel creation and
+//! cancel) go through one small JavaScript function instead
+//! (`channel::http`), which costs the browser bundle less than these bindings.
 
 use js_sys::Promise;
 use wasm_bindgen::prelude::*;
@@ -19,38 +21,24 @@ extern "C" {
     /// The HTTP status; 0 for an opaque answer (e.g. `redirect: "manual"`).
     #[wasm_bindgen(method, getter)]
     pub(crate) fn status(this: &Response) -> u16;
-    /// True for a 2xx status.
-    #[cfg(feature = "browser")]
-    #[wasm_bindgen(method, getter)]
-    pub(crate) fn ok(this: &Response) -> bool;
-    /// The body parsed as JSON.
-    #[cfg(feature = "browser")]
-    #[wasm_bindgen(method, catch)]
-    pub(crate) fn json(this: &Response) -> Result<Promise, JsValue>;
     /// The body as a `ReadableStream` of `Uint8Array` chunks, or null.
-    #[cfg(feature = "writer")]
     #[wasm_bindgen(method, getter)]
     pub(crate) fn body(this: &Response) -> JsValue;
     /// The whole body as text.
-    #[cfg(feature = "writer")]
     #[wasm_bindgen(method)]
     pub(crate) fn text(this: &Response) -> Promise;
     /// The answer's headers.
-    #[cfg(feature = "writer")]
     #[wasm_bindgen(method, getter)]
     pub(crate) fn headers(this: &Response) -> Headers;
 
     /// A `fetch` answer's headers.
-    #[cfg(feature = "writer")]
     pub(crate) type Headers;
     /// The header's value, or `None` when absent.
-    #[cfg(feature = "writer")]
     #[wasm_bindgen(method)]
     pub(crate) fn get(this: &Headers, name: &str) -> Option<String>;
 }
 
 /// True when there is a global `fetch` (Node.js 18+, every browser).
-#[cfg(feature = "writer")]
 pub(crate) fn has_fetch() -> bool {
     crate::js::get(&js_sys::global(), "fetch").is_function()
 }

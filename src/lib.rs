@@ -13,8 +13,8 @@
 //!   tested; its retry delays are `backoff`'s.
 //! - `unicloud`: `installUniCloud`, the uniCloud drop-in (wasm only).
 //! - `js_error`: the coded JS error objects every export rejects or emits with.
-//! - `js`, `fetch`, `timer`: what both sides share to read JS objects, call
-//!   `fetch` and own a `setTimeout` (cancelled on drop).
+//! - `js`, `timer`: what both sides share to read JS objects and own a
+//!   `setTimeout` (cancelled on drop); `fetch`: the writer's `fetch` binding.
 //!
 //! Payloads stay JS values: only ids and control data cross into wasm.
 //!
@@ -38,7 +38,7 @@ pub mod batch;
 pub mod machine;
 pub mod state;
 
-#[cfg(all(target_arch = "wasm32", any(feature = "browser", feature = "writer")))]
+#[cfg(all(target_arch = "wasm32", feature = "writer"))]
 mod fetch;
 #[cfg(all(target_arch = "wasm32", any(feature = "browser", feature = "writer")))]
 mod js;
@@ -73,3 +73,33 @@ pub fn heap_free_bytes() -> usize {
 
 #[cfg(all(target_arch = "wasm32", any(feature = "browser", feature = "writer")))]
 mod unicloud;
+
+/// The browser build reads its options in JavaScript (`src/channel/options.js`): its limits must be
+/// the crate's and the protocol's.
+#[cfg(test)]
+mod options_js {
+    use crate::machine::MS_MAX;
+    use sse_channel_protocol::limits::{
+        MAX_ABANDON_AFTER_MS, MAX_CHANNEL_TTL_SECS, MIN_ABANDON_AFTER_MS,
+    };
+
+    const JS: &str = include_str!("channel/options.js");
+
+    fn has(needle: String) {
+        assert!(JS.contains(&needle), "options.js lacks {needle}");
+    }
+
+    #[test]
+    fn limits_are_the_crates() {
+        has(format!("const ms = {MS_MAX};"));
+        has(format!("num(3, a, 0, {}, ", u32::MAX));
+        has(format!("num(6, o.ttlSecs, 0, {MAX_CHANNEL_TTL_SECS}, "));
+        has(format!("at most {MAX_CHANNEL_TTL_SECS}'"));
+        has(format!(
+            "num(7, o.abandonAfterMs, {MIN_ABANDON_AFTER_MS}, {MAX_ABANDON_AFTER_MS}, "
+        ));
+        has(format!(
+            "from {MIN_ABANDON_AFTER_MS} to {MAX_ABANDON_AFTER_MS}'"
+        ));
+    }
+}

@@ -1319,6 +1319,69 @@ async fn options_and_configure() {
             .expect("invalid options throw");
         assert_eq!(code_of(&err), "INVALID_OPTIONS", "{}", json(&bad));
     }
+    // Every option's bounds (read by src/channel/options.js): (options, what the message names).
+    let rec = |k: &str, v: JsValue| obj(&[("reconnect", obj(&[(k, v)]))]);
+    let cases: Vec<(JsValue, &str)> = vec![
+        (obj(&[("transport", 1.into())]), "`transport`"),
+        (obj(&[("reconnect", "fast".into())]), "`reconnect`"),
+        (rec("minDelayMs", 1.5.into()), "`reconnect.minDelayMs`"),
+        (rec("minDelayMs", "5".into()), "`reconnect.minDelayMs`"),
+        (rec("maxDelayMs", (-1).into()), "`reconnect.maxDelayMs`"),
+        (
+            rec("maxDelayMs", 2_147_483_648.0.into()),
+            "`reconnect.maxDelayMs`",
+        ),
+        (rec("maxAttempts", (-1).into()), "`reconnect.maxAttempts`"),
+        (
+            rec("maxAttempts", f64::NAN.into()),
+            "`reconnect.maxAttempts`",
+        ),
+        (
+            rec("maxAttempts", f64::NEG_INFINITY.into()),
+            "`reconnect.maxAttempts`",
+        ),
+        (obj(&[("openTimeoutMs", 0.into())]), "`openTimeoutMs`"),
+        (
+            obj(&[("heartbeatTimeoutMs", (-1).into())]),
+            "`heartbeatTimeoutMs`",
+        ),
+        (
+            obj(&[("ttlSecs", 0.into())]),
+            "`ttlSecs` must be at least 1",
+        ),
+        (obj(&[("ttlSecs", 86_401.into())]), "`ttlSecs`"),
+        (obj(&[("abandonAfterMs", 999.into())]), "`abandonAfterMs`"),
+        (
+            obj(&[("abandonAfterMs", 3_600_001.into())]),
+            "`abandonAfterMs`",
+        ),
+    ];
+    for (bad, needle) in cases {
+        let err = SseChannel::new(bad.clone())
+            .err()
+            .expect("invalid options throw");
+        assert_eq!(code_of(&err), "INVALID_OPTIONS", "{}", json(&bad));
+        let msg = get(&err, "message").as_string().unwrap();
+        assert!(msg.contains(needle), "{}: {msg}", json(&bad));
+    }
+    // The bounds themselves, Infinity attempts, and null for "not set", are accepted.
+    for good in [
+        rec("maxAttempts", f64::INFINITY.into()),
+        rec("maxAttempts", 0.into()),
+        rec("maxDelayMs", 2_147_483_647.0.into()),
+        obj(&[("heartbeatTimeoutMs", 0.into())]),
+        obj(&[("ttlSecs", 86_400.into()), ("abandonAfterMs", 1000.into())]),
+        obj(&[
+            ("abandonAfterMs", 3_600_000.into()),
+            ("transport", JsValue::NULL),
+        ]),
+        obj(&[
+            ("reconnect", JsValue::NULL),
+            ("openTimeoutMs", JsValue::UNDEFINED),
+        ]),
+    ] {
+        assert!(SseChannel::new(good.clone()).is_ok(), "{}", json(&good));
+    }
     let err =
         SseChannel::configure(obj(&[("transport", 1.into())])).expect_err("configure validates");
     assert_eq!(code_of(&err), "INVALID_OPTIONS");

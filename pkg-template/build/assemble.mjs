@@ -221,7 +221,23 @@ for (const [what, src] of [['web', read('web/sse_channel.js')], ['inline', read(
   if (!/^export class SSEChannel\b/m.test(src)) throw new Error(`assemble: no class SSEChannel in the ${what} glue for facade.js`);
 }
 const withFacade = (glue) => `${glue.trimEnd()}\n\n${facade}`;
-let slim = withFacade(renameWasmNames(read('web/sse_channel.js'), 'web glue'));
+/**
+ * The wasm's JavaScript snippets (`#[wasm_bindgen(inline_js)]`, e.g. channel creation's `ssePost` in
+ * src/channel/http.rs), which wasm-bindgen writes as files under snippets/ and imports: inlined,
+ * so that each browser entry stays one file with no import.
+ */
+function inlineSnippets(src, dir, what) {
+  src = src.replace(/^import \{ ([\w$]+(?:, [\w$]+)*) \} from '(\.\/snippets\/[\w./-]+)';\n/gm, (_m, names, path) => {
+    const code = readFileSync(join(stage, dir, path), 'utf8').replace(/^export (?=function |const |class )/gm, '');
+    for (const n of names.split(', ')) {
+      if (!new RegExp(`^(?:function|const|class) ${escapeRe(n)}\\b`, 'm').test(code)) throw new Error(`assemble: ${path} does not define ${n}`);
+    }
+    return `// ---- ${path.replace(/^.*\//, '')}: a JavaScript snippet of the wasm (src/, #[wasm_bindgen(inline_js)]) ----\n${code.trimEnd()}\n`;
+  });
+  if (/^import /m.test(src)) throw new Error(`assemble: the ${what} still imports a module (a snippet form this script does not know?)`);
+  return src;
+}
+let slim = withFacade(inlineSnippets(renameWasmNames(read('web/sse_channel.js'), 'web glue'), 'web', 'web glue'));
 slim = replaceOnce(slim, SELF_TYPES, '/* @ts-self-types="./slim.d.ts" */', 'web glue');
 const esmExports = (src) => [...src.matchAll(/^export (?:class|function|const) ([A-Za-z_$][\w$]*)/gm)].map((m) => m[1]);
 checkExports('slim.js (wasm-bindgen)', without(esmExports(slim), ['initSync']), without(EXPECTED_EXPORTS.web, STUBS.web));
@@ -251,11 +267,29 @@ checkExports('node.cjs', nodeExports(node), EXPECTED_EXPORTS.node);
 checkExports('node.d.cts', typedValues(nodeTypes), EXPECTED_EXPORTS.node);
 
 // --- index.js: one self-contained ES module, the wasm inlined as base64 ---------------------------
-const inlineGlue = renameWasmNames(read('inline/sse_channel.js'), 'inline glue');
+// wasm-bindgen's initSync and async __wbg_init (with __wbg_load, __wbg_init_once): the loader
+// instantiates through __wbg_get_imports and __wbg_finalize_init itself, and never takes their URL,
+// fetch, streaming or deprecated-argument paths. Cut from index.js; slim.js keeps them.
+function cutInit(glue) {
+  const from = glue.indexOf('\nasync function __wbg_load(');
+  const endLine = 'export { initSync, __wbg_init as default };';
+  const to = glue.indexOf(endLine);
+  if (from < 0 || to < from || glue.indexOf(endLine, to + 1) >= 0) throw new Error('assemble: the inline glue\'s init functions are not where expected (wasm-bindgen changed?)');
+  const cut = glue.slice(from, to);
+  const declared = [...cut.matchAll(/^(?:async )?function ([\w$]+)|^let ([\w$]+)/gm)].map((m) => m[1] || m[2]).sort().join();
+  if (declared !== '__wbg_init,__wbg_init_once,__wbg_init_promise,__wbg_load,initSync') {
+    throw new Error(`assemble: the inline glue's init section declares ${declared} (wasm-bindgen changed?)`);
+  }
+  for (const name of ['__wbg_get_imports', '__wbg_finalize_init']) {
+    if (!new RegExp(`^function ${name}\\(`, 'm').test(glue)) throw new Error(`assemble: no ${name} in the inline glue`);
+  }
+  return `${glue.slice(0, from)}\n${glue.slice(to + endLine.length)}`;
+}
+const inlineGlue = cutInit(inlineSnippets(renameWasmNames(read('inline/sse_channel.js'), 'inline glue'), 'inline', 'inline glue'));
 let glue = withFacade(inlineGlue);
 glue = glue.replace(SELF_TYPES, '/* @ts-self-types="./index.d.ts" */');
 if (/import\.meta|new URL\(/.test(glue)) throw new Error('assemble: inline glue still references a URL');
-glue = replaceOnce(glue, 'export { initSync, __wbg_init as default };', '', 'inline glue');
+
 const classes = [];
 const functions = [];
 const consts = [];
@@ -280,7 +314,7 @@ if (Buffer.compare(Buffer.from(inflate(deflated, wasm.length)), wasm) !== 0) {
 }
 const loader = [
   readFileSync(join(here, 'loader.js'), 'utf8')
-    .replace("'__SSE_LOADING__'", JSON.stringify(loading))
+    .replaceAll("'__SSE_LOADING__'", JSON.stringify(loading))
     .replace("'__SSE_WASM_LEN__'", String(wasm.length))
     .replace("'__SSE_WASM_B64__'", () => JSON.stringify(deflated.toString('base64'))),
   inflateSrc,
@@ -317,7 +351,7 @@ const b64 = deflated.toString('base64');
 const parts = {
   'wasm-bindgen glue': minify(inlineGlue),
   'facade.js': minify(facade),
-  'loader.js': minify(readFileSync(join(here, 'loader.js'), 'utf8').replace("'__SSE_WASM_B64__'", "''")),
+  'loader.js': minify(readFileSync(join(here, 'loader.js'), 'utf8').replace("'__SSE_WASM_B64__'", "''").replaceAll("'__SSE_LOADING__'", JSON.stringify(loading))),
   'inflate.js': minify(inflateSrc),
   'wasm (deflated, base64)': b64,
 };

@@ -7,8 +7,11 @@
 // then compiled asynchronously while classes hand out a stand-in that queues calls until `open()`.
 // 'eager' does the same at import, 'async' always compiles asynchronously (measured alternatives).
 // Written for ES2019: uni-app's default build target does not lower newer syntax in dependencies.
+// It instantiates through the glue's `__wbg_get_imports` and `__wbg_finalize_init`: assemble.mjs
+// removes wasm-bindgen's own `initSync` and async `__wbg_init` (with their fetch, streaming and
+// deprecation paths, which an inlined module never takes) from index.js. '__SSE_LOADING__' is
+// replaced by the loading mode at every use, so the minifier drops the other modes' code.
 // `__sseError` (a coded SSEChannelError) is facade.js's, which precedes this in index.js.
-const __SSE_LOADING = '__SSE_LOADING__';
 const __SSE_WASM_B64 = '__SSE_WASM_B64__'; // the .wasm, deflated (raw DEFLATE), in base64
 const __SSE_WASM_LEN = '__SSE_WASM_LEN__';
 let __sseReady = false;
@@ -61,7 +64,9 @@ function __sseInitSync() {
   if (__sseReady) return true;
   if (__sseSyncFailed) return false;
   try {
-    initSync({ module: __sseModuleOrBytes() });
+    let m = __sseModuleOrBytes();
+    if (!(m instanceof WebAssembly.Module)) m = new WebAssembly.Module(m);
+    __wbg_finalize_init(new WebAssembly.Instance(m, __wbg_get_imports()), m);
     __sseReady = true;
   } catch (e) {
     if (!(e instanceof RangeError)) throw e;
@@ -76,7 +81,13 @@ function __sseInitAsync() {
   if (__sseReady) return Promise.resolve();
   if (!__sseAsync) {
     __sseAsync = Promise.resolve(__sseWarm)
-      .then(() => __wbg_init({ module_or_path: __sseModuleOrBytes() }))
+      .then(() => {
+        const m = __sseModuleOrBytes();
+        // A Module gives its Instance; bytes give both.
+        return WebAssembly.instantiate(m, __wbg_get_imports()).then((r) =>
+          r instanceof WebAssembly.Instance ? __wbg_finalize_init(r, m) : __wbg_finalize_init(r.instance, r.module),
+        );
+      })
       .then(
         () => {
           __sseReady = true;
@@ -103,7 +114,7 @@ function __sseInitAsync() {
 }
 
 function __sseLoaded() {
-  return __sseReady || (__SSE_LOADING !== 'async' && __sseInitSync());
+  return __sseReady || ('__SSE_LOADING__' !== 'async' && __sseInitSync());
 }
 
 /**
@@ -168,7 +179,7 @@ function __sseWrapClass(Inner, name) {
   const Outer = function (...args) {
     if (!new.target) throw new TypeError(`Class constructor ${name} cannot be invoked without 'new'`);
     if (__sseLoaded()) return Reflect.construct(Inner, args, new.target);
-    if (__SSE_LOADING === 'async' || __sseSyncFailed) __sseInitAsync();
+    if ('__SSE_LOADING__' === 'async' || __sseSyncFailed) __sseInitAsync();
     return new Pending(args);
   };
   Object.defineProperty(Outer, 'name', { value: name });
@@ -226,7 +237,7 @@ function __sseFixUniCloud(uniCloud) {
   if (uniCloud && __sseOuterOf.has(uniCloud.SSEChannel)) uniCloud.SSEChannel = __sseOuterOf.get(uniCloud.SSEChannel);
 }
 
-if (__SSE_LOADING === 'eager') __sseInitSync();
-else if (__SSE_LOADING === 'async') __sseInitAsync();
+if ('__SSE_LOADING__' === 'eager') __sseInitSync();
+else if ('__SSE_LOADING__' === 'async') __sseInitAsync();
 else if (typeof setTimeout === 'function') setTimeout(__sseWarmUp, 0);
 // ---- end of the loader -----------------------------------------------------------------------------

@@ -1,15 +1,11 @@
-//! `POST /v1/channels` and `POST /v1/channels/{id}/cancel` through the browser's `fetch`.
+//! `POST /v1/channels` and `POST /v1/channels/{id}/cancel` through the browser's `fetch`,
+//! called from one small JavaScript function (`ssePost`).
 
 use sse_channel_protocol::api::{cancel_path, field, CreateChannelResponse, CHANNELS_PATH};
 use sse_channel_protocol::ErrorCode;
-use std::cell::RefCell;
-use std::rc::Rc;
 
-use js_sys::Promise;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
 
-use crate::fetch::{fetch_with_init, Response};
 use crate::js;
 
 /// A failure with its code and message, made into a JS error where emitted.
@@ -32,70 +28,50 @@ fn protocol<E>(_: E) -> Failure {
 /// What [`create_channel`] reports, once.
 pub(crate) type Done = Box<dyn FnOnce(Result<CreateChannelResponse, Failure>)>;
 
-/// The two callbacks of one `promise.then(ok, err)`: whichever runs first
-/// takes both out and drops them, so neither outlives the answer (a
-/// `Closure::once_into_js` that never runs would leak).
-type Pair = Rc<RefCell<Option<(Closure<dyn FnMut(JsValue)>, Closure<dyn FnMut(JsValue)>)>>>;
-
-fn then(promise: &Promise, on: impl FnOnce(Result<JsValue, JsValue>) + 'static) {
-    let pair: Pair = Rc::default();
-    let on = Rc::new(RefCell::new(Some(on)));
-    let settle = |ok: bool| {
-        let pair = pair.clone();
-        let on = on.clone();
-        Closure::<dyn FnMut(JsValue)>::new(move |v: JsValue| {
-            let _done = pair.borrow_mut().take();
-            if let Some(f) = on.borrow_mut().take() {
-                f(if ok { Ok(v) } else { Err(v) });
-            }
-        })
-    };
-    let (ok, err) = (settle(true), settle(false));
-    let _ = promise.then2(&ok, &err);
-    *pair.borrow_mut() = Some((ok, err));
+// The request in one small JavaScript function (a wasm-bindgen snippet, which the package's
+// assemble.mjs inlines into each browser entry) instead of a `fetch` binding, a `Response`
+// type, its `ok` and `json()`, and two promise callbacks in wasm: each import costs the bundle a
+// glue function and its externref handling, each callback a closure. `done` is called exactly once,
+// with `{s, j}`: `s` 0 when the relay could not be reached, 1 for a 2xx answer, 2 for another
+// status; `j` the answer's JSON, undefined when the body is not JSON.
+#[wasm_bindgen(inline_js = "export function ssePost(url, body, token, done) {
+  const headers = { 'content-type': 'application/json' };
+  if (token) headers.authorization = 'Bearer ' + token;
+  fetch(url, { method: 'POST', headers, body: JSON.stringify(body) }).then(
+    (r) => r.json().then((j) => done({ s: r.ok ? 1 : 2, j }), () => done({ s: r.ok ? 1 : 2 })),
+    () => done({ s: 0 }),
+  );
+}")]
+extern "C" {
+    #[wasm_bindgen(js_name = ssePost)]
+    fn sse_post(url: &str, body: &JsValue, token: &str, done: JsValue);
 }
 
 /// What [`post`] reports: `(ok, the answer's JSON)` or the network failure.
-/// Boxed, so that `post` and its callbacks exist once in the bundle.
-type Answered = Box<dyn FnOnce(Result<(bool, Result<JsValue, JsValue>), Failure>)>;
+/// Boxed, so that `post` and its callback exist once in the bundle.
+type Answered = Box<dyn FnOnce(Result<(bool, JsValue), Failure>)>;
 
-/// POSTs `body` (JSON) to `relay` + `path`, with `bearer` as the token when
-/// given, and calls `done` with `(ok, the answer's JSON)`, or the network failure.
-fn post(relay: &str, path: &str, body: &JsValue, bearer: Option<&str>, done: Answered) {
-    let Ok(body) = js_sys::JSON::stringify(body) else {
-        return done(Err(protocol(())));
-    };
-    let headers = js::object(&[("content-type", JsValue::from_str("application/json"))]);
-    if let Some(token) = bearer {
-        let mut auth = String::with_capacity(token.len() + 7);
-        auth.push_str("Bearer ");
-        auth.push_str(token);
-        let _ = js_sys::Reflect::set(&headers, &"authorization".into(), &auth.into());
-    }
-    let init = js::object(&[
-        ("method", JsValue::from_str("POST")),
-        ("headers", headers),
-        ("body", body.into()),
-    ]);
+/// POSTs `body` (as JSON) to `relay` + `path`, with `bearer` as the token when
+/// not empty, and calls `done` with `(ok, the answer's JSON)`, or the network failure.
+fn post(relay: &str, path: &str, body: &JsValue, bearer: &str, done: Answered) {
     let mut url = String::with_capacity(relay.len() + path.len());
     url.push_str(relay);
     url.push_str(path);
-    then(&fetch_with_init(&url, &init), move |resp| {
-        let resp: Response = match resp {
-            Ok(r) => r.unchecked_into(),
-            Err(e) => return done(Err(network(e))),
+    // Called exactly once by `ssePost` (fetch's promise always settles), which frees it.
+    let done = Closure::<dyn FnMut(JsValue)>::once_into_js(move |v: JsValue| {
+        let ok = match js::get(&v, "s").as_f64() {
+            Some(1.0) => true,
+            Some(2.0) => false,
+            _ => return done(Err(network(()))),
         };
-        let Ok(json) = resp.json() else {
-            return done(Err(protocol(())));
-        };
-        let ok = resp.ok();
-        then(&json, move |json| done(Ok((ok, json))));
+        done(Ok((ok, js::get(&v, "j"))))
     });
+    sse_post(&url, body, bearer, done);
 }
 
 /// The relay's coded refusal in an error answer, or `fallback` as `INTERNAL`.
-fn refusal(json: Result<JsValue, JsValue>, fallback: &str) -> Failure {
-    let err = json.map(|j| js::get(&j, field::ERROR)).unwrap_or_default();
+fn refusal(json: &JsValue, fallback: &str) -> Failure {
+    let err = js::get(json, field::ERROR);
     match js::get_string(&err, field::CODE).and_then(|c| ErrorCode::parse(&c)) {
         Some(code) => (
             code,
@@ -127,8 +103,8 @@ pub(crate) fn create_channel(
         relay,
         CHANNELS_PATH,
         &body,
-        None,
-        Box::new(move |r| done(r.and_then(|(ok, json)| answer(ok, json)))),
+        "",
+        Box::new(move |r| done(r.and_then(|(ok, json)| answer(ok, &json)))),
     );
 }
 
@@ -149,13 +125,13 @@ pub(crate) fn cancel_channel(
         relay,
         &cancel_path(channel_id),
         &body,
-        Some(subscribe_token),
+        subscribe_token,
         Box::new(move |r| {
             done(r.and_then(|(ok, json)| {
                 if ok {
                     Ok(())
                 } else {
-                    Err(refusal(json, "the relay refused to cancel the channel"))
+                    Err(refusal(&json, "the relay refused to cancel the channel"))
                 }
             }))
         }),
@@ -163,16 +139,16 @@ pub(crate) fn cancel_channel(
 }
 
 /// The relay's answer: the created channel, or its coded refusal.
-fn answer(ok: bool, json: Result<JsValue, JsValue>) -> Result<CreateChannelResponse, Failure> {
+fn answer(ok: bool, json: &JsValue) -> Result<CreateChannelResponse, Failure> {
     if !ok {
         return Err(refusal(json, "the relay refused to create the channel"));
     }
-    let json = json.map_err(protocol)?;
-    let text = |k| js::get_string(&json, k).ok_or_else(|| protocol(()));
+    // A body that is not JSON (undefined) or lacks a member: the same error.
+    let text = |k| js::get_string(json, k).ok_or_else(|| protocol(()));
     Ok(CreateChannelResponse {
         channel_id: text(field::CHANNEL_ID)?,
         subscribe_token: text(field::SUBSCRIBE_TOKEN)?,
         publish_token: text(field::PUBLISH_TOKEN)?,
-        expires_at: js::get_u64(&json, field::EXPIRES_AT).ok_or_else(|| protocol(()))?,
+        expires_at: js::get_u64(json, field::EXPIRES_AT).ok_or_else(|| protocol(()))?,
     })
 }

@@ -3,14 +3,11 @@
 use std::cell::RefCell;
 
 use sse_channel_protocol::descriptor::relay_origin;
-use sse_channel_protocol::limits::{
-    MAX_ABANDON_AFTER_MS, MAX_CHANNEL_TTL_SECS, MIN_ABANDON_AFTER_MS,
-};
 use sse_channel_protocol::ErrorCode;
-use wasm_bindgen::JsValue;
+use wasm_bindgen::prelude::*;
 
 use crate::js_error::js_error;
-use crate::machine::{Config, Kind, TransportChoice, MS_MAX};
+use crate::machine::{Config, Kind, TransportChoice};
 
 /// Every option of `new SSEChannel(options)` and `SSEChannel.configure(options)`.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -48,9 +45,6 @@ pub(crate) fn configure_defaults(options: &JsValue) -> Result<(), JsValue> {
     Ok(())
 }
 
-const ABANDON_MSG: &str =
-    "option `abandonAfterMs` must be a whole number of milliseconds from 1000 to 3600000";
-
 /// Checks `options` as [`configure_defaults`] would, changing nothing.
 #[cfg(feature = "writer")]
 pub(crate) fn check_defaults(options: &JsValue) -> Result<(), JsValue> {
@@ -70,30 +64,22 @@ fn get(obj: &JsValue, key: &str) -> Result<Option<JsValue>, JsValue> {
     })
 }
 
-/// A whole number of `min..=max`, or `INVALID_OPTIONS` with `message`.
-fn whole(v: &JsValue, min: f64, max: f64, message: &str) -> Result<f64, JsValue> {
-    match v.as_f64() {
-        Some(n) if n >= min && n <= max && n.fract() == 0.0 => Ok(n),
-        _ => Err(invalid(message)),
-    }
+#[wasm_bindgen(module = "/src/channel/options.js")]
+extern "C" {
+    /// Reads and checks every option after `relay` into `out` (see options.js).
+    #[wasm_bindgen(js_name = sseOptions, catch)]
+    fn sse_options(options: &JsValue, out: &mut [f64]) -> Result<(), JsValue>;
 }
 
-/// `obj[key]` when present, checked by [`whole`]. One call per numeric option keeps the
-/// browser build small.
-fn number(
-    obj: &JsValue,
-    key: &str,
-    min: f64,
-    max: f64,
-    message: &str,
-) -> Result<Option<f64>, JsValue> {
-    get(obj, key)?
-        .map(|v| whole(&v, min, max, message))
-        .transpose()
+/// `None` as NaN, for options.js.
+fn or_nan(v: Option<impl Into<f64>>) -> f64 {
+    v.map_or(f64::NAN, Into::into)
 }
 
-/// The largest value of the millisecond options.
-const MS: f64 = MS_MAX as f64;
+/// NaN as `None`, from options.js (which wrote a whole number in range, or nothing).
+fn or_none(v: f64) -> Option<f64> {
+    (!v.is_nan()).then_some(v)
+}
 
 impl Options {
     /// The defaults of `new SSEChannel()` before any `configure`.
@@ -123,98 +109,36 @@ impl Options {
                 })?;
             o.relay = Some(relay.trim_end_matches('/').to_owned());
         }
-        if let Some(v) = get(js, "transport")? {
-            o.cfg.transport = match v.as_string().as_deref() {
-                Some("auto") => TransportChoice::Auto,
-                Some("websocket") => TransportChoice::Only(Kind::WebSocket),
-                Some("eventsource") => TransportChoice::Only(Kind::EventSource),
-                _ => {
-                    return Err(invalid(
-                        "option `transport` must be 'auto', 'websocket' or 'eventsource'",
-                    ))
-                }
-            };
-        }
-        if let Some(r) = get(js, "reconnect")? {
-            if !r.is_object() {
-                return Err(invalid("option `reconnect` must be an object"));
-            }
-            // 0 would retry without any delay, forever: refused.
-            if let Some(n) = number(
-                &r,
-                "minDelayMs",
-                1.0,
-                MS,
-                "option `reconnect.minDelayMs` must be a whole number of milliseconds, at least 1",
-            )? {
-                o.cfg.min_delay_ms = n as u32;
-            }
-            if let Some(n) = number(
-                &r,
-                "maxDelayMs",
-                0.0,
-                MS,
-                "option `reconnect.maxDelayMs` must be a whole number of milliseconds",
-            )? {
-                o.cfg.max_delay_ms = n as u32;
-            }
-            if let Some(v) = get(&r, "maxAttempts")? {
-                o.cfg.max_attempts = if v.as_f64() == Some(f64::INFINITY) {
-                    None
-                } else {
-                    Some(whole(
-                        &v,
-                        0.0,
-                        f64::from(u32::MAX),
-                        "option `reconnect.maxAttempts` must be a whole number or Infinity",
-                    )? as u32)
-                };
-            }
-            if o.cfg.max_delay_ms < o.cfg.min_delay_ms {
-                return Err(invalid(
-                    "option `reconnect.maxDelayMs` must not be below `minDelayMs`",
-                ));
-            }
-        }
-        if let Some(n) = number(
-            js,
-            "openTimeoutMs",
-            1.0,
-            MS,
-            "option `openTimeoutMs` must be a positive whole number of milliseconds",
-        )? {
-            o.cfg.open_timeout_ms = n as u32;
-        }
-        if let Some(n) = number(
-            js,
-            "heartbeatTimeoutMs",
-            0.0,
-            MS,
-            "option `heartbeatTimeoutMs` must be a whole number of milliseconds (0 disables)",
-        )? {
-            o.cfg.heartbeat_timeout_ms = Some(n as u32);
-        }
-        if let Some(n) = number(
-            js,
-            "ttlSecs",
-            0.0,
-            MAX_CHANNEL_TTL_SECS as f64,
-            "option `ttlSecs` must be a whole number of seconds, at most 86400",
-        )? {
-            if n == 0.0 {
-                return Err(invalid("option `ttlSecs` must be at least 1"));
-            }
-            o.ttl_secs = Some(n as u64);
-        }
-        if let Some(n) = number(
-            js,
-            "abandonAfterMs",
-            MIN_ABANDON_AFTER_MS as f64,
-            MAX_ABANDON_AFTER_MS as f64,
-            ABANDON_MSG,
-        )? {
-            o.abandon_after_ms = Some(n as u64);
-        }
+        // The rest in one JS call (options.js): `out` starts as `o`, as numbers.
+        let c = &mut o.cfg;
+        let mut out = [
+            match c.transport {
+                TransportChoice::Auto => 0.0,
+                TransportChoice::Only(Kind::WebSocket) => 1.0,
+                TransportChoice::Only(Kind::EventSource) => 2.0,
+            },
+            c.min_delay_ms.into(),
+            c.max_delay_ms.into(),
+            c.max_attempts.map_or(f64::INFINITY, f64::from),
+            c.open_timeout_ms.into(),
+            or_nan(c.heartbeat_timeout_ms),
+            or_nan(o.ttl_secs.map(|n| n as f64)),
+            or_nan(o.abandon_after_ms.map(|n| n as f64)),
+        ];
+        sse_options(js, &mut out)?;
+        let [transport, min, max, attempts, open, heartbeat, ttl, abandon] = out;
+        c.transport = match transport as u8 {
+            0 => TransportChoice::Auto,
+            1 => TransportChoice::Only(Kind::WebSocket),
+            _ => TransportChoice::Only(Kind::EventSource),
+        };
+        c.min_delay_ms = min as u32;
+        c.max_delay_ms = max as u32;
+        c.max_attempts = (attempts != f64::INFINITY).then_some(attempts as u32);
+        c.open_timeout_ms = open as u32;
+        c.heartbeat_timeout_ms = or_none(heartbeat).map(|n| n as u32);
+        o.ttl_secs = or_none(ttl).map(|n| n as u64);
+        o.abandon_after_ms = or_none(abandon).map(|n| n as u64);
         Ok(o)
     }
 }
