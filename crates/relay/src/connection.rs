@@ -1,6 +1,7 @@
 //! One connection's life. Below the connection cap the relay reads each
-//! request head itself (`direct`): an EventSource subscription is answered
-//! without hyper; any other request is answered by hyper, one at a time, and
+//! request head itself (`direct`): an EventSource subscription, a publish
+//! and an end are answered without hyper; any other request is answered by
+//! hyper, one at a time, and
 //! the connection comes back once the answer is written (keep-alive intact),
 //! so that a subscription on a reused connection is served without hyper too.
 //! Upgrades (WebSocket), HTTP/1.0, `Connection: close` and heads the relay
@@ -28,9 +29,8 @@ use tokio::sync::{watch, Notify};
 use tower_service::Service as _;
 
 use crate::direct::{self, First, Rewind, Signalled};
-use crate::metrics::Metrics;
 use crate::timeout_io::WriteTimeout;
-use crate::ApiError;
+use crate::{ApiError, Relay};
 
 type Io = WriteTimeout<TcpStream>;
 type Answer = Pin<Box<dyn Future<Output = Result<Response<Signalled>, Infallible>> + Send>>;
@@ -42,7 +42,7 @@ pub(crate) struct Connection {
     /// Over the connection cap: hyper answers one request and closes.
     pub(crate) full: bool,
     pub(crate) router: Router,
-    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) relay: Arc<Relay>,
     pub(crate) builder: Arc<Builder>,
     pub(crate) header_timeout: Duration,
     pub(crate) stop: watch::Receiver<bool>,
@@ -69,18 +69,19 @@ impl Connection {
             peer,
             full,
             router,
-            metrics,
+            relay,
             builder,
             header_timeout,
             mut stop,
         } = self;
         let answered = Arc::new(Notify::new());
         let done = answered.clone();
+        let direct_relay = relay.clone();
         let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| -> Answer {
             let path = req.uri().path();
             let answered = answered.clone();
             if full && path != api::HEALTH_PATH && path != api::METRICS_PATH {
-                metrics.error(ErrorCode::TooManyConnections);
+                relay.metrics.error(ErrorCode::TooManyConnections);
                 let refused = ApiError::new(
                     ErrorCode::TooManyConnections,
                     "the relay holds its maximum of connections; try again later",
@@ -99,10 +100,11 @@ impl Connection {
             final_hyper(io, Bytes::new(), &builder, svc, &mut stop).await;
             return None;
         }
-        let mut read = Bytes::new();
+        // The bytes read and not yet used, kept from one request to the next.
+        let mut buf = Vec::new();
         loop {
             let first = tokio::select! {
-                first = direct::read_first(&mut io, read, header_timeout) => first,
+                first = direct::read_first(&mut io, &mut buf, header_timeout) => first,
                 _ = async { let _ = stop.wait_for(|s| *s).await; } => First::Closed,
             };
             match first {
@@ -110,10 +112,19 @@ impl Connection {
                     req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
                     return Some((io, *req));
                 }
-                First::Request(head) => {
-                    (io, read) = one_request(io, head, &builder, svc.clone(), &done, &stop).await?;
+                First::Publish(head) => {
+                    if !direct::publish::answer(&mut io, &mut buf, head, &direct_relay).await {
+                        return None;
+                    }
                 }
-                First::Other(head) => {
+                First::Request => {
+                    let head = Bytes::from(std::mem::take(&mut buf));
+                    let rest;
+                    (io, rest) = one_request(io, head, &builder, svc.clone(), &done, &stop).await?;
+                    buf = Vec::from(rest);
+                }
+                First::Other => {
+                    let head = Bytes::from(std::mem::take(&mut buf));
                     final_hyper(io, head, &builder, svc, &mut stop).await;
                     return None;
                 }

@@ -65,18 +65,28 @@ impl From<TokenError> for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = serde_json::to_string(&ErrorBody {
+impl ApiError {
+    /// The answer's status: the code's.
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    /// The answer's body: `{"error":{"code","message"}}`.
+    pub fn body_json(&self) -> String {
+        serde_json::to_string(&ErrorBody {
             error: ErrorDetail {
                 code: self.code.as_str().to_owned(),
-                message: self.message.into_owned(),
+                message: self.message.clone().into_owned(),
             },
         })
-        .unwrap_or_default();
-        let status = StatusCode::from_u16(self.code.http_status())
-            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut res = (status, body).into_response();
+        .unwrap_or_default()
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let mut res = (status, self.body_json()).into_response();
         res.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static(api::JSON_CONTENT_TYPE),

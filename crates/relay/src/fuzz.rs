@@ -149,14 +149,14 @@ pub fn token(data: &[u8]) {
 /// Publish and end bodies: an accepted body gives 1 to 8 payloads (the
 /// limits of this check) of at most 64 bytes, each valid JSON text.
 pub fn publish_body(data: &[u8]) {
-    if let Ok(payloads) = crate::routes::parse_publish_body(data, 64, 8) {
+    if let Ok(payloads) = crate::publish::parse_publish_body(data, 64, 8) {
         assert!((1..=8).contains(&payloads.len()));
         for p in &payloads {
             assert!(p.len() <= 64);
             serde_json::from_str::<IgnoredAny>(p).expect("a payload is JSON");
         }
     }
-    if let Ok(p) = crate::routes::parse_end_body(data, 64) {
+    if let Ok(p) = crate::publish::parse_end_body(data, 64) {
         assert!(p.len() <= 64);
         serde_json::from_str::<IgnoredAny>(&p).expect("an end payload is JSON");
     }
@@ -198,7 +198,9 @@ pub fn relay_origin(data: &[u8]) {
 
 /// A request head, read by the relay itself (`direct::head`): a head it
 /// serves is an EventSource subscription (a GET of `/v1/channels/{id}/events`
-/// over HTTP/1.1), and the decision does not depend on how the bytes arrived:
+/// over HTTP/1.1) or a publish or end (a POST of `/v1/channels/{id}/messages`
+/// or `…/end`, its parts inside the head), and the decision does not depend
+/// on how the bytes arrived:
 /// a strict prefix of a head waits for more, a prefix handed to hyper for good
 /// stays so, and one hyper answers once is the same request whatever follows.
 pub fn request_head(data: &[u8]) {
@@ -214,6 +216,24 @@ pub fn request_head(data: &[u8]) {
         );
         assert!(req.headers().get("content-length").is_none());
     }
+    if let Parsed::Publish(head) = &whole {
+        // httparse skips empty lines before a request line, as hyper does.
+        let start = data.iter().position(|b| !matches!(b, b'\r' | b'\n'));
+        assert!(data[start.unwrap_or(0)..].starts_with(b"POST /v1/channels/"));
+        let path = std::str::from_utf8(&data[head.path.clone()]).expect("an ASCII path");
+        let id = std::str::from_utf8(&data[head.id.clone()]).expect("an ASCII id");
+        assert!(
+            path == format!("/v1/channels/{id}/messages")
+                || path == format!("/v1/channels/{id}/end"),
+            "{path}"
+        );
+        for r in [&head.authorization, &head.idempotency_key, &head.origin]
+            .into_iter()
+            .flatten()
+        {
+            assert!(r.end <= head.len, "{r:?} outside the head");
+        }
+    }
     let cut = data
         .first()
         .map_or(0, |b| usize::from(*b) % (data.len() + 1));
@@ -224,6 +244,10 @@ pub fn request_head(data: &[u8]) {
         match parse(&data[..c]) {
             Parsed::Other => assert!(matches!(whole, Parsed::Other), "{c}: {whole:?}"),
             Parsed::Request => assert!(matches!(whole, Parsed::Request), "{c}: {whole:?}"),
+            Parsed::Publish(head) => match &whole {
+                Parsed::Publish(w) => assert_eq!(format!("{head:?}"), format!("{w:?}"), "{c}"),
+                _ => panic!("{c}: {whole:?}"),
+            },
             // Only its whole head: the whole has bytes after it.
             Parsed::Subscribe(_) => assert!(matches!(whole, Parsed::Request), "{c}: {whole:?}"),
             Parsed::Incomplete => {}

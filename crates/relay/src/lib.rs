@@ -11,13 +11,15 @@
 //!   (node-local, whatever the broker).
 //! - [`token`]: HS256 JWT subscribe and publish tokens.
 //! - `routes`: create, publish, end, health, metrics, test hooks.
+//! - `publish`: what publish and end do, whichever path read the request.
+//! - `cors`: the CORS policy, as the router's layer and as header fields.
 //! - `stream`: the EventSource and WebSocket subscriber streams.
 //! - `server`: [`run`]: accept loop, header read timeout, graceful shutdown.
 //! - `connection`: one connection's life: each request head read by the
 //!   relay, then served by `direct` or by hyper.
 //! - `repoll`: a connection task that wakes itself is polled again at once.
 //! - `direct`: EventSource subscriptions served without hyper's
-//!   per-connection buffers.
+//!   per-connection buffers, and publishes without hyper and axum.
 //! - [`metrics`]: the Prometheus counters.
 //! - `error`: [`ApiError`], the JSON error answer with its stable code.
 //!
@@ -37,6 +39,7 @@
 pub mod broker;
 pub mod config;
 mod connection;
+mod cors;
 pub(crate) mod direct;
 mod error;
 pub mod flow;
@@ -46,6 +49,7 @@ pub mod fuzz;
 mod hooks;
 pub mod metrics;
 mod outcome;
+mod publish;
 mod repoll;
 mod routes;
 mod server;
@@ -141,6 +145,9 @@ pub async fn redis_broker(url: &str, config: &Config) -> Result<Arc<dyn Broker>,
 pub(crate) struct Relay {
     pub(crate) config: Config,
     pub(crate) key: TokenKey,
+    /// Tokens that verified lately (`token::Verified`).
+    verified: token::Verified,
+    pub(crate) cors: cors::Cors,
     pub(crate) broker: Arc<dyn Broker>,
     pub(crate) flow: Arc<flow::Flow>,
     pub(crate) metrics: Arc<Metrics>,
@@ -211,6 +218,8 @@ impl Relay {
         };
         Arc::new(Self {
             key,
+            verified: token::Verified::default(),
+            cors: cors::Cors::new(&config.allow_origins),
             broker,
             flow: Arc::new(flow::Flow::new(config.flow_rule())),
             metrics: Arc::new(Metrics::new()),
@@ -223,6 +232,19 @@ impl Relay {
             hooks: hooks::Hooks::default(),
             config,
         })
+    }
+
+    /// [`TokenKey::verify`], with the claims of tokens that verified lately
+    /// remembered (`token::Verified`).
+    pub(crate) fn verify_token(
+        &self,
+        token: &str,
+        channel: &str,
+        scope: sse_channel_protocol::Scope,
+        now_secs: u64,
+    ) -> Result<(), token::TokenError> {
+        self.verified
+            .verify(&self.key, token, channel, scope, now_secs)
     }
 
     pub(crate) fn is_shutting_down(&self) -> bool {

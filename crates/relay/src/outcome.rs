@@ -17,7 +17,7 @@ use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use sse_channel_protocol::api::{CancelRequest, CancelResponse, WaitResponse, WaitState};
@@ -29,6 +29,7 @@ use sse_channel_protocol::limits::{
 use sse_channel_protocol::{ErrorCode, EventId, EventKind, Scope};
 
 use crate::broker::{Append, BrokerError, Phase};
+use crate::publish;
 use crate::routes::{self, Shared};
 use crate::{lock, now_ms, ApiError, Relay};
 
@@ -117,7 +118,7 @@ pub(crate) async fn fail(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (key, body) = routes::accept_publish(&relay, &id, &headers, body).await?;
+    let (key, body) = publish::accept_publish(&relay, &id, &headers, body).await?;
     let req: FailBody<'_> = routes::parse_object(routes::utf8(&body)?)?;
     if req.message.chars().count() > MAX_FAIL_MESSAGE_CHARS {
         return Err(ApiError::owned(
@@ -126,15 +127,15 @@ pub(crate) async fn fail(
         ));
     }
     let details = match req.details {
-        Some(d) => Some(routes::check_size(relay.config.max_message_bytes, d)?),
+        Some(d) => Some(publish::check_size(relay.config.max_message_bytes, d)?),
         None => None,
     };
     let data = error_data(ErrorCode::FunctionFailed, &req.message, details.as_deref());
-    let res = routes::append(&relay, &id, EventKind::Error, vec![data.into()], key).await;
+    let res = publish::append(&relay, &id, EventKind::Error, vec![data.into()], key).await;
     if res.is_ok() {
         relay.forget_abandon(&id);
     }
-    res
+    res.map(IntoResponse::into_response)
 }
 
 /// Largest `POST …/cancel` body, in bytes (a reason of 256 characters, each
@@ -151,7 +152,7 @@ pub(crate) async fn cancel(
     body: Body,
 ) -> Result<Response, ApiError> {
     routes::check_channel_id(&id)?;
-    routes::authorize(&relay, &headers, &id, Scope::Subscribe)?;
+    publish::authorize(&relay, &headers, &id, Scope::Subscribe)?;
     let body = routes::read_body(&relay, &headers, body, MAX_CANCEL_BODY_BYTES).await?;
     let text = routes::utf8(&body)?;
     let req: CancelRequest = if text.trim().is_empty() {
@@ -193,7 +194,7 @@ pub(crate) async fn wait(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     routes::check_channel_id(&id)?;
-    routes::authorize(&relay, &headers, &id, Scope::Publish)?;
+    publish::authorize(&relay, &headers, &id, Scope::Publish)?;
     let Query(q) = query.map_err(|_| ApiError::bad_request("malformed query string"))?;
     let timeout_ms = match q.get(sse_channel_protocol::api::QUERY_TIMEOUT_MS) {
         None => DEFAULT_WAIT_TIMEOUT_MS,

@@ -1,4 +1,5 @@
-//! HTTP routes: create, publish, end, health, metrics and the test hooks.
+//! HTTP routes: create, publish, end, health, metrics and the test hooks
+//! (publish and end do what `publish` holds).
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
@@ -8,26 +9,20 @@ use std::time::Duration;
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, FromRequestParts, Path, Request, State};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
-use serde_json::value::RawValue;
-use sse_channel_protocol::api::{
-    self, CreateChannelRequest, CreateChannelResponse, PublishResponse,
-};
+use sse_channel_protocol::api::{self, CreateChannelRequest, CreateChannelResponse};
 use sse_channel_protocol::descriptor::is_channel_id;
-use sse_channel_protocol::limits::{
-    MAX_ABANDON_AFTER_MS, MAX_IDEMPOTENCY_KEY_LEN, MIN_ABANDON_AFTER_MS,
-};
+use sse_channel_protocol::limits::{MAX_ABANDON_AFTER_MS, MIN_ABANDON_AFTER_MS};
 use sse_channel_protocol::{Claims, ErrorCode, EventKind, Scope};
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::broker::{Append, NewChannel};
-use crate::{now_ms, outcome, stream, ApiError, Relay};
+use crate::broker::NewChannel;
+use crate::{now_ms, outcome, publish, stream, ApiError, Relay};
 
 pub(crate) type Shared = Arc<Relay>;
 
@@ -49,16 +44,13 @@ pub(crate) fn router(relay: Shared) -> Router {
     } else {
         r
     };
-    let cors = cors_layer(&relay.config.allow_origins);
+    let cors = relay.cors.layer();
     let mut r = r
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // A panic ends its own request with a coded 500 (the release profile
         // unwinds: docs/relay.md, "Threat model"); other requests go on.
-        .layer(CatchPanicLayer::custom(|_| {
-            ApiError::new(ErrorCode::Internal, "the request failed inside the relay")
-                .into_response()
-        }))
+        .layer(CatchPanicLayer::custom(|_| panicked().into_response()))
         .layer(middleware::from_fn_with_state(relay.clone(), observe))
         .with_state(relay);
     if let Some(cors) = cors {
@@ -67,34 +59,9 @@ pub(crate) fn router(relay: Shared) -> Router {
     r
 }
 
-fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
-    if origins.is_empty() {
-        return None;
-    }
-    let allow = if origins.iter().any(|o| o == "*") {
-        AllowOrigin::any()
-    } else {
-        AllowOrigin::list(origins.iter().filter_map(|o| {
-            // The CLI refuses such values at start; a library caller's are skipped.
-            let origin = crate::config::normalize_origin(o)
-                .inspect_err(|e| tracing::warn!(origin = %o, "allowed origin ignored: {e}"))
-                .ok()?;
-            HeaderValue::from_str(&origin).ok()
-        }))
-    };
-    Some(
-        CorsLayer::new()
-            .allow_origin(allow)
-            .allow_methods([Method::GET, Method::POST])
-            .allow_headers([
-                header::AUTHORIZATION,
-                header::CONTENT_TYPE,
-                HeaderName::from_static(api::HEADER_IDEMPOTENCY_KEY),
-                HeaderName::from_static(api::HEADER_LAST_EVENT_ID),
-            ])
-            .expose_headers([HeaderName::from_static(api::HEADER_IDEMPOTENT_REPLAYED)])
-            .max_age(Duration::from_secs(600)),
-    )
+/// The answer to a request whose handler panicked.
+pub(crate) fn panicked() -> ApiError {
+    ApiError::new(ErrorCode::Internal, "the request failed inside the relay")
 }
 
 /// Counts error answers by code and logs each request (path only: the query
@@ -103,13 +70,31 @@ async fn observe(State(relay): State<Shared>, req: Request, next: Next) -> Respo
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let res = next.run(req).await;
-    if let Some(code) = res.extensions().get::<ErrorCode>() {
-        relay.metrics.error(*code);
-        tracing::debug!(%method, %path, status = res.status().as_u16(), code = code.as_str(), "refused");
-    } else {
-        tracing::trace!(%method, %path, status = res.status().as_u16(), "request");
-    }
+    observed(
+        &relay,
+        &method,
+        &path,
+        res.status().as_u16(),
+        res.extensions().get::<ErrorCode>().copied(),
+    );
     res
+}
+
+/// Counts an answer's error code and logs the request: what [`observe`] does
+/// for the router, and the relay's own answers call.
+pub(crate) fn observed(
+    relay: &Relay,
+    method: &dyn std::fmt::Display,
+    path: &dyn std::fmt::Display,
+    status: u16,
+    code: Option<ErrorCode>,
+) {
+    if let Some(code) = code {
+        relay.metrics.error(code);
+        tracing::debug!(%method, %path, status, code = code.as_str(), "refused");
+    } else {
+        tracing::trace!(%method, %path, status, "request");
+    }
 }
 
 /// The client's IP address: with [`crate::Config::trusted_proxy_hops`] `N`
@@ -185,6 +170,19 @@ pub(crate) fn check_channel_id(id: &str) -> Result<(), ApiError> {
     }
 }
 
+/// `413 MESSAGE_TOO_LARGE` for a body over `limit` bytes.
+pub(crate) fn body_too_large(limit: usize) -> ApiError {
+    ApiError::owned(
+        ErrorCode::MessageTooLarge,
+        format!("request body over {limit} bytes"),
+    )
+}
+
+/// `400 BAD_REQUEST` for a body not read within the body read timeout.
+pub(crate) fn body_too_slow() -> ApiError {
+    ApiError::bad_request("request body not received in time")
+}
+
 /// The body, at most `limit` bytes, within the body read timeout.
 pub(crate) async fn read_body(
     relay: &Relay,
@@ -192,12 +190,6 @@ pub(crate) async fn read_body(
     body: Body,
     limit: usize,
 ) -> Result<Bytes, ApiError> {
-    let too_large = || {
-        ApiError::owned(
-            ErrorCode::MessageTooLarge,
-            format!("request body over {limit} bytes"),
-        )
-    };
     if let Some(len) = headers.get(header::CONTENT_LENGTH) {
         if len
             .to_str()
@@ -205,13 +197,13 @@ pub(crate) async fn read_body(
             .and_then(|l| l.parse::<u64>().ok())
             .is_some_and(|l| l > limit as u64)
         {
-            return Err(too_large());
+            return Err(body_too_large(limit));
         }
     }
     let timeout = Duration::from_millis(relay.config.body_read_timeout_ms);
     match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
-        Ok(read) => read.map_err(|_| too_large()),
-        Err(_) => Err(ApiError::bad_request("request body not received in time")),
+        Ok(read) => read.map_err(|_| body_too_large(limit)),
+        Err(_) => Err(body_too_slow()),
     }
 }
 
@@ -386,150 +378,16 @@ fn hex(bytes: &[u8]) -> String {
     s
 }
 
-/// Checks the `Authorization: Bearer <token>` header for `id` and `scope`
-/// (publish routes; `cancel` with a subscribe token).
-pub(crate) fn authorize(
-    relay: &Relay,
-    headers: &HeaderMap,
-    id: &str,
-    scope: Scope,
-) -> Result<(), ApiError> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            // The scheme name is case-insensitive (RFC 9110).
-            let (scheme, token) = v.split_once(' ')?;
-            scheme
-                .eq_ignore_ascii_case(api::AUTH_SCHEME)
-                .then_some(token)
-        })
-        .ok_or(ApiError::new(
-            ErrorCode::Unauthorized,
-            match scope {
-                Scope::Subscribe => "missing Authorization: Bearer <subscribeToken>",
-                _ => "missing Authorization: Bearer <publishToken>",
-            },
-        ))?;
-    relay.key.verify(token.trim(), id, scope, now_ms() / 1000)?;
-    Ok(())
-}
-
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    let Some(v) = headers.get(api::HEADER_IDEMPOTENCY_KEY) else {
-        return Ok(None);
-    };
-    let b = v.as_bytes();
-    if b.is_empty() || b.len() > MAX_IDEMPOTENCY_KEY_LEN || !b.iter().all(|c| c.is_ascii_graphic())
-    {
-        return Err(ApiError::bad_request(
-            "Idempotency-Key must be 1 to 128 visible ASCII characters",
-        ));
-    }
-    Ok(Some(String::from_utf8_lossy(b).into_owned()))
-}
-
-/// `Some` even for an explicit `null` (serde maps `null` to `None` otherwise).
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
-    <&RawValue>::deserialize(d).map(Some)
-}
-
-/// The relay's reading of [`api::PublishRequest`], keeping payloads raw.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PublishBody<'a> {
-    #[serde(default, borrow, deserialize_with = "present")]
-    data: Option<&'a RawValue>,
-    #[serde(default, borrow)]
-    messages: Option<Vec<&'a RawValue>>,
-}
-
-/// The relay's reading of [`api::EndRequest`].
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EndBody<'a> {
-    #[serde(default, borrow, deserialize_with = "present")]
-    data: Option<&'a RawValue>,
-}
-
-pub(crate) fn check_size(max: usize, m: &RawValue) -> Result<Box<str>, ApiError> {
-    if m.get().len() > max {
-        return Err(ApiError::owned(
-            ErrorCode::MessageTooLarge,
-            format!("message over {max} bytes"),
-        ));
-    }
-    Ok(m.get().into())
-}
-
-/// The payloads of a publish body: `{"data": …}` or `{"messages": […]}`, each
-/// at most `max_message` bytes of JSON text, at most `max_batch` of them.
-pub(crate) fn parse_publish_body(
-    body: &[u8],
-    max_message: usize,
-    max_batch: usize,
-) -> Result<Vec<Box<str>>, ApiError> {
-    let parsed: PublishBody<'_> = parse_object(utf8(body)?)?;
-    match (parsed.data, parsed.messages) {
-        (Some(d), None) => Ok(vec![check_size(max_message, d)?]),
-        (None, Some(list)) => {
-            if list.is_empty() {
-                return Err(ApiError::bad_request("`messages` must not be empty"));
-            }
-            if list.len() > max_batch {
-                return Err(ApiError::owned(
-                    ErrorCode::MessageTooLarge,
-                    format!("a batch holds at most {max_batch} messages"),
-                ));
-            }
-            list.into_iter()
-                .map(|m| check_size(max_message, m))
-                .collect()
-        }
-        _ => Err(ApiError::bad_request(
-            "body must be {\"data\": …} or {\"messages\": […]}",
-        )),
-    }
-}
-
-/// The payload of an end body: empty, `{}` or `{"data": …}` (`null` when absent).
-pub(crate) fn parse_end_body(body: &[u8], max_message: usize) -> Result<Box<str>, ApiError> {
-    let text = utf8(body)?;
-    if text.trim().is_empty() {
-        return Ok("null".into());
-    }
-    let parsed: EndBody<'_> = parse_object(text)?;
-    match parsed.data {
-        Some(d) => check_size(max_message, d),
-        None => Ok("null".into()),
-    }
-}
-
-/// What publish and end check before reading their body: the channel id, the
-/// publish token, the idempotency key; then the body within the size limit.
-pub(crate) async fn accept_publish(
-    relay: &Relay,
-    id: &str,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<(Option<String>, Bytes), ApiError> {
-    check_channel_id(id)?;
-    authorize(relay, headers, id, Scope::Publish)?;
-    let key = idempotency_key(headers)?;
-    let body = read_body(relay, headers, body, relay.config.max_body_bytes).await?;
-    Ok((key, body))
-}
-
 async fn publish(
     State(relay): State<Shared>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (key, body) = accept_publish(&relay, &id, &headers, body).await?;
-    let c = &relay.config;
-    let payloads = parse_publish_body(&body, c.max_message_bytes, c.max_batch_messages)?;
-    append(&relay, &id, EventKind::Message, payloads, key).await
+    let (key, body) = publish::accept_publish(&relay, &id, &headers, body).await?;
+    Ok(publish::store(&relay, &id, EventKind::Message, key, &body)
+        .await?
+        .into_response())
 }
 
 async fn end(
@@ -538,87 +396,10 @@ async fn end(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (key, body) = accept_publish(&relay, &id, &headers, body).await?;
-    let data = parse_end_body(&body, relay.config.max_message_bytes)?;
-    append(&relay, &id, EventKind::End, vec![data], key).await
-}
-
-pub(crate) async fn append(
-    relay: &Relay,
-    id: &str,
-    kind: EventKind,
-    payloads: Vec<Box<str>>,
-    idempotency_key: Option<String>,
-) -> Result<Response, ApiError> {
-    let count = payloads.len() as u64;
-    let bytes: usize = payloads.iter().map(|p| p.len()).sum();
-    let done = match relay
-        .broker
-        .append(
-            id,
-            Append {
-                kind,
-                payloads,
-                idempotency_key,
-                now_ms: now_ms(),
-                exempt: false,
-            },
-        )
-        .await
-    {
-        Ok(done) => done,
-        // A cancelled channel answers CHANNEL_CANCELLED with the reason.
-        Err(e) => return Err(outcome::refusal(relay, id, e).await),
-    };
-    use std::sync::atomic::Ordering::Relaxed;
-    if !done.replayed {
-        relay.metrics.messages.fetch_add(count, Relaxed);
-        relay.metrics.bytes_in.fetch_add(bytes as u64, Relaxed);
-    }
-    if kind == EventKind::Message {
-        // Backpressure: answer once the readers on this node are close enough
-        // (the writer sends its next batch only then). `end` is never held:
-        // the newest event is always kept, and nothing follows it.
-        let stored = if done.replayed { 0 } else { bytes as u64 };
-        let mut shutdown = relay.shutdown.subscribe();
-        if !done.replayed && done.subscribers.is_none() {
-            // The in-memory broker woke this node's readers waiting at the
-            // head: they write the event before this answer is written.
-            relay.flow.taken(id, done.last_id, &mut shutdown).await;
-        }
-        let held = relay
-            .flow
-            .published(id, done.last_id, stored, &mut shutdown)
-            .await;
-        if !held.waited.is_zero() {
-            relay.metrics.publish_holds.fetch_add(1, Relaxed);
-            let ms = u64::try_from(held.waited.as_millis()).unwrap_or(u64::MAX);
-            relay.metrics.publish_hold_ms.fetch_add(ms, Relaxed);
-        }
-        if held.released > 0 {
-            relay
-                .metrics
-                .readers_released
-                .fetch_add(held.released as u64, Relaxed);
-            tracing::debug!(channel = %id, released = held.released, "backpressure: readers released after the longest wait");
-        }
-    }
-    let out = PublishResponse {
-        first_id: done.first_id,
-        last_id: done.last_id,
-        subscribers: Some(done.subscribers.unwrap_or_else(|| relay.subscribers(id))),
-    };
-    let mut res = json_response(
-        StatusCode::OK,
-        serde_json::to_string(&out).unwrap_or_default(),
-    );
-    if done.replayed {
-        res.headers_mut().insert(
-            HeaderName::from_static(api::HEADER_IDEMPOTENT_REPLAYED),
-            HeaderValue::from_static("true"),
-        );
-    }
-    Ok(res)
+    let (key, body) = publish::accept_publish(&relay, &id, &headers, body).await?;
+    Ok(publish::store(&relay, &id, EventKind::End, key, &body)
+        .await?
+        .into_response())
 }
 
 async fn health(State(relay): State<Shared>) -> Result<Response, ApiError> {

@@ -120,7 +120,7 @@ pub async fn run_with_broker(
             peer,
             full,
             router: router.clone(),
-            metrics: relay.metrics.clone(),
+            relay: relay.clone(),
             builder: if full { &limited } else { &builder }.clone(),
             header_timeout,
             stop: relay.shutdown.subscribe(),

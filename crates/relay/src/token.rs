@@ -160,6 +160,12 @@ impl TokenKey {
         scope: Scope,
         now_secs: u64,
     ) -> Result<(), TokenError> {
+        check(&self.claims(token)?, channel, scope, now_secs)
+    }
+
+    /// The claims of an authentic, well-formed token, not yet checked
+    /// against a channel, a scope or the time.
+    fn claims(&self, token: &str) -> Result<Claims, TokenError> {
         if token.is_empty() || token.len() > MAX_TOKEN_LEN {
             return Err(TokenError::Malformed);
         }
@@ -192,16 +198,58 @@ impl TokenKey {
         let payload = URL_SAFE_NO_PAD
             .decode(p)
             .map_err(|_| TokenError::Malformed)?;
-        let claims: Claims = serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)?;
-        if claims.sub != channel {
-            return Err(TokenError::WrongChannel);
+        serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)
+    }
+}
+
+/// What [`TokenKey::verify`] checks of an authentic token's claims, in its order.
+fn check(claims: &Claims, channel: &str, scope: Scope, now_secs: u64) -> Result<(), TokenError> {
+    if claims.sub != channel {
+        return Err(TokenError::WrongChannel);
+    }
+    if claims.scope != scope {
+        return Err(TokenError::WrongScope);
+    }
+    if claims.exp <= now_secs {
+        return Err(TokenError::Expired);
+    }
+    Ok(())
+}
+
+/// Most tokens [`Verified`] remembers; when full it starts over.
+const VERIFIED_TOKENS: usize = 256;
+
+/// The claims of tokens that verified lately, keyed by the token's text. A
+/// writer sends the same publish token with every request, and checking it
+/// again costs an HMAC, three base64 decodings and two JSON parses. Only a
+/// token that verified is remembered, and the channel, the scope and the
+/// expiry are checked again on every use, so the answer is always the one
+/// [`TokenKey::verify`] gives (the relay's key never changes while it runs).
+/// At most [`VERIFIED_TOKENS`] entries (under 100 KiB with the relay's own
+/// tokens).
+#[derive(Debug, Default)]
+pub(crate) struct Verified(std::sync::Mutex<std::collections::HashMap<Box<str>, Claims>>);
+
+impl Verified {
+    /// [`TokenKey::verify`] with `key`, from memory when `token` verified lately.
+    pub(crate) fn verify(
+        &self,
+        key: &TokenKey,
+        token: &str,
+        channel: &str,
+        scope: Scope,
+        now_secs: u64,
+    ) -> Result<(), TokenError> {
+        if let Some(claims) = crate::lock(&self.0).get(token) {
+            return check(claims, channel, scope, now_secs);
         }
-        if claims.scope != scope {
-            return Err(TokenError::WrongScope);
+        let claims = key.claims(token)?;
+        check(&claims, channel, scope, now_secs)?;
+        let mut known = crate::lock(&self.0);
+        if known.len() >= VERIFIED_TOKENS {
+            known.clear();
         }
-        if claims.exp <= now_secs {
-            return Err(TokenError::Expired);
-        }
+        known.insert(token.into(), claims);
         Ok(())
     }
 }
@@ -276,6 +324,41 @@ mod tests {
             k.verify(&parts.join("."), ID, Scope::Publish, 1),
             Err(TokenError::BadSignature)
         );
+    }
+
+    #[test]
+    fn remembered_tokens_get_the_answers_of_verify() {
+        let k = TokenKey::new(b"k1");
+        let known = Verified::default();
+        let other = "ffffffffffffffffffffffffffffffff";
+        let t = k.sign(&claims(Scope::Publish, 100));
+        let sub = k.sign(&claims(Scope::Subscribe, 100));
+        let forged = format!("{t}x");
+        for _ in 0..2 {
+            for (token, channel, scope, now) in [
+                (&t, ID, Scope::Publish, 99),
+                (&t, ID, Scope::Publish, 100),
+                (&t, other, Scope::Publish, 1),
+                (&t, ID, Scope::Subscribe, 1),
+                (&sub, ID, Scope::Subscribe, 50),
+                (&sub, ID, Scope::Publish, 50),
+                (&forged, ID, Scope::Publish, 1),
+            ] {
+                assert_eq!(
+                    known.verify(&k, token, channel, scope, now),
+                    k.verify(token, channel, scope, now),
+                    "{token} {channel} {scope:?} {now}"
+                );
+            }
+        }
+        // Only tokens that verified are kept.
+        assert_eq!(crate::lock(&known.0).len(), 2);
+        // Bounded: past the limit it starts over.
+        for exp in 0..VERIFIED_TOKENS as u64 + 1 {
+            let t = k.sign(&claims(Scope::Publish, 1000 + exp));
+            assert_eq!(known.verify(&k, &t, ID, Scope::Publish, 1), Ok(()));
+        }
+        assert!(crate::lock(&known.0).len() <= VERIFIED_TOKENS);
     }
 
     #[test]

@@ -1,10 +1,14 @@
-//! The first request head of a connection, read by the relay itself: an
-//! EventSource subscription (`GET /v1/channels/{id}/events`, HTTP/1.1, no
-//! body, no upgrade) becomes an [`http::Request`]; anything else is left to
-//! hyper, bytes untouched.
+//! A request head, read by the relay itself: an EventSource subscription
+//! (`GET /v1/channels/{id}/events`, HTTP/1.1, no body, no upgrade) becomes an
+//! [`http::Request`]; a publish or end (`POST /v1/channels/{id}/messages` or
+//! `…/end`, HTTP/1.1, a `Content-Length` body or none) a [`PublishHead`];
+//! anything else is left to hyper, bytes untouched.
+
+use std::ops::Range;
 
 use axum::body::Body;
 use axum::http::{self, HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, Version};
+use sse_channel_protocol::{api, EventKind};
 
 /// Longest head the relay reads itself; a longer one goes to hyper, whose
 /// limits and answers (431) then apply. A browser's EventSource request with
@@ -19,6 +23,9 @@ const MAX_HEADERS: usize = 48;
 pub(crate) enum Parsed {
     /// A subscription's head, all of the bytes read (no pipelined request after it).
     Subscribe(Box<Request<Body>>),
+    /// A publish or end the relay answers itself (`super::publish`); its
+    /// body and further requests may follow in the bytes read.
+    Publish(PublishHead),
     /// Another request's complete head that keeps its connection open
     /// (HTTP/1.1, no `Upgrade`, no `Connection: close`): hyper answers this
     /// one request, then the relay reads the next head itself.
@@ -44,15 +51,109 @@ pub(crate) fn parse(buf: &[u8]) -> Parsed {
                     return Parsed::Subscribe(Box::new(request));
                 }
             }
-            if keeps_connection(&req) {
-                Parsed::Request
-            } else {
+            if !keeps_connection(&req) {
                 Parsed::Other
+            } else if let Some(head) = publish(&req, buf, len) {
+                Parsed::Publish(head)
+            } else {
+                Parsed::Request
             }
         }
         Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => Parsed::Incomplete,
         _ => Parsed::Other,
     }
+}
+
+/// Where the parts of a publish or end request are in the bytes read (its
+/// head is `..len`); what the relay needs of its head fields.
+#[derive(Debug, Clone)]
+pub(crate) struct PublishHead {
+    /// [`EventKind::Message`] for `…/messages`, [`EventKind::End`] for `…/end`.
+    pub(crate) kind: EventKind,
+    /// Bytes of the head, up to and including its empty line.
+    pub(crate) len: usize,
+    /// The request target (a path, no query).
+    pub(crate) path: Range<usize>,
+    /// The channel id in the path (not checked yet).
+    pub(crate) id: Range<usize>,
+    /// The first `Authorization` value.
+    pub(crate) authorization: Option<Range<usize>>,
+    /// The first `Idempotency-Key` value.
+    pub(crate) idempotency_key: Option<Range<usize>>,
+    /// The first `Origin` value.
+    pub(crate) origin: Option<Range<usize>>,
+    /// `Content-Length`, 0 without one.
+    pub(crate) content_length: u64,
+}
+
+/// Characters of a path segment that read the same to the relay and to the
+/// router: no percent-encoding (the router would decode it), no query, no
+/// fragment.
+fn plain_segment(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+}
+
+/// The head, when `req` is a publish or end the relay answers itself: POST,
+/// the target a plain path of one of the two routes, at most one
+/// `Content-Length` of digits, no `Transfer-Encoding` (chunked bodies go to
+/// hyper) and no `Expect`.
+fn publish(req: &httparse::Request<'_, '_>, buf: &[u8], len: usize) -> Option<PublishHead> {
+    if req.method != Some("POST") {
+        return None;
+    }
+    let target = req.path?;
+    let rest = target.strip_prefix("/v1/channels/")?;
+    let (id, route) = rest.split_once('/')?;
+    let kind = match route {
+        "messages" => EventKind::Message,
+        "end" => EventKind::End,
+        _ => return None,
+    };
+    if !plain_segment(id) {
+        return None;
+    }
+    let at = |s: &[u8]| {
+        let start = s.as_ptr() as usize - buf.as_ptr() as usize;
+        start..start + s.len()
+    };
+    let mut head = PublishHead {
+        kind,
+        len,
+        path: at(target.as_bytes()),
+        id: at(id.as_bytes()),
+        authorization: None,
+        idempotency_key: None,
+        origin: None,
+        content_length: 0,
+    };
+    let mut length_seen = false;
+    for h in req.headers.iter() {
+        let name = h.name;
+        if name.eq_ignore_ascii_case("content-length") {
+            let digits = h.value;
+            if length_seen || digits.is_empty() || digits.len() > 18 {
+                return None;
+            }
+            if !digits.iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            length_seen = true;
+            head.content_length = digits.iter().fold(0, |n, d| n * 10 + u64::from(d - b'0'));
+        } else if name.eq_ignore_ascii_case("transfer-encoding")
+            || name.eq_ignore_ascii_case("expect")
+        {
+            return None;
+        } else if name.eq_ignore_ascii_case("authorization") {
+            head.authorization.get_or_insert_with(|| at(h.value));
+        } else if name.eq_ignore_ascii_case(api::HEADER_IDEMPOTENCY_KEY) {
+            head.idempotency_key.get_or_insert_with(|| at(h.value));
+        } else if name.eq_ignore_ascii_case("origin") {
+            head.origin.get_or_insert_with(|| at(h.value));
+        }
+    }
+    Some(head)
 }
 
 /// HTTP/1.1 without `Upgrade` or `Connection: close` / `upgrade`: after its
@@ -176,5 +277,59 @@ mod tests {
             "X-A: 1\r\n".repeat(MAX_HEADERS)
         );
         assert!(matches!(parse(many.as_bytes()), Parsed::Other));
+    }
+
+    #[test]
+    fn publish_and_end_heads_are_answered_here_with_their_fields() {
+        let raw = "POST /v1/channels/abc/messages HTTP/1.1\r\nauthorization: Bearer t\r\nIdempotency-Key: k\r\nAuthorization: second\r\nOrigin: https://o\r\nContent-Length: 12\r\n\r\n{\"data\":1}GET /";
+        let Parsed::Publish(head) = parse(raw.as_bytes()) else {
+            panic!("not a publish");
+        };
+        let at = |r: &Range<usize>| &raw[r.clone()];
+        assert_eq!(head.kind, EventKind::Message);
+        assert_eq!(&raw[head.len..], "{\"data\":1}GET /");
+        assert_eq!(at(&head.path), "/v1/channels/abc/messages");
+        assert_eq!(at(&head.id), "abc");
+        assert_eq!(head.authorization.as_ref().map(at), Some("Bearer t"));
+        assert_eq!(head.idempotency_key.as_ref().map(at), Some("k"));
+        assert_eq!(head.origin.as_ref().map(at), Some("https://o"));
+        assert_eq!(head.content_length, 12);
+        let Parsed::Publish(end) = parse(b"POST /v1/channels/abc/end HTTP/1.1\r\n\r\n") else {
+            panic!("not an end");
+        };
+        assert_eq!(
+            (end.kind, end.content_length, end.authorization),
+            (EventKind::End, 0, None)
+        );
+        // hyper answers these (once): encodings the router reads differently,
+        // bodies hyper frames, other routes.
+        for head in [
+            "POST /v1/channels/a%62c/messages HTTP/1.1\r\n\r\n",
+            "POST /v1/channels/abc/messages?x=1 HTTP/1.1\r\n\r\n",
+            "POST /v1/channels/abc/messages/ HTTP/1.1\r\n\r\n",
+            "POST /v1/channels//messages HTTP/1.1\r\n\r\n",
+            "POST /v1/channels/abc/fail HTTP/1.1\r\n\r\n",
+            "POST http://x/v1/channels/abc/messages HTTP/1.1\r\n\r\n",
+            "post /v1/channels/abc/messages HTTP/1.1\r\n\r\n",
+            "PUT /v1/channels/abc/messages HTTP/1.1\r\n\r\n",
+            "POST /v1/channels/abc/messages HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "POST /v1/channels/abc/messages HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n",
+            "POST /v1/channels/abc/messages HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n",
+            "POST /v1/channels/abc/messages HTTP/1.1\r\nContent-Length: +1\r\n\r\n",
+            "POST /v1/channels/abc/messages HTTP/1.1\r\nContent-Length: \r\n\r\n",
+            "POST /v1/channels/abc/messages HTTP/1.1\r\nContent-Length: 1234567890123456789\r\n\r\n",
+        ] {
+            assert!(
+                matches!(parse(head.as_bytes()), Parsed::Request),
+                "{head:?}"
+            );
+        }
+        // And for good: HTTP/1.0 and Connection: close.
+        for head in [
+            "POST /v1/channels/abc/messages HTTP/1.0\r\n\r\n",
+            "POST /v1/channels/abc/messages HTTP/1.1\r\nConnection: close\r\n\r\n",
+        ] {
+            assert!(matches!(parse(head.as_bytes()), Parsed::Other), "{head:?}");
+        }
     }
 }

@@ -9,9 +9,12 @@
 //! with the bytes read so far ([`Rewind`]). hyper answers one request at a
 //! time: once a keep-alive response ends ([`Signalled`]), the connection
 //! comes back here, so that a subscription on a reused connection is served
-//! here too.
+//! here too. Publish and end requests with a `Content-Length` body are
+//! answered here without hyper or the router ([`publish`]), through the same
+//! publish core as the router's handlers.
 
 pub(crate) mod head;
+pub(crate) mod publish;
 
 use std::io;
 use std::pin::Pin;
@@ -38,48 +41,48 @@ const READ_STEP: usize = 1024;
 pub(crate) enum First {
     /// A subscription: serve it with [`serve`].
     Subscribe(Box<Request<Body>>),
-    /// Another request hyper answers, starting with these bytes; then the
+    /// A publish or end: answer it with [`publish::answer`], then read the
+    /// next head.
+    Publish(head::PublishHead),
+    /// Another request hyper answers, starting with the bytes read; then the
     /// connection comes back here for the next one.
-    Request(Bytes),
-    /// hyper serves the connection from here on, starting with these bytes.
-    Other(Bytes),
+    Request,
+    /// hyper serves the connection from here on, starting with the bytes read.
+    Other,
     /// The peer closed, failed or did not send a head in time: drop it.
     Closed,
 }
 
-/// Reads the next request head of a connection, after the bytes already
-/// read (`read`), for at most `timeout`.
+/// Reads the next request head of a connection into `buf` (which holds the
+/// bytes already read, and keeps all that is read), for at most `timeout`.
 pub(crate) async fn read_first<T: AsyncRead + Unpin>(
     io: &mut T,
-    read: Bytes,
+    buf: &mut Vec<u8>,
     timeout: Duration,
 ) -> First {
-    let mut buf = Vec::from(read);
     let parse = async {
         loop {
             if !buf.is_empty() {
-                match head::parse(&buf) {
+                match head::parse(buf) {
                     Parsed::Subscribe(req) => return First::Subscribe(req),
-                    Parsed::Request => return First::Request(Bytes::new()),
-                    Parsed::Other => return First::Other(Bytes::new()),
+                    Parsed::Publish(head) => return First::Publish(head),
+                    Parsed::Request => return First::Request,
+                    Parsed::Other => return First::Other,
                     Parsed::Incomplete => {}
                 }
             }
             if buf.capacity() - buf.len() < READ_STEP {
                 buf.reserve(READ_STEP);
             }
-            match io.read_buf(&mut buf).await {
+            match io.read_buf(buf).await {
                 Ok(0) | Err(_) => return First::Closed,
                 Ok(_) => {}
             }
         }
     };
-    match tokio::time::timeout(timeout, parse).await {
-        Ok(First::Request(_)) => First::Request(Bytes::from(buf)),
-        Ok(First::Other(_)) => First::Other(Bytes::from(buf)),
-        Ok(first) => first,
-        Err(_) => First::Closed,
-    }
+    tokio::time::timeout(timeout, parse)
+        .await
+        .unwrap_or(First::Closed)
 }
 
 /// Answers `req` through `router` on `io` and closes the connection once the
@@ -158,12 +161,9 @@ fn response_head(res: &Response<()>, length: Option<u64>) -> Vec<u8> {
         }
         field(&mut out, name.as_str(), value);
     }
-    let date = httpdate::fmt_http_date(std::time::SystemTime::now());
-    field(
-        &mut out,
-        "date",
-        &HeaderValue::from_str(&date).unwrap_or(HeaderValue::from_static("")),
-    );
+    out.extend_from_slice(b"date: ");
+    write_date(&mut out);
+    out.extend_from_slice(b"\r\n");
     field(&mut out, "connection", &HeaderValue::from_static("close"));
     match length {
         Some(n) => field(&mut out, "content-length", &HeaderValue::from(n)),
@@ -175,6 +175,25 @@ fn response_head(res: &Response<()>, length: Option<u64>) -> Vec<u8> {
     }
     out.extend_from_slice(b"\r\n");
     out
+}
+
+/// Appends the current time as an HTTP date (what hyper writes in `Date`),
+/// formatted once a second per thread.
+pub(crate) fn write_date(out: &mut Vec<u8>) {
+    use std::cell::RefCell;
+    use std::time::{SystemTime, UNIX_EPOCH};
+    thread_local! {
+        static DATE: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    }
+    let now = SystemTime::now();
+    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    DATE.with_borrow_mut(|(at, text)| {
+        if *at != secs {
+            *at = secs;
+            *text = httpdate::fmt_http_date(now);
+        }
+        out.extend_from_slice(text.as_bytes());
+    });
 }
 
 fn field(out: &mut Vec<u8>, name: &str, value: &HeaderValue) {
