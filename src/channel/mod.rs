@@ -52,6 +52,7 @@ use std::rc::Rc;
 
 use js_sys::{Function, Promise};
 use sse_channel_protocol::api::field;
+use sse_channel_protocol::descriptor::{DESCRIPTOR_TYPE, DESCRIPTOR_VERSION};
 use sse_channel_protocol::ErrorCode;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -339,14 +340,16 @@ impl SseChannel {
                 "toJSON(): the channel can be serialized only after open() resolved",
             )
         })?;
+        let (relay_url, c) = d;
+        // What `Descriptor::new` would hold, written from borrowed parts (no copies).
         let [kind, version, relay, channel_id, publish_token, expires_at] = field::DESCRIPTOR;
         Ok(js::object(&[
-            (kind, d.kind.as_str().into()),
-            (version, d.version.into()),
-            (relay, d.relay.as_str().into()),
-            (channel_id, d.channel_id.as_str().into()),
-            (publish_token, d.publish_token.as_str().into()),
-            (expires_at, (d.expires_at as f64).into()),
+            (kind, DESCRIPTOR_TYPE.into()),
+            (version, DESCRIPTOR_VERSION.into()),
+            (relay, relay_url.into()),
+            (channel_id, c.channel_id.as_str().into()),
+            (publish_token, c.publish_token.as_str().into()),
+            (expires_at, (c.expires_at as f64).into()),
         ]))
     }
 

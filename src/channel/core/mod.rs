@@ -15,7 +15,7 @@ use std::rc::{Rc, Weak};
 
 use js_sys::{Function, Promise, Reflect};
 use sse_channel_protocol::api::{field, CreateChannelResponse};
-use sse_channel_protocol::{Descriptor, ErrorCode, EventKind, LostRange};
+use sse_channel_protocol::{ErrorCode, EventKind, LostRange};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
@@ -34,14 +34,22 @@ mod run;
 extern "C" {
     #[wasm_bindgen(js_namespace = console, js_name = error)]
     fn console_error(a: &str, b: &JsValue);
-    /// `globalThis` (in every engine the wasm runs in), read directly: `js_sys::global()` tries
-    /// four names with glue for each.
-    #[wasm_bindgen(thread_local_v2, js_name = globalThis)]
-    static GLOBAL_THIS: JsValue;
 }
 
-/// The page's network events, `online` first.
-const NETWORK_EVENTS: [&str; 2] = ["online", "offline"];
+// The page's `online` and `offline` events, in one small JavaScript function: `add` true adds `f`
+// as the listener of both on the global object, false removes it; nothing where the global object
+// has no `addEventListener`. (In wasm this was a `globalThis` accessor, a `Reflect.has` and the
+// two `EventTarget` calls per event name.)
+#[wasm_bindgen(inline_js = "export function sseNetwork(f, add) {
+  const g = globalThis;
+  if (typeof g.addEventListener === 'function') {
+    for (const t of ['online', 'offline']) (add ? g.addEventListener : g.removeEventListener).call(g, t, f);
+  }
+}")]
+extern "C" {
+    #[wasm_bindgen(js_name = sseNetwork)]
+    fn sse_network(f: &JsValue, add: bool);
+}
 
 /// Event names the channel emits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +64,21 @@ pub(crate) enum Ev {
 }
 
 impl Ev {
+    /// The event of this name, if the channel emits it.
+    fn parse(name: &str) -> Option<Ev> {
+        [
+            Ev::Open,
+            Ev::Message,
+            Ev::End,
+            Ev::Close,
+            Ev::Error,
+            Ev::Reconnecting,
+            Ev::State,
+        ]
+        .into_iter()
+        .find(|e| e.as_str() == name)
+    }
+
     const fn as_str(self) -> &'static str {
         match self {
             Ev::Open => "open",
@@ -70,7 +93,7 @@ impl Ev {
 }
 
 struct Listener {
-    event: String,
+    event: Ev,
     /// Shared, so that the snapshot `flush` takes before calling copies no JS reference.
     f: Rc<Function>,
     once: bool,
@@ -185,29 +208,29 @@ impl Inner {
         ))
     }
 
-    /// The descriptor, once `open()` resolved.
-    pub(crate) fn descriptor(&self) -> Option<Descriptor> {
+    /// The descriptor's parts (the relay, without trailing slash, and the created
+    /// channel), once `open()` resolved; `toJSON()` writes them out.
+    pub(crate) fn descriptor(&self) -> Option<(&str, &CreateChannelResponse)> {
         if !self.m.opened() || self.attached {
             return None;
         }
-        let c = self.created.as_ref()?;
-        Some(Descriptor::new(
-            self.relay.as_deref()?,
-            &c.channel_id,
-            &c.publish_token,
-            c.expires_at,
-        ))
+        Some((self.relay.as_deref()?, self.created.as_ref()?))
     }
 
     // ---- listeners ----
 
+    /// Adds `f` for `event`; a name the channel never emits (or a listener added
+    /// after `close`) is not kept: nothing would call it.
     pub(crate) fn add_listener(&mut self, event: &str, f: Function, once: bool) {
+        let Some(event) = Ev::parse(event) else {
+            return;
+        };
         if self.done {
             // `close` was delivered: nothing will call it (see `done`).
             return;
         }
         self.listeners.push(Listener {
-            event: event.to_owned(),
+            event,
             f: Rc::new(f),
             once,
         });
@@ -216,6 +239,9 @@ impl Inner {
     /// Removes the most recently added registration of `f` for `event`; a
     /// function that was never added removes nothing.
     pub(crate) fn remove_listener(&mut self, event: &str, f: &JsValue) {
+        let Some(event) = Ev::parse(event) else {
+            return;
+        };
         if let Some(i) = self
             .listeners
             .iter()
@@ -226,8 +252,9 @@ impl Inner {
     }
 
     pub(crate) fn remove_all_listeners(&mut self, event: Option<&str>) {
-        match event {
-            Some(e) => self.listeners.retain(|l| l.event != e),
+        match event.map(Ev::parse) {
+            Some(Some(e)) => self.listeners.retain(|l| l.event != e),
+            Some(None) => {}
             None => self.listeners.clear(),
         }
     }
@@ -291,11 +318,10 @@ pub(crate) fn flush(shared: &Shared) {
                 i.flushing = false;
                 return;
             };
-            let name = ev.as_str();
             let mut first = None;
             let mut rest = Vec::new();
             let mut once = false;
-            for l in i.listeners.iter().filter(|l| l.event == name) {
+            for l in i.listeners.iter().filter(|l| l.event == ev) {
                 once |= l.once;
                 match first {
                     None => first = Some(l.f.clone()),
@@ -303,7 +329,7 @@ pub(crate) fn flush(shared: &Shared) {
                 }
             }
             if once {
-                i.listeners.retain(|l| !(l.once && l.event == name));
+                i.listeners.retain(|l| !(l.once && l.event == ev));
             }
             if ev == Ev::Close {
                 // The last event: release every listener (see `done`).
@@ -319,13 +345,6 @@ pub(crate) fn flush(shared: &Shared) {
             call(f, &arg);
         }
     }
-}
-
-fn global_target() -> Option<web_sys::EventTarget> {
-    let g = GLOBAL_THIS.with(JsValue::clone);
-    Reflect::has(&g, &"addEventListener".into())
-        .unwrap_or(false)
-        .then(|| g.unchecked_into())
 }
 
 /// `open()`.

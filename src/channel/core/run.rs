@@ -23,23 +23,17 @@ impl Inner {
                 // failure, or close; until then the channel keeps itself alive.
                 self.pending_open = self.opening.take();
                 self.keepalive = Some(shared.clone());
-                if let Some(target) = global_target() {
-                    let weak = Rc::downgrade(shared);
-                    let cb = Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| {
-                        let input =
-                            if e.unchecked_into::<web_sys::Event>().type_() == NETWORK_EVENTS[0] {
-                                Input::Online
-                            } else {
-                                Input::Offline
-                            };
-                        with(&weak, |s| step(s, input))
-                    });
-                    for name in NETWORK_EVENTS {
-                        let _ = target
-                            .add_event_listener_with_callback(name, cb.as_ref().unchecked_ref());
-                    }
-                    self.network = Some(cb);
-                }
+                let weak = Rc::downgrade(shared);
+                let cb = Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| {
+                    let input = if e.unchecked_into::<web_sys::Event>().type_() == "online" {
+                        Input::Online
+                    } else {
+                        Input::Offline
+                    };
+                    with(&weak, |s| step(s, input))
+                });
+                sse_network(cb.as_ref(), true);
+                self.network = Some(cb);
             }
             Effect::Create => {
                 let Some(relay) = self.relay.clone() else {
@@ -177,11 +171,8 @@ impl Inner {
             }
             Effect::Close => {
                 self.emit(Ev::Close, JsValue::UNDEFINED);
-                if let (Some(cb), Some(t)) = (self.network.take(), global_target()) {
-                    for name in NETWORK_EVENTS {
-                        let _ = t
-                            .remove_event_listener_with_callback(name, cb.as_ref().unchecked_ref());
-                    }
+                if let Some(cb) = self.network.take() {
+                    sse_network(cb.as_ref(), false);
                 }
                 if let Some((_, reject)) = self.pending_open.take() {
                     let err = js_error(
