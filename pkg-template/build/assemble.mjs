@@ -39,21 +39,50 @@ if (!['eager', 'lazy', 'async'].includes(loading)) throw new Error(`unknown --lo
  */
 const names = JSON.parse(readFileSync(join(stage, 'wasm-names.json'), 'utf8'));
 const escapeRe = (t) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+/** wasm-bindgen's `inline_js` snippets: modules of their own beside the glue (`./snippets/…`). */
+const isSnippet = (m) => m.startsWith('./snippets/');
+/**
+ * A snippet function the wasm imports directly (one that takes and returns JS values as they are,
+ * e.g. `sseDispatch` in src/transport/reader.js, so wasm-bindgen writes no shim for it): the glue
+ * gives it its own import module (`import * as importN from "./snippets/…"`). The wasm imports
+ * from one module once minified, so the function joins the glue's own import object (`import0`)
+ * under its shortened name, and its name joins the glue's named import of that file, which
+ * inlineSnippets (below) replaces by the file's code.
+ */
+function directSnippets(src, what) {
+  const direct = names.imports.filter(([m]) => isSnippet(m));
+  src = src.replace(/^import \* as (import\d+) from "(\.\/snippets\/[\w./-]+)"\n/gm, (_m, ns, path) => {
+    const fns = direct.filter(([m]) => m === path).map(([, base]) => base);
+    if (!fns.length) throw new Error(`assemble: ${what} imports ${path} as a module, but the wasm imports nothing from it`);
+    return `// ${ns} ${path} ${fns.join(', ')}\n`;
+  });
+  for (const [, ns, path, fns] of [...src.matchAll(/^\/\/ (import\d+) (\S+) (.*)\n/gm)]) {
+    src = replaceOnce(src, `        ${JSON.stringify(path)}: ${ns},\n`, '', what);
+    src = src.replace(`// ${ns} ${path} ${fns}\n`, '');
+    const named = new RegExp(`^import \\{ ([\\w$]+(?:, [\\w$]+)*) \\} from '${escapeRe(path)}';$`, 'm');
+    src = named.test(src)
+      ? src.replace(named, (_m, have) => `import { ${have}, ${fns} } from '${path}';`)
+      : `import { ${fns} } from '${path}';\n${src}`;
+  }
+  const entries = direct.map(([, base, short]) => `        ${JSON.stringify(short)}: ${base},\n`).join('');
+  return replaceOnce(src, '    const import0 = {\n        __proto__: null,\n', `    const import0 = {\n        __proto__: null,\n${entries}`, what);
+}
 function renameWasmNames(src, what) {
-  const oldModules = [...new Set(names.imports.map(([m]) => m))];
+  const oldModules = [...new Set(names.imports.map(([m]) => m).filter((m) => !isSnippet(m)))];
   const newModules = [...new Set(WebAssembly.Module.imports(browserWasm).map((i) => i.module))];
   if (oldModules.length !== 1 || newModules.length !== 1) {
     throw new Error(`assemble: expected one import module, got ${oldModules} / ${newModules}`);
   }
   src = replaceOnce(src, `${JSON.stringify(oldModules[0])}: import0`, `${JSON.stringify(newModules[0])}: import0`, what);
-  for (const [, base, short] of names.imports) {
+  for (const [m, base, short] of names.imports) {
+    if (isSnippet(m)) continue; // added by inlineSnippets under its short name
     src = src.replace(new RegExp(`(^|[\\s,{])${escapeRe(base)}(?=: function)`, 'm'), (_m, pre) => `${pre}${JSON.stringify(short)}`);
   }
   for (const [old, short] of names.exports) {
     src = src.replace(new RegExp(`\\bwasm\\.${escapeRe(old)}\\b`, 'g'), `wasm[${JSON.stringify(short)}]`);
   }
-  for (const [, base] of names.imports) {
-    if (src.includes(base)) throw new Error(`assemble: ${what} still names the import ${base}`);
+  for (const [m, base] of names.imports) {
+    if (!isSnippet(m) && src.includes(base)) throw new Error(`assemble: ${what} still names the import ${base}`);
   }
   for (const [old] of names.exports) {
     if (new RegExp(`\\bwasm\\.${escapeRe(old)}\\b`).test(src)) throw new Error(`assemble: ${what} still names the export ${old}`);
@@ -237,7 +266,7 @@ function inlineSnippets(src, dir, what) {
   if (/^import /m.test(src)) throw new Error(`assemble: the ${what} still imports a module (a snippet form this script does not know?)`);
   return src;
 }
-let slim = withFacade(inlineSnippets(renameWasmNames(read('web/sse_channel.js'), 'web glue'), 'web', 'web glue'));
+let slim = withFacade(inlineSnippets(renameWasmNames(directSnippets(read('web/sse_channel.js'), 'web glue'), 'web glue'), 'web', 'web glue'));
 slim = replaceOnce(slim, SELF_TYPES, '/* @ts-self-types="./slim.d.ts" */', 'web glue');
 const esmExports = (src) => [...src.matchAll(/^export (?:class|function|const) ([A-Za-z_$][\w$]*)/gm)].map((m) => m[1]);
 checkExports('slim.js (wasm-bindgen)', without(esmExports(slim), ['initSync']), without(EXPECTED_EXPORTS.web, STUBS.web));
@@ -285,7 +314,7 @@ function cutInit(glue) {
   }
   return `${glue.slice(0, from)}\n${glue.slice(to + endLine.length)}`;
 }
-const inlineGlue = cutInit(inlineSnippets(renameWasmNames(read('inline/sse_channel.js'), 'inline glue'), 'inline', 'inline glue'));
+const inlineGlue = cutInit(inlineSnippets(renameWasmNames(directSnippets(read('inline/sse_channel.js'), 'inline glue'), 'inline glue'), 'inline', 'inline glue'));
 let glue = withFacade(inlineGlue);
 glue = glue.replace(SELF_TYPES, '/* @ts-self-types="./index.d.ts" */');
 if (/import\.meta|new URL\(/.test(glue)) throw new Error('assemble: inline glue still references a URL');

@@ -74,6 +74,11 @@ impl Machine {
                     out.push(Effect::Message);
                 }
             }
+            Input::Delivered { conn, id } => {
+                if self.frame(now, conn) {
+                    self.cursor.accept(id);
+                }
+            }
             Input::Alive { conn } => {
                 self.frame(now, conn);
             }

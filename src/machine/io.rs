@@ -29,6 +29,16 @@ pub enum Input {
         /// Its id (a frame without one is never delivered).
         id: Option<EventId>,
     },
+    /// `message` frames up to `id` that the executor delivered itself, without
+    /// an input each, while [`Machine::delivering`] named `conn`: as many
+    /// [`Input::Message`]s, in id order, whose [`Effect::Message`] was carried
+    /// out. The browser's listeners then run without a call into wasm per event.
+    Delivered {
+        /// The connection.
+        conn: u32,
+        /// The last id delivered.
+        id: EventId,
+    },
     /// The `end` frame; the executor emits its data on [`Effect::End`].
     End {
         /// The connection.

@@ -162,6 +162,26 @@ impl Machine {
         self.kind
     }
 
+    /// The connection whose `message` frames with a new id end in
+    /// [`Effect::Message`] and nothing else (the open connection, after its
+    /// `ready`): the executor may deliver them itself and report them with
+    /// [`Input::Delivered`]. `None` otherwise.
+    ///
+    /// ```
+    /// use sse_channel::machine::{Config, Input, Machine};
+    /// let mut m = Machine::attached(Config::default(), 1, 0);
+    /// let mut out = Vec::new();
+    /// m.handle(0.0, Input::Open, &mut out);
+    /// assert_eq!(m.delivering(), None, "not before ready");
+    /// m.handle(1.0, Input::Ready { conn: 1, heartbeat_ms: None }, &mut out);
+    /// assert_eq!(m.delivering(), Some(1));
+    /// m.handle(2.0, Input::Delivered { conn: 1, id: 9 }, &mut out);
+    /// assert_eq!(m.last_event_id(), 9);
+    /// ```
+    pub fn delivering(&self) -> Option<u32> {
+        (self.connected && self.live && !self.state.is_closed()).then_some(self.conn)
+    }
+
     /// `open()` has resolved: the first `ready` arrived (and the channel may since have closed).
     pub fn opened(&self) -> bool {
         self.opened

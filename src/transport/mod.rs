@@ -1,44 +1,32 @@
-//! Transports: one browser connection to a channel's stream, behind one small
-//! crate-private trait ([`Transport`]), one module per transport.
+//! Transports: one browser connection to a channel's stream.
 //!
-//! Both use the browser's `WebSocket` and `EventSource` objects directly through
-//! web-sys, each owning its `Closure`s and detaching them when closed or
-//! dropped (never `.forget()`). Not gloo-net's wrappers, for two reasons:
+//! The connection lives in JS (`reader.js`, bound in [`reader`]): the browser's
+//! `WebSocket` or `EventSource`, with a reader that parses each frame (or
+//! batch) and delivers a `message` with a new id to the page's listeners
+//! itself. Only control data crosses into wasm: the other frames, as parsed JS
+//! objects (their payload stays a JS value), and a lost connection. Not
+//! gloo-net's wrappers: its WebSocket decodes every text frame into a Rust
+//! `String`, and its EventSource ignores `error` events while the browser
+//! reconnects on its own, so the browser, not the SDK, would own reconnection
+//! (with its own delays and without our resume and dedupe bookkeeping). Here
+//! the EventSource is closed on its first connection error, so the SDK's
+//! backoff is the only retry policy.
 //!
-//! - gloo-net's WebSocket decodes every text frame into a Rust `String`, so each
-//!   payload would cross into wasm and back; here the frame's text goes from the
-//!   `MessageEvent` straight to the browser's `JSON.parse`, and only the id and
-//!   event name are read into wasm.
-//! - gloo-net's EventSource ignores `error` events while the browser reconnects
-//!   on its own, so the browser, not the SDK, would own reconnection (with its
-//!   own delays and without our resume and dedupe bookkeeping). We close the
-//!   EventSource on its first connection error, so the SDK's backoff is the
-//!   only retry policy.
-//!
-//! A transport reports what it sees through a [`Sink`]; the channel ignores
-//! reports from connections it has given up on (generation counter).
+//! What a connection sees reaches the channel through its [`Dispatch`], tagged
+//! with the connection's id; the channel ignores connections it has given up
+//! on, and a closed [`Transport`] passes nothing on.
 
-mod eventsource;
-mod websocket;
+mod reader;
 
-use std::rc::Rc;
-
+use js_sys::Function;
 use sse_channel_protocol::{api, EventId, EventKind};
 use wasm_bindgen::prelude::*;
 
-pub(crate) use eventsource::EventSourceTransport;
-pub(crate) use websocket::WebSocketTransport;
-
-#[wasm_bindgen]
-extern "C" {
-    /// The browser's `JSON.parse`, on a JS string: the text never enters wasm.
-    #[wasm_bindgen(js_namespace = JSON, js_name = parse, catch)]
-    pub(crate) fn json_parse(text: &JsValue) -> Result<JsValue, JsValue>;
-}
+pub(crate) use reader::{dispatch, read_one, Dispatch};
 
 pub(crate) use crate::machine::Kind;
 
-/// What a transport reports to its channel.
+/// What a connection reports to its channel.
 pub(crate) enum Incoming {
     /// One stream event. `id` is set on `message` and `end`; `data` is the parsed
     /// JSON payload, still a JS value.
@@ -53,28 +41,33 @@ pub(crate) enum Incoming {
     Lost { opened: bool },
 }
 
-/// Where a transport sends what it sees.
-pub(crate) type Sink = Rc<dyn Fn(Incoming)>;
-
-/// One connection to a channel's stream. Closing (or dropping) it detaches
-/// every callback, so its [`Sink`] is never called again.
-pub(crate) trait Transport {
-    /// Starts connecting to `url`. Errors only when the browser refuses the URL
-    /// outright (the failure of a valid URL arrives as [`Incoming::Lost`]).
-    fn connect(url: &str, sink: Sink) -> Result<Self, JsValue>
-    where
-        Self: Sized;
-
-    /// Closes the connection and detaches every callback. Idempotent.
-    fn close(&mut self);
+/// One connection to a channel's stream. Closing (or dropping) it closes the
+/// browser's connection and detaches it: nothing more reaches the channel.
+pub(crate) struct Transport {
+    close: Option<Function>,
 }
 
-/// Starts a transport of `kind`.
-pub(crate) fn connect(kind: Kind, url: &str, sink: Sink) -> Result<Box<dyn Transport>, JsValue> {
-    Ok(match kind {
-        Kind::WebSocket => Box::new(WebSocketTransport::connect(url, sink)?),
-        Kind::EventSource => Box::new(EventSourceTransport::connect(url, sink)?),
-    })
+impl Transport {
+    /// Starts connection `conn` of `kind` to `url`, reporting to `d`. Errors
+    /// only when the browser refuses the URL outright (the failure of a valid
+    /// URL arrives as [`Incoming::Lost`]).
+    pub(crate) fn connect(kind: Kind, url: &str, d: &Dispatch, conn: u32) -> Result<Self, JsValue> {
+        let close = reader::connect(d, conn, kind == Kind::WebSocket, url)?;
+        Ok(Self { close: Some(close) })
+    }
+
+    /// Closes the connection. Idempotent.
+    pub(crate) fn close(&mut self) {
+        if let Some(f) = self.close.take() {
+            let _ = f.call0(&JsValue::UNDEFINED);
+        }
+    }
+}
+
+impl Drop for Transport {
+    fn drop(&mut self) {
+        self.close();
+    }
 }
 
 /// The stream URL of a channel: `{relay}/v1/channels/{id}/ws?token=…&batch=1&lastEventId=…`

@@ -28,6 +28,7 @@ use crate::state::State;
 use crate::timer::Timeout;
 use crate::transport::{self, Incoming, Kind, Transport};
 
+mod fast;
 mod run;
 
 #[wasm_bindgen]
@@ -114,7 +115,7 @@ pub(crate) struct Inner {
     queue: VecDeque<(Ev, JsValue)>,
     flushing: bool,
     created: Option<CreateChannelResponse>,
-    conn: Option<Box<dyn Transport>>,
+    conn: Option<Transport>,
     /// One slot per [`Timer`].
     timers: [Option<Timeout>; 3],
     /// The promise of the `open()` call being handled, then of the pending one.
@@ -130,6 +131,13 @@ pub(crate) struct Inner {
     data: JsValue,
     /// The effects buffer, reused.
     out: Vec<Effect>,
+    /// What the per-event path in JS shares with the executor (`fast.rs`),
+    /// from the first connection.
+    fast: Option<fast::Fast>,
+    /// The connection JS may deliver messages for (0: none), and the last id
+    /// JS was told or delivered, as last known here.
+    granted: u32,
+    shared_l: f64,
     /// `close` was delivered: the listeners were released and later ones are
     /// not kept. A page's listener often closes over its channel (it is in
     /// scope); kept in wasm, it would hold the channel's JS object alive
@@ -172,6 +180,9 @@ impl Inner {
             details: JsValue::UNDEFINED,
             data: JsValue::UNDEFINED,
             out: Vec::new(),
+            fast: None,
+            granted: 0,
+            shared_l: 0.0,
             done: false,
             keepalive: None,
         }
@@ -183,10 +194,6 @@ impl Inner {
 
     pub(crate) fn channel_id(&self) -> Option<&str> {
         self.created.as_ref().map(|c| c.channel_id.as_str())
-    }
-
-    pub(crate) fn last_event_id(&self) -> u64 {
-        self.m.last_event_id()
     }
 
     pub(crate) fn transport(&self) -> Option<Kind> {
@@ -204,7 +211,7 @@ impl Inner {
         Some((
             self.relay.as_deref()?,
             self.created.as_ref()?,
-            self.m.last_event_id(),
+            self.last_event_id(),
         ))
     }
 
@@ -234,6 +241,9 @@ impl Inner {
             f: Rc::new(f),
             once,
         });
+        if event == Ev::Message {
+            self.publish_listeners();
+        }
     }
 
     /// Removes the most recently added registration of `f` for `event`; a
@@ -248,6 +258,9 @@ impl Inner {
             .rposition(|l| l.event == event && AsRef::<JsValue>::as_ref(&*l.f) == f)
         {
             self.listeners.remove(i);
+            if event == Ev::Message {
+                self.publish_listeners();
+            }
         }
     }
 
@@ -257,6 +270,7 @@ impl Inner {
             Some(None) => {}
             None => self.listeners.clear(),
         }
+        self.publish_listeners();
     }
 
     fn emit(&mut self, ev: Ev, arg: JsValue) {
@@ -279,6 +293,8 @@ impl Inner {
 fn step(shared: &Shared, input: Input) {
     let mut i = shared.borrow_mut();
     let mut out = std::mem::take(&mut i.out);
+    out.clear();
+    i.pull(&mut out);
     let mut next = Some(input);
     while let Some(input) = next.take() {
         out.clear();
@@ -291,6 +307,7 @@ fn step(shared: &Shared, input: Input) {
     }
     out.clear();
     i.out = out;
+    i.push();
 }
 
 /// Delivers queued events, in order, to a snapshot of the listeners of each.
@@ -335,6 +352,10 @@ pub(crate) fn flush(shared: &Shared) {
                 // The last event: release every listener (see `done`).
                 i.done = true;
                 i.listeners.clear();
+            }
+            if (once && ev == Ev::Message) || ev == Ev::Close {
+                i.publish_listeners();
+                i.push();
             }
             (first, rest, arg)
         };

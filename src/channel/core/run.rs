@@ -80,10 +80,8 @@ impl Inner {
                     &c.subscribe_token,
                     last_event_id,
                 );
-                let weak = Rc::downgrade(shared);
-                let sink: transport::Sink =
-                    Rc::new(move |inc| with(&weak, |s| on_incoming(s, conn, inc)));
-                match transport::connect(kind, &url, sink) {
+                self.make_dispatch(shared);
+                match Transport::connect(kind, &url, &self.fast.as_ref()?.d, conn) {
                     Ok(t) => self.conn = Some(t),
                     Err(_) => return Some(Input::Refused { conn }),
                 }
@@ -183,6 +181,9 @@ impl Inner {
                 }
                 self.timers = [None, None, None];
                 self.data = JsValue::UNDEFINED;
+                // The machine has every id JS delivered (read before this input).
+                self.fast = None;
+                self.granted = 0;
                 // Never the last reference: every caller holds one (see `with`).
                 self.keepalive = None;
             }
@@ -192,7 +193,7 @@ impl Inner {
 }
 
 /// What a transport saw, as an input of connection `conn`.
-fn on_incoming(shared: &Shared, conn: u32, inc: Incoming) {
+pub(super) fn on_incoming(shared: &Shared, conn: u32, inc: Incoming) {
     let input = match inc {
         Incoming::Lost { opened } => Input::Dropped { conn, opened },
         Incoming::Frame { kind, id, data } => {

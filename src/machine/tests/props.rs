@@ -13,6 +13,7 @@ fn arb_input() -> impl Strategy<Value = Input> {
             .prop_map(|(conn, heartbeat_ms)| Input::Ready { conn, heartbeat_ms }),
         (conn.clone(), prop::option::of(0u64..20))
             .prop_map(|(conn, id)| Input::Message { conn, id }),
+        (conn.clone(), 0u64..20).prop_map(|(conn, id)| Input::Delivered { conn, id }),
         (conn.clone(), prop::option::of(0u64..20)).prop_map(|(conn, id)| Input::End { conn, id }),
         conn.clone().prop_map(|conn| Input::Alive { conn }),
         (conn.clone(), 0u64..10, 0u64..10).prop_map(|(conn, a, b)| Input::Lost {
@@ -79,6 +80,7 @@ proptest! {
             let input = match input {
                 Input::Ready { heartbeat_ms, .. } if aim => Input::Ready { conn: last_conn, heartbeat_ms },
                 Input::Message { id, .. } if aim => Input::Message { conn: last_conn, id },
+                Input::Delivered { id, .. } if aim => Input::Delivered { conn: last_conn, id },
                 Input::End { id, .. } if aim => Input::End { conn: last_conn, id },
                 Input::Alive { .. } if aim => Input::Alive { conn: last_conn },
                 Input::Lost { range, .. } if aim => Input::Lost { conn: last_conn, range },
@@ -188,6 +190,51 @@ proptest! {
             } else {
                 prop_assert!(id.is_none_or(|id| id <= last));
             }
+        }
+    }
+
+    /// While [`Machine::delivering`] names a connection, a `message` frame with a
+    /// new id emits `Message` and nothing else, and `Delivered { conn, id }`
+    /// leaves the machine exactly as the `Message`s up to `id` would: what lets
+    /// the executor deliver them without an input each.
+    #[test]
+    fn delivered_is_the_messages_it_stands_for(
+        cfg in arb_config(),
+        inputs in prop::collection::vec((arb_input(), any::<bool>()), 0..60),
+        n in 1u64..5,
+    ) {
+        let mut m = Machine::new(cfg, 3);
+        let mut out = Vec::new();
+        let mut now = 0.0;
+        let mut last_conn = 0u32;
+        for (input, aim) in inputs {
+            let input = match input {
+                Input::Ready { heartbeat_ms, .. } if aim => Input::Ready { conn: last_conn, heartbeat_ms },
+                Input::Message { id, .. } if aim => Input::Message { conn: last_conn, id },
+                Input::Delivered { id, .. } if aim => Input::Delivered { conn: last_conn, id },
+                Input::Alive { .. } if aim => Input::Alive { conn: last_conn },
+                other => other,
+            };
+            now += 100.0;
+            out.clear();
+            m.handle(now, input, &mut out);
+            for e in &out {
+                if let Effect::Connect { conn, .. } = *e {
+                    last_conn = conn;
+                }
+            }
+            let Some(conn) = m.delivering() else { continue };
+            let (mut a, mut b) = (m.clone(), m.clone());
+            let first = m.last_event_id() + 1;
+            let mut oa = Vec::new();
+            for id in first..first + n {
+                a.handle(now + 1.0, Input::Message { conn, id: Some(id) }, &mut oa);
+            }
+            prop_assert_eq!(oa, vec![Effect::Message; n as usize]);
+            let mut ob = Vec::new();
+            b.handle(now + 1.0, Input::Delivered { conn, id: first + n - 1 }, &mut ob);
+            prop_assert!(ob.is_empty());
+            prop_assert_eq!(format!("{a:?}"), format!("{b:?}"));
         }
     }
 }
