@@ -22,6 +22,8 @@
 //!   per-connection buffers, and publishes without hyper and axum.
 //! - [`metrics`]: the Prometheus counters.
 //! - `error`: [`ApiError`], the JSON error answer with its stable code.
+//! - `ws`: the WebSocket stream's handshake, framing and loop, on the
+//!   socket taken back from hyper.
 //!
 //! [`app`] / [`app_with_broker`] give the router alone; [`run`] /
 //! [`run_with_broker`] serve it with the cleanup task and graceful shutdown.
@@ -56,6 +58,7 @@ mod server;
 mod stream;
 mod timeout_io;
 pub mod token;
+mod ws;
 
 use std::collections::HashMap;
 use std::net::IpAddr;

@@ -1,4 +1,5 @@
-//! Subscriber streams: EventSource (`/events`) and WebSocket (`/ws`).
+//! Subscriber streams: EventSource (`/events`) and WebSocket (`/ws`, served
+//! by `crate::ws`).
 //!
 //! Both transports drive one [`Subscriber`]: a cursor over the channel's
 //! replay buffer that wakes when the channel's head moves. Frames are built
@@ -11,16 +12,13 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
-use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use futures_util::SinkExt as _;
 use serde::Serialize;
 use sse_channel_protocol::api::{self, ErrorDetail};
 use sse_channel_protocol::frame::{
-    parse_event_id, sse_event, sse_named, ws_frame, ReadyData, SSE_BATCH, SSE_HEARTBEAT,
+    parse_event_id, sse_event, sse_named, ReadyData, SSE_BATCH, SSE_HEARTBEAT,
 };
 use sse_channel_protocol::{ErrorCode, EventId, EventKind, LostRange, Scope};
 use tokio::sync::watch;
@@ -32,21 +30,16 @@ use crate::metrics::{ConnectionGauge, Transport};
 use crate::routes::{check_channel_id, Shared};
 use crate::{now_ms, ApiError, StreamGuard};
 
+pub(crate) use crate::ws::ws;
+
 /// Most events taken from the buffer per wake-up (one SSE write each).
 const READ_MAX: usize = 256;
-/// Read buffer of a WebSocket subscriber connection.
-const WS_READ_BUFFER: usize = 4 * 1024;
-/// Largest frame a WebSocket client may send (clients only send pings).
-const WS_MAX_CLIENT_MESSAGE: usize = 16 * 1024;
-/// Frames of a burst are gathered up to this many bytes per socket write
-/// (the buffer is allocated only when events are sent).
-const WS_WRITE_BUFFER: usize = 64 * 1024;
 /// A batch (`batch=1`: a WebSocket frame or an SSE `batch` event) is closed
 /// once its JSON array holds this many bytes.
 const BATCH_BYTES: usize = 32 * 1024;
 
 /// What a subscriber has to send next.
-enum Step {
+pub(crate) enum Step {
     Events(Vec<Arc<Event>>),
     Lost(LostRange),
     Ping,
@@ -56,8 +49,8 @@ enum Step {
     Abort,
 }
 
-struct Subscriber {
-    relay: Shared,
+pub(crate) struct Subscriber {
+    pub(crate) relay: Shared,
     channel: String,
     after: EventId,
     head: watch::Receiver<Head>,
@@ -69,7 +62,7 @@ struct Subscriber {
     finished: bool,
     /// `batch=1`: a burst of events goes out as arrays of frames (WebSocket
     /// frames or SSE `batch` events).
-    batch: bool,
+    pub(crate) batch: bool,
     /// Its position for backpressure (`None` when backpressure is off).
     slot: Option<ReaderSlot>,
     _guard: StreamGuard,
@@ -79,7 +72,7 @@ struct Subscriber {
 impl Subscriber {
     /// The next thing to send; `None` once the stream is over. Cancel-safe:
     /// `need_read` stays set until a read has completed.
-    async fn next(&mut self) -> Option<Step> {
+    pub(crate) async fn next(&mut self) -> Option<Step> {
         if self.finished {
             return None;
         }
@@ -166,7 +159,7 @@ impl Subscriber {
 
     /// This reader will not come back for more (it has the end, or closed
     /// cleanly): it stops counting for backpressure.
-    fn leave(&mut self) {
+    pub(crate) fn leave(&mut self) {
         if let Some(slot) = self.slot.take() {
             slot.leave();
         }
@@ -190,13 +183,13 @@ impl Subscriber {
     }
 }
 
-enum Admission {
+pub(crate) enum Admission {
     Go(Box<Subscriber>),
     /// Refused with a plain 503 (test hook pause): looks like a network failure.
     Paused,
 }
 
-async fn admit(
+pub(crate) async fn admit(
     relay: &Shared,
     id: &str,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
@@ -272,7 +265,7 @@ async fn admit(
     })))
 }
 
-fn ready_json(relay: &Shared) -> String {
+pub(crate) fn ready_json(relay: &Shared) -> String {
     serde_json::to_string(&ReadyData {
         heartbeat_ms: relay.config.heartbeat_ms,
     })
@@ -287,7 +280,7 @@ struct LostData {
     range: LostRange,
 }
 
-fn lost_json(l: LostRange) -> String {
+pub(crate) fn lost_json(l: LostRange) -> String {
     serde_json::to_string(&LostData {
         detail: ErrorDetail {
             code: ErrorCode::MessagesLost.as_str().to_owned(),
@@ -298,7 +291,7 @@ fn lost_json(l: LostRange) -> String {
     .unwrap_or_default()
 }
 
-fn plain_503() -> Response {
+pub(crate) fn plain_503() -> Response {
     (StatusCode::SERVICE_UNAVAILABLE, "paused by test hook").into_response()
 }
 
@@ -404,144 +397,10 @@ pub(crate) async fn sse(
     res
 }
 
-/// `GET /v1/channels/{id}/ws`.
-pub(crate) async fn ws(
-    State(relay): State<Shared>,
-    Path(id): Path<String>,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
-    headers: HeaderMap,
-    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
-) -> Response {
-    let admission = admit(&relay, &id, query, &headers, Transport::Ws).await;
-    // Clients only send tiny pings: tungstenite's default 128 KiB read buffer
-    // per socket would dominate the relay's memory (measured: 135 KiB per
-    // WebSocket subscriber with the defaults, see BENCHMARKS.md).
-    let upgrade = upgrade.map(|u| {
-        u.read_buffer_size(WS_READ_BUFFER)
-            .write_buffer_size(WS_WRITE_BUFFER)
-            .max_message_size(WS_MAX_CLIENT_MESSAGE)
-            .max_frame_size(WS_MAX_CLIENT_MESSAGE)
-    });
-    match (upgrade, admission) {
-        (_, Ok(Admission::Paused)) => plain_503(),
-        (Ok(up), Ok(Admission::Go(sub))) => up.on_upgrade(move |socket| run_ws(socket, sub)),
-        (Ok(up), Err(e)) => {
-            relay.metrics.error(e.code);
-            up.on_upgrade(move |mut socket| async move {
-                let _ = close_with_error(&mut socket, &e).await;
-            })
-        }
-        (Err(_), Ok(_)) => ApiError::bad_request("a WebSocket upgrade is required").into_response(),
-        (Err(_), Err(e)) => e.into_response(),
-    }
-}
-
-async fn close_with_error(socket: &mut WebSocket, e: &ApiError) -> Result<(), axum::Error> {
-    let frame = ws_frame(None, EventKind::Error, &e.detail_json());
-    socket.send(Message::Text(frame.into())).await?;
-    close(socket, 4000 + e.code.http_status()).await
-}
-
-/// Sends a close frame and waits briefly for the client's, so that the browser
-/// sees a clean close with this code.
-async fn close(socket: &mut WebSocket, code: u16) -> Result<(), axum::Error> {
-    socket
-        .send(Message::Close(Some(CloseFrame {
-            code,
-            reason: "".into(),
-        })))
-        .await?;
-    let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        while let Some(Ok(m)) = socket.recv().await {
-            if matches!(m, Message::Close(_)) {
-                break;
-            }
-        }
-    })
-    .await;
-    Ok(())
-}
-
-async fn run_ws(mut socket: WebSocket, mut sub: Box<Subscriber>) {
-    let ready = ws_frame(None, EventKind::Ready, &ready_json(&sub.relay));
-    if socket.send(Message::Text(ready.into())).await.is_err() {
-        return;
-    }
-    let _ = ws_loop(&mut socket, &mut sub).await;
-}
-
-async fn ws_loop(socket: &mut WebSocket, sub: &mut Subscriber) -> Result<(), axum::Error> {
-    loop {
-        tokio::select! {
-            step = sub.next() => match step {
-                None => {
-                    return close(socket, 1000).await;
-                }
-                Some(Step::Events(events)) => {
-                    // Every ready event goes into the write buffer, then one
-                    // flush: a burst costs a few writes, not one per event.
-                    // With `batch=1` a burst is a few frames, not one per event.
-                    let mut bytes = 0;
-                    if sub.batch && events.len() > 1 {
-                        for run in batch_runs(&events) {
-                            let f = json_array(run);
-                            bytes += f.len() as u64;
-                            socket.feed(Message::Text(f.into())).await?;
-                        }
-                    } else {
-                        for e in &events {
-                            let f = e.ws_frame();
-                            bytes += f.len() as u64;
-                            socket.feed(Message::Text(f)).await?;
-                        }
-                    }
-                    socket.flush().await?;
-                    sub.relay.metrics.bytes_out.fetch_add(bytes, Relaxed);
-                }
-                Some(Step::Lost(l)) => {
-                    sub.relay.metrics.error(ErrorCode::MessagesLost);
-                    let f = ws_frame(None, EventKind::Error, &lost_json(l));
-                    socket.send(Message::Text(f.into())).await?;
-                }
-                Some(Step::Ping) => {
-                    socket
-                        .send(Message::Text(ws_frame(None, EventKind::Ping, "null").into()))
-                        .await?;
-                }
-                Some(Step::Fail(e)) => {
-                    sub.relay.metrics.error(e.code);
-                    return close_with_error(socket, &e).await;
-                }
-                Some(Step::Abort) => return Ok(()),
-            },
-            msg = socket.recv() => match msg {
-                Some(Ok(Message::Text(t))) => {
-                    if is_client_ping(t.as_str()) {
-                        socket
-                            .send(Message::Text(ws_frame(None, EventKind::Pong, "null").into()))
-                            .await?;
-                    }
-                }
-                Some(Ok(Message::Close(_))) => {
-                    sub.leave();
-                    // The client closes (e.g. `ws.close(1000)`): answer with a
-                    // close frame of the same code, or the browser reports 1006
-                    // and `wasClean: false`. tungstenite queued that echo while
-                    // reading the client's frame; flushing writes it (dropping
-                    // the socket unflushed would lose it).
-                    return socket.flush().await;
-                }
-                None | Some(Err(_)) => return Ok(()),
-                Some(Ok(_)) => {}
-            },
-        }
-    }
-}
-
 /// The events cut into runs, in order, one JSON array each: a run is closed
 /// before its array would pass [`BATCH_BYTES`] (an event larger than that is a
 /// run of one).
-fn batch_runs(events: &[Arc<Event>]) -> Vec<&[Arc<Event>]> {
+pub(crate) fn batch_runs(events: &[Arc<Event>]) -> Vec<&[Arc<Event>]> {
     let mut out = Vec::new();
     let (mut start, mut len) = (0, 1);
     for (i, e) in events.iter().enumerate() {
@@ -564,7 +423,7 @@ fn json_array(run: &[Arc<Event>]) -> String {
     let mut out = String::with_capacity(len);
     for e in run {
         out.push(if out.is_empty() { '[' } else { ',' });
-        out.push_str(e.ws_frame().as_str());
+        out.push_str(e.ws_frame());
     }
     out.push(']');
     out

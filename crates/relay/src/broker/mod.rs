@@ -20,7 +20,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 
-use axum::extract::ws::Utf8Bytes;
 use bytes::Bytes;
 use sse_channel_protocol::frame::{sse_event, ws_frame};
 use sse_channel_protocol::{ErrorCode, EventId, EventKind, LostRange};
@@ -45,7 +44,7 @@ pub struct Event {
     /// The payload, validated JSON text as published.
     pub data: Box<str>,
     sse: OnceLock<Bytes>,
-    ws: OnceLock<Utf8Bytes>,
+    ws: OnceLock<Box<str>>,
 }
 
 impl Event {
@@ -69,11 +68,10 @@ impl Event {
         })
     }
 
-    /// The event as a WebSocket text frame.
-    pub fn ws_frame(&self) -> Utf8Bytes {
+    /// The event as the JSON text of a WebSocket frame.
+    pub fn ws_frame(&self) -> &str {
         self.ws
             .get_or_init(|| ws_frame(Some(self.id), self.kind, &self.data).into())
-            .clone()
     }
 }
 
