@@ -102,6 +102,8 @@ impl Connection {
         }
         // The bytes read and not yet used, kept from one request to the next.
         let mut buf = Vec::new();
+        // Answers written by the relay itself, likewise.
+        let mut out = Vec::new();
         loop {
             let first = tokio::select! {
                 first = direct::read_first(&mut io, &mut buf, header_timeout) => first,
@@ -113,7 +115,9 @@ impl Connection {
                     return Some((io, *req));
                 }
                 First::Publish(head) => {
-                    if !direct::publish::answer(&mut io, &mut buf, head, &direct_relay).await {
+                    if !direct::publish::answer(&mut io, &mut buf, &mut out, head, &direct_relay)
+                        .await
+                    {
                         return None;
                     }
                 }

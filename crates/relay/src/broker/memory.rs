@@ -212,10 +212,14 @@ impl MemoryBroker {
         }
         if let Some(c) = &ch.creator {
             let mut by = lock(&self.by_creator);
-            let held = by.entry(c.clone()).or_insert(0);
+            // The key is cloned only for a creator not counted yet.
+            let held = match by.get_mut(&**c) {
+                Some(held) => held,
+                None => by.entry(c.clone()).or_insert(0),
+            };
             *held = (*held + after).saturating_sub(before);
             if *held == 0 {
-                by.remove(c);
+                by.remove(&**c);
             }
         }
     }

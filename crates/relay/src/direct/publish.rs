@@ -42,10 +42,13 @@ enum Body {
 
 /// Answers the publish or end request at the start of `buf` (its head
 /// `head`), reading its body from `io`; on return `buf` holds what was read
-/// after it. `false` when the connection is over (closed after the answer).
+/// after it. The answer is written from `out` (the connection's, reused from
+/// one request to the next). `false` when the connection is over (closed
+/// after the answer).
 pub(crate) async fn answer<T: AsyncRead + AsyncWrite + Unpin>(
     io: &mut T,
     buf: &mut Vec<u8>,
+    out: &mut Vec<u8>,
     head: PublishHead,
     relay: &Relay,
 ) -> bool {
@@ -68,7 +71,7 @@ pub(crate) async fn answer<T: AsyncRead + AsyncWrite + Unpin>(
         (Body::Unread, Some(end)) => buf.len() >= end,
         _ => false,
     } && !relay.is_shutting_down();
-    let mut out = Vec::with_capacity(320);
+    out.clear();
     let (status, code) = match &res {
         Ok(_) => (StatusCode::OK, None),
         Err(e) => (e.status(), Some(e.code)),
@@ -76,14 +79,7 @@ pub(crate) async fn answer<T: AsyncRead + AsyncWrite + Unpin>(
     let text = std::str::from_utf8(&buf[head.path.clone()]).unwrap_or_default();
     observed(relay, &"POST", &text, status.as_u16(), code);
     let origin = head.origin.clone().map(|r| &buf[r]);
-    write_answer(
-        &mut out,
-        relay,
-        status,
-        res,
-        origin,
-        relay.is_shutting_down(),
-    );
+    write_answer(out, relay, status, res, origin, relay.is_shutting_down());
     if keep {
         let used = end.unwrap_or(buf.len()).min(buf.len());
         buf.drain(..used);
@@ -91,7 +87,7 @@ pub(crate) async fn answer<T: AsyncRead + AsyncWrite + Unpin>(
             buf.shrink_to(KEEP_BUFFER);
         }
     }
-    if io.write_all(&out).await.is_err() {
+    if io.write_all(out).await.is_err() {
         return false;
     }
     if !keep {

@@ -117,21 +117,22 @@ impl State {
         held: &mut Held,
     ) -> Option<Duration> {
         let mut wait: Option<Duration> = None;
-        let mut forget = Vec::new();
-        let ids: Vec<u64> = self.readers.keys().copied().collect();
-        for id in ids {
-            let r = self.readers[&id];
-            match rule.verdict(&self.view(&r, now), waited) {
+        // Allocated only when a reader is released or forgotten (not on
+        // every publish).
+        let (mut release, mut forget) = (Vec::new(), Vec::new());
+        for (&id, r) in &self.readers {
+            match rule.verdict(&self.view(r, now), waited) {
                 Verdict::Clear => {}
                 Verdict::Hold(d) => wait = Some(wait.map_or(d, |w| w.min(d))),
-                Verdict::GiveUp => {
-                    if let Some(r) = self.readers.get_mut(&id) {
-                        r.released = true;
-                    }
-                    held.released += 1;
-                }
+                Verdict::GiveUp => release.push(id),
                 Verdict::Forget => forget.push(id),
             }
+        }
+        for id in release {
+            if let Some(r) = self.readers.get_mut(&id) {
+                r.released = true;
+            }
+            held.released += 1;
         }
         for id in forget {
             self.readers.remove(&id);
