@@ -25,8 +25,10 @@ use crate::publish::{admit, store, Stored};
 use crate::routes::{body_too_large, body_too_slow, observed, panicked};
 use crate::{ApiError, Relay};
 
-/// A buffer kept by a connection between requests is cut back to this.
-const KEEP_BUFFER: usize = 16 * 1024;
+/// A buffer kept by a connection between requests is cut back to this (or
+/// to what it holds): a writer's idle keep-alive connection keeps no more
+/// than a request head and a small body, whatever its largest body was.
+const KEEP_BUFFER: usize = 4 * 1024;
 
 /// How far the request's body was read.
 #[derive(Clone, Copy, PartialEq, Eq)]
