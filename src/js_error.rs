@@ -7,7 +7,29 @@
 use sse_channel_protocol::ErrorCode;
 use wasm_bindgen::JsValue;
 
+// The browser build makes its errors in one small JavaScript function (three calls into JS
+// with their glue otherwise). `sseError` is also the coded-error helper of the package's
+// facade.js and loader.js, which index.js and slim.js append after this glue.
+#[cfg(feature = "browser")]
+#[wasm_bindgen::prelude::wasm_bindgen(inline_js = "export function sseError(code, message) {
+  const e = new Error(message);
+  e.name = 'SSEChannelError';
+  e.code = code;
+  return e;
+}")]
+extern "C" {
+    #[wasm_bindgen(js_name = sseError)]
+    fn sse_error(code: &str, message: &str) -> JsValue;
+}
+
 /// A JS `Error` with `name = "SSEChannelError"`, `message`, and `code`.
+#[cfg(feature = "browser")]
+pub(crate) fn js_error(code: ErrorCode, message: &str) -> JsValue {
+    sse_error(code.as_str(), message)
+}
+
+/// A JS `Error` with `name = "SSEChannelError"`, `message`, and `code`.
+#[cfg(not(feature = "browser"))]
 pub(crate) fn js_error(code: ErrorCode, message: &str) -> JsValue {
     let err = js_sys::Error::new(message);
     err.set_name("SSEChannelError");

@@ -248,6 +248,7 @@ const facade = readFileSync(join(here, 'facade.js'), 'utf8');
 for (const [what, src] of [['web', read('web/sse_channel.js')], ['inline', read('inline/sse_channel.js')]]) {
   if (/^export function installUniCloud\b/m.test(src)) throw new Error(`assemble: the ${what} glue has installUniCloud, which facade.js adds`);
   if (!/^export class SSEChannel\b/m.test(src)) throw new Error(`assemble: no class SSEChannel in the ${what} glue for facade.js`);
+  if (!/^import \{ sseError \} from '\.\/snippets\//m.test(src)) throw new Error(`assemble: the ${what} glue does not import sseError (src/js_error.rs), which facade.js and loader.js use`);
 }
 const withFacade = (glue) => `${glue.trimEnd()}\n\n${facade}`;
 /**
@@ -348,17 +349,17 @@ const loader = [
     .replace("'__SSE_WASM_B64__'", () => JSON.stringify(deflated.toString('base64'))),
   inflateSrc,
 ].join('\n');
-// The stub uses facade.js's coded-error helper (fewer bytes than WEB_STUB's own).
-const indexStub = `function deserializeSSEChannel() {\n  throw __sseError(${JSON.stringify(UNSUPPORTED)}, ${JSON.stringify(MSG_WEB)});\n}`;
+// The stub uses the glue's coded-error helper `sseError` (fewer bytes than WEB_STUB's own).
+const indexStub = `function deserializeSSEChannel() {\n  throw sseError(${JSON.stringify(UNSUPPORTED)}, ${JSON.stringify(MSG_WEB)});\n}`;
 const exportedNames = [
   ...classes.map((n) => `__sse_${n} as ${n}`),
-  ...functions.map((n) => `__sse_${n} as ${n}`),
+  // Functions are facade.js's (installUniCloud), over the exported class: not wrapped.
+  ...functions,
   ...consts,
   ...STUBS.web,
 ];
 const exportsList = [
   ...classes.map((n) => `const __sse_${n} = __sseWrapClass(${n}, ${JSON.stringify(n)});`),
-  ...functions.map((n) => `const __sse_${n} = __sseWrapFunction(${n}, ${JSON.stringify(n)});`),
   indexStub,
   `export { ${exportedNames.join(', ')} };`,
 ];

@@ -2,15 +2,8 @@
 // What the browser entries (index.js, slim.js) add in JavaScript on top of wasm-bindgen's class, where
 // a wasm export would cost a shim in the wasm and glue in JS for what is only a different name or a
 // few property checks. Appended to the glue by assemble.mjs, so `SSEChannel` here is wasm-bindgen's
-// class. Written for ES2019 (uni-app's default build target).
-
-/** A coded error, as the wasm makes them: `name` SSEChannelError, `message`, `code`. */
-function __sseError(code, message) {
-  const err = new Error(message);
-  err.name = 'SSEChannelError';
-  err.code = code;
-  return err;
-}
+// class, and `sseError(code, message)` (a coded SSEChannelError) is the wasm's own snippet
+// (src/js_error.rs), inlined into the glue. Written for ES2019 (uni-app's default build target).
 
 // Node.js EventEmitter's and uniCloud's spellings of `on`, `off` and `removeAllListeners`.
 SSEChannel.prototype.addListener = SSEChannel.prototype.on;
@@ -25,18 +18,22 @@ SSEChannel.prototype.removeAllListener = SSEChannel.prototype.removeAllListeners
  * read-only property); either way it changes nothing. (The Node build's `installUniCloud`, in
  * src/unicloud.rs, installs `deserializeSSEChannel` instead.)
  */
+let __sseExported = SSEChannel; // in index.js, the loader's class that wraps this one
 export function installUniCloud(uniCloud, options) {
+  const SSEChannel = __sseExported;
   const where = 'installUniCloud(uniCloud, options): ';
   if (uniCloud === null || (typeof uniCloud !== 'object' && typeof uniCloud !== 'function')) {
-    throw __sseError('INVALID_OPTIONS', `${where}uniCloud must be the uniCloud object`);
+    throw sseError('INVALID_OPTIONS', `${where}uniCloud must be the uniCloud object`);
   }
   if (options == null) options = {};
-  else if (typeof options !== 'object') throw __sseError('INVALID_OPTIONS', `${where}options must be an object`);
+  else if (typeof options !== 'object') throw sseError('INVALID_OPTIONS', `${where}options must be an object`);
   // Checked before anything is set, as `configure` would: a construction merges the options over
-  // the defaults and throws INVALID_OPTIONS (it opens nothing).
+  // the defaults and throws INVALID_OPTIONS (it opens nothing). (While index.js compiles the wasm
+  // asynchronously, on Chromium before 114, construction hands out a stand-in and `configure`
+  // waits for the module: an invalid option is then reported once it is loaded.)
   new SSEChannel(options).free();
   if (!Reflect.set(uniCloud, 'SSEChannel', SSEChannel) || uniCloud.SSEChannel !== SSEChannel) {
-    throw __sseError(
+    throw sseError(
       'UNICLOUD_INSTALL_FAILED',
       'installUniCloud: uniCloud.SSEChannel could not be set (the object is frozen or the property read-only)',
     );

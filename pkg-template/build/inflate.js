@@ -4,6 +4,9 @@
 // assemble.mjs runs this very function on the build's output and compares it with the .wasm.
 function __sseInflate(src, outLen) {
   const out = new Uint8Array(outLen);
+  const fail = (what) => {
+    throw new Error(`inflate: ${what}`);
+  };
   let inPos = 0;
   let outPos = 0;
   let bitBuf = 0;
@@ -57,15 +60,24 @@ function __sseInflate(src, outLen) {
     need(h.mb);
     const e = h.t[bitBuf & h.mask];
     const l = e & 15;
-    if (!l) throw new Error('inflate: bad code');
+    if (!l) fail('bad code');
     bitBuf >>>= l;
     bitCnt -= l;
     return e >>> 4;
   };
-  const LBASE = [3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195, 227, 258];
-  const LEXT = [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0];
-  const DBASE = [1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385, 513, 769, 1025, 1537, 2049, 3073, 4097, 6145, 8193, 12289, 16385, 24577];
-  const DEXT = [0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13];
+  // Length and distance codes: base values and extra bits, built as RFC 1951 lists them.
+  const LBASE = [];
+  const LEXT = [];
+  const DBASE = [];
+  const DEXT = [];
+  for (let i = 0, l = 3, d = 1; i < 30; i++) {
+    LEXT[i] = i < 8 || i > 27 ? 0 : (i - 4) >> 2;
+    LBASE[i] = i > 27 ? 258 : l;
+    l += 1 << LEXT[i];
+    DEXT[i] = i < 4 ? 0 : (i - 2) >> 1;
+    DBASE[i] = d;
+    d += 1 << DEXT[i];
+  }
   const ORDER = [16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15];
   // The hot loop, with the bit buffer in locals (it runs cold, in the interpreter, once per page).
   const codes = (lencode, distcode) => {
@@ -88,18 +100,18 @@ function __sseInflate(src, outLen) {
       }
       let e = lt[buf & lmask];
       let l = e & 15;
-      if (!l) throw new Error('inflate: bad code');
+      if (!l) fail('bad code');
       buf >>>= l;
       cnt -= l;
       let sym = e >>> 4;
       if (sym < 256) {
-        if (op >= outLen) throw new Error('inflate: output too long');
+        if (op >= outLen) fail('output too long');
         out[op++] = sym;
         continue;
       }
       if (sym === 256) break;
       sym -= 257;
-      if (sym >= 29) throw new Error('inflate: bad length');
+      if (sym >= 29) fail('bad length');
       let x = LEXT[sym];
       while (cnt < x) {
         buf |= (ip < srcLen ? src[ip] : 0) << cnt;
@@ -116,11 +128,11 @@ function __sseInflate(src, outLen) {
       }
       e = dt[buf & dmask];
       l = e & 15;
-      if (!l) throw new Error('inflate: bad code');
+      if (!l) fail('bad code');
       buf >>>= l;
       cnt -= l;
       const dsym = e >>> 4;
-      if (dsym >= 30) throw new Error('inflate: bad distance');
+      if (dsym >= 30) fail('bad distance');
       x = DEXT[dsym];
       while (cnt < x) {
         buf |= (ip < srcLen ? src[ip] : 0) << cnt;
@@ -130,8 +142,8 @@ function __sseInflate(src, outLen) {
       const dist = DBASE[dsym] + (buf & ((1 << x) - 1));
       buf >>>= x;
       cnt -= x;
-      if (dist > op) throw new Error('inflate: distance too far');
-      if (op + len > outLen) throw new Error('inflate: output too long');
+      if (dist > op) fail('distance too far');
+      if (op + len > outLen) fail('output too long');
       if (dist >= len) {
         out.copyWithin(op, op - dist, op - dist + len);
         op += len;
@@ -144,7 +156,6 @@ function __sseInflate(src, outLen) {
     inPos = ip;
     outPos = op;
   };
-  let fixed = null;
   let last;
   do {
     last = bits(1);
@@ -156,20 +167,13 @@ function __sseInflate(src, outLen) {
       bitCnt = 0;
       const len = src[inPos] | (src[inPos + 1] << 8);
       inPos += 4;
-      if (inPos + len > src.length || outPos + len > outLen) throw new Error('inflate: bad stored block');
+      if (inPos + len > src.length || outPos + len > outLen) fail('bad stored block');
       out.set(src.subarray(inPos, inPos + len), outPos);
       inPos += len;
       outPos += len;
     } else if (type === 1) {
-      if (!fixed) {
-        const l = new Uint8Array(288);
-        l.fill(8, 0, 144);
-        l.fill(9, 144, 256);
-        l.fill(7, 256, 280);
-        l.fill(8, 280, 288);
-        fixed = [table(l, 288), table(new Uint8Array(30).fill(5), 30)];
-      }
-      codes(fixed[0], fixed[1]);
+      const l = new Uint8Array(320).fill(8, 0, 144).fill(9, 144, 256).fill(7, 256, 280).fill(8, 280, 288).fill(5, 288);
+      codes(table(l, 288), table(l.subarray(288), 30));
     } else if (type === 2) {
       const nlen = bits(5) + 257;
       const ndist = bits(5) + 1;
@@ -186,7 +190,7 @@ function __sseInflate(src, outLen) {
           let rep = 0;
           let val = 0;
           if (sym === 16) {
-            if (i === 0) throw new Error('inflate: repeat with no first length');
+            if (i === 0) fail('repeat with no first length');
             val = lengths[i - 1];
             rep = 3 + bits(2);
           } else if (sym === 17) {
@@ -194,16 +198,16 @@ function __sseInflate(src, outLen) {
           } else {
             rep = 11 + bits(7);
           }
-          if (i + rep > nlen + ndist) throw new Error('inflate: too many lengths');
+          if (i + rep > nlen + ndist) fail('too many lengths');
           while (rep--) lengths[i++] = val;
         }
       }
       codes(table(lengths, nlen), table(lengths.subarray(nlen), ndist));
     } else {
-      throw new Error('inflate: bad block type');
+      fail('bad block type');
     }
-    if (inPos - (bitCnt >>> 3) > src.length) throw new Error('inflate: input ends early');
+    if (inPos - (bitCnt >>> 3) > src.length) fail('input ends early');
   } while (!last);
-  if (outPos !== outLen) throw new Error('inflate: wrong output size');
+  if (outPos !== outLen) fail('wrong output size');
   return out;
 }

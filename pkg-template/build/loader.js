@@ -11,17 +11,15 @@
 // removes wasm-bindgen's own `initSync` and async `__wbg_init` (with their fetch, streaming and
 // deprecation paths, which an inlined module never takes) from index.js. '__SSE_LOADING__' is
 // replaced by the loading mode at every use, so the minifier drops the other modes' code.
-// `__sseError` (a coded SSEChannelError) is facade.js's, which precedes this in index.js.
+// `sseError` (a coded SSEChannelError) is the wasm's snippet (src/js_error.rs), in the glue before this.
 const __SSE_WASM_B64 = '__SSE_WASM_B64__'; // the .wasm, deflated (raw DEFLATE), in base64
 const __SSE_WASM_LEN = '__SSE_WASM_LEN__';
 let __sseReady = false;
 let __sseSyncFailed = false;
 let __sseAsync = null;
-// Calls that must wait for an asynchronously compiled module (static methods, installUniCloud);
-// they run as soon as it is ready, before any stand-in materializes.
+// Calls that must wait for an asynchronously compiled module (static methods, so also
+// installUniCloud's `configure`); they run as soon as it is ready, before any stand-in materializes.
 let __sseDeferred = [];
-const __sseOuterOf = new Map();
-const __sseOuterByName = {};
 
 function __sseDeflated() {
   if (typeof Uint8Array.fromBase64 === 'function') return Uint8Array.fromBase64(__SSE_WASM_B64);
@@ -106,7 +104,7 @@ function __sseInitAsync() {
         },
         (e) => {
           __sseAsync = null;
-          throw __sseError('INTERNAL', `open-sse-channel: the WebAssembly module failed to load: ${e && e.message}`);
+          throw sseError('INTERNAL', `open-sse-channel: the WebAssembly module failed to load: ${e && e.message}`);
         },
       );
   }
@@ -165,7 +163,7 @@ function __sseWrapClass(Inner, name) {
         }
         if (key === 'free') return undefined;
         if (key === 'toJSON') {
-          throw __sseError('INVALID_STATE', `${name}.toJSON() called before open() resolved`);
+          throw sseError('INVALID_STATE', `${name}.toJSON() called before open() resolved`);
         }
         this.__sseCalls.push([key, margs]);
         return this;
@@ -202,39 +200,9 @@ function __sseWrapClass(Inner, name) {
   Object.defineProperty(Outer, Symbol.hasInstance, {
     value: (x) => x instanceof Inner || x instanceof Pending,
   });
-  __sseOuterOf.set(Inner, Outer);
-  __sseOuterByName[name] = Outer;
+  // facade.js's installUniCloud installs and configures this class, not wasm-bindgen's.
+  __sseExported = Outer;
   return Outer;
-}
-
-/**
- * The exported function: loads the wasm first; if it is still compiling asynchronously, throws
- * (`installUniCloud` instead runs as soon as the module is ready).
- */
-function __sseWrapFunction(f, name) {
-  const call = (self, args) => {
-    const ret = f.apply(self, args);
-    if (name === 'installUniCloud') __sseFixUniCloud(args[0]);
-    return ret;
-  };
-  return function (...args) {
-    if (__sseLoaded()) return call(this, args);
-    if (name === 'installUniCloud') {
-      // Pages call it once at start-up: hand out the class now, configure it once compiled.
-      const uniCloud = args[0];
-      if (uniCloud && typeof uniCloud === 'object') uniCloud.SSEChannel = __sseOuterByName.SSEChannel;
-      __sseDeferred.push(() => call(this, args));
-      __sseInitAsync();
-      return uniCloud;
-    }
-    __sseInitAsync();
-    throw __sseError('INVALID_STATE', `open-sse-channel: ${name}() called while the WebAssembly module is still loading`);
-  };
-}
-
-/** installUniCloud sets the wasm-bindgen class; give uniCloud the exported one instead. */
-function __sseFixUniCloud(uniCloud) {
-  if (uniCloud && __sseOuterOf.has(uniCloud.SSEChannel)) uniCloud.SSEChannel = __sseOuterOf.get(uniCloud.SSEChannel);
 }
 
 if ('__SSE_LOADING__' === 'eager') __sseInitSync();

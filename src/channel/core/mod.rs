@@ -368,14 +368,32 @@ pub(crate) fn flush(shared: &Shared) {
     }
 }
 
+// A promise and its two settling functions from one small JavaScript function: `Promise::new`
+// with a Rust callback costs the bundle a closure type of its own (invoker and glue).
+#[wasm_bindgen(inline_js = "export function ssePromise() {
+  const d = {};
+  d.p = new Promise((resolve, reject) => {
+    d.r = resolve;
+    d.j = reject;
+  });
+  return d;
+}")]
+extern "C" {
+    #[wasm_bindgen(js_name = ssePromise)]
+    fn sse_promise() -> JsValue;
+}
+
+/// A new promise, its `resolve` and its `reject`.
+fn deferred() -> (Promise, (Function, Function)) {
+    let d = sse_promise();
+    let f = |k| js::get(&d, k).unchecked_into::<Function>();
+    (f("p").unchecked_into(), (f("r"), f("j")))
+}
+
 /// `open()`.
 pub(crate) fn open(shared: &Shared) -> Promise {
-    let mut settle = None;
-    let promise = Promise::new(&mut |resolve, reject| settle = Some((resolve, reject)));
-    {
-        let mut i = shared.borrow_mut();
-        i.opening = settle;
-    }
+    let (promise, settle) = deferred();
+    shared.borrow_mut().opening = Some(settle);
     step(shared, Input::Open);
     flush(shared);
     promise
@@ -399,11 +417,7 @@ pub(crate) fn close(shared: &Shared) {
 /// sends the stored `CHANNEL_CANCELLED` event, which closes it. Rejects with
 /// `INVALID_STATE` before the channel exists, or with the relay's code.
 pub(crate) fn cancel(shared: &Shared, reason: Option<String>) -> Promise {
-    let mut settle = None;
-    let promise = Promise::new(&mut |resolve, reject| settle = Some((resolve, reject)));
-    let Some((resolve, reject)) = settle else {
-        return promise;
-    };
+    let (promise, (resolve, reject)) = deferred();
     let i = shared.borrow();
     let Some((relay, c, _)) = i.subscription() else {
         let _ = reject.call1(
