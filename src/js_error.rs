@@ -7,16 +7,10 @@
 use sse_channel_protocol::ErrorCode;
 use wasm_bindgen::JsValue;
 
-// The browser build makes its errors in one small JavaScript function (three calls into JS
-// with their glue otherwise). `sseError` is also the coded-error helper of the package's
-// facade.js and loader.js, which index.js and slim.js append after this glue.
+// The browser build makes its errors in one small JavaScript function (`sseError` in
+// src/browser.js; three calls into JS with their glue otherwise).
 #[cfg(feature = "browser")]
-#[wasm_bindgen::prelude::wasm_bindgen(inline_js = "export function sseError(code, message) {
-  const e = new Error(message);
-  e.name = 'SSEChannelError';
-  e.code = code;
-  return e;
-}")]
+#[wasm_bindgen::prelude::wasm_bindgen(module = "/src/browser.js")]
 extern "C" {
     #[wasm_bindgen(js_name = sseError)]
     fn sse_error(code: &str, message: &str) -> JsValue;

@@ -74,7 +74,7 @@ pub fn heap_free_bytes() -> usize {
 #[cfg(all(target_arch = "wasm32", any(feature = "browser", feature = "writer")))]
 mod unicloud;
 
-/// The browser build reads its options in JavaScript (`src/channel/options.js`): its limits must be
+/// The browser build reads its options in JavaScript (`sseOptions` in `src/browser.js`): its limits must be
 /// the crate's and the protocol's.
 #[cfg(test)]
 mod options_js {
@@ -83,10 +83,10 @@ mod options_js {
         MAX_ABANDON_AFTER_MS, MAX_CHANNEL_TTL_SECS, MIN_ABANDON_AFTER_MS,
     };
 
-    const JS: &str = include_str!("channel/options.js");
+    const JS: &str = include_str!("browser.js");
 
     fn has(needle: String) {
-        assert!(JS.contains(&needle), "options.js lacks {needle}");
+        assert!(JS.contains(&needle), "browser.js lacks {needle}");
     }
 
     #[test]

@@ -248,7 +248,7 @@ const facade = readFileSync(join(here, 'facade.js'), 'utf8');
 for (const [what, src] of [['web', read('web/sse_channel.js')], ['inline', read('inline/sse_channel.js')]]) {
   if (/^export function installUniCloud\b/m.test(src)) throw new Error(`assemble: the ${what} glue has installUniCloud, which facade.js adds`);
   if (!/^export class SSEChannel\b/m.test(src)) throw new Error(`assemble: no class SSEChannel in the ${what} glue for facade.js`);
-  if (!/^import \{ sseError \} from '\.\/snippets\//m.test(src)) throw new Error(`assemble: the ${what} glue does not import sseError (src/js_error.rs), which facade.js and loader.js use`);
+  if (!/^import \{ [^}]*\bsseError\b[^}]*\} from '\.\/snippets\//m.test(src)) throw new Error(`assemble: the ${what} glue does not import sseError (src/browser.js), which facade.js and loader.js use`);
 }
 const withFacade = (glue) => `${glue.trimEnd()}\n\n${facade}`;
 /**

@@ -28,20 +28,9 @@ fn protocol<E>(_: E) -> Failure {
 /// What [`create_channel`] reports, once.
 pub(crate) type Done = Box<dyn FnOnce(Result<CreateChannelResponse, Failure>)>;
 
-// The request in one small JavaScript function (a wasm-bindgen snippet, which the package's
-// assemble.mjs inlines into each browser entry) instead of a `fetch` binding, a `Response`
-// type, its `ok` and `json()`, and two promise callbacks in wasm: each import costs the bundle a
-// glue function and its externref handling, each callback a closure. `done` is called exactly once,
-// with `{s, j}`: `s` 0 when the relay could not be reached, 1 for a 2xx answer, 2 for another
-// status; `j` the answer's JSON, undefined when the body is not JSON.
-#[wasm_bindgen(inline_js = "export function ssePost(url, body, token, done) {
-  const headers = { 'content-type': 'application/json' };
-  if (token) headers.authorization = 'Bearer ' + token;
-  fetch(url, { method: 'POST', headers, body: JSON.stringify(body) }).then(
-    (r) => r.json().then((j) => done({ s: r.ok ? 1 : 2, j }), () => done({ s: r.ok ? 1 : 2 })),
-    () => done({ s: 0 }),
-  );
-}")]
+// The request in one small JavaScript function (`ssePost` in src/browser.js) instead of a `fetch`
+// binding, a `Response` type, its `ok` and `json()`, and two promise callbacks in wasm.
+#[wasm_bindgen(module = "/src/browser.js")]
 extern "C" {
     #[wasm_bindgen(js_name = ssePost)]
     fn sse_post(url: &str, body: &JsValue, token: &str, done: JsValue);

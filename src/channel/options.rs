@@ -64,19 +64,19 @@ fn get(obj: &JsValue, key: &str) -> Result<Option<JsValue>, JsValue> {
     })
 }
 
-#[wasm_bindgen(module = "/src/channel/options.js")]
+#[wasm_bindgen(module = "/src/browser.js")]
 extern "C" {
-    /// Reads and checks every option after `relay` into `out` (see options.js).
+    /// Reads and checks every option after `relay` into `out` (`sseOptions` in src/browser.js).
     #[wasm_bindgen(js_name = sseOptions, catch)]
     fn sse_options(options: &JsValue, out: &mut [f64]) -> Result<(), JsValue>;
 }
 
-/// `None` as NaN, for options.js.
+/// `None` as NaN, for `sseOptions`.
 fn or_nan(v: Option<impl Into<f64>>) -> f64 {
     v.map_or(f64::NAN, Into::into)
 }
 
-/// NaN as `None`, from options.js (which wrote a whole number in range, or nothing).
+/// NaN as `None`, from `sseOptions` (which wrote a whole number in range, or nothing).
 fn or_none(v: f64) -> Option<f64> {
     (!v.is_nan()).then_some(v)
 }
@@ -109,7 +109,7 @@ impl Options {
                 })?;
             o.relay = Some(relay.trim_end_matches('/').to_owned());
         }
-        // The rest in one JS call (options.js): `out` starts as `o`, as numbers.
+        // The rest in one JS call (`sseOptions`): `out` starts as `o`, as numbers.
         let c = &mut o.cfg;
         let mut out = [
             match c.transport {

@@ -37,16 +37,10 @@ extern "C" {
     fn console_error(a: &str, b: &JsValue);
 }
 
-// The page's `online` and `offline` events, in one small JavaScript function: `add` true adds `f`
-// as the listener of both on the global object, false removes it; nothing where the global object
-// has no `addEventListener`. (In wasm this was a `globalThis` accessor, a `Reflect.has` and the
-// two `EventTarget` calls per event name.)
-#[wasm_bindgen(inline_js = "export function sseNetwork(f, add) {
-  const g = globalThis;
-  if (typeof g.addEventListener === 'function') {
-    for (const t of ['online', 'offline']) (add ? g.addEventListener : g.removeEventListener).call(g, t, f);
-  }
-}")]
+// The page's `online` and `offline` listener, added and removed in one small JavaScript function
+// (`sseNetwork` in src/browser.js) instead of a `globalThis` accessor, a lookup and two
+// `EventTarget` calls per event name in wasm.
+#[wasm_bindgen(module = "/src/browser.js")]
 extern "C" {
     #[wasm_bindgen(js_name = sseNetwork)]
     fn sse_network(f: &JsValue, add: bool);
@@ -368,16 +362,9 @@ pub(crate) fn flush(shared: &Shared) {
     }
 }
 
-// A promise and its two settling functions from one small JavaScript function: `Promise::new`
-// with a Rust callback costs the bundle a closure type of its own (invoker and glue).
-#[wasm_bindgen(inline_js = "export function ssePromise() {
-  const d = {};
-  d.p = new Promise((resolve, reject) => {
-    d.r = resolve;
-    d.j = reject;
-  });
-  return d;
-}")]
+// A promise and its two settling functions from one small JavaScript function (`ssePromise` in
+// src/browser.js): `Promise::new` with a Rust callback costs the bundle a closure type of its own.
+#[wasm_bindgen(module = "/src/browser.js")]
 extern "C" {
     #[wasm_bindgen(js_name = ssePromise)]
     fn sse_promise() -> JsValue;
