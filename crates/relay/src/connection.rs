@@ -53,8 +53,11 @@ impl Connection {
     pub(crate) async fn serve(self) {
         let (router, mut stop) = (self.router.clone(), self.stop.clone());
         // Everything hyper needs is dropped with `requests` before a stream
-        // starts: an idle subscriber's task holds the stream alone.
-        let Some((io, req)) = self.requests().await else {
+        // starts: an idle subscriber's task holds the stream alone. Boxed
+        // (once per connection): the task is as large as its largest state,
+        // and the requests' state (a publish answered here, with its append
+        // and backpressure) would otherwise add to every subscriber.
+        let Some((io, req)) = Box::pin(self.requests()).await else {
             return;
         };
         let serve = pin!(direct::serve(io, req, router));
