@@ -19,7 +19,7 @@
 mod reader;
 
 use js_sys::Function;
-use sse_channel_protocol::{api, EventId, EventKind};
+use sse_channel_protocol::{api, frame::decimal, EventId, EventKind};
 use wasm_bindgen::prelude::*;
 
 pub(crate) use reader::{dispatch, read_one, Dispatch};
@@ -118,19 +118,8 @@ pub(crate) fn stream_url(
 }
 
 /// Appends `n` in decimal (without `to_string`, whose formatting machinery
-/// would cost the browser bundle more than this loop).
-fn push_decimal(s: &mut String, mut n: u64) {
+/// would cost the browser bundle more than the protocol's `decimal`).
+fn push_decimal(s: &mut String, n: u64) {
     let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for &d in &digits[i..] {
-        s.push(char::from(d));
-    }
+    s.extend(decimal(n, &mut digits).iter().map(|&d| char::from(d)));
 }

@@ -262,8 +262,23 @@ pub fn parse_event_id(s: &str) -> Option<EventId> {
     s.parse().ok()
 }
 
-fn push_u64(out: &mut String, mut n: u64) {
+fn push_u64(out: &mut String, n: u64) {
     let mut buf = [0u8; 20];
+    // `decimal` yields ASCII digits only.
+    out.extend(decimal(n, &mut buf).iter().map(|&b| char::from(b)));
+}
+
+/// Writes `n` in decimal into the end of `buf` and returns the digits, as ASCII bytes:
+/// no allocation and no formatting machinery (which would cost the browser bundle more than
+/// this loop). The relay's hand-written HTTP answers, the frame encoders and the SDK's
+/// reconnect URL all format their numbers with it.
+///
+/// ```
+/// let mut buf = [0u8; 20];
+/// assert_eq!(sse_channel_protocol::frame::decimal(0, &mut buf), b"0");
+/// assert_eq!(sse_channel_protocol::frame::decimal(u64::MAX, &mut buf), b"18446744073709551615");
+/// ```
+pub fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
     let mut i = buf.len();
     loop {
         i -= 1;
@@ -273,8 +288,7 @@ fn push_u64(out: &mut String, mut n: u64) {
             break;
         }
     }
-    // The buffer holds ASCII digits only.
-    out.extend(buf[i..].iter().map(|&b| b as char));
+    &buf[i..]
 }
 
 /// A minimal, spec-following SSE parser for tests and tools (not used by the

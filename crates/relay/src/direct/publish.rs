@@ -196,18 +196,9 @@ fn write_answer(
 }
 
 /// Appends `n` in decimal, without allocating.
-fn write_decimal(out: &mut Vec<u8>, mut n: usize) {
+fn write_decimal(out: &mut Vec<u8>, n: usize) {
     let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[i..]);
+    out.extend_from_slice(sse_channel_protocol::frame::decimal(n as u64, &mut digits));
 }
 
 #[cfg(test)]
