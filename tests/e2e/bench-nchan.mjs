@@ -3,15 +3,19 @@
 // and SSE_CHANNEL_TARBALL. One Chromium page (tests/e2e/plain/bench.html), one Node publisher, both
 // servers in the same run, rounds alternating between them; prints numbers and ratios, asserts nothing.
 //
-// Per transport (EventSource, WebSocket) and round:
+// Per transport (EventSource, WebSocket), BENCH_ROUNDS rounds of:
 //   sdk        the package's writer writes BENCH_SDK messages (~64 B) un-awaited into the package's
 //              SSEChannel on sse-relay: writer → tab messages/s, messages lost
+// then BENCH_CPU_ROUNDS rounds (more: these ratios are small differences between two servers on a
+// shared machine) of, on each server, the two servers' order alternating from round to round:
 //   post       one POST per message, sequential on one keep-alive connection, as fast as answered,
 //              BENCH_POSTS messages into the browser's own EventSource/WebSocket, on each server:
 //              messages/s into the tab and server CPU per POSTed message
 //   paced      the same publisher at BENCH_RATE messages/s for BENCH_PACED messages: publish →
 //              listener latency p50 / p99 and server CPU per message
-// Server CPU is the sum of the process's threads' on-CPU time (/proc/PID/task/*/schedstat).
+// Server CPU is the sum of the process's threads' on-CPU time (/proc/PID/task/*/schedstat). The
+// ratios are per round (relay ÷ nchan, both measured within seconds of each other); the table gives
+// their median, and the "CPU and latency ratios" section every round with the load average.
 import http from 'node:http';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -19,6 +23,7 @@ import { performance } from 'node:perf_hooks';
 import { ROOT, env, freshProject, launchBrowser, runWriter, serveStatic } from './lib/harness.mjs';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS || 3);
+const CPU_ROUNDS = Number(process.env.BENCH_CPU_ROUNDS || 7);
 const N_SDK = Number(process.env.BENCH_SDK || 20_000);
 const N_POSTS = Number(process.env.BENCH_POSTS || 3000);
 const N_PACED = Number(process.env.BENCH_PACED || 1500);
@@ -207,19 +212,29 @@ const page = await (await browser.newContext()).newPage();
 await page.goto(`${server.url}/bench.html`);
 await page.waitForFunction(() => window.__bench);
 
+const loadavg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+const startLoad = loadavg();
 const rows = [];
+const cpuRows = [];
 try {
   for (let r = 1; r <= ROUNDS; r++) {
     for (const transport of TRANSPORTS) {
       const row = { round: r, transport };
       row.sdk = await sdk(page, dir, transport);
       row.sdkNative = await sdk(page, dir, transport, true);
-      // Alternate which server goes first.
+      rows.push(row);
+      console.error(`[bench] round ${r} ${transport}: ${JSON.stringify(row)}`);
+    }
+  }
+  for (let r = 1; r <= CPU_ROUNDS; r++) {
+    for (const transport of TRANSPORTS) {
+      const row = { round: r, transport, load: loadavg().split(' ')[0] };
+      // Alternate which server goes first (for each part of the round).
       const order = r % 2 ? ['relay', 'nchan'] : ['nchan', 'relay'];
       for (const s of order) row[`post_${s}`] = await posts(page, s, transport, `b${r}${transport[0]}p${Date.now()}`, N_POSTS, 0);
       for (const s of order) row[`paced_${s}`] = await posts(page, s, transport, `b${r}${transport[0]}l${Date.now()}`, N_PACED, RATE);
-      rows.push(row);
-      console.error(`[bench] round ${r} ${transport}: ${JSON.stringify(row)}`);
+      cpuRows.push(row);
+      console.error(`[bench] CPU round ${r} ${transport}: ${JSON.stringify(row)}`);
     }
   }
 } finally {
@@ -228,15 +243,16 @@ try {
   agent.destroy();
 }
 
-const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
-console.log(`\n## sse-relay vs nchan, ${new Date().toISOString()} (${ROUNDS} rounds, medians; load average at the end: ${load})\n`);
+const load = loadavg();
+console.log(`\n## sse-relay vs nchan, ${new Date().toISOString()} (${ROUNDS} rounds of the package writer, ${CPU_ROUNDS} of one POST per message, medians; load average at the start: ${startLoad}, at the end: ${load})\n`);
 console.log(`| measure | ${TRANSPORTS.join(' | ')} |`);
 console.log(`|---|${TRANSPORTS.map(() => '---').join('|')}|`);
-const line = (label, fn, d = 0) => {
-  const v = TRANSPORTS.map((t) => median(rows.filter((x) => x.transport === t).map(fn)));
+const line = (label, fn, d = 0, from = rows) => {
+  const v = TRANSPORTS.map((t) => median(from.filter((x) => x.transport === t).map(fn)));
   console.log(`| ${label} | ${v.map((x) => f(x, d)).join(' | ')} |`);
   return v;
 };
+const cpu = (label, fn, d = 0) => line(label, fn, d, cpuRows);
 const sdkRate = line(`relay, package writer → SSEChannel, ${N_SDK} × 64 B un-awaited: msg/s into the tab`, (x) => x.sdk.rate);
 line('  messages lost', (x) => x.sdk.lost);
 line('  relay CPU per message, µs', (x) => x.sdk.cpuUsPerMsg, 1);
@@ -244,22 +260,39 @@ line('  whole-browser CPU per message, µs', (x) => x.sdk.browserUsPerMsg, 1);
 line(`relay, package writer → the browser's own EventSource/WebSocket: msg/s into the tab`, (x) => x.sdkNative.rate);
 line('  whole-browser CPU per message, µs', (x) => x.sdkNative.browserUsPerMsg, 1);
 line('  messages lost', (x) => x.sdkNative.lost);
-const nchanRate = line(`nchan, one POST per message (${N_POSTS}), native API: msg/s into the tab`, (x) => x.post_nchan.rate);
-line(`relay, one POST per message (${N_POSTS}), native API: msg/s into the tab`, (x) => x.post_relay.rate);
-line('  messages lost (one POST per message): nchan', (x) => x.post_nchan.lost);
-line('  messages lost (one POST per message): relay', (x) => x.post_relay.lost);
-line('**relay (package writer) ÷ nchan (one POST per message), msg/s**', (x) => x.sdk.rate / x.post_nchan.rate, 2);
-line('server CPU per POSTed message, unpaced: relay µs', (x) => x.post_relay.cpuUsPerMsg, 1);
-line('server CPU per POSTed message, unpaced: nchan µs', (x) => x.post_nchan.cpuUsPerMsg, 1);
-line('**relay ÷ nchan CPU per POSTed message, unpaced**', (x) => x.post_relay.cpuUsPerMsg / x.post_nchan.cpuUsPerMsg, 2);
-line(`server CPU per message at ${RATE} msg/s: relay µs`, (x) => x.paced_relay.cpuUsPerMsg, 1);
-line(`server CPU per message at ${RATE} msg/s: nchan µs`, (x) => x.paced_nchan.cpuUsPerMsg, 1);
-line(`**relay ÷ nchan CPU per message at ${RATE} msg/s**`, (x) => x.paced_relay.cpuUsPerMsg / x.paced_nchan.cpuUsPerMsg, 2);
-line(`publish → listener at ${RATE} msg/s, p50 ms: relay`, (x) => x.paced_relay.p50, 2);
-line(`publish → listener at ${RATE} msg/s, p50 ms: nchan`, (x) => x.paced_nchan.p50, 2);
-line(`**relay ÷ nchan p50 latency**`, (x) => x.paced_relay.p50 / x.paced_nchan.p50, 2);
-line(`publish → listener p99 ms: relay / nchan`, (x) => x.paced_relay.p99 / x.paced_nchan.p99, 2);
+const nchanRate = cpu(`nchan, one POST per message (${N_POSTS}), native API: msg/s into the tab`, (x) => x.post_nchan.rate);
+cpu(`relay, one POST per message (${N_POSTS}), native API: msg/s into the tab`, (x) => x.post_relay.rate);
+cpu('  messages lost (one POST per message): nchan', (x) => x.post_nchan.lost + x.paced_nchan.lost);
+cpu('  messages lost (one POST per message): relay', (x) => x.post_relay.lost + x.paced_relay.lost);
+const ratios = {};
+const ratio = (key, label, fn) => {
+  ratios[key] = { label, by: TRANSPORTS.map((t) => cpuRows.filter((x) => x.transport === t).map(fn)) };
+  return cpu(label, fn, 2);
+};
+line('**relay (package writer) ÷ nchan (one POST per message), msg/s**', (x) => x.sdk.rate / nchanRate[TRANSPORTS.indexOf(x.transport)], 2);
+cpu('server CPU per POSTed message, unpaced: relay µs', (x) => x.post_relay.cpuUsPerMsg, 1);
+cpu('server CPU per POSTed message, unpaced: nchan µs', (x) => x.post_nchan.cpuUsPerMsg, 1);
+ratio('cpu', '**relay ÷ nchan CPU per POSTed message, unpaced**', (x) => x.post_relay.cpuUsPerMsg / x.post_nchan.cpuUsPerMsg);
+cpu(`server CPU per message at ${RATE} msg/s: relay µs`, (x) => x.paced_relay.cpuUsPerMsg, 1);
+cpu(`server CPU per message at ${RATE} msg/s: nchan µs`, (x) => x.paced_nchan.cpuUsPerMsg, 1);
+ratio('paced', `**relay ÷ nchan CPU per message at ${RATE} msg/s**`, (x) => x.paced_relay.cpuUsPerMsg / x.paced_nchan.cpuUsPerMsg);
+cpu(`publish → listener at ${RATE} msg/s, p50 ms: relay`, (x) => x.paced_relay.p50, 2);
+cpu(`publish → listener at ${RATE} msg/s, p50 ms: nchan`, (x) => x.paced_nchan.p50, 2);
+ratio('p50', '**relay ÷ nchan p50 latency**', (x) => x.paced_relay.p50 / x.paced_nchan.p50);
+cpu(`publish → listener p99 ms: relay / nchan`, (x) => x.paced_relay.p99 / x.paced_nchan.p99, 2);
 console.log(`\nWebSocket ÷ EventSource, package writer → SSEChannel on sse-relay: **${f(sdkRate[1] / sdkRate[0], 2)}** (per-round: ${[...Array(ROUNDS).keys()].map((i) => f(rows[2 * i + 1].sdk.rate / rows[2 * i].sdk.rate, 2)).join(', ')})`);
 console.log(`relay (package) ÷ nchan (one POST per message): EventSource ${f(sdkRate[0] / nchanRate[0], 2)}, WebSocket ${f(sdkRate[1] / nchanRate[1], 2)} (ratio of medians)`);
+// Every round of the ratios with the load average when it started; below 1.0 the relay used less.
+console.log(`\n### CPU and latency ratios per round (relay ÷ nchan; load average at the round's start)\n`);
+console.log(`| ratio | transport | median | rounds below 1.0 | per round (load) |`);
+console.log(`|---|---|---|---|---|`);
+for (const { label, by } of Object.values(ratios)) {
+  TRANSPORTS.forEach((t, i) => {
+    const rs = cpuRows.filter((x) => x.transport === t);
+    const below = by[i].filter((x) => x < 1).length;
+    const each = by[i].map((x, k) => `${f(x, 2)} (${rs[k].load})`).join(', ');
+    console.log(`| ${label.replaceAll('*', '')} | ${t} | **${f(median(by[i]), 2)}** | ${below} of ${by[i].length} | ${each} |`);
+  });
+}
 // Chromium's and the keep-alive agent's handles are closed; exit without waiting for stragglers.
 process.exit(0);

@@ -2,7 +2,8 @@
 # make bench-nchan: sse-relay (release build, default settings) and nchan side by side, one Chromium
 # page and one Node publisher against both in the same run (tests/e2e/bench-nchan.mjs). Installs
 # nginx and its nchan module from apt when missing. Prints a Markdown table; not part of `make test`.
-#   BENCH_ROUNDS (3)  BENCH_SDK (20000)  BENCH_POSTS (3000)  BENCH_PACED (1500)  BENCH_RATE (500)
+#   BENCH_ROUNDS (3)  BENCH_SDK (20000)  BENCH_CPU_ROUNDS (7)  BENCH_POSTS (3000)  BENCH_PACED (1500)
+#   BENCH_RATE (500)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/lib/relay.sh
