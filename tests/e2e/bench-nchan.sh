@@ -4,6 +4,9 @@
 # nginx and its nchan module from apt when missing. Prints a Markdown table; not part of `make test`.
 #   BENCH_ROUNDS (3)  BENCH_SDK (20000)  BENCH_CPU_ROUNDS (7)  BENCH_POSTS (3000)  BENCH_PACED (1500)
 #   BENCH_RATE (500)
+#   BENCH_PIN=1: both servers run on the last CPU, the browser and the publisher on the others
+#   (taskset), so that every wake-up between a server and its peers crosses CPUs alike for both;
+#   the relay then runs one worker thread (its default is one per CPU it may use), as nginx runs one.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/lib/relay.sh
@@ -21,6 +24,16 @@ rm -f tests/out/pack/open-sse-channel-*.tgz
 tarball=$(ls "$PWD"/tests/out/pack/open-sse-channel-*.tgz)
 
 ensure_relay_bin release
+pinned=
+if [ -n "${BENCH_PIN:-}" ]; then
+  cpus=$(getconf _NPROCESSORS_ONLN)
+  [ "$cpus" -ge 2 ] || { echo "[bench-nchan] BENCH_PIN needs at least 2 CPUs" >&2; exit 1; }
+  server_cpu=$((cpus - 1))
+  peer_cpus=0; [ "$cpus" -eq 2 ] || peer_cpus=0-$((cpus - 2))
+  # The servers inherit this shell's CPU, the browser and the publisher (started below) the others.
+  taskset -cp "$server_cpu" $$ >/dev/null
+  pinned="servers on CPU $server_cpu, browser and publisher on CPU $peer_cpus"
+fi
 start_relay --allow-origin '*' --create-rate-per-sec 1000 --create-burst 1000 --channels-per-address 100000
 
 # nchan: one worker process (the relay's tokio runtime uses both cores), its own prefix and port.
@@ -57,6 +70,7 @@ for _ in $(seq 1 50); do
   sleep 0.1
 done
 echo "[bench-nchan] relay $RELAY_URL (pid $RELAY_PID), nchan http://127.0.0.1:$port (pid $nginx_pid)" >&2
+[ -z "$pinned" ] || taskset -cp "$peer_cpus" $$ >/dev/null
 
-SSE_CHANNEL_TARBALL="$tarball" RELAY_URL="$RELAY_URL" RELAY_PID="$RELAY_PID" \
+BENCH_PINNED="$pinned" SSE_CHANNEL_TARBALL="$tarball" RELAY_URL="$RELAY_URL" RELAY_PID="$RELAY_PID" \
   NCHAN_URL="http://127.0.0.1:$port" NCHAN_PID="$nginx_pid" node tests/e2e/bench-nchan.mjs
