@@ -3,6 +3,8 @@
 
 use sse_channel_protocol::limits;
 
+mod fit;
+
 /// Everything the relay can be told. Build one with [`Config::default`] and
 /// change the fields you need:
 ///
@@ -102,8 +104,10 @@ pub struct Config {
     /// Bytes the channels may hold for buffered events (payload and both
     /// frames) and idempotency keys ([`crate::broker::event_cost`],
     /// [`crate::broker::key_cost`]); a publish beyond it is refused with
-    /// `503 BUFFER_FULL` and nothing stored is dropped. With the Redis broker:
-    /// what they hold in Redis, one budget for every node. Default 1 GiB.
+    /// `503 BUFFER_FULL` and nothing stored is dropped. A publish is charged
+    /// what it grows the channel by (less what it pushes out of a full replay
+    /// buffer). With the Redis broker: what they hold in Redis, one budget for
+    /// every node. At least [`Config::channel_cost_max`]. Default 1 GiB.
     pub max_buffered_bytes: u64,
     /// The same for the channels created from one client address (IPv6 by
     /// [`Config::ipv6_prefix_len`]; with Redis, across nodes): beyond it
@@ -159,6 +163,7 @@ impl Config {
         if self.ipv6_prefix_len > 128 {
             return Err("--ipv6-prefix-len must be at most 128".into());
         }
+        self.check_channel_fits_budgets()?;
         if let Some(s) = &self.secret {
             strong("--secret", s)?;
         }

@@ -186,3 +186,59 @@ async fn backpressure_off_never_holds() {
     let m = relay.get("/metrics").await.body;
     assert_eq!(metric(&m, "sse_relay_publish_holds_total"), 0);
 }
+
+/// A replay buffer of 20,000 events (`--replay-buffer-events 20000`, ~1 KiB
+/// messages, so its 4 MiB of payload bound it first), and an address budget
+/// just above what one such channel can hold. Once the channel's buffer is
+/// full, a second channel of the same address spends the rest of the budget:
+/// the first keeps taking publishes (each pushes out as much as it adds), and
+/// its readers on both transports get every message once, in order.
+#[tokio::test]
+async fn a_big_replay_buffer_keeps_taking_publishes_when_its_address_budget_is_spent() {
+    const PER: u64 = 500;
+    const BATCHES: u64 = 40;
+    let batch = |first: u64| {
+        let pad = "x".repeat(1000);
+        let messages: Vec<Value> = (first..first + PER)
+            .map(|i| json!({ "i": i, "pad": pad }))
+            .collect();
+        json!({ "messages": messages }).to_string()
+    };
+    let mut cfg = Config {
+        replay_buffer_events: 20_000,
+        ..defaults()
+    };
+    cfg.max_buffered_bytes_per_address = cfg.channel_cost_max() + (1 << 20);
+    let relay = start(cfg).await;
+    let ch = relay.create().await;
+    let sse = tokio::spawn(drain(relay.live(T::Sse, &ch, "").await));
+    let ws = tokio::spawn(drain(relay.live(T::Ws, &ch, "").await));
+    for b in 0..BATCHES {
+        if b == BATCHES / 2 {
+            // The channel's buffer is full (20 MB written, 4 MiB kept):
+            // another channel of this address takes the rest of its budget.
+            let other = relay.create().await;
+            let refused = loop {
+                let r = relay.publish(&other, &batch(1)).await;
+                if r.status != 200 {
+                    break r;
+                }
+            };
+            assert_eq!(
+                (refused.status, refused.code().as_str()),
+                (429, "RATE_LIMITED")
+            );
+        }
+        let r = relay.publish(&ch, &batch(b * PER + 1)).await;
+        assert_eq!(r.status, 200, "batch {b}: {}", r.body);
+    }
+    assert_eq!(relay.end(&ch, "").await.status, 200);
+    let want: Vec<_> = (1..=BATCHES * PER).map(Ok).collect();
+    for (t, reader) in [("sse", sse), ("websocket", ws)] {
+        let got = tokio::time::timeout(Duration::from_secs(120), reader)
+            .await
+            .expect("the reader gets the end")
+            .unwrap();
+        assert!(got == want, "{t}: every message once, in order");
+    }
+}

@@ -591,6 +591,10 @@ async fn the_relay_wide_byte_budget_refuses_publishes_and_loses_nothing() {
     let cost = sse_relay::broker::event_cost(1002); // a 1,000-character JSON string
     let relay = start(Config {
         max_buffered_bytes: cost * 10,
+        // A channel must be able to fill its buffer within the budget.
+        replay_buffer_events: 4,
+        max_message_bytes: 1100,
+        idempotency_keys: 4,
         ..config()
     })
     .await;
@@ -653,6 +657,10 @@ async fn one_address_cannot_hold_more_than_its_byte_budget() {
     let relay = start(Config {
         max_buffered_bytes_per_address: cost * 3,
         trusted_proxy_hops: 1,
+        // A channel must be able to fill its buffer within the budget.
+        replay_buffer_events: 2,
+        max_message_bytes: 1100,
+        idempotency_keys: 4,
         ..config()
     })
     .await;

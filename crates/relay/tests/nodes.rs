@@ -532,6 +532,13 @@ async fn byte_budgets_hold_across_nodes() {
         &per,
         "--trusted-proxy-hops",
         "1",
+        // A channel must be able to fill its buffer within the budgets.
+        "--replay-buffer-events",
+        "3",
+        "--max-message-bytes",
+        "1100",
+        "--idempotency-keys",
+        "4",
     ];
     let a = Node::spawn_with(&redis, &args);
     let b = Node::spawn_with(&redis, &args);

@@ -81,6 +81,30 @@ struct State {
     key_order: VecDeque<Box<str>>,
 }
 
+impl State {
+    /// What appending `append` gives back by the same eviction as
+    /// [`MemoryBroker::append_now`]: the cost of the events it pushes out of
+    /// the replay buffer (the oldest first, never the newest) and of the
+    /// idempotency key it makes the channel forget.
+    fn freed_by(&self, append: &Append, limits: &MemoryLimits) -> u64 {
+        let lens = self.events.iter().map(|e| e.data.len());
+        let mut lens = lens.chain(append.payloads.iter().map(|p| p.len()));
+        let mut len = self.events.len() + append.payloads.len();
+        let mut bytes = self.bytes + append.payloads.iter().map(|p| p.len()).sum::<usize>();
+        let mut freed = 0;
+        while len > 1 && (len > limits.replay_events || bytes > limits.replay_bytes) {
+            let Some(n) = lens.next() else { break };
+            freed += event_cost(n);
+            len -= 1;
+            bytes -= n;
+        }
+        if append.idempotency_key.is_some() && self.key_order.len() >= limits.idempotency_keys {
+            freed += self.key_order.front().map_or(0, |k| key_cost(k.len()));
+        }
+        freed
+    }
+}
+
 /// The idempotency map's key: the client's key scoped by the request kind, so
 /// that the same key on publish and on end are two requests. A space cannot
 /// occur in a client's key (visible ASCII only), so the two never collide.
@@ -117,9 +141,8 @@ impl MemoryBroker {
             .idempotency_key
             .as_deref()
             .map(|k| scoped_key(append.kind, k));
-        if !append.exempt {
-            self.admit(&ch, append_cost(&append.payloads, key.as_deref()))?;
-        }
+        // A retry of a stored request stores nothing: answered even when a
+        // budget is full.
         if let Some(key) = &key {
             if let Some(done) = st.keys.get(key) {
                 return Ok(Appended {
@@ -133,6 +156,13 @@ impl MemoryBroker {
         }
         if append.now_ms >= st.expires_at_ms {
             return Err(BrokerError::Expired);
+        }
+        if !append.exempt {
+            // Charged what the channel grows by: a channel whose replay
+            // buffer is full trades old events for new ones and holds no more
+            // than before, so a full budget does not stop it for good.
+            let cost = append_cost(&append.payloads, key.as_deref());
+            self.admit(&ch, cost.saturating_sub(st.freed_by(&append, &self.limits)))?;
         }
         let first_id = st.last_id + 1;
         let held_before = st.held;
@@ -615,6 +645,63 @@ mod tests {
         // Expiry frees the buffer (the tombstone costs nothing).
         assert_eq!(b.sweep_now(1_000).len(), 1);
         assert_eq!((b.buffered_bytes(), b.channel_buffered_bytes(ID)), (0, 0));
+    }
+
+    #[test]
+    fn a_full_budget_stops_growth_not_a_channel_that_replaces_its_oldest() {
+        let one = event_cost(1);
+        let b = MemoryBroker::new(MemoryLimits {
+            max_channels: 2,
+            replay_events: 2,
+            replay_bytes: 1 << 20,
+            idempotency_keys: 1,
+            ended_retention_ms: 100,
+            budgets: ByteBudgets {
+                total: 2 * one + key_cost("message k".len()),
+                per_creator: 0,
+            },
+        });
+        b.create_now(ID, 1_000);
+        append(&b, EventKind::Message, &["1"], Some("k"), 0).unwrap();
+        append(&b, EventKind::Message, &["2"], None, 0).unwrap();
+        // The budget is full, and so is the replay buffer: each append pushes
+        // out as much as it adds, so it is stored, as often as it comes.
+        for (i, v) in ["3", "4", "5"].into_iter().enumerate() {
+            let done = append(&b, EventKind::Message, &[v], None, 0).unwrap();
+            assert_eq!(done.last_id, 3 + i as u64);
+        }
+        assert_eq!(ids(&b.read_now(ID, 3, 10, 0).unwrap()), [4, 5]);
+        // A batch larger than the buffer nets out the same way.
+        append(&b, EventKind::Message, &["6", "7", "8"], None, 0).unwrap();
+        assert_eq!(ids(&b.read_now(ID, 0, 10, 0).unwrap()), [7, 8]);
+        // A retry of a stored request is answered, full budget or not.
+        assert!(
+            append(&b, EventKind::Message, &["1"], Some("k"), 0)
+                .unwrap()
+                .replayed
+        );
+        // A key to remember on top of a full buffer: forgets the old one,
+        // which costs the same.
+        append(&b, EventKind::Message, &["9"], Some("l"), 0).unwrap();
+        // Growth is still refused: another channel, and a larger event.
+        let other = "1123456789abcdef0123456789abcdef";
+        b.create_now(other, 1_000);
+        let grow = b.append_now(
+            other,
+            Append {
+                kind: EventKind::Message,
+                payloads: vec!["1".into()],
+                idempotency_key: None,
+                now_ms: 0,
+                exempt: false,
+            },
+        );
+        assert_eq!(grow, Err(BrokerError::BufferFull));
+        assert_eq!(
+            append(&b, EventKind::Message, &["10"], None, 0),
+            Err(BrokerError::BufferFull)
+        );
+        assert_eq!(b.buffered_bytes(), 2 * one + key_cost("message l".len()));
     }
 
     #[test]
