@@ -195,6 +195,31 @@ async fn backpressure_off_never_holds() {
 /// its readers on both transports get every message once, in order.
 #[tokio::test]
 async fn a_big_replay_buffer_keeps_taking_publishes_when_its_address_budget_is_spent() {
+    let cfg = big_buffer();
+    big_buffer_at_a_full_budget(start(cfg).await).await;
+}
+
+/// The same with the Redis broker.
+#[tokio::test]
+async fn the_big_replay_buffer_over_the_redis_broker() {
+    let redis = redis_server::RedisServer::start();
+    let cfg = big_buffer();
+    let broker = sse_relay::redis_broker(&redis.url(), &cfg).await.unwrap();
+    big_buffer_at_a_full_budget(start_with_broker(cfg, broker).await).await;
+}
+
+/// `--replay-buffer-events 20000`, and a budget per address 1 MiB above what
+/// one channel can hold.
+fn big_buffer() -> Config {
+    let mut cfg = Config {
+        replay_buffer_events: 20_000,
+        ..defaults()
+    };
+    cfg.max_buffered_bytes_per_address = cfg.channel_cost_max() + (1 << 20);
+    cfg
+}
+
+async fn big_buffer_at_a_full_budget(relay: TestRelay) {
     const PER: u64 = 500;
     const BATCHES: u64 = 40;
     let batch = |first: u64| {
@@ -204,12 +229,6 @@ async fn a_big_replay_buffer_keeps_taking_publishes_when_its_address_budget_is_s
             .collect();
         json!({ "messages": messages }).to_string()
     };
-    let mut cfg = Config {
-        replay_buffer_events: 20_000,
-        ..defaults()
-    };
-    cfg.max_buffered_bytes_per_address = cfg.channel_cost_max() + (1 << 20);
-    let relay = start(cfg).await;
     let ch = relay.create().await;
     let sse = tokio::spawn(drain(relay.live(T::Sse, &ch, "").await));
     let ws = tokio::spawn(drain(relay.live(T::Ws, &ch, "").await));

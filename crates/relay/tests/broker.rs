@@ -790,6 +790,57 @@ async fn the_byte_budget_of_one_creator_holds_across_nodes(be: &impl Backend) {
     held_becomes(&[a, b], 7 * cost).await;
 }
 
+/// A budget that is full, and a channel whose replay buffer is full: every
+/// append to it pushes out as much as it adds, so it is stored (whichever
+/// node takes it), while anything that grows what is held is refused.
+async fn a_channel_with_a_full_buffer_takes_appends_at_a_full_budget(be: &impl Backend) {
+    let cost = event_cost(P100.len());
+    let l = Limits {
+        replay_events: 2,
+        idempotency_keys: 1,
+        budgets: ByteBudgets {
+            total: 2 * cost + key_cost("message k".len()),
+            per_creator: 0,
+        },
+        ..LIMITS
+    };
+    let (a, b) = (be.broker(l).await, be.broker(l).await);
+    let (a, b) = (&*a, &*b);
+    let id = create(a, now() + HOUR).await;
+    append(a, &id, EventKind::Message, &[P100], Some("k"))
+        .await
+        .unwrap();
+    append(b, &id, EventKind::Message, &[P100], None)
+        .await
+        .unwrap();
+    for n in 3..=12 {
+        let node = if n % 2 == 0 { a } else { b };
+        let done = append(node, &id, EventKind::Message, &[P100], None).await;
+        assert_eq!(done.map(|d| d.last_id), Ok(n), "append {n}");
+    }
+    // A batch larger than the buffer; a key that makes it forget the old one.
+    let done = append(a, &id, EventKind::Message, &[P100, P100, P100], None).await;
+    assert_eq!(done.map(|d| d.last_id), Ok(15));
+    let done = append(b, &id, EventKind::Message, &[P100], Some("l")).await;
+    assert_eq!(done.map(|d| d.last_id), Ok(16));
+    let r = read(b, &id, 0, 10).await;
+    assert_eq!((ids(&r), lost(&r)), (vec![15, 16], Some((1, 14))));
+    // Growth is refused: a larger event, another channel.
+    let larger = format!("{P100}x");
+    for node in [a, b] {
+        assert_eq!(
+            append(node, &id, EventKind::Message, &[larger.as_str()], None).await,
+            Err(BrokerError::BufferFull)
+        );
+    }
+    let other = create(b, now() + HOUR).await;
+    assert_eq!(
+        append(a, &other, EventKind::Message, &[P100], None).await,
+        Err(BrokerError::BufferFull)
+    );
+    held_becomes(&[a, b], 2 * cost + key_cost("message l".len())).await;
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -828,6 +879,7 @@ conformance!(
     the_byte_budget_refuses_before_storing_and_holds_across_nodes,
     a_channel_trimmed_by_its_buffer_bounds_stays_within_the_budget,
     the_byte_budget_of_one_creator_holds_across_nodes,
+    a_channel_with_a_full_buffer_takes_appends_at_a_full_budget,
 );
 
 /// The Redis broker's byte ledger corrects itself: an entry that went wrong

@@ -4,7 +4,9 @@
 -- event, 2 x key + 64 per remembered key (event_cost and key_cost in Rust).
 -- ARGV: 1 channel id, 2 kind ("message", or a final kind: "end" | "error"), 3 scoped idempotency key or "",
 --       4 now (ms), 5 max events, 6 max bytes, 7 max keys, 8 ended retention (ms),
---       9 notification channel, 10.. payloads.
+--       9 notification channel, 10 '' to store, or N (a byte budget is full): store only
+--       if what the channel holds grows by at most N bytes (a full buffer pushes out about
+--       as much as the append adds), else return {'GROWS', growth}, 11.. payloads.
 local meta, stream, keys, order = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local kind, ikey, now = ARGV[2], ARGV[3], tonumber(ARGV[4])
 local m = redis.call('HMGET', meta, 'last', 'exp', 'ended', 'bytes', 'subs', 'held')
@@ -18,15 +20,48 @@ if m[3] then return {'ENDED'} end
 local exp = tonumber(m[2])
 if now >= exp then return {'EXPIRED'} end
 local last, bytes, held = tonumber(m[1]), tonumber(m[4]), tonumber(m[6] or '0')
+local max_events, max_bytes = tonumber(ARGV[5]), tonumber(ARGV[6])
+if ARGV[10] ~= '' then
+  -- The trim below, counted before anything is stored: the oldest events go
+  -- first (those stored, read as needed, then the new ones).
+  local existing = redis.call('XLEN', stream)
+  local len, b, grow = existing, bytes, 0
+  for i = 11, #ARGV do
+    len, b, grow = len + 1, b + #ARGV[i], grow + 3 * #ARGV[i] + 256
+  end
+  local cursor, page, at, new = '-', {}, 1, 11
+  local function oldest()
+    if existing == 0 then
+      new = new + 1
+      return #ARGV[new - 1]
+    end
+    if at > #page then
+      page = redis.call('XRANGE', stream, cursor, '+', 'COUNT', 256)
+      cursor, at = '(' .. page[#page][1], 1
+    end
+    at, existing = at + 1, existing - 1
+    return #page[at - 1][2][4]
+  end
+  while len > 1 and (len > max_events or b > max_bytes) do
+    local n = oldest()
+    len, b, grow = len - 1, b - n, grow - 3 * n - 256
+  end
+  if ikey ~= '' then
+    grow = grow + 2 * #ikey + 64
+    if redis.call('LLEN', order) >= tonumber(ARGV[7]) then
+      grow = grow - 2 * #redis.call('LINDEX', order, 0) - 64
+    end
+  end
+  if grow > tonumber(ARGV[10]) then return {'GROWS', string.format('%d', grow)} end
+end
 local first = last + 1
-for i = 10, #ARGV do
+for i = 11, #ARGV do
   last = last + 1
   redis.call('XADD', stream, string.format('%d-0', last), 'k', kind, 'd', ARGV[i])
   bytes = bytes + #ARGV[i]
   held = held + 3 * #ARGV[i] + 256
 end
 -- Bound the replay buffer by events, then by bytes; the newest event stays.
-local max_events, max_bytes = tonumber(ARGV[5]), tonumber(ARGV[6])
 local len = redis.call('XLEN', stream)
 if len > max_events then
   local old = redis.call('XRANGE', stream, '-', '+', 'COUNT', len - max_events)

@@ -107,6 +107,36 @@ impl Inner {
         }
     }
 
+    /// Runs the append script; `allowed`: store only if what the channel
+    /// holds grows by at most this much (else `{"GROWS", growth}`).
+    async fn append_script(
+        &self,
+        id: &str,
+        append: &Append,
+        scoped: Option<&str>,
+        allowed: Option<u64>,
+    ) -> Result<Vec<String>, BrokerError> {
+        let mut inv = self.scripts.append.prepare_invoke();
+        for k in keys(id) {
+            inv.key(k);
+        }
+        inv.arg(id)
+            .arg(append.kind.as_str())
+            .arg(scoped.unwrap_or_default())
+            .arg(append.now_ms)
+            .arg(self.limits.replay_events.max(1))
+            .arg(self.limits.replay_bytes)
+            .arg(self.limits.idempotency_keys.max(1))
+            .arg(self.limits.ended_retention_ms)
+            .arg(NOTIFY)
+            .arg(allowed.map(|a| a.to_string()).unwrap_or_default());
+        for p in &append.payloads {
+            inv.arg(p.as_bytes());
+        }
+        let mut conn = self.conn.clone();
+        self.call(inv.invoke_async(&mut conn)).await
+    }
+
     pub(super) async fn append(&self, id: &str, append: Append) -> Result<Appended, BrokerError> {
         if !is_channel_id(id) {
             return Err(BrokerError::NotFound);
@@ -122,31 +152,45 @@ impl Inner {
             false => crate::broker::append_cost(&append.payloads, scoped.as_deref()),
             true => 0,
         };
-        let reserved = match append.exempt {
-            false => self.reserve(id, cost).await?,
-            true => budget::Reserved {
-                inner: self,
-                settle: None,
-            },
+        // A full budget still takes what an append grows the channel by when
+        // that fits: a channel whose buffer is full pushes out about as much
+        // as it adds. The append script counts it before storing ("GROWS"
+        // with the growth when it is more than allowed); the node then
+        // reserves that growth and tries once more.
+        let mut reserved = budget::Reserved {
+            inner: self,
+            settle: None,
         };
-        let mut inv = self.scripts.append.prepare_invoke();
-        for k in keys(id) {
-            inv.key(k);
+        let (mut cost, mut full) = (cost, None);
+        if !append.exempt {
+            match self.reserve(id, cost).await {
+                Ok(r) => reserved = r,
+                Err(e @ (BrokerError::BufferFull | BrokerError::CreatorBufferFull)) => {
+                    (cost, full) = (0, Some(e));
+                }
+                Err(e) => return Err(e),
+            }
         }
-        inv.arg(id)
-            .arg(append.kind.as_str())
-            .arg(scoped.unwrap_or_default())
-            .arg(append.now_ms)
-            .arg(self.limits.replay_events.max(1))
-            .arg(self.limits.replay_bytes)
-            .arg(self.limits.idempotency_keys.max(1))
-            .arg(self.limits.ended_retention_ms)
-            .arg(NOTIFY);
-        for p in &append.payloads {
-            inv.arg(p.as_bytes());
+        let mut out = self
+            .append_script(id, &append, scoped.as_deref(), full.as_ref().map(|_| 0))
+            .await?;
+        if let (Some(refused), Some("GROWS")) = (full.clone(), out.first().map(String::as_str)) {
+            let grows = out
+                .get(1)
+                .and_then(|g| g.parse::<u64>().ok())
+                .unwrap_or(u64::MAX);
+            reserved = match self.reserve(id, grows).await {
+                Ok(r) => r,
+                Err(BrokerError::BufferFull | BrokerError::CreatorBufferFull) => {
+                    return Err(refused)
+                }
+                Err(e) => return Err(e),
+            };
+            cost = grows;
+            out = self
+                .append_script(id, &append, scoped.as_deref(), Some(grows))
+                .await?;
         }
-        let mut conn = self.conn.clone();
-        let out: Vec<String> = self.call(inv.invoke_async(&mut conn)).await?;
         if out.first().map(String::as_str) == Some("OK") {
             let num = |i: usize| out.get(i).and_then(|v| v.parse::<u64>().ok());
             reserved.settle(budget::Settle {
@@ -178,6 +222,7 @@ impl Inner {
                     subscribers: out.get(2).and_then(|s| s.parse::<i64>().ok()).map(count),
                 }
             }
+            Some("GROWS") => return Err(full.unwrap_or(BrokerError::BufferFull)),
             other => return Err(status_error(other)),
         };
         if ended && !done.replayed {
