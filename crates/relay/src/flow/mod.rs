@@ -32,8 +32,11 @@ use tokio::time::Instant;
 
 pub use rule::{Lag, ReaderView, Rule, Verdict};
 
-/// Marks kept per channel at most (the oldest go first, which only makes byte
-/// lags larger).
+/// Marks kept per channel at most: past it every other one goes (the oldest,
+/// at or before the slowest reader, and the newest stay), which only makes
+/// byte lags larger, by at most the bytes between two kept marks. A replay
+/// buffer of more events than this (`--replay-buffer-events 20000`) holds
+/// readers further behind than this many single-event publishes.
 const MAX_MARKS: usize = 4096;
 /// Disconnected readers kept per channel at most (the oldest go first).
 const MAX_DETACHED: usize = 16;
@@ -152,8 +155,17 @@ impl State {
         if i > 1 {
             self.marks.drain(..i - 1);
         }
-        while self.marks.len() > MAX_MARKS {
-            self.marks.pop_front();
+        if self.marks.len() > MAX_MARKS {
+            // Dropping the oldest instead would count the slowest reader from
+            // the channel's first byte: far over the mark, so held, then
+            // released, while it is well within it.
+            let last = self.marks.len() - 1;
+            let mut i = 0;
+            self.marks.retain(|_| {
+                let keep = i % 2 == 0 || i == last;
+                i += 1;
+                keep
+            });
         }
     }
 }
@@ -456,6 +468,44 @@ mod tests {
         assert!(!held.is_finished(), "1,800 bytes behind: held");
         slot.advance(1);
         assert_eq!(held.await.unwrap().released, 0);
+    }
+
+    #[tokio::test]
+    async fn a_reader_more_publishes_behind_than_the_marks_kept_is_counted_from_its_own_place() {
+        // --replay-buffer-events 20000 (4 MiB): the mark is 10,000 events or
+        // 2 MiB, more publishes than the marks kept.
+        let f = Arc::new(Flow::new(Rule::new(
+            20_000,
+            4 << 20,
+            50,
+            50 * MS,
+            10_000 * MS,
+        )));
+        let slot = f.attach(CH, 0, 0);
+        let f2 = f.clone();
+        let big = tokio::spawn(async move { publish(&f2, 1, 3 << 20).await });
+        slot.advance(1);
+        assert_eq!(big.await.unwrap().released, 0);
+        // 6,000 single-event publishes of 10 bytes: the reader, still at 1,
+        // is 6,000 events and 60 KB behind, well within the mark.
+        for id in 2..=6_001 {
+            assert_eq!(publish(&f, id, 10).await, Held::default(), "publish {id}");
+        }
+        let ch = lock(&f.channels).get(CH).cloned().unwrap();
+        let st = lock(&ch.state);
+        assert!(st.marks.len() <= MAX_MARKS + 1);
+        assert_eq!(
+            st.lag(1),
+            Lag {
+                events: 6_000,
+                bytes: 60_000
+            }
+        );
+        // A reader between two kept marks counts from the earlier one: more,
+        // never less.
+        let lag = st.lag(3_001);
+        assert_eq!(lag.events, 3_000);
+        assert!((30_000..=30_010).contains(&lag.bytes), "{lag:?}");
     }
 
     #[tokio::test]

@@ -211,6 +211,51 @@ mod tests {
     }
 
     #[test]
+    fn large_buffers_and_extreme_settings() {
+        // --replay-buffer-events 20000 with the 4 MiB default: either bound
+        // holds on its own.
+        let big = Rule::new(20_000, 4 << 20, 50, 5 * S, 30 * S);
+        assert_eq!(
+            (big.high_water_events, big.high_water_bytes),
+            (10_000, 2 << 20)
+        );
+        assert_eq!(big.verdict(&reader(10_000, 2 << 20), S), Verdict::Clear);
+        assert_eq!(big.verdict(&reader(10_001, 0), S), Verdict::Hold(4 * S));
+        assert_eq!(
+            big.verdict(&reader(0, (2 << 20) + 1), S),
+            Verdict::Hold(4 * S)
+        );
+        // Buffers as large as a usize: no overflow, the mark is still a share.
+        let huge = Rule::new(usize::MAX, usize::MAX, 100, 5 * S, 30 * S);
+        assert_eq!(huge.high_water_events, usize::MAX as u64 / 100);
+        assert_eq!(
+            huge.verdict(&reader(u64::MAX, u64::MAX), 5 * S),
+            Verdict::GiveUp
+        );
+        // The smallest buffer: a mark of zero holds for any lag, clears at none.
+        let tiny = Rule::new(1, 1, 50, 5 * S, 30 * S);
+        assert_eq!((tiny.high_water_events, tiny.high_water_bytes), (0, 0));
+        assert_eq!(tiny.verdict(&reader(0, 0), Duration::ZERO), Verdict::Clear);
+        assert_eq!(
+            tiny.verdict(&reader(1, 0), Duration::ZERO),
+            Verdict::Hold(5 * S)
+        );
+        // A longest wait far past the grace: a reconnecting reader holds at
+        // most until its grace ends.
+        let long = Rule::new(100, 10_000, 50, Duration::MAX, 30 * S);
+        let gone = ReaderView {
+            detached_for: Some(29 * S),
+            ..reader(99, 0)
+        };
+        assert_eq!(long.verdict(&gone, 3600 * S), Verdict::Hold(S));
+        // A time past the longest wait by any amount gives up, never underflows.
+        assert_eq!(
+            big.verdict(&reader(10_001, 0), Duration::MAX),
+            Verdict::GiveUp
+        );
+    }
+
+    #[test]
     fn zero_longest_wait_never_holds() {
         let r = Rule::new(100, 10_000, 50, Duration::ZERO, 30 * S);
         assert_eq!(
