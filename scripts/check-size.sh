@@ -7,9 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The budget: 20 KiB is the goal (docs/loading.md, "Size"); the figure here is the ceiling the
-# package must not exceed today, lowered as the entry shrinks.
-BUDGET=${SSE_CHANNEL_SIZE_BUDGET:-25536}
+# The budget: 20 KiB was the goal (docs/loading.md, "Size budget"); the figure here is the ceiling
+# the package must not exceed today (its size rounded up to 64 bytes), lowered as the entry shrinks.
+BUDGET=${SSE_CHANNEL_SIZE_BUDGET:-15808}
 file=${PKG_OUT:-pkg}/index.js
 [ -f "$file" ] || { echo "[check-size] missing $file: run make pkg" >&2; exit 1; }
 size=$(gzip -9c "$file" | wc -c)

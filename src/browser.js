@@ -1,12 +1,9 @@
-// The browser build's JavaScript helpers: small functions the wasm calls where the same work done
-// in wasm, through fine-grained imports, costs the browser bundle more (each import is a glue
-// function, each callback a closure type). One module, so the package's assemble.mjs inlines one
-// snippet file into each browser entry and the test runner serves one file. Written for ES2019
-// (uni-app's default build target). Bound in src/js_error.rs, src/channel/http.rs,
-// src/channel/options.rs and src/channel/core/mod.rs.
+// Helpers of the SSEChannel class (src/channel.js and src/channel/executor.js import them; the
+// package's assemble.mjs inlines all into each browser entry): coded errors, the two requests, the
+// options, and the wasm's side. Written for ES2019 (uni-app's default build target).
 
-// A coded error, in one call (src/js_error.rs). Also the coded-error helper of the package's
-// facade.js and loader.js, which index.js and slim.js append after the glue.
+// A coded error. Also the coded-error helper of the package's facade.js and loader.js, which
+// index.js and slim.js append after the glue.
 export function sseError(code, message) {
   const e = new Error(message);
   e.name = 'SSEChannelError';
@@ -14,43 +11,21 @@ export function sseError(code, message) {
   return e;
 }
 
-// A promise and its two settling functions (`open()`, `cancel()`): `Promise::new` with a Rust
-// callback costs the bundle a closure type of its own.
-export function ssePromise() {
-  const d = {};
-  d.p = new Promise((resolve, reject) => {
-    d.r = resolve;
-    d.j = reject;
-  });
-  return d;
-}
-
-// The page's `online` and `offline` events: `add` true adds `f` as the listener of both on the
-// global object, false removes it; nothing where the global object has no `addEventListener`.
-export function sseNetwork(f, add) {
-  const g = globalThis;
-  if (typeof g.addEventListener === 'function') {
-    for (const t of ['online', 'offline']) (add ? g.addEventListener : g.removeEventListener).call(g, t, f);
-  }
-}
-
 // `POST url` with `body` as JSON and `token` as the bearer token when not empty (channel creation
-// and cancel, src/channel/http.rs). `done` is called exactly once, with `{s, j}`: `s` 0 when the
-// relay could not be reached, 1 for a 2xx answer, 2 for another status; `j` the answer's JSON,
-// undefined when the body is not JSON.
+// and cancel). `done` is called exactly once, with `(s, j)`: `s` 0 when the relay could not be
+// reached, 1 for a 2xx answer, 2 for another status; `j` the answer's JSON, undefined when the
+// body is not JSON.
 export function ssePost(url, body, token, done) {
   const headers = { 'content-type': 'application/json' };
   if (token) headers.authorization = 'Bearer ' + token;
   fetch(url, { method: 'POST', headers, body: JSON.stringify(body) }).then(
-    (r) => r.json().then((j) => done({ s: r.ok ? 1 : 2, j }), () => done({ s: r.ok ? 1 : 2 })),
-    () => done({ s: 0 }),
+    (r) => r.json().then((j) => done(r.ok ? 1 : 2, j), () => done(r.ok ? 1 : 2)),
+    () => done(0),
   );
 }
 
-// The SSEChannel options after `relay` (src/channel/options.rs checks that one and calls this):
-// read and checked here, in JavaScript, because each getter call and error path in wasm costs the
-// browser bundle more than these lines. `out` holds the options being merged, as numbers, and
-// receives every option present in `o`: [transport (0 'auto', 1 'websocket', 2 'eventsource'),
+// The SSEChannel options after `relay` (src/channel.js checks that one, in wasm, and calls this).
+// `out` holds the options being merged, as numbers, and receives every option present in `o`: [transport (0 'auto', 1 'websocket', 2 'eventsource'),
 // reconnect.minDelayMs, reconnect.maxDelayMs, reconnect.maxAttempts (Infinity: unlimited),
 // openTimeoutMs, heartbeatTimeoutMs, ttlSecs, abandonAfterMs] (NaN: not set). An invalid option
 // throws INVALID_OPTIONS (the caller then keeps nothing of `out`). The limits are those of
@@ -90,4 +65,45 @@ export function sseOptions(o, out) {
   num(6, o.ttlSecs, 0, 86400, 'ttlSecs` must be a whole number of seconds, at most 86400');
   if (out[6] === 0) bad('ttlSecs` must be at least 1');
   num(7, o.abandonAfterMs, 1000, 3600000, 'abandonAfterMs` must be a whole number of milliseconds from 1000 to 3600000');
+}
+
+// ---- the wasm's side of the class: the state machines behind one export (src/channel/abi.rs) ----
+
+// The wasm's exports (`sse` and `memory`), handed over at instantiation (sseBind in src/channel.js).
+export let sseW = null;
+export function sseSetWasm(exports) {
+  sseW = exports;
+}
+// The address of the buffer shared with the wasm: options in, effects out.
+let sseBufAt = 0;
+export function sseView() {
+  if (!sseBufAt) sseBufAt = sseW.sse(2, 0, 0, 0, 0, 0);
+  return new Float64Array(sseW.memory.buffer, sseBufAt, 243);
+}
+// A static UTF-8 string of the wasm.
+export function sseStr(p, n) {
+  return new TextDecoder().decode(new Uint8Array(sseW.memory.buffer, p, n));
+}
+// Writes `s` into the wasm's text buffer and runs `op` on it (4: relay check, 5: code index).
+export function sseText(op, s) {
+  const b = new TextEncoder().encode(s);
+  const at = sseW.sse(3, b.length, 0, 0, 0, 0); // before reading `buffer`: it may grow the memory
+  new Uint8Array(sseW.memory.buffer, at, b.length).set(b);
+  return sseW.sse(op, 0, 0, 0, 0, 0);
+}
+// The index of a code in the protocol's list, -1 for an unknown code or a non-string.
+export function sseCode(c) {
+  return typeof c === 'string' ? sseText(5, c) : -1;
+}
+export function sseGet(o, k) {
+  return o !== null && typeof o === 'object' ? o[k] : undefined;
+}
+// `o[k]` when it is a whole number in 0..=2^53, else undefined.
+export function sseU64(o, k) {
+  const v = sseGet(o, k);
+  return typeof v === 'number' && v >= 0 && v % 1 === 0 && v <= 9007199254740992 ? v : undefined;
+}
+export function sseStrOf(o, k) {
+  const v = sseGet(o, k);
+  return typeof v === 'string' ? v : undefined;
 }

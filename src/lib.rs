@@ -6,21 +6,23 @@
 //!
 //! - `machine`, `backoff`, `state`: every decision of the browser client (a
 //!   sans-IO state machine, reconnect delays, the lifecycle), tested natively.
-//! - `channel`, `transport`: the `SSEChannel` class, the executor of the
-//!   machine's effects, and its WebSocket and EventSource transports (wasm only).
+//! - `channel`: the machine's wasm side (one export that takes and returns
+//!   numbers) and the binding of the `SSEChannel` class, which is JavaScript
+//!   (`src/channel.js`: the executor of the machine's effects; its connections
+//!   and per-event path in `src/transport/reader.js`; helpers in `src/browser.js`).
 //! - `writer`: `deserializeSSEChannel` and the writer it returns (wasm only; used
 //!   from Node.js). `batch` (how its queue is cut into requests) is natively
 //!   tested; its retry delays are `backoff`'s.
 //! - `unicloud`: `installUniCloud`, the uniCloud drop-in (wasm only).
-//! - `js_error`: the coded JS error objects every export rejects or emits with.
-//! - `js`, `timer`: what both sides share to read JS objects and own a
-//!   `setTimeout` (cancelled on drop); `fetch`: the writer's `fetch` binding.
+//! - `js_error`: the coded JS error objects the writer rejects with.
+//! - `js`, `timer`: reading JS objects and an owned `setTimeout` (cancelled on
+//!   drop); `fetch`: the writer's `fetch` binding.
 //!
 //! Payloads stay JS values: only ids and control data cross into wasm.
 //!
 //! # Features
 //!
-//! - `browser`: `SSEChannel` (the `channel` and `transport` modules).
+//! - `browser`: `SSEChannel` (the `channel` module and the JavaScript in `src/`).
 //! - `writer`: `deserializeSSEChannel` (the `writer` module).
 //!
 //! Both are on by default. The npm package ships two wasm files (see
@@ -40,19 +42,17 @@ pub mod state;
 
 #[cfg(all(target_arch = "wasm32", feature = "writer"))]
 mod fetch;
-#[cfg(all(target_arch = "wasm32", any(feature = "browser", feature = "writer")))]
+#[cfg(all(target_arch = "wasm32", feature = "writer"))]
 mod js;
-#[cfg(all(target_arch = "wasm32", any(feature = "browser", feature = "writer")))]
+#[cfg(all(target_arch = "wasm32", feature = "writer"))]
 mod js_error;
-#[cfg(all(target_arch = "wasm32", any(feature = "browser", feature = "writer")))]
+#[cfg(all(target_arch = "wasm32", feature = "writer"))]
 mod timer;
 
 #[cfg(all(target_arch = "wasm32", feature = "browser"))]
 mod channel;
 #[cfg(all(target_arch = "wasm32", feature = "browser"))]
 pub use channel::SseChannel;
-#[cfg(all(target_arch = "wasm32", feature = "browser"))]
-mod transport;
 
 #[cfg(all(target_arch = "wasm32", feature = "writer"))]
 mod writer;
@@ -73,6 +73,34 @@ pub fn heap_free_bytes() -> usize {
 
 #[cfg(all(target_arch = "wasm32", any(feature = "browser", feature = "writer")))]
 mod unicloud;
+
+// Typings shared by both builds (`SSEChannel` emits and `toJSON()`s these; the writer rejects with
+// and reads them), declared once here, in every build.
+#[cfg(all(target_arch = "wasm32", any(feature = "browser", feature = "writer")))]
+#[wasm_bindgen::prelude::wasm_bindgen(typescript_custom_section)]
+const SHARED_TS: &'static str = r#"
+/** A coded error: `code` is a stable string (see docs/protocol.md, "Error codes"). */
+export interface SSEChannelError extends Error {
+  code: string;
+  /** `MESSAGES_LOST`: first missing event id. */
+  from?: number;
+  /** `MESSAGES_LOST`: last missing event id. */
+  to?: number;
+  /** `FUNCTION_FAILED`: what the function passed to `writer.fail`; `CHANNEL_CANCELLED` by `abandonAfterMs`: `{ reason: 'ABANDONED' }`. */
+  details?: unknown;
+}
+
+/** What `toJSON()` returns: the channel as a cloud function receives it. */
+export interface SSEChannelDescriptor {
+  type: 'SSEChannel';
+  version: 1;
+  relay: string;
+  channelId: string;
+  publishToken: string;
+  /** Unix time in milliseconds. */
+  expiresAt: number;
+}
+"#;
 
 /// The browser build reads its options in JavaScript (`sseOptions` in `src/browser.js`): its limits must be
 /// the crate's and the protocol's.

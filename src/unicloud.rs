@@ -161,7 +161,7 @@ pub fn install_uni_cloud(
     // reconnect, …) become the defaults of `new uniCloud.SSEChannel()`; checked
     // now, applied once the class is installed.
     #[cfg(feature = "browser")]
-    crate::channel::check_defaults(&options)?;
+    check_defaults(&options)?;
 
     let mut done: Vec<(&str, JsValue)> = Vec::new();
     #[cfg(feature = "writer")]
@@ -174,7 +174,7 @@ pub fn install_uni_cloud(
     #[cfg(feature = "browser")]
     {
         install(&uni_cloud, "SSEChannel", class, &mut done)?;
-        crate::channel::configure_defaults(&options)?;
+        crate::channel::SseChannel::configure(options.clone())?;
     }
     Ok(uni_cloud.unchecked_into())
 }
@@ -236,17 +236,19 @@ fn writer_fn(options: &JsValue) -> JsValue {
     deserialize.into_js_value()
 }
 
-/// The JS class `SSEChannel`. wasm-bindgen gives Rust no handle on an exported
-/// class, so take it from a fresh instance (construction has no side effect: it
-/// opens nothing) and free that instance's Rust side right away.
+/// The JS class `SSEChannel` (src/channel.js), taken from a fresh instance
+/// (construction has no side effect: it opens nothing).
 #[cfg(all(feature = "browser", feature = "writer"))]
 fn channel_class() -> Result<JsValue, JsValue> {
     let instance = JsValue::from(crate::channel::SseChannel::new(JsValue::UNDEFINED)?);
-    let class = crate::js::get(&instance, "constructor");
-    if let Some(free) = crate::js::get(&instance, "free").dyn_ref::<js_sys::Function>() {
-        let _ = free.call0(&instance);
-    }
-    Ok(class)
+    Ok(crate::js::get(&instance, "constructor"))
+}
+
+/// Checks `options` as `SSEChannel.configure` would, changing nothing: a
+/// construction merges them over the defaults (and opens nothing).
+#[cfg(all(feature = "browser", feature = "writer"))]
+fn check_defaults(options: &JsValue) -> Result<(), JsValue> {
+    crate::channel::SseChannel::new(options.clone()).map(drop)
 }
 
 /// `relay` as a one-entry allow-list (its origin), or undefined when absent.

@@ -62,7 +62,7 @@ function directSnippets(src, what) {
     const named = new RegExp(`^import \\{ ([\\w$]+(?:, [\\w$]+)*) \\} from '${escapeRe(path)}';$`, 'm');
     src = named.test(src)
       ? src.replace(named, (_m, have) => `import { ${have}, ${fns} } from '${path}';`)
-      : `import { ${fns} } from '${path}';\n${src}`;
+      : src.replace(/^(\/\* @ts-self-types="[^"]*" \*\/\n)?/, (head) => `${head}import { ${fns} } from '${path}';\n`);
   }
   const entries = direct.map(([, base, short]) => `        ${JSON.stringify(short)}: ${base},\n`).join('');
   return replaceOnce(src, '    const import0 = {\n        __proto__: null,\n', `    const import0 = {\n        __proto__: null,\n${entries}`, what);
@@ -94,7 +94,8 @@ const read = (p) => readFileSync(join(stage, p), 'utf8');
 // wasm-bindgen declares `[Symbol.dispose](): void`, which needs TypeScript's esnext.disposable lib:
 // projects with an es20xx `lib` and `skipLibCheck: false` would fail to type-check. The method stays
 // at run time; `free()` is the typed way to release an object early.
-const readTypes = (p) => read(p).replace(/^\s*\[Symbol\.dispose\]\(\): void;\n/gm, '');
+// The raw exports' declarations go with their glue (cutRawExports, below).
+const readTypes = (p) => read(p).replace(/^\s*\[Symbol\.dispose\]\(\): void;\n/gm, '').replace(/^export function (?:sse|start)\(.*\n/gm, '');
 /** What each entry exports (JS and typings alike); the build fails on any difference. */
 const EXPECTED_EXPORTS = {
   web: ['SSEChannel', 'installUniCloud', 'deserializeSSEChannel'],
@@ -246,28 +247,84 @@ const SELF_TYPES = '/* @ts-self-types="./sse_channel.d.ts" */';
 // instead of wasm exports: each export costs a shim in the wasm and glue here).
 const facade = readFileSync(join(here, 'facade.js'), 'utf8');
 for (const [what, src] of [['web', read('web/sse_channel.js')], ['inline', read('inline/sse_channel.js')]]) {
-  if (/^export function installUniCloud\b/m.test(src)) throw new Error(`assemble: the ${what} glue has installUniCloud, which facade.js adds`);
-  if (!/^export class SSEChannel\b/m.test(src)) throw new Error(`assemble: no class SSEChannel in the ${what} glue for facade.js`);
-  if (!/^import \{ [^}]*\bsseError\b[^}]*\} from '\.\/snippets\//m.test(src)) throw new Error(`assemble: the ${what} glue does not import sseError (src/browser.js), which facade.js and loader.js use`);
+  if (/^export (?:function installUniCloud|class SSEChannel)\b/m.test(src)) throw new Error(`assemble: the ${what} glue has installUniCloud or SSEChannel, which facade.js and src/channel.js add`);
 }
 const withFacade = (glue) => `${glue.trimEnd()}\n\n${facade}`;
 /**
- * The wasm's JavaScript snippets (`#[wasm_bindgen(inline_js)]`, e.g. channel creation's `ssePost` in
- * src/channel/http.rs), which wasm-bindgen writes as files under snippets/ and imports: inlined,
- * so that each browser entry stays one file with no import.
+ * The browser wasm's exports that only src/channel.js calls (`sse`, through the exports object it is
+ * handed at instantiation) and its start function: wasm-bindgen writes a JS function for each, which
+ * no page calls. Cut from the glue (and their declarations from the typings).
  */
-function inlineSnippets(src, dir, what) {
-  src = src.replace(/^import \{ ([\w$]+(?:, [\w$]+)*) \} from '(\.\/snippets\/[\w./-]+)';\n/gm, (_m, names, path) => {
-    const code = readFileSync(join(stage, dir, path), 'utf8').replace(/^export (?=function |const |class )/gm, '');
-    for (const n of names.split(', ')) {
-      if (!new RegExp(`^(?:function|const|class) ${escapeRe(n)}\\b`, 'm').test(code)) throw new Error(`assemble: ${path} does not define ${n}`);
-    }
-    return `// ---- ${path.replace(/^.*\//, '')}: a JavaScript snippet of the wasm (src/, #[wasm_bindgen(inline_js)]) ----\n${code.trimEnd()}\n`;
-  });
-  if (/^import /m.test(src)) throw new Error(`assemble: the ${what} still imports a module (a snippet form this script does not know?)`);
+const RAW_EXPORTS = ['sse', 'start'];
+function cutRawExports(src, what) {
+  for (const name of RAW_EXPORTS) {
+    src = replaceOnce(
+      src,
+      src.match(new RegExp(`^(?:/\\*\\*(?:(?!\\*/)[^])*\\*/\n)?export function ${name}\\([^)]*\\) \\{\n[^]*?\n\\}\n`, 'm'))?.[0] ?? `export function ${name}(`,
+      '',
+      what,
+    );
+  }
   return src;
 }
-let slim = withFacade(inlineSnippets(renameWasmNames(directSnippets(read('web/sse_channel.js'), 'web glue'), 'web glue'), 'web', 'web glue'));
+/**
+ * The glue's import object keeps only what the optimized wasm imports (wasm-opt drops imports that
+ * became dead, e.g. wasm-bindgen's `throw`, whose glue would pull in its string decoding).
+ */
+function cutDeadImports(src) {
+  const kept = new Set(names.imports.map(([, base]) => base));
+  return src.replace(/^        (__wbg[\w$]*|__wbindgen[\w$]*): function\([^)]*\) \{\n[^]*?\n        \},\n/gm, (m, base) => (kept.has(base) ? m : ''));
+}
+/**
+ * The wasm's JavaScript modules (`#[wasm_bindgen(module = "/src/…")]`: src/channel.js, the class,
+ * with what it imports, src/browser.js and src/transport/reader.js), which wasm-bindgen writes as
+ * files under snippets/ and imports: inlined, each once, so that each browser entry stays one file
+ * with no import. The class stays exported; the wasm's exports that src/channel.js calls through
+ * `sseW` get their shortened names.
+ */
+/** The code of the modules inlined into each glue (for the size breakdown). */
+const inlinedJs = { web: [], inline: [] };
+function inlineSnippets(src, dir, what) {
+  const done = new Set();
+  const inline = (path, names) => {
+    const file = join(stage, dir, path);
+    let code = readFileSync(file, 'utf8').replace(/^export (?=function |const |let |class (?!SSEChannel\b))/gm, '');
+    for (const n of names) {
+      if (!new RegExp(`^(?:export )?(?:function|const|let|class) ${escapeRe(n)}\\b`, 'm').test(code)) throw new Error(`assemble: ${path} does not define ${n}`);
+    }
+    if (done.has(file)) return '';
+    done.add(file);
+    // What it imports from the files beside it, inlined before it.
+    code = code.replace(/^import \{ ([\w$]+(?:, [\w$]+)*) \} from '(\.\.?\/[\w./-]+)';\n/gm, (_m, ns, rel) => inline(join(dirname(path), rel), ns.split(', ')));
+    const text = `// ---- ${path.replace(/^.*snippets\/[^/]+\//, '')}: JavaScript of the wasm (#[wasm_bindgen(module)]) ----\n${code.trimEnd()}\n`;
+    inlinedJs[dir].push(text);
+    return text;
+  };
+  src = src.replace(/^import \{ ([\w$]+(?:, [\w$]+)*) \} from '(\.\/snippets\/[\w./-]+)';\n/gm, (_m, ns, path) => inline(path, ns.split(', ')));
+  if (/^import /m.test(src)) throw new Error(`assemble: the ${what} still imports a module (a snippet form this script does not know?)`);
+  const renamed = (code) => names.exports.reduce((c, [old, short]) => c.replace(new RegExp(`\\bsseW\\.${escapeRe(old)}\\b`, 'g'), `sseW[${JSON.stringify(short)}]`), code);
+  src = renamed(src);
+  inlinedJs[dir] = inlinedJs[dir].map(renamed);
+  if (!/^export class SSEChannel\b/m.test(src)) throw new Error(`assemble: no class SSEChannel in the ${what} (src/channel.js) for facade.js`);
+  if (!/^function sseError\b/m.test(src)) throw new Error(`assemble: the ${what} has no sseError (src/browser.js), which facade.js and loader.js use`);
+  return src;
+}
+/**
+ * wasm-bindgen's string decoding (`getStringFromWasm0` and the TextDecoder it keeps), which the glue
+ * keeps once no import that used it is left (cutDeadImports): src/channel.js decodes the wasm's few
+ * strings itself.
+ */
+function cutStringDecoding(src, what) {
+  if ((src.match(/\bgetStringFromWasm0\b/g) || []).length !== 1) return src;
+  const from = src.indexOf('function getStringFromWasm0(');
+  const end = src.indexOf('\n}\n', src.indexOf('function decodeText(')) + 3;
+  if (from < 0 || end < from) throw new Error(`assemble: the ${what}'s string decoding is not where expected (wasm-bindgen changed?)`);
+  src = src.slice(0, from) + src.slice(end);
+  if (/\bgetUint8ArrayMemory0\b/.test(src)) throw new Error(`assemble: the ${what} still uses the cut getUint8ArrayMemory0`);
+  return replaceOnce(src, '    cachedUint8ArrayMemory0 = null;\n', '', what);
+}
+const glueOf = (dir, what) => inlineSnippets(renameWasmNames(directSnippets(cutStringDecoding(cutDeadImports(cutRawExports(read(`${dir}/sse_channel.js`), what)), what), what), what), dir, what);
+let slim = withFacade(glueOf('web', 'web glue'));
 slim = replaceOnce(slim, SELF_TYPES, '/* @ts-self-types="./slim.d.ts" */', 'web glue');
 const esmExports = (src) => [...src.matchAll(/^export (?:class|function|const) ([A-Za-z_$][\w$]*)/gm)].map((m) => m[1]);
 checkExports('slim.js (wasm-bindgen)', without(esmExports(slim), ['initSync']), without(EXPECTED_EXPORTS.web, STUBS.web));
@@ -315,7 +372,7 @@ function cutInit(glue) {
   }
   return `${glue.slice(0, from)}\n${glue.slice(to + endLine.length)}`;
 }
-const inlineGlue = cutInit(inlineSnippets(renameWasmNames(directSnippets(read('inline/sse_channel.js'), 'inline glue'), 'inline glue'), 'inline', 'inline glue'));
+const inlineGlue = cutInit(glueOf('inline', 'inline glue'));
 let glue = withFacade(inlineGlue);
 glue = glue.replace(SELF_TYPES, '/* @ts-self-types="./index.d.ts" */');
 if (/import\.meta|new URL\(/.test(glue)) throw new Error('assemble: inline glue still references a URL');
@@ -342,13 +399,14 @@ const inflate = new Function(`${inflateSrc}\nreturn __sseInflate;`)();
 if (Buffer.compare(Buffer.from(inflate(deflated, wasm.length)), wasm) !== 0) {
   throw new Error('assemble: inflate.js does not reproduce the wasm');
 }
-const loader = [
-  readFileSync(join(here, 'loader.js'), 'utf8')
-    .replaceAll("'__SSE_LOADING__'", JSON.stringify(loading))
-    .replace("'__SSE_WASM_LEN__'", String(wasm.length))
-    .replace("'__SSE_WASM_B64__'", () => JSON.stringify(deflated.toString('base64'))),
-  inflateSrc,
-].join('\n');
+const END_MARK = '// ---- the end of index.js (assemble.mjs puts what follows after everything else) ----\n';
+const [loaderHead, loaderEnd] = readFileSync(join(here, 'loader.js'), 'utf8')
+  .replaceAll("'__SSE_LOADING__'", JSON.stringify(loading))
+  .replace("'__SSE_WASM_LEN__'", String(wasm.length))
+  .replace("'__SSE_WASM_B64__'", () => JSON.stringify(deflated.toString('base64')))
+  .split(END_MARK);
+if (loaderEnd === undefined) throw new Error('assemble: loader.js has no end mark');
+const loader = [loaderHead, inflateSrc].join('\n');
 // The stub uses the glue's coded-error helper `sseError` (fewer bytes than WEB_STUB's own).
 const indexStub = `function deserializeSSEChannel() {\n  throw sseError(${JSON.stringify(UNSUPPORTED)}, ${JSON.stringify(MSG_WEB)});\n}`;
 const exportedNames = [
@@ -367,8 +425,11 @@ checkExports('index.js', exportedNames.map((e) => e.split(' as ').pop()), EXPECT
 // Minified (esbuild, whitespace, syntax and local names; ES2019 output for uni-app's default build
 // target): every byte of this file is downloaded by every page. The readable sources are the
 // wasm-bindgen glue (slim.js is the same glue, unminified), loader.js and inflate.js.
-const indexSrc = `${glue.trimEnd()}\n\n${loader.trimEnd()}\n${exportsList.join('\n')}\n`;
-const minify = (code) => esbuild.transformSync(code, { minify: true, format: 'esm', target: 'es2019', legalComments: 'none' }).code;
+const indexSrc = `${glue.trimEnd()}\n\n${loader.trimEnd()}\n${exportsList.join('\n')}\n${loaderEnd}`;
+// The class's own members (src/channel.js: `_name`) get short names too; nothing outside the file
+// reads them.
+const minify = (code, treeShaking = true) =>
+  esbuild.transformSync(code, { minify: true, format: 'esm', target: 'es2019', legalComments: 'none', treeShaking, mangleProps: /^_[a-z]/ }).code;
 const indexMin = `/* @ts-self-types="./index.d.ts" */\n${minify(indexSrc)}`;
 const minExports = [...indexMin.matchAll(/export\s*\{([^}]*)\}/g)].flatMap((m) => m[1].split(',').map((e) => e.trim().split(/\s+as\s+/).pop()));
 checkExports('index.js (minified)', minExports, EXPECTED_EXPORTS.web);
@@ -379,10 +440,12 @@ writeFileSync(join(out, 'index.js'), indexMin);
 const gz = (text) => gzipSync(Buffer.from(text), { level: 9 }).length;
 const b64 = deflated.toString('base64');
 const parts = {
-  'wasm-bindgen glue': minify(inlineGlue),
-  'facade.js': minify(facade),
-  'loader.js': minify(readFileSync(join(here, 'loader.js'), 'utf8').replace("'__SSE_WASM_B64__'", "''").replaceAll("'__SSE_LOADING__'", JSON.stringify(loading))),
-  'inflate.js': minify(inflateSrc),
+  // (the modules as inlined: src/channel.js holds the other two)
+  'wasm-bindgen glue': minify(inlineGlue.replace(inlinedJs.inline.at(-1), ''), false),
+  'src/*.js (the class)': minify(inlinedJs.inline.at(-1).replace(/^export /gm, ''), false),
+  'facade.js': minify(facade, false),
+  'loader.js': minify(readFileSync(join(here, 'loader.js'), 'utf8').replace("'__SSE_WASM_B64__'", "''").replaceAll("'__SSE_LOADING__'", JSON.stringify(loading)), false),
+  'inflate.js': minify(inflateSrc, false),
   'wasm (deflated, base64)': b64,
 };
 const breakdown = {

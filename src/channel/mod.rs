@@ -1,4 +1,11 @@
-//! The `SSEChannel` class: a thin `#[wasm_bindgen]` facade over [`core`].
+//! The `SSEChannel` class: JavaScript (`src/channel.js`) over the channel's
+//! [`Machine`](crate::machine::Machine), which makes every decision in wasm
+//! ([`abi`]: one export that takes and returns numbers). The class holds what
+//! the browser holds (listeners, the connection, timers, promises, the created
+//! channel) and carries out the machine's effects. Why JavaScript: the same
+//! executor in Rust cost the browser bundle 4.9 KB gzip more in export shims,
+//! imports, closures and their glue (docs/sdk.md, "Why the executor is
+//! JavaScript"; BENCHMARKS.md, "Browser entry size").
 //!
 //! ```js
 //! import { SSEChannel } from 'open-sse-channel' // loads the wasm itself; `open-sse-channel/slim` needs `await init()`
@@ -43,35 +50,10 @@
 //! channel's JS object alive through wasm, where no garbage collector sees
 //! the cycle.
 
-mod core;
-mod http;
-mod options;
+mod abi;
 
-use std::cell::RefCell;
-use std::rc::Rc;
-
-use js_sys::{Function, Promise};
-use sse_channel_protocol::api::field;
-use sse_channel_protocol::descriptor::{DESCRIPTOR_TYPE, DESCRIPTOR_VERSION};
-use sse_channel_protocol::ErrorCode;
+use js_sys::Promise;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
-
-use sse_channel_protocol::api::CreateChannelResponse;
-
-use self::core::{Inner, Shared};
-use self::options::{defaults, Options};
-use crate::js;
-use crate::js_error::js_error;
-
-#[cfg(feature = "writer")]
-pub(crate) use self::options::check_defaults;
-pub(crate) use self::options::configure_defaults;
-
-/// `type` of a subscription (`toSubscription()`).
-const SUBSCRIPTION_TYPE: &str = "SSESubscription";
-/// Its resume point.
-const LAST_EVENT_ID: &str = "lastEventId";
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS: &'static str = r#"
@@ -135,7 +117,7 @@ export interface SSEChannelEvents {
  * `state({from, to})`; always open → message* → end → close, `close` exactly once.
  */
 export class SSEChannel {
-  /** Releases this handle. A channel that was opened goes on until `end`, `close()` or a final error. */
+  /** Nothing to release (kept from earlier versions): a channel that was opened goes on until `end`, `close()` or a final error. */
   free(): void;
   constructor(options?: SSEChannelOptions);
   /** Sets defaults for every later `new SSEChannel()`, e.g. `{ relay }`. */
@@ -180,207 +162,100 @@ export class SSEChannel {
 }
 "#;
 
-/// The browser end of a channel (JS: `SSEChannel`). See the module docs and the
-/// generated TypeScript for the full JS contract.
-#[wasm_bindgen(js_name = SSEChannel, skip_typescript)]
-pub struct SseChannel {
-    inner: Shared,
+#[wasm_bindgen(module = "/src/channel.js")]
+extern "C" {
+    /// The browser end of a channel (JS: `SSEChannel`, `src/channel.js`), bound
+    /// for Rust callers such as the browser tests. See the module docs and the
+    /// generated TypeScript for the full JS contract.
+    #[wasm_bindgen(js_name = SSEChannel)]
+    pub type SseChannel;
+
+    #[wasm_bindgen(constructor, catch, js_class = SSEChannel)]
+    fn js_new(options: JsValue) -> Result<SseChannel, JsValue>;
+
+    #[wasm_bindgen(static_method_of = SseChannel, js_class = SSEChannel, js_name = attach, catch)]
+    fn js_attach(subscription: JsValue, options: JsValue) -> Result<SseChannel, JsValue>;
+
+    #[wasm_bindgen(static_method_of = SseChannel, js_class = SSEChannel, js_name = configure, catch)]
+    fn js_configure(options: JsValue) -> Result<(), JsValue>;
+
+    /// What a page keeps to re-attach later (`toSubscription()`). Throws
+    /// `INVALID_STATE` before the channel was created.
+    #[wasm_bindgen(method, catch, js_class = SSEChannel, js_name = toSubscription)]
+    pub fn to_subscription(this: &SseChannel) -> Result<JsValue, JsValue>;
+
+    /// `cancel(reason?)`: asks the relay to cancel the channel.
+    #[wasm_bindgen(method, js_class = SSEChannel)]
+    pub fn cancel(this: &SseChannel, reason: Option<String>) -> Promise;
+
+    /// `open()`: creates the channel and subscribes.
+    #[wasm_bindgen(method, js_class = SSEChannel)]
+    pub fn open(this: &SseChannel) -> Promise;
+
+    /// `close()`: closes the channel (idempotent).
+    #[wasm_bindgen(method, js_class = SSEChannel)]
+    pub fn close(this: &SseChannel);
+
+    /// `on(event, listener)`. Throws `INVALID_OPTIONS` when `listener` is not a function.
+    #[wasm_bindgen(method, catch, js_class = SSEChannel)]
+    pub fn on(this: &SseChannel, event: &str, listener: JsValue) -> Result<(), JsValue>;
+
+    /// `once(event, listener)`.
+    #[wasm_bindgen(method, catch, js_class = SSEChannel)]
+    pub fn once(this: &SseChannel, event: &str, listener: JsValue) -> Result<(), JsValue>;
+
+    /// `off(event, listener)`.
+    #[wasm_bindgen(method, js_class = SSEChannel)]
+    pub fn off(this: &SseChannel, event: &str, listener: JsValue);
+
+    /// `removeAllListeners(event?)`.
+    #[wasm_bindgen(method, js_class = SSEChannel, js_name = removeAllListeners)]
+    pub fn remove_all_listeners(this: &SseChannel, event: Option<String>);
+
+    /// `toJSON()`: the descriptor. Throws `INVALID_STATE` before `open()` resolved.
+    #[wasm_bindgen(method, catch, js_class = SSEChannel, js_name = toJSON)]
+    pub fn to_json(this: &SseChannel) -> Result<JsValue, JsValue>;
+
+    /// `state`.
+    #[wasm_bindgen(method, getter, js_class = SSEChannel)]
+    pub fn state(this: &SseChannel) -> JsValue;
+
+    /// `channelId` (undefined before creation).
+    #[wasm_bindgen(method, getter, js_class = SSEChannel, js_name = channelId)]
+    pub fn channel_id(this: &SseChannel) -> JsValue;
+
+    /// `lastEventId`.
+    #[wasm_bindgen(method, getter, js_class = SSEChannel, js_name = lastEventId)]
+    pub fn last_event_id(this: &SseChannel) -> f64;
+
+    /// `transport` (undefined before the first connection attempt).
+    #[wasm_bindgen(method, getter, js_class = SSEChannel)]
+    pub fn transport(this: &SseChannel) -> JsValue;
 }
 
-fn listener(f: JsValue) -> Result<Function, JsValue> {
-    f.dyn_into::<Function>()
-        .map_err(|_| js_error(ErrorCode::InvalidOptions, "a listener must be a function"))
-}
-
-#[wasm_bindgen(js_class = SSEChannel)]
+// The class reaches the wasm through the exports object it is handed at instantiation, by the
+// start function; a wasm-bindgen test binary runs no start function, so Rust callers hand it over
+// before their first call.
 impl SseChannel {
     /// `new SSEChannel(options?)`: options over the configured defaults.
     /// Throws `INVALID_OPTIONS` for an invalid option.
-    #[wasm_bindgen(constructor, skip_typescript)]
     pub fn new(options: JsValue) -> Result<SseChannel, JsValue> {
-        let opts = Options::merged(&defaults(), &options)?;
-        Ok(Self {
-            inner: Rc::new(RefCell::new(Inner::new(opts, None))),
-        })
+        abi::bind();
+        Self::js_new(options)
     }
 
     /// `SSEChannel.attach(subscription, options?)`: a channel for the existing
     /// channel that `subscription` (from `toSubscription()`) names; `open()`
     /// subscribes from its `lastEventId` without creating anything. Throws
     /// `INVALID_OPTIONS` for a malformed subscription or option.
-    #[wasm_bindgen(skip_typescript)]
     pub fn attach(subscription: JsValue, options: JsValue) -> Result<SseChannel, JsValue> {
-        let bad = || {
-            js_error(
-                ErrorCode::InvalidOptions,
-                "attach(subscription): not a subscription from toSubscription()",
-            )
-        };
-        let text = |k| js::get_string(&subscription, k).ok_or_else(bad);
-        if text(field::TYPE)? != SUBSCRIPTION_TYPE
-            || js::get_u64(&subscription, field::VERSION) != Some(1)
-        {
-            return Err(bad());
-        }
-        let relay = js::object(&[(field::RELAY, text(field::RELAY)?.into())]);
-        let opts = Options::merged(&Options::merged(&defaults(), &options)?, &relay)?;
-        let created = CreateChannelResponse {
-            channel_id: text(field::CHANNEL_ID)?,
-            subscribe_token: text(field::SUBSCRIBE_TOKEN)?,
-            publish_token: String::new(),
-            expires_at: js::get_u64(&subscription, field::EXPIRES_AT).ok_or_else(bad)?,
-        };
-        let last = js::get_u64(&subscription, LAST_EVENT_ID).ok_or_else(bad)?;
-        Ok(Self {
-            inner: Rc::new(RefCell::new(Inner::new(opts, Some((created, last))))),
-        })
-    }
-
-    /// What a page keeps to re-attach later (e.g. in `sessionStorage`):
-    /// `{type: "SSESubscription", version: 1, relay, channelId,
-    /// subscribeToken, expiresAt, lastEventId}`, without the publish token.
-    /// Throws `INVALID_STATE` before the channel was created.
-    #[wasm_bindgen(js_name = toSubscription, skip_typescript)]
-    pub fn to_subscription(&self) -> Result<JsValue, JsValue> {
-        let i = self.inner.borrow();
-        let (relay, c, last) = i.subscription().ok_or_else(|| {
-            js_error(
-                ErrorCode::InvalidState,
-                "toSubscription(): the channel does not exist yet",
-            )
-        })?;
-        Ok(js::object(&[
-            (field::TYPE, SUBSCRIPTION_TYPE.into()),
-            (field::VERSION, 1.into()),
-            (field::RELAY, relay.into()),
-            (field::CHANNEL_ID, c.channel_id.as_str().into()),
-            (field::SUBSCRIBE_TOKEN, c.subscribe_token.as_str().into()),
-            (field::EXPIRES_AT, (c.expires_at as f64).into()),
-            (LAST_EVENT_ID, (last as f64).into()),
-        ]))
-    }
-
-    /// Asks the relay to cancel the channel (`reason` optional, at most 256
-    /// characters): the function's writer learns it (its `signal` aborts) and
-    /// every reader gets `error` `CHANNEL_CANCELLED`, then `close`. Rejects with
-    /// `INVALID_STATE` before the channel exists, or with the relay's code
-    /// (`CHANNEL_ENDED` when it had already ended).
-    #[wasm_bindgen(skip_typescript)]
-    pub fn cancel(&self, reason: Option<String>) -> Promise {
-        self::core::cancel(&self.inner, reason)
+        abi::bind();
+        Self::js_attach(subscription, options)
     }
 
     /// `SSEChannel.configure(options)`: defaults for later constructions.
-    #[wasm_bindgen(skip_typescript)]
     pub fn configure(options: JsValue) -> Result<(), JsValue> {
-        configure_defaults(&options)
-    }
-
-    /// Creates the channel on the relay and subscribes. Resolves once the
-    /// subscription is live; rejects with a coded error on failure or after
-    /// `openTimeoutMs`, and with `INVALID_STATE` when called twice or after close.
-    #[wasm_bindgen(skip_typescript)]
-    pub fn open(&self) -> Promise {
-        self::core::open(&self.inner)
-    }
-
-    /// Closes the channel. Idempotent: `close` is emitted once.
-    #[wasm_bindgen(skip_typescript)]
-    pub fn close(&self) {
-        self::core::close(&self.inner)
-    }
-
-    /// Adds a listener. (`addListener`, `removeListener` and `removeAllListener`,
-    /// the other spellings, are added in JavaScript by the package:
-    /// `pkg-template/build/facade.js`.)
-    #[wasm_bindgen(skip_typescript)]
-    pub fn on(&self, event: &str, listener_fn: JsValue) -> Result<(), JsValue> {
-        let f = listener(listener_fn)?;
-        self.inner.borrow_mut().add_listener(event, f, false);
-        Ok(())
-    }
-
-    /// Adds a listener called at most once.
-    #[wasm_bindgen(skip_typescript)]
-    pub fn once(&self, event: &str, listener_fn: JsValue) -> Result<(), JsValue> {
-        let f = listener(listener_fn)?;
-        self.inner.borrow_mut().add_listener(event, f, true);
-        Ok(())
-    }
-
-    /// Removes a listener; a function never added changes nothing.
-    #[wasm_bindgen(skip_typescript)]
-    pub fn off(&self, event: &str, listener_fn: JsValue) {
-        self.inner.borrow_mut().remove_listener(event, &listener_fn);
-    }
-
-    /// Removes every listener of `event`, or of every event when omitted.
-    #[wasm_bindgen(js_name = removeAllListeners, skip_typescript)]
-    pub fn remove_all_listeners(&self, event: Option<String>) {
-        self.inner
-            .borrow_mut()
-            .remove_all_listeners(event.as_deref());
-    }
-
-    /// The descriptor (`{type, version, relay, channelId, publishToken,
-    /// expiresAt}`); `JSON.stringify(channel)` uses it. Throws `INVALID_STATE`
-    /// before `open()` resolved.
-    #[wasm_bindgen(js_name = toJSON, skip_typescript)]
-    pub fn to_json(&self) -> Result<JsValue, JsValue> {
-        let i = self.inner.borrow();
-        if i.attached() {
-            return Err(js_error(
-                ErrorCode::InvalidState,
-                "toJSON(): an attached channel holds no publish token and cannot be passed to a function",
-            ));
-        }
-        let d = i.descriptor().ok_or_else(|| {
-            js_error(
-                ErrorCode::InvalidState,
-                "toJSON(): the channel can be serialized only after open() resolved",
-            )
-        })?;
-        let (relay_url, c) = d;
-        // What `Descriptor::new` would hold, written from borrowed parts (no copies).
-        let [kind, version, relay, channel_id, publish_token, expires_at] = field::DESCRIPTOR;
-        Ok(js::object(&[
-            (kind, DESCRIPTOR_TYPE.into()),
-            (version, DESCRIPTOR_VERSION.into()),
-            (relay, relay_url.into()),
-            (channel_id, c.channel_id.as_str().into()),
-            (publish_token, c.publish_token.as_str().into()),
-            (expires_at, (c.expires_at as f64).into()),
-        ]))
-    }
-
-    /// `"idle" | "connecting" | "open" | "reconnecting" | "closed"`.
-    #[wasm_bindgen(getter, skip_typescript)]
-    pub fn state(&self) -> JsValue {
-        // A JsValue, not a String: no copy into a Rust allocation and out again.
-        JsValue::from_str(self.inner.borrow().state().as_str())
-    }
-
-    /// The channel id once created, else `null`.
-    #[wasm_bindgen(getter, js_name = channelId, skip_typescript)]
-    pub fn channel_id(&self) -> JsValue {
-        self.inner
-            .borrow()
-            .channel_id()
-            .map_or(JsValue::UNDEFINED, JsValue::from_str)
-    }
-
-    /// The last event id received (0 before any).
-    #[wasm_bindgen(getter, js_name = lastEventId, skip_typescript)]
-    pub fn last_event_id(&self) -> f64 {
-        self.inner.borrow().last_event_id() as f64
-    }
-
-    /// `"websocket" | "eventsource"`, or `null` before the first connection attempt.
-    #[wasm_bindgen(getter, skip_typescript)]
-    pub fn transport(&self) -> JsValue {
-        self.inner
-            .borrow()
-            .transport()
-            .map_or(JsValue::UNDEFINED, |k| JsValue::from_str(k.as_str()))
+        abi::bind();
+        Self::js_configure(options)
     }
 }

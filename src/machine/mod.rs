@@ -2,7 +2,7 @@
 //! (what the page, the relay, the network and the timers did) go in, effects
 //! (connect, arm a timer, emit an event, settle `open()`) come out. No browser
 //! API is touched here, and payloads never enter: a message's data stays a JS
-//! value in the executor (`src/channel/core.rs`), which only carries effects
+//! value in the executor (the `SSEChannel` class, `src/channel.js`), which only carries effects
 //! out. So the whole policy is tested natively, including property tests over
 //! arbitrary input sequences.
 //!

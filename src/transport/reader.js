@@ -1,15 +1,16 @@
-// The browser SDK's connections and per-event path, in plain JS (bound in src/transport/reader.rs;
-// the package's assembly writes this file into each entry). A `message` with a new id goes from the
-// parsed frame straight to the page's listeners, without a call into the wasm per event; everything
-// else (control frames, an id the channel must judge, a malformed frame, a lost connection) goes to
-// the wasm through `d.f`. Names used here are the protocol's (tests/reader_js.rs checks them).
+// The browser SDK's connections and per-event path, in plain JS (used by the class, src/channel.js;
+// the package's assembly writes both into each entry). A `message` with a new id goes from the
+// parsed frame straight to the page's listeners, without an input to the machine per event;
+// everything else (control frames, an id the machine must judge, a malformed frame, a lost
+// connection) goes to the class through `d.f`. Names used here are the protocol's
+// (tests/reader_js.rs checks them).
 //
-// `d` (sseDispatch) is shared by a channel's wasm executor and its connections:
-//   c  the connection whose messages may be delivered here (0: none), set by the wasm
-//   l  the last id delivered: set by the wasm, advanced here, read back by the wasm
+// `d` (sseDispatch) is shared by a channel (src/channel.js) and its connections:
+//   c  the connection whose messages may be delivered here (0: none), set by the channel
+//   l  the last id delivered: set by the channel, advanced here, read back by the channel
 //   t  Date.now() of the last frame read here
-//   m  the `message` listeners (a new array on every change), or null: the wasm delivers
-//   f  the wasm's reader: a parsed event object, or a boolean for a lost connection (whether it
+//   m  the `message` listeners (a new array on every change), or null: the channel delivers
+//   f  the channel's reader: a parsed event object, or a boolean for a lost connection (whether it
 //      had opened); k the connection it comes from
 export function sseDispatch(f) {
   return { c: 0, l: 0, t: 0, m: null, k: 0, f };
@@ -34,7 +35,7 @@ export function sseConnect(d, conn, ws, url) {
       d.l = id;
       const data = v.data;
       for (let i = 0; i < m.length; i++) {
-        const f = m[i]; // called as a plain function, as the wasm calls listeners
+        const f = m[i]; // called as a plain function, as the channel calls listeners
         try {
           f(data);
         } catch (e) {

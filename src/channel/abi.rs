@@ -1,0 +1,366 @@
+//! The wasm side of the `SSEChannel` class: the channels' [`Machine`]s behind
+//! one wide export, `sse(op, h, now, a, b, c)`, that takes and returns numbers
+//! only. The class (`src/channel.js`) writes a machine's options into a shared
+//! buffer of `f64`s ([`BUF`]) and feeds it inputs; each input's effects come
+//! back in the same buffer, strings as (address, length) of static UTF-8 the
+//! class decodes from the wasm's memory. One export and no callback: each
+//! export, import and closure type costs the browser bundle a shim in the wasm
+//! and glue in JavaScript (docs/sdk.md, "Why the executor is JavaScript").
+//!
+//! # The buffer after an input
+//!
+//! `[n, delivering, last_event_id, (kind, a, b, c, d, e) × n]`: `delivering` is
+//! [`Machine::delivering`] (0: none), then one record per effect:
+//!
+//! | kind | effect | a, b, c, d, e |
+//! |---|---|---|
+//! | 0 | `Refuse` | closed (1/0) |
+//! | 1 | `Listen` | |
+//! | 2 | `Create` | |
+//! | 3 | `Connect` | conn, WebSocket (1/0), last event id |
+//! | 4 | `Disconnect` | |
+//! | 5 | `Arm` | timer (0 open, 1 watchdog, 2 retry), ms |
+//! | 6 | `Cancel` | timer |
+//! | 7 | `State` | from (address, length), to (address, length) |
+//! | 8 | `Opened` | |
+//! | 9 | `Message` | |
+//! | 10 | `End` | |
+//! | 11 | `Lost` | from, to |
+//! | 12 | `Reconnecting` | attempt, delay ms, code (address, length) |
+//! | 13 | `Fail` | code (address, length), message (address, length; length −1: the relay's message) |
+//! | 14 | the cause of the next `Fail` (`RECONNECT_EXHAUSTED`) | as `Fail` |
+//! | 15 | `Close` | |
+
+use std::cell::RefCell;
+
+use sse_channel_protocol::descriptor::relay_origin;
+use sse_channel_protocol::{ErrorCode, LostRange};
+use wasm_bindgen::prelude::*;
+
+use crate::machine::{Config, Effect, Failure, Input, Kind, Machine, Timer, TransportChoice, Why};
+
+/// Records in [`BUF`]: more than any input produces (a teardown is about ten).
+const MAX_EFFECTS: usize = 40;
+const BUF_LEN: usize = 3 + 6 * MAX_EFFECTS;
+
+/// `open()` without a relay (input 6).
+const NO_RELAY: Why = Why::Text(
+    "no relay: pass { relay: 'https://…' } or call SSEChannel.configure({ relay }) first",
+);
+
+thread_local! {
+    /// The buffer the class and the wasm share (see the module docs).
+    static BUF: RefCell<[f64; BUF_LEN]> = const { RefCell::new([0.0; BUF_LEN]) };
+    /// A string from the class (op 3 sizes it, the class writes UTF-8 into it).
+    static TEXT: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// The machines of the channels that run, by handle − 1 (`None`: a free slot).
+    static MACHINES: RefCell<Vec<Option<Machine>>> = const { RefCell::new(Vec::new()) };
+    /// A closed machine: the inputs of a channel whose machine was freed (handle 0).
+    static CLOSED: RefCell<Option<Machine>> = const { RefCell::new(None) };
+    /// The effects buffer, reused.
+    static OUT: RefCell<Vec<Effect>> = const { RefCell::new(Vec::new()) };
+}
+
+// The class reaches the export through the wasm's exports object, handed over
+// once at instantiation (the class is JavaScript, not a wasm-bindgen export).
+#[wasm_bindgen(module = "/src/channel.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = sseBind)]
+    fn sse_bind(exports: &JsValue);
+}
+
+// src/channel.js imports these (and they each other): named here so that wasm-bindgen writes them
+// beside it (the package's assemble.mjs inlines all four into each browser entry).
+#[wasm_bindgen(module = "/src/browser.js")]
+extern "C" {
+    #[allow(dead_code)]
+    #[wasm_bindgen(js_name = sseError)]
+    fn sse_error();
+}
+#[wasm_bindgen(module = "/src/transport/reader.js")]
+extern "C" {
+    #[allow(dead_code)]
+    #[wasm_bindgen(js_name = sseDispatch)]
+    fn sse_dispatch();
+}
+#[wasm_bindgen(module = "/src/channel/executor.js")]
+extern "C" {
+    #[allow(dead_code)]
+    #[wasm_bindgen(js_name = SSEExecutor)]
+    fn sse_in();
+}
+
+#[wasm_bindgen(start)]
+fn start() {
+    bind();
+}
+
+/// Hands the wasm's exports to the class (again: harmless).
+pub(super) fn bind() {
+    sse_bind(&wasm_bindgen::exports());
+}
+
+/// The one export (see the module docs). `op`:
+/// - 0: a new machine from the options in the buffer (transport 0/1/2, minDelayMs,
+///   maxDelayMs, maxAttempts (∞: none), openTimeoutMs, heartbeatTimeoutMs (NaN: none)),
+///   jitter seed `a`, attached after event id `b` (−1: a channel to create); returns its handle;
+/// - 1: frees machine `h`; 2: the buffer's address; 3: sizes the text buffer to `h`
+///   bytes and returns its address; 4: 1 when the text is a valid `relay`; 5: the
+///   text's index in [`ErrorCode::ALL`], −1 if none; 6: the defaults into the buffer;
+/// - 16 + k: input k ([`input`]) to machine `h` (0: a channel that closed) at time `now`.
+#[wasm_bindgen(js_name = sse, skip_typescript)]
+pub fn sse(op: u32, h: u32, now: f64, a: f64, b: f64, c: f64) -> f64 {
+    match op {
+        0 => new_machine(a, b),
+        1 => {
+            MACHINES.with(|m| {
+                if let Some(slot) = m.borrow_mut().get_mut(h.wrapping_sub(1) as usize) {
+                    *slot = None;
+                }
+            });
+            0.0
+        }
+        2 => BUF.with(|b| b.as_ptr() as usize as f64),
+        3 => TEXT.with(|t| {
+            let mut t = t.borrow_mut();
+            t.clear();
+            t.resize(h as usize, 0);
+            t.as_ptr() as usize as f64
+        }),
+        4 => f64::from(u8::from(text(|s| relay_origin(s).is_ok()))),
+        5 => {
+            text(|s| ErrorCode::ALL.iter().position(|c| c.as_str() == s)).map_or(-1.0, |i| i as f64)
+        }
+        6 => {
+            BUF.with(|buf| put_config(&mut buf.borrow_mut()[..6], Config::DEFAULT));
+            0.0
+        }
+        _ => {
+            if let Some(input) = input(op.wrapping_sub(16), a, b, c) {
+                step(h, now, input);
+            }
+            0.0
+        }
+    }
+}
+
+/// The text buffer as a `&str` (empty if not UTF-8, which the class never writes).
+fn text<T>(f: impl FnOnce(&str) -> T) -> T {
+    TEXT.with(|t| f(std::str::from_utf8(&t.borrow()).unwrap_or_default()))
+}
+
+fn put_config(out: &mut [f64], c: Config) {
+    out.copy_from_slice(&[
+        match c.transport {
+            TransportChoice::Auto => 0.0,
+            TransportChoice::Only(Kind::WebSocket) => 1.0,
+            TransportChoice::Only(Kind::EventSource) => 2.0,
+        },
+        c.min_delay_ms.into(),
+        c.max_delay_ms.into(),
+        c.max_attempts.map_or(f64::INFINITY, f64::from),
+        c.open_timeout_ms.into(),
+        c.heartbeat_timeout_ms.map_or(f64::NAN, f64::from),
+    ]);
+}
+
+fn new_machine(seed: f64, attached: f64) -> f64 {
+    let [transport, min, max, attempts, open, heartbeat] =
+        BUF.with(|b| <[f64; 6]>::try_from(&b.borrow()[..6]).unwrap_or_default());
+    let cfg = Config {
+        transport: match transport as u8 {
+            0 => TransportChoice::Auto,
+            1 => TransportChoice::Only(Kind::WebSocket),
+            _ => TransportChoice::Only(Kind::EventSource),
+        },
+        min_delay_ms: min as u32,
+        max_delay_ms: max as u32,
+        max_attempts: (attempts != f64::INFINITY).then_some(attempts as u32),
+        open_timeout_ms: open as u32,
+        heartbeat_timeout_ms: (!heartbeat.is_nan()).then_some(heartbeat as u32),
+    };
+    let seed = seed as u32;
+    let m = if attached >= 0.0 {
+        Machine::attached(cfg, seed, attached as u64)
+    } else {
+        Machine::new(cfg, seed)
+    };
+    MACHINES.with(|ms| {
+        let mut ms = ms.borrow_mut();
+        let i = match ms.iter().position(Option::is_none) {
+            Some(i) => i,
+            None => {
+                ms.push(None);
+                ms.len() - 1
+            }
+        };
+        ms[i] = Some(m);
+        (i + 1) as f64
+    })
+}
+
+/// Input `k` with its numbers: 0 open, 1 close, 2 online, 3 offline, 4 created,
+/// 5 creation failed (code), 6 no relay, 7 ready (conn, heartbeat ms or −1),
+/// 8 message (conn, id or 0), 9 delivered (conn, id), 10 end (conn, id or 0),
+/// 11 alive (conn), 12 lost (conn, from, to), 13 final error (conn, id, code),
+/// 14 stream error (conn, code), 15 dropped (conn, opened 1/0), 16 refused
+/// (conn), 17 timer (0 open, 1 watchdog, 2 retry). Codes are indexes in [`ErrorCode::ALL`].
+fn input(k: u32, a: f64, b: f64, c: f64) -> Option<Input> {
+    let conn = a as u32;
+    let id = |v: f64| (v >= 1.0).then_some(v as u64);
+    let code = |v: f64| ErrorCode::ALL.get(v as usize).copied();
+    Some(match k {
+        0 => Input::Open,
+        1 => Input::Close,
+        2 => Input::Online,
+        3 => Input::Offline,
+        4 => Input::Created,
+        5 => Input::CreateFailed(code(a)?),
+        6 => Input::Fatal(Failure::new(ErrorCode::InvalidOptions, NO_RELAY)),
+        7 => Input::Ready {
+            conn,
+            heartbeat_ms: (b >= 0.0).then_some(b as u64),
+        },
+        8 => Input::Message { conn, id: id(b) },
+        9 => Input::Delivered { conn, id: b as u64 },
+        10 => Input::End { conn, id: id(b) },
+        11 => Input::Alive { conn },
+        12 => Input::Lost {
+            conn,
+            range: LostRange {
+                from: b as u64,
+                to: c as u64,
+            },
+        },
+        13 => Input::Final {
+            conn,
+            id: b as u64,
+            code: code(c)?,
+        },
+        14 => Input::StreamError {
+            conn,
+            code: code(b)?,
+        },
+        15 => Input::Dropped {
+            conn,
+            opened: b != 0.0,
+        },
+        16 => Input::Refused { conn },
+        17 => Input::Timer(match a as u8 {
+            0 => Timer::Open,
+            1 => Timer::Watchdog,
+            _ => Timer::Retry,
+        }),
+        _ => return None,
+    })
+}
+
+/// Feeds `input` to machine `h` and writes the buffer (see the module docs).
+fn step(h: u32, now: f64, input: Input) {
+    OUT.with(|out| {
+        let mut out = out.borrow_mut();
+        out.clear();
+        let (delivering, last) = MACHINES.with(|ms| {
+            let mut ms = ms.borrow_mut();
+            match ms.get_mut(h.wrapping_sub(1) as usize) {
+                Some(Some(m)) => {
+                    m.handle(now, input, &mut out);
+                    (m.delivering().unwrap_or(0), m.last_event_id())
+                }
+                _ => CLOSED.with(|c| {
+                    let mut c = c.borrow_mut();
+                    let m = c.get_or_insert_with(|| {
+                        let mut m = Machine::new(Config::DEFAULT, 1);
+                        m.handle(0.0, Input::Close, &mut Vec::new());
+                        m
+                    });
+                    m.handle(now, input, &mut out);
+                    (0, 0)
+                }),
+            }
+        });
+        BUF.with(|buf| {
+            let mut buf = buf.borrow_mut();
+            let mut n = 0;
+            for &e in out.iter() {
+                for rec in records(e).into_iter().flatten() {
+                    if n < MAX_EFFECTS {
+                        buf[3 + 6 * n..9 + 6 * n].copy_from_slice(&rec);
+                        n += 1;
+                    }
+                }
+            }
+            buf[0] = n as f64;
+            buf[1] = f64::from(delivering);
+            buf[2] = last as f64;
+        });
+    });
+}
+
+/// A static string as (address, length).
+fn s(t: &'static str) -> (f64, f64) {
+    (t.as_ptr() as usize as f64, t.len() as f64)
+}
+
+/// A failure's code and message as four numbers (length −1: the relay's message).
+fn failure(code: ErrorCode, why: Why) -> [f64; 4] {
+    let (cp, cl) = s(code.as_str());
+    let (mp, ml) = match why {
+        Why::Relay => (0.0, -1.0),
+        Why::Text(t) => s(t),
+    };
+    [cp, cl, mp, ml]
+}
+
+/// The records of one effect (two for a failure with a cause).
+fn records(e: Effect) -> [Option<[f64; 6]>; 2] {
+    let one = |k: f64, a: f64, b: f64, c: f64, d: f64| [Some([k, a, b, c, d, 0.0]), None];
+    match e {
+        Effect::Refuse { closed } => one(0.0, f64::from(u8::from(closed)), 0.0, 0.0, 0.0),
+        Effect::Listen => one(1.0, 0.0, 0.0, 0.0, 0.0),
+        Effect::Create => one(2.0, 0.0, 0.0, 0.0, 0.0),
+        Effect::Connect {
+            conn,
+            kind,
+            last_event_id,
+        } => one(
+            3.0,
+            conn.into(),
+            f64::from(u8::from(kind == Kind::WebSocket)),
+            last_event_id as f64,
+            0.0,
+        ),
+        Effect::Disconnect => one(4.0, 0.0, 0.0, 0.0, 0.0),
+        Effect::Arm(t, ms) => one(5.0, f64::from(t as u8), ms.into(), 0.0, 0.0),
+        Effect::Cancel(t) => one(6.0, f64::from(t as u8), 0.0, 0.0, 0.0),
+        Effect::State(t) => {
+            let (fp, fl) = s(t.from.as_str());
+            let (tp, tl) = s(t.to.as_str());
+            one(7.0, fp, fl, tp, tl)
+        }
+        Effect::Opened => one(8.0, 0.0, 0.0, 0.0, 0.0),
+        Effect::Message => one(9.0, 0.0, 0.0, 0.0, 0.0),
+        Effect::End => one(10.0, 0.0, 0.0, 0.0, 0.0),
+        Effect::Lost(LostRange { from, to }) => one(11.0, from as f64, to as f64, 0.0, 0.0),
+        Effect::Reconnecting {
+            attempt,
+            delay_ms,
+            code,
+        } => {
+            let (cp, cl) = s(code.as_str());
+            one(12.0, attempt.into(), delay_ms.into(), cp, cl)
+        }
+        Effect::Fail(Failure { code, why, cause }) => {
+            let [a, b, c, d] = failure(code, why);
+            let fail = Some([13.0, a, b, c, d, 0.0]);
+            match cause {
+                Some((cc, cw)) => {
+                    let [a, b, c, d] = failure(cc, cw);
+                    [Some([14.0, a, b, c, d, 0.0]), fail]
+                }
+                None => [fail, None],
+            }
+        }
+        Effect::Close => one(15.0, 0.0, 0.0, 0.0, 0.0),
+    }
+}

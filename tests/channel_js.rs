@@ -1,0 +1,90 @@
+//! `src/channel.js` and `src/channel/executor.js` (the `SSEChannel` class and
+//! its executor, in JS) spell the protocol's names
+//! itself: paths, query parameters, members, the descriptor's and the
+//! subscription's shape, the transports' names. Each must be the protocol
+//! crate's (or the machine's), so that renaming one there fails here instead of
+//! in a browser.
+#![cfg(not(target_arch = "wasm32"))]
+
+use sse_channel::machine::Kind;
+use sse_channel::protocol::api::{self, field};
+use sse_channel::protocol::descriptor::{DESCRIPTOR_TYPE, DESCRIPTOR_VERSION};
+use sse_channel::protocol::ErrorCode;
+
+const CLASS: &str = include_str!("../src/channel.js");
+const EXECUTOR: &str = include_str!("../src/channel/executor.js");
+
+fn has(needle: &str) {
+    assert!(
+        CLASS.contains(needle) || EXECUTOR.contains(needle),
+        "channel.js and executor.js lack {needle}"
+    );
+}
+
+fn quoted(name: &str) -> String {
+    let mut s = "'".to_owned();
+    s.push_str(name);
+    s.push('\'');
+    s
+}
+
+#[test]
+fn channel_js_uses_the_protocol_names() {
+    // The paths: `{CHANNELS_PATH}`, `…/{id}/cancel`, `…/{id}/ws`, `…/{id}/events`.
+    has(&quoted(api::CHANNELS_PATH));
+    let mut channel = api::CHANNELS_PATH.to_owned();
+    channel.push('/');
+    has(&quoted(&channel));
+    assert_eq!(api::cancel_path("x"), format!("{channel}x/cancel"));
+    has("'/cancel'");
+    assert_eq!(api::ws_path("x"), format!("{channel}x/ws"));
+    assert_eq!(api::events_path("x"), format!("{channel}x/events"));
+    has("(ws ? '/ws' : '/events')");
+    // The stream URL's query.
+    has(&quoted(&format!("?{}=", api::QUERY_TOKEN)));
+    has(&quoted(&format!("&{}=1", api::QUERY_BATCH)));
+    has(&quoted(&format!("&{}=", api::QUERY_LAST_EVENT_ID)));
+    // The members it reads and writes.
+    for name in [
+        field::CHANNEL_ID,
+        field::SUBSCRIBE_TOKEN,
+        field::PUBLISH_TOKEN,
+        field::EXPIRES_AT,
+        field::HEARTBEAT_MS,
+        field::ERROR,
+        field::CODE,
+        field::MESSAGE,
+        field::FROM,
+        field::DETAILS,
+    ] {
+        has(&quoted(name));
+    }
+    has(&format!("body.{} = ", field::TTL_SECS));
+    has(&format!("body.{} = ", field::ABANDON_AFTER_MS));
+    has(&format!("{{ {}: String(reason) }}", field::REASON));
+    has(&format!("x.{} = a;", field::FROM));
+    has(&format!("x.{} = b;", field::TO));
+    // The descriptor (`toJSON()`), member by member in the protocol's order.
+    let [kind, version, relay, channel_id, publish_token, expires_at] = field::DESCRIPTOR;
+    has(&format!(
+        "{{ {kind}: '{DESCRIPTOR_TYPE}', {version}: {DESCRIPTOR_VERSION}, {relay}: this._o.relay, {channel_id}: c.channelId, {publish_token}: c.publishToken, {expires_at}: c.expiresAt }}"
+    ));
+    // The transports' names (the `transport` getter), the machine's.
+    has(&format!(
+        "ws ? '{}' : '{}'",
+        Kind::WebSocket.as_str(),
+        Kind::EventSource.as_str()
+    ));
+    // The codes it names are the protocol's.
+    for code in [
+        ErrorCode::InvalidOptions,
+        ErrorCode::InvalidState,
+        ErrorCode::NetworkError,
+        ErrorCode::Internal,
+        ErrorCode::MessagesLost,
+        ErrorCode::FunctionFailed,
+        ErrorCode::ChannelCancelled,
+    ] {
+        has(&quoted(code.as_str()));
+    }
+}
