@@ -9,55 +9,11 @@ mod common;
 
 use std::time::Duration;
 
+use common::raw::RawConn;
 use common::*;
 use sse_channel_protocol::frame::SseParser;
 use sse_channel_protocol::Scope;
 use sse_relay::Config;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-
-/// Writes `parts` to a new connection, pausing between them so that the
-/// relay reads the head in several pieces.
-async fn send_parts(relay: &TestRelay, parts: &[&str]) -> TcpStream {
-    let mut s = TcpStream::connect(relay.addr).await.unwrap();
-    for (i, p) in parts.iter().enumerate() {
-        if i > 0 {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        s.write_all(p.as_bytes()).await.unwrap();
-    }
-    s
-}
-
-/// Everything until the relay closes the connection.
-async fn read_to_close(s: &mut TcpStream) -> String {
-    let mut out = Vec::new();
-    tokio::time::timeout(WAIT, s.read_to_end(&mut out))
-        .await
-        .expect("closed in time")
-        .unwrap();
-    String::from_utf8(out).unwrap()
-}
-
-/// Reads until the text read so far contains `needle`.
-async fn read_until(s: &mut TcpStream, needle: &str) -> String {
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    tokio::time::timeout(WAIT, async {
-        while !String::from_utf8_lossy(&out).contains(needle) {
-            let n = s.read(&mut buf).await.unwrap();
-            assert!(
-                n > 0,
-                "closed before {needle:?}: {}",
-                String::from_utf8_lossy(&out)
-            );
-            out.extend_from_slice(&buf[..n]);
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("no {needle:?} in {}", String::from_utf8_lossy(&out)));
-    String::from_utf8_lossy(&out).into_owned()
-}
 
 /// (head in lowercase, body) of one answer.
 fn split(answer: &str) -> (String, &str) {
@@ -115,7 +71,7 @@ async fn a_subscription_is_chunked_with_connection_close_and_ends_with_the_last_
         ch.id,
         ch.q()
     );
-    let mut s = send_parts(
+    let mut s = RawConn::send_parts(
         &relay,
         &[
             "GET /v1/chan",
@@ -124,9 +80,9 @@ async fn a_subscription_is_chunked_with_connection_close_and_ends_with_the_last_
         ],
     )
     .await;
-    let mut answer = read_until(&mut s, "event: message").await;
+    let mut answer = s.read_until("event: message").await;
     assert_eq!(relay.end(&ch, r#"{"data":"bye"}"#).await.status, 200);
-    answer.push_str(&read_to_close(&mut s).await);
+    answer.push_str(&s.read_to_close().await);
     let (head, body) = split(&answer);
     assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}");
     for field in [
@@ -173,14 +129,14 @@ async fn refusals_are_coded_json_with_a_length_and_connection_close() {
         ),
         (UNKNOWN_ID, unknown, "404", "CHANNEL_NOT_FOUND"),
     ] {
-        let mut s = send_parts(
-            &relay,
+        let mut s = RawConn::send_parts(
+        &relay,
             &[&format!(
                 "GET /v1/channels/{id}/events?{query} HTTP/1.1\r\nHost: x\r\nOrigin: https://app.example\r\n\r\n"
             )],
         )
         .await;
-        let answer = read_to_close(&mut s).await;
+        let answer = s.read_to_close().await;
         let (head, body) = split(&answer);
         assert!(head.starts_with(&format!("http/1.1 {status} ")), "{head}");
         assert!(head.contains("connection: close"), "{head}");
@@ -202,7 +158,7 @@ async fn a_peer_closing_an_idle_stream_ends_it_at_once() {
     // Heartbeats every minute: only noticing the close can end the stream.
     let relay = start(config()).await;
     let ch = relay.create().await;
-    let mut s = send_parts(
+    let mut s = RawConn::send_parts(
         &relay,
         &[&format!(
             "GET /v1/channels/{}/events?{} HTTP/1.1\r\nHost: x\r\n\r\n",
@@ -211,7 +167,7 @@ async fn a_peer_closing_an_idle_stream_ends_it_at_once() {
         )],
     )
     .await;
-    read_until(&mut s, "event: ready").await;
+    s.read_until("event: ready").await;
     wait_gauge(&relay, SSE_GAUGE, 1).await;
     drop(s);
     wait_gauge(&relay, SSE_GAUGE, 0).await;
@@ -222,7 +178,7 @@ async fn other_requests_reach_hyper_intact_and_a_reused_connection_still_subscri
     let relay = start(config()).await;
     let ch = relay.create().await;
     // Looks like a subscription until its path ends otherwise.
-    let mut s = send_parts(
+    let mut s = RawConn::send_parts(
         &relay,
         &[
             "GET /v1/channels/",
@@ -230,7 +186,7 @@ async fn other_requests_reach_hyper_intact_and_a_reused_connection_still_subscri
         ],
     )
     .await;
-    let answer = read_until(&mut s, "CHANNEL_NOT_FOUND").await;
+    let answer = s.read_until("CHANNEL_NOT_FOUND").await;
     let (head, _) = split(&answer);
     assert!(head.starts_with("http/1.1 404 "), "{head}");
     assert!(!head.contains("connection: close"), "{head}");
@@ -244,22 +200,19 @@ async fn other_requests_reach_hyper_intact_and_a_reused_connection_still_subscri
         ch.publ,
         body.len()
     );
-    s.write_all(publish.as_bytes()).await.unwrap();
+    s.send(publish).await;
     tokio::time::sleep(Duration::from_millis(50)).await;
-    s.write_all(body.as_bytes()).await.unwrap();
-    let answer = read_until(&mut s, "}").await;
+    s.send(body).await;
+    let answer = s.read_until("}").await;
     assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
-    s.write_all(
-        b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
-    )
-    .await
-    .unwrap();
-    let mut answer = read_until(&mut s, "}HTTP/1.1 200 OK").await;
+    s.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    let mut answer = s.read_until("}HTTP/1.1 200 OK").await;
     while answer.matches("\"status\"").count() < 2 {
-        answer.push_str(&read_until(&mut s, "}").await);
+        answer.push_str(&s.read_until("}").await);
     }
     assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
-    s.write_all(
+    s.send(
         format!(
             "GET /v1/channels/{}/events?{} HTTP/1.1\r\nHost: x\r\n\r\n",
             ch.id,
@@ -267,9 +220,8 @@ async fn other_requests_reach_hyper_intact_and_a_reused_connection_still_subscri
         )
         .as_bytes(),
     )
-    .await
-    .unwrap();
-    let answer = read_until(&mut s, "\"kept\"").await;
+    .await;
+    let answer = s.read_until("\"kept\"").await;
     let (head, _) = split(&answer);
     assert!(head.starts_with("http/1.1 200 ok"), "{head}");
     assert!(head.contains("transfer-encoding: chunked"), "{head}");
@@ -281,27 +233,25 @@ async fn websocket_upgrades_and_connection_close_stay_with_hyper() {
     let relay = start(config()).await;
     let ch = relay.create().await;
     // A request that asks to close: hyper answers and closes.
-    let mut s = send_parts(
+    let mut s = RawConn::send_parts(
         &relay,
         &["GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"],
     )
     .await;
-    let answer = read_to_close(&mut s).await;
+    let answer = s.read_to_close().await;
     assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
     // A WebSocket after a request on the same connection.
-    let mut s = send_parts(&relay, &["GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"]).await;
-    read_until(&mut s, "}").await;
-    s.write_all(
+    let mut s = RawConn::send_parts(&relay, &["GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"]).await;
+    s.read_until("}").await;
+    s.send(
         format!(
             "GET /v1/channels/{}/ws?{} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
             ch.id,
             ch.q()
         )
         .as_bytes(),
-    )
-    .await
-    .unwrap();
-    let answer = read_until(&mut s, "ready").await;
+    ).await;
+    let answer = s.read_until("ready").await;
     assert!(answer.starts_with("HTTP/1.1 101 "), "{answer}");
 }
 
@@ -312,12 +262,12 @@ async fn a_head_that_never_completes_is_closed_after_the_header_timeout() {
         ..config()
     })
     .await;
-    let mut s = send_parts(
+    let mut s = RawConn::send_parts(
         &relay,
         &["GET /v1/channels/abc/events HTTP/1.1\r\nHost: x\r\n"],
     )
     .await;
-    assert_eq!(read_to_close(&mut s).await, "");
+    assert_eq!(s.read_to_close().await, "");
 }
 
 #[tokio::test]
@@ -335,19 +285,19 @@ async fn subscriptions_served_here_count_against_max_connections() {
     );
     let mut open = Vec::new();
     for _ in 0..3 {
-        let mut s = send_parts(&relay, &[&head]).await;
-        read_until(&mut s, "event: ready").await;
+        let mut s = RawConn::send_parts(&relay, &[&head]).await;
+        s.read_until("event: ready").await;
         open.push(s);
     }
     // The /metrics request's own connection is the fourth, over the cap.
     assert_eq!(relay.metric("sse_relay_http_connections").await, 4);
     assert_eq!(relay.get("/healthz").await.status, 200);
-    let mut over = send_parts(&relay, &[&head]).await;
-    let answer = read_to_close(&mut over).await;
+    let mut over = RawConn::send_parts(&relay, &[&head]).await;
+    let answer = over.read_to_close().await;
     assert!(answer.contains("TOO_MANY_CONNECTIONS"), "{answer}");
     drop(open);
     wait_gauge(&relay, SSE_GAUGE, 0).await;
     assert_eq!(relay.metric("sse_relay_http_connections").await, 1);
-    let mut s = send_parts(&relay, &[&head]).await;
-    read_until(&mut s, "event: ready").await;
+    let mut s = RawConn::send_parts(&relay, &[&head]).await;
+    s.read_until("event: ready").await;
 }

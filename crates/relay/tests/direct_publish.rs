@@ -10,69 +10,11 @@ mod common;
 
 use std::time::Duration;
 
+use common::raw::{raw_answer, RawConn};
 use common::*;
 use serde_json::Value;
 use sse_channel_protocol::Scope;
 use sse_relay::Config;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-
-/// One answer read from `s`: its head (with `date` blanked) and body, by
-/// its `content-length`; `buf` keeps what was read after it.
-async fn answer(s: &mut TcpStream, buf: &mut Vec<u8>) -> String {
-    tokio::time::timeout(WAIT, async {
-        loop {
-            let text = String::from_utf8_lossy(buf).into_owned();
-            if let Some((head, rest)) = text.split_once("\r\n\r\n") {
-                let length: usize = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("content-length: "))
-                    .expect("a content-length")
-                    .parse()
-                    .unwrap();
-                if rest.len() >= length {
-                    let used = head.len() + 4 + length;
-                    let one = String::from_utf8(buf.drain(..used).collect()).unwrap();
-                    return blank_date(&one);
-                }
-            }
-            let mut chunk = [0u8; 4096];
-            let n = s.read(&mut chunk).await.unwrap();
-            assert!(n > 0, "closed before a whole answer: {text:?}");
-            buf.extend_from_slice(&chunk[..n]);
-        }
-    })
-    .await
-    .expect("an answer in time")
-}
-
-fn blank_date(answer: &str) -> String {
-    answer
-        .split("\r\n")
-        .map(|l| {
-            if l.starts_with("date: ") {
-                "date: -"
-            } else {
-                l
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\r\n")
-}
-
-/// True when the relay closes `s` (after `buf`'s bytes) within the wait.
-async fn closes(s: &mut TcpStream, buf: &[u8]) -> bool {
-    assert!(buf.is_empty(), "bytes after the answer: {buf:?}");
-    let mut rest = Vec::new();
-    match tokio::time::timeout(WAIT, s.read_to_end(&mut rest)).await {
-        Ok(Ok(_)) => {
-            assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
-            true
-        }
-        Ok(Err(_)) => true,
-        Err(_) => false,
-    }
-}
 
 /// `POST {path}` with these header lines and a `Content-Length` body.
 fn post(path: &str, fields: &[(&str, &str)], body: &str) -> String {
@@ -81,13 +23,6 @@ fn post(path: &str, fields: &[(&str, &str)], body: &str) -> String {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
     format!("{head}Content-Length: {}\r\n\r\n{body}", body.len())
-}
-
-/// The answer to `raw` on a new connection.
-async fn one(relay: &TestRelay, raw: &str) -> String {
-    let mut s = TcpStream::connect(relay.addr).await.unwrap();
-    s.write_all(raw.as_bytes()).await.unwrap();
-    answer(&mut s, &mut Vec::new()).await
 }
 
 async fn metrics(relay: &TestRelay) -> String {
@@ -288,7 +223,7 @@ async fn every_answer_equals_the_routers_byte_for_byte() {
                 .map(|(k, v)| (k.as_str(), v.as_str()))
                 .collect();
             let raw = post(&format!("/v1/channels/{route}{query}"), &fields, &body);
-            answers.push(one(&relay, &raw).await);
+            answers.push(raw_answer(&relay, &raw).await);
         }
         assert_eq!(answers[0], answers[1], "{name}");
         assert!(
@@ -307,7 +242,7 @@ async fn every_answer_equals_the_routers_byte_for_byte() {
             &[("Authorization", &format!("Bearer {}", ch.publ))],
             &big,
         );
-        answers.push(one(&relay, &raw).await);
+        answers.push(raw_answer(&relay, &raw).await);
     }
     assert_eq!(answers[0], answers[1]);
     assert!(answers[0].starts_with("HTTP/1.1 413 "), "{}", answers[0]);
@@ -329,7 +264,7 @@ async fn a_publish_answer_is_what_hyper_writes() {
         &fields,
         r#"{"data":7}"#,
     );
-    let first = one(&relay, &raw).await;
+    let first = raw_answer(&relay, &raw).await;
     assert_eq!(
         first,
         "HTTP/1.1 200 OK\r\n\
@@ -342,7 +277,7 @@ async fn a_publish_answer_is_what_hyper_writes() {
          \r\n\
          {\"firstId\":1,\"lastId\":1,\"subscribers\":0}"
     );
-    let again = one(&relay, &raw).await;
+    let again = raw_answer(&relay, &raw).await;
     assert!(
         again.contains("\r\nidempotent-replayed: true\r\n"),
         "{again}"
@@ -357,8 +292,7 @@ async fn pipelined_and_keep_alive_requests_are_answered_in_order_on_one_connecti
     let mut sub = relay.sse(&ch.id, &ch.q(), &[]).await;
     let auth = format!("Bearer {}", ch.publ);
     let path = format!("/v1/channels/{}/messages", ch.id);
-    let mut s = TcpStream::connect(relay.addr).await.unwrap();
-    let mut buf = Vec::new();
+    let mut s = RawConn::connect(&relay).await;
     // Three publishes and a health check in one write.
     let mut burst = String::new();
     for d in 1..=3 {
@@ -369,30 +303,26 @@ async fn pipelined_and_keep_alive_requests_are_answered_in_order_on_one_connecti
         ));
     }
     burst.push_str("GET /healthz HTTP/1.1\r\nHost: relay\r\n\r\n");
-    s.write_all(burst.as_bytes()).await.unwrap();
+    s.send(burst).await;
     for d in 1..=3 {
-        let a = answer(&mut s, &mut buf).await;
+        let a = s.answer().await;
         assert!(a.starts_with("HTTP/1.1 200 OK\r\n"), "{a}");
         assert_eq!(body_json(&a)["lastId"], d);
     }
-    let health = answer(&mut s, &mut buf).await;
+    let health = s.answer().await;
     assert!(health.contains("\"status\":\"ok\""), "{health}");
     // The same connection later: a refusal keeps it, then a publish and an end.
     tokio::time::sleep(Duration::from_millis(50)).await;
-    s.write_all(post(&path, &[], r#"{"data":0}"#).as_bytes())
-        .await
-        .unwrap();
-    let refused = answer(&mut s, &mut buf).await;
+    s.send(post(&path, &[], r#"{"data":0}"#).as_bytes()).await;
+    let refused = s.answer().await;
     assert!(refused.starts_with("HTTP/1.1 401 "), "{refused}");
-    s.write_all(post(&path, &[("Authorization", &auth)], r#"{"data":4}"#).as_bytes())
-        .await
-        .unwrap();
-    assert_eq!(body_json(&answer(&mut s, &mut buf).await)["lastId"], 4);
+    s.send(post(&path, &[("Authorization", &auth)], r#"{"data":4}"#).as_bytes())
+        .await;
+    assert_eq!(body_json(&s.answer().await)["lastId"], 4);
     let end = format!("/v1/channels/{}/end", ch.id);
-    s.write_all(post(&end, &[("Authorization", &auth)], "").as_bytes())
-        .await
-        .unwrap();
-    assert_eq!(body_json(&answer(&mut s, &mut buf).await)["lastId"], 5);
+    s.send(post(&end, &[("Authorization", &auth)], "").as_bytes())
+        .await;
+    assert_eq!(body_json(&s.answer().await)["lastId"], 5);
     let mut got = Vec::new();
     while let Some(e) = sub.next_data().await {
         if e.event == "ready" {
@@ -421,17 +351,17 @@ async fn a_head_and_body_split_across_reads_are_put_together() {
         r#"{"data":"split"}"#,
     );
     let cut = raw.find("\r\n\r\n").unwrap() + 4;
-    let mut s = TcpStream::connect(relay.addr).await.unwrap();
+    let mut s = RawConn::connect(&relay).await;
     for part in [
         &raw[..20],
         &raw[20..cut],
         &raw[cut..cut + 5],
         &raw[cut + 5..],
     ] {
-        s.write_all(part.as_bytes()).await.unwrap();
+        s.send(part).await;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let a = answer(&mut s, &mut Vec::new()).await;
+    let a = s.answer().await;
     assert!(a.starts_with("HTTP/1.1 200 OK\r\n"), "{a}");
     let mut sub = relay
         .sse(&ch.id, &format!("{}&lastEventId=0", ch.q()), &[])
@@ -451,13 +381,12 @@ async fn a_body_over_the_limit_is_refused_unread_and_the_connection_closed() {
         "POST /v1/channels/{}/messages HTTP/1.1\r\nAuthorization: Bearer {}\r\nContent-Length: 201\r\n\r\n",
         ch.id, ch.publ
     );
-    let mut s = TcpStream::connect(relay.addr).await.unwrap();
-    s.write_all(head.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    let a = answer(&mut s, &mut buf).await;
+    let mut s = RawConn::connect(&relay).await;
+    s.send(head).await;
+    let a = s.answer().await;
     assert!(a.starts_with("HTTP/1.1 413 Payload Too Large\r\n"), "{a}");
     assert!(a.contains("\"request body over 200 bytes\""), "{a}");
-    assert!(closes(&mut s, &buf).await);
+    assert!(s.closes().await);
     let m = metrics(&relay).await;
     assert_eq!(
         metric(&m, "sse_relay_errors_total{code=\"MESSAGE_TOO_LARGE\"}"),
@@ -479,15 +408,14 @@ async fn a_body_that_does_not_arrive_in_time_is_refused_and_the_connection_close
         &[("Authorization", &format!("Bearer {}", ch.publ))],
         r#"{"data":1}"#,
     );
-    let mut s = TcpStream::connect(relay.addr).await.unwrap();
-    s.write_all(&raw.as_bytes()[..raw.len() - 3]).await.unwrap();
-    let mut buf = Vec::new();
-    let a = answer(&mut s, &mut buf).await;
+    let mut s = RawConn::connect(&relay).await;
+    s.send(&raw.as_bytes()[..raw.len() - 3]).await;
+    let a = s.answer().await;
     assert!(a.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{a}");
     assert!(a.contains("request body not received in time"), "{a}");
     // The rest of the body is never read as a request of its own.
-    let _ = s.write_all(b"1}}").await;
-    assert!(closes(&mut s, &buf).await);
+    s.send_lossy(b"1}}").await;
+    assert!(s.closes().await);
     let m = metrics(&relay).await;
     assert_eq!(
         metric(&m, "sse_relay_errors_total{code=\"BAD_REQUEST\"}"),
@@ -501,23 +429,19 @@ async fn a_refusal_before_the_body_keeps_the_connection_only_when_the_body_is_th
     let ch = relay.create().await;
     let path = format!("/v1/channels/{}/messages", ch.id);
     // The whole body came with the head: skipped, the next request answered.
-    let mut s = TcpStream::connect(relay.addr).await.unwrap();
+    let mut s = RawConn::connect(&relay).await;
     let mut both = post(&path, &[("Authorization", "Bearer nope")], r#"{"data":1}"#);
     both.push_str("GET /healthz HTTP/1.1\r\n\r\n");
-    s.write_all(both.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    assert!(answer(&mut s, &mut buf).await.starts_with("HTTP/1.1 401 "));
-    assert!(answer(&mut s, &mut buf)
-        .await
-        .starts_with("HTTP/1.1 200 OK\r\n"));
+    s.send(both).await;
+    assert!(s.answer().await.starts_with("HTTP/1.1 401 "));
+    assert!(s.answer().await.starts_with("HTTP/1.1 200 OK\r\n"));
     // Part of it still to come: answered, then closed.
     let raw = post(&path, &[("Authorization", "Bearer nope")], r#"{"data":1}"#);
-    let mut s = TcpStream::connect(relay.addr).await.unwrap();
-    s.write_all(&raw.as_bytes()[..raw.len() - 4]).await.unwrap();
-    let mut buf = Vec::new();
-    assert!(answer(&mut s, &mut buf).await.starts_with("HTTP/1.1 401 "));
-    let _ = s.write_all(b":1}GET /healthz HTTP/1.1\r\n\r\n").await;
-    assert!(closes(&mut s, &buf).await);
+    let mut s = RawConn::connect(&relay).await;
+    s.send(&raw.as_bytes()[..raw.len() - 4]).await;
+    assert!(s.answer().await.starts_with("HTTP/1.1 401 "));
+    s.send_lossy(b":1}GET /healthz HTTP/1.1\r\n\r\n").await;
+    assert!(s.closes().await);
 }
 
 #[tokio::test]
@@ -526,15 +450,14 @@ async fn preflights_and_chunked_bodies_go_to_the_router_on_the_same_connection()
     let ch = relay.create().await;
     let path = format!("/v1/channels/{}/messages", ch.id);
     let auth = format!("Bearer {}", ch.publ);
-    let mut s = TcpStream::connect(relay.addr).await.unwrap();
-    let mut buf = Vec::new();
+    let mut s = RawConn::connect(&relay).await;
     let preflight = format!(
         "OPTIONS {path} HTTP/1.1\r\nHost: relay\r\nOrigin: https://app.example\r\n\
          Access-Control-Request-Method: POST\r\n\
          Access-Control-Request-Headers: authorization, content-type, idempotency-key\r\n\r\n"
     );
-    s.write_all(preflight.as_bytes()).await.unwrap();
-    let a = answer(&mut s, &mut buf).await.to_ascii_lowercase();
+    s.send(preflight).await;
+    let a = s.answer().await.to_ascii_lowercase();
     assert!(a.starts_with("http/1.1 200 ok\r\n"), "{a}");
     for field in [
         "access-control-allow-origin: https://app.example",
@@ -548,8 +471,8 @@ async fn preflights_and_chunked_bodies_go_to_the_router_on_the_same_connection()
         "POST {path} HTTP/1.1\r\nAuthorization: {auth}\r\nTransfer-Encoding: chunked\r\n\r\n\
          5\r\n{{\"dat\r\n5\r\na\":\"c\r\n2\r\n\"}}\r\n0\r\n\r\n"
     );
-    s.write_all(chunked.as_bytes()).await.unwrap();
-    let a = answer(&mut s, &mut buf).await;
+    s.send(chunked).await;
+    let a = s.answer().await;
     assert!(a.starts_with("HTTP/1.1 200 OK\r\n"), "{a}");
     assert_eq!(body_json(&a)["lastId"], 1);
     let raw = post(
@@ -557,8 +480,8 @@ async fn preflights_and_chunked_bodies_go_to_the_router_on_the_same_connection()
         &[("Authorization", &auth), ("Origin", "https://app.example")],
         r#"{"data":"d"}"#,
     );
-    s.write_all(raw.as_bytes()).await.unwrap();
-    let a = answer(&mut s, &mut buf).await;
+    s.send(raw).await;
+    let a = s.answer().await;
     assert!(
         a.contains("\r\naccess-control-allow-origin: https://app.example\r\n"),
         "{a}"
@@ -578,13 +501,13 @@ async fn refusals_here_are_counted_like_the_routers() {
             &[],
             "{}",
         );
-        assert!(one(&relay, &raw).await.starts_with("HTTP/1.1 401 "));
+        assert!(raw_answer(&relay, &raw).await.starts_with("HTTP/1.1 401 "));
         let raw = post(
             &format!("/v1/channels/{}/end{query}", ch.id),
             &[("Authorization", &format!("Bearer {}", ch.sub))],
             "",
         );
-        assert!(one(&relay, &raw).await.starts_with("HTTP/1.1 403 "));
+        assert!(raw_answer(&relay, &raw).await.starts_with("HTTP/1.1 403 "));
     }
     let m = metrics(&relay).await;
     assert_eq!(

@@ -4,10 +4,10 @@ mod common;
 
 use std::time::Duration;
 
+use common::raw::RawConn;
 use common::*;
 use serde_json::json;
 use sse_relay::Config;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test]
 async fn message_body_and_batch_sizes() {
@@ -169,14 +169,9 @@ async fn header_read_timeout_closes_slow_clients() {
         ..config()
     })
     .await;
-    let mut s = tokio::net::TcpStream::connect(relay.addr).await.unwrap();
-    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
-        .await
-        .unwrap();
-    let mut buf = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(3), s.read_to_end(&mut buf)).await;
-    let text = String::from_utf8_lossy(&buf);
-    assert!(read.is_ok(), "connection closed by the relay");
+    let mut s = RawConn::open(&relay, "GET /healthz HTTP/1.1\r\nHost: x\r\n").await;
+    // Closed by the relay in time (read_to_close asserts it).
+    let text = s.read_to_close().await;
     assert!(!text.contains("200 OK"), "{text}");
     // A prompt client on the same relay is served.
     assert_eq!(relay.get("/healthz").await.status, 200);
@@ -279,16 +274,12 @@ async fn body_read_timeout_refuses_slow_bodies() {
         ..config()
     })
     .await;
-    let mut s = tokio::net::TcpStream::connect(relay.addr).await.unwrap();
-    s.write_all(b"POST /v1/channels HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"ttl")
-        .await
-        .unwrap();
-    let mut buf = vec![0u8; 4096];
-    let n = tokio::time::timeout(Duration::from_secs(3), s.read(&mut buf))
-        .await
-        .expect("answered in time")
-        .unwrap();
-    let text = String::from_utf8_lossy(&buf[..n]);
+    let mut s = RawConn::open(
+        &relay,
+        "POST /v1/channels HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"ttl",
+    )
+    .await;
+    let text = s.answer().await;
     assert!(text.starts_with("HTTP/1.1 400"), "{text}");
     assert!(text.contains("BAD_REQUEST"), "{text}");
 }
@@ -423,7 +414,7 @@ async fn idle_sockets_over_max_connections_leave_healthz_answering() {
     // 100 sockets that never send a byte: 64 fill the cap, the rest overflow.
     let mut idle = Vec::new();
     for _ in 0..100 {
-        idle.push(tokio::net::TcpStream::connect(relay.addr).await.unwrap());
+        idle.push(RawConn::connect(&relay).await);
     }
     // Let the accept loop take them all before the fresh requests below.
     tokio::time::timeout(WAIT, async {
@@ -477,20 +468,24 @@ async fn creation_rate_limit_answers_before_the_body_and_the_body_is_small() {
     assert!(r.body.contains("over 1024 bytes"), "{}", r.body);
     // The bucket is empty now: a request that announces a body and never
     // sends it is refused at once, not after the body read timeout.
-    let mut raw = tokio::net::TcpStream::connect(relay.addr).await.unwrap();
-    raw.write_all(
-        b"POST /v1/channels HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 500\r\n\r\n",
+    let mut raw = RawConn::open(
+        &relay,
+        "POST /v1/channels HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 500\r\n\r\n",
     )
-    .await
-    .unwrap();
-    let mut buf = vec![0u8; 4096];
-    let n = tokio::time::timeout(WAIT, raw.read(&mut buf))
-        .await
-        .expect("answered without the body")
-        .unwrap();
-    let text = String::from_utf8_lossy(&buf[..n]);
+    .await;
+    // Answered without the body (within the wait).
+    let text = raw.answer().await;
     assert!(text.starts_with("HTTP/1.1 429"), "{text}");
     assert!(text.contains("RATE_LIMITED"), "{text}");
+}
+
+/// An EventSource request for `ch`, as raw bytes.
+fn sse_request(ch: &Channel) -> String {
+    format!(
+        "GET /v1/channels/{}/events?{} HTTP/1.1\r\nhost: x\r\naccept: text/event-stream\r\n\r\n",
+        ch.id,
+        ch.q()
+    )
 }
 
 /// `sse_relay_connections{transport=…}` as /metrics reports it.
@@ -514,14 +509,7 @@ async fn subscribers_that_stop_reading_are_dropped_after_the_write_timeout() {
     // Two EventSource readers and one WebSocket reader that never read a byte.
     let mut stuck = Vec::new();
     for _ in 0..2 {
-        let mut raw = tokio::net::TcpStream::connect(relay.addr).await.unwrap();
-        let req = format!(
-            "GET /v1/channels/{}/events?{} HTTP/1.1\r\nhost: x\r\naccept: text/event-stream\r\n\r\n",
-            ch.id,
-            ch.q()
-        );
-        raw.write_all(req.as_bytes()).await.unwrap();
-        stuck.push(raw);
+        stuck.push(RawConn::open(&relay, sse_request(&ch)).await);
     }
     let ws = relay.ws(&ch.id, &ch.q()).await;
     // And one reader that keeps up.
@@ -571,17 +559,10 @@ async fn subscribers_that_stop_reading_are_dropped_after_the_write_timeout() {
     assert_eq!(n, 20, "the reader that keeps up got every message");
     // The stuck connections were closed by the relay.
     for mut raw in stuck {
-        let mut buf = vec![0u8; 1 << 20];
-        let closed = tokio::time::timeout(WAIT, async {
-            loop {
-                match raw.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {}
-                }
-            }
-        })
-        .await;
-        assert!(closed.is_ok(), "the relay closed the stuck connection");
+        assert!(
+            raw.drains_to_close().await,
+            "the relay closed the stuck connection"
+        );
     }
     drop(ws);
 }
@@ -705,13 +686,7 @@ async fn shutdown_reaches_a_subscriber_that_stopped_reading() {
     })
     .await;
     let ch = relay.create().await;
-    let mut raw = tokio::net::TcpStream::connect(relay.addr).await.unwrap();
-    let req = format!(
-        "GET /v1/channels/{}/events?{} HTTP/1.1\r\nhost: x\r\naccept: text/event-stream\r\n\r\n",
-        ch.id,
-        ch.q()
-    );
-    raw.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = RawConn::open(&relay, sse_request(&ch)).await;
     tokio::time::timeout(WAIT, async {
         while open_streams(&relay, "sse").await < 1 {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -728,15 +703,8 @@ async fn shutdown_reaches_a_subscriber_that_stopped_reading() {
     // Neither the write timeout nor the grace period (10 minutes each) ends
     // it: the shutdown does, at once.
     relay.shutdown().await;
-    let mut buf = vec![0u8; 1 << 20];
-    let closed = tokio::time::timeout(WAIT, async {
-        loop {
-            match raw.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
-            }
-        }
-    })
-    .await;
-    assert!(closed.is_ok(), "the relay closed the stuck connection");
+    assert!(
+        raw.drains_to_close().await,
+        "the relay closed the stuck connection"
+    );
 }

@@ -4,30 +4,14 @@
 
 mod common;
 
+use common::raw::RawConn;
 use common::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-
-/// Reads from `s` until `needle` has arrived (bounded by [`WAIT`]).
-async fn read_until(s: &mut TcpStream, buf: &mut Vec<u8>, needle: &[u8]) {
-    tokio::time::timeout(WAIT, async {
-        while !buf.windows(needle.len()).any(|w| w == needle) {
-            let mut chunk = [0u8; 4096];
-            let n = s.read(&mut chunk).await.unwrap();
-            assert!(n > 0, "closed before {:?}", String::from_utf8_lossy(needle));
-            buf.extend_from_slice(&chunk[..n]);
-        }
-    })
-    .await
-    .expect("in time");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_event_is_in_the_readers_socket_before_the_publish_is_answered() {
     let relay = start(config()).await;
     for transport in ["events", "ws"] {
         let ch = relay.create().await;
-        let mut sub = TcpStream::connect(relay.addr).await.unwrap();
         let upgrade = if transport == "ws" {
             "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
@@ -38,10 +22,9 @@ async fn the_event_is_in_the_readers_socket_before_the_publish_is_answered() {
             "GET /v1/channels/{}/{transport}?token={} HTTP/1.1\r\nHost: x\r\n{upgrade}\r\n",
             ch.id, ch.sub
         );
-        sub.write_all(get.as_bytes()).await.unwrap();
-        let mut seen = Vec::new();
-        read_until(&mut sub, &mut seen, b"ready").await;
-        let mut publ = TcpStream::connect(relay.addr).await.unwrap();
+        let mut sub = RawConn::open(&relay, get).await;
+        sub.read_until("ready").await;
+        let mut publ = RawConn::connect(&relay).await;
         for i in 0..20 {
             let body = format!(r#"{{"data":"m{i}"}}"#);
             let post = format!(
@@ -51,12 +34,11 @@ async fn the_event_is_in_the_readers_socket_before_the_publish_is_answered() {
                 ch.publ,
                 body.len()
             );
-            publ.write_all(post.as_bytes()).await.unwrap();
-            let mut answer = Vec::new();
-            read_until(&mut publ, &mut answer, b"}").await;
+            publ.send(post).await;
+            publ.read_until("}").await;
             // No waiting: whatever the relay wrote before the answer is here.
             let mut now = vec![0u8; 4096];
-            let n = sub.try_read(&mut now).unwrap_or(0);
+            let n = sub.s.try_read(&mut now).unwrap_or(0);
             let got = String::from_utf8_lossy(&now[..n]);
             assert!(
                 got.contains(&format!("\"m{i}\"")),

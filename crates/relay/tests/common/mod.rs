@@ -21,6 +21,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 
+pub mod raw;
 pub mod redis_server;
 
 pub const SECRET: &[u8] = b"test-secret-of-at-least-32-bytes!!";
