@@ -246,7 +246,7 @@ try {
 const load = loadavg();
 const pinned = process.env.BENCH_PINNED ? `; ${process.env.BENCH_PINNED}` : '; not pinned';
 const threads = (pid) => readdirSync(`/proc/${pid}/task`).length;
-console.log(`\n## sse-relay vs nchan, ${new Date().toISOString()} (${ROUNDS} rounds of the package writer, ${CPU_ROUNDS} of one POST per message, medians; load average at the start: ${startLoad}, at the end: ${load}${pinned}; threads: relay ${threads(pids.relay)}, nginx ${threads(pids.nchan)})\n`);
+console.log(`\n## sse-relay vs nchan, ${new Date().toISOString()} (${ROUNDS} rounds of the package writer, ${CPU_ROUNDS} of one POST per message, medians; load average at the start: ${startLoad}, at the end: ${load}${pinned}; threads: relay ${threads(pids.relay)}, nginx ${threads(pids.nchan)}; nchan message buffer ${process.env.BENCH_NCHAN_BUFFER || '?'})\n`);
 console.log(`| measure | ${TRANSPORTS.join(' | ')} |`);
 console.log(`|---|${TRANSPORTS.map(() => '---').join('|')}|`);
 const line = (label, fn, d = 0, from = rows) => {

@@ -37,6 +37,12 @@ fi
 start_relay --allow-origin '*' --create-rate-per-sec 1000 --create-burst 1000 --channels-per-address 100000
 
 # nchan: one worker process (the relay's tokio runtime uses both cores), its own prefix and port.
+# Its message buffer holds as many messages per channel as the relay's replay buffer at its default
+# (REPLAY_BUFFER_EVENTS, 4096, crates/protocol/src/limits.rs): with fewer, nchan reuses its memory
+# after that many messages while the relay keeps storing (page faults per POST 0.021 with 1000 vs
+# 0.071 with 4096, against the relay's 0.08: BENCHMARKS.md).
+buffer=$(sed -n 's/^pub const REPLAY_BUFFER_EVENTS: usize = \([0-9_]*\);/\1/p' crates/protocol/src/limits.rs | tr -d _)
+[ -n "$buffer" ] || { echo "[bench-nchan] REPLAY_BUFFER_EVENTS not found in crates/protocol/src/limits.rs" >&2; exit 1; }
 work=$(mktemp -d -t bench-nchan.XXXXXX)
 port=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
 cat >"$work/nginx.conf" <<CONF
@@ -57,7 +63,7 @@ http {
   server {
     listen 127.0.0.1:$port;
     nchan_access_control_allow_origin "*";
-    location ~ ^/pub/(\w+)$ { nchan_publisher; nchan_channel_id \$1; nchan_message_buffer_length 1000; }
+    location ~ ^/pub/(\w+)$ { nchan_publisher; nchan_channel_id \$1; nchan_message_buffer_length $buffer; }
     location ~ ^/sub/(\w+)$ { nchan_subscriber websocket eventsource; nchan_channel_id \$1; }
   }
 }
@@ -72,5 +78,5 @@ done
 echo "[bench-nchan] relay $RELAY_URL (pid $RELAY_PID), nchan http://127.0.0.1:$port (pid $nginx_pid)" >&2
 [ -z "$pinned" ] || taskset -cp "$peer_cpus" $$ >/dev/null
 
-BENCH_PINNED="$pinned" SSE_CHANNEL_TARBALL="$tarball" RELAY_URL="$RELAY_URL" RELAY_PID="$RELAY_PID" \
+BENCH_NCHAN_BUFFER="$buffer" BENCH_PINNED="$pinned" SSE_CHANNEL_TARBALL="$tarball" RELAY_URL="$RELAY_URL" RELAY_PID="$RELAY_PID" \
   NCHAN_URL="http://127.0.0.1:$port" NCHAN_PID="$nginx_pid" node tests/e2e/bench-nchan.mjs
