@@ -16,8 +16,10 @@ log() { printf '[test-wasm] %s\n' "$*" >&2; }
 if [ -n "${BENCH:-}" ]; then ensure_relay_bin release; else ensure_relay_bin; fi
 
 # 1 s heartbeats so the heartbeat watchdog is exercised within a test's time; no per-address channel
-# limits (the suite creates a few hundred channels per browser).
-start_relay --allow-origin '*' --test-hooks --heartbeat-ms 1000 --channels-per-address 100000 --create-rate-per-sec 100000 --create-burst 100000
+# or byte limits (the suite creates a few hundred channels per browser, all from 127.0.0.1, and the
+# benchmark's channels keep up to 10,000 events each).
+start_relay --allow-origin '*' --test-hooks --heartbeat-ms 1000 --channels-per-address 100000 --create-rate-per-sec 100000 --create-burst 100000 \
+  --max-buffered-bytes-per-address 0
 MAIN_URL="$RELAY_URL"
 # A second relay with a small replay buffer, so a test can outrun it (MESSAGES_LOST), and that
 # forgets ended channels at once, so a client that missed `end` meets CHANNEL_NOT_FOUND.
