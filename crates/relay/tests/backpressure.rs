@@ -261,3 +261,68 @@ async fn big_buffer_at_a_full_budget(relay: TestRelay) {
         assert!(got == want, "{t}: every message once, in order");
     }
 }
+
+/// With `--replay-buffer-events 20000` the mark is 10,000 events: a reader
+/// can be more than 4,096 single-message publishes behind (the marks kept
+/// per channel) and still within it. Such a reader (here one whose
+/// connection went away: it counts at its last position) holds no publish,
+/// and when it comes back it gets every message once, in order.
+#[tokio::test]
+async fn a_reader_more_small_publishes_behind_than_the_marks_kept_holds_nobody() {
+    // Heartbeats every minute: the reader that goes away counts for 150 s.
+    let relay = start(Config {
+        replay_buffer_events: 20_000,
+        ..config()
+    })
+    .await;
+    let ch = relay.create().await;
+    // 3 MB that the reader takes: the channel's byte count passes the 2 MiB mark.
+    let reader = {
+        let mut sub = relay.live(T::Sse, &ch, "").await;
+        tokio::spawn(async move {
+            loop {
+                let e = sub.next().await.expect("the stream goes on");
+                if e.id == Some(50) {
+                    return;
+                }
+            }
+        })
+    };
+    let pad = "x".repeat(60_000);
+    for i in 1..=50 {
+        let body = json!({ "data": { "i": i, "pad": pad } }).to_string();
+        assert_eq!(relay.publish(&ch, &body).await.status, 200);
+    }
+    tokio::time::timeout(Duration::from_secs(60), reader)
+        .await
+        .expect("the reader took the 50 large messages")
+        .unwrap();
+    let before = metric(
+        &relay.get("/metrics").await.body,
+        "sse_relay_publish_holds_total",
+    );
+    // The reader is gone, counted at 50 for the grace; 6,000 small messages.
+    const SMALL: u64 = 6_000;
+    for i in 51..=50 + SMALL {
+        let r = relay
+            .publish(&ch, &json!({ "data": { "i": i } }).to_string())
+            .await;
+        assert_eq!(r.status, 200);
+    }
+    let m = relay.get("/metrics").await.body;
+    assert_eq!(
+        metric(&m, "sse_relay_publish_holds_total"),
+        before,
+        "no publish waited"
+    );
+    assert_eq!(metric(&m, "sse_relay_readers_released_total"), 0);
+    relay.end(&ch, "").await;
+    let back = relay.live(T::Sse, &ch, "lastEventId=50").await;
+    let got = tokio::time::timeout(Duration::from_secs(60), drain(back))
+        .await
+        .expect("the reader gets the end");
+    assert!(
+        got == (51..=50 + SMALL).map(Ok).collect::<Vec<_>>(),
+        "every message once, in order"
+    );
+}
