@@ -69,8 +69,9 @@ extern "C" {
     fn sse_bind(exports: &JsValue);
 }
 
-// src/channel.js imports these (and they each other): named here so that wasm-bindgen writes them
-// beside it (the package's assemble.mjs inlines all four into each browser entry).
+// src/channel.js imports these (and they each other). wasm-bindgen writes a module beside its glue
+// only when the crate names it, so each is named here by one of its exports, never called (the
+// package's assemble.mjs inlines all four into each browser entry; the test runner serves them).
 #[wasm_bindgen(module = "/src/browser.js")]
 extern "C" {
     #[allow(dead_code)]
@@ -87,7 +88,7 @@ extern "C" {
 extern "C" {
     #[allow(dead_code)]
     #[wasm_bindgen(js_name = SSEExecutor)]
-    fn sse_in();
+    fn sse_executor();
 }
 
 #[wasm_bindgen(start)]
