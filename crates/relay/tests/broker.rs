@@ -818,9 +818,14 @@ async fn a_channel_with_a_full_buffer_takes_appends_at_a_full_budget(be: &impl B
         let done = append(node, &id, EventKind::Message, &[P100], None).await;
         assert_eq!(done.map(|d| d.last_id), Ok(n), "append {n}");
     }
-    // A batch larger than the buffer; a key that makes it forget the old one.
+    // A batch larger than the buffer; a retry of a stored request (answered
+    // as stored); a key that makes it forget the old one.
     let done = append(a, &id, EventKind::Message, &[P100, P100, P100], None).await;
     assert_eq!(done.map(|d| d.last_id), Ok(15));
+    for node in [a, b] {
+        let again = append(node, &id, EventKind::Message, &[P100], Some("k")).await;
+        assert_eq!(again.map(|d| (d.first_id, d.replayed)), Ok((1, true)));
+    }
     let done = append(b, &id, EventKind::Message, &[P100], Some("l")).await;
     assert_eq!(done.map(|d| d.last_id), Ok(16));
     let r = read(b, &id, 0, 10).await;
