@@ -161,8 +161,12 @@ impl MemoryBroker {
             // Charged what the channel grows by: a channel whose replay
             // buffer is full trades old events for new ones and holds no more
             // than before, so a full budget does not stop it for good.
+            // (Counted only when the whole cost does not fit: the common
+            // case costs no walk over the buffer.)
             let cost = append_cost(&append.payloads, key.as_deref());
-            self.admit(&ch, cost.saturating_sub(st.freed_by(&append, &self.limits)))?;
+            if self.admit(&ch, cost).is_err() {
+                self.admit(&ch, cost.saturating_sub(st.freed_by(&append, &self.limits)))?;
+            }
         }
         let first_id = st.last_id + 1;
         let held_before = st.held;
