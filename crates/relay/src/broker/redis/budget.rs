@@ -12,7 +12,10 @@
 //! the sums. An append first reserves its cost there (refused with
 //! `BUFFER_FULL` or, per address, `RATE_LIMITED` before anything is stored),
 //! then runs the append script, then settles: the reservation is replaced by
-//! what the script counted. Settlements travel with the node's next ledger
+//! what the script counted. A refused reservation still lets the append
+//! script store what grows the channel by no more than a second, smaller
+//! reservation of the growth it counted (a channel whose buffer is full
+//! pushes out about as much as it adds; `write.rs`). Settlements travel with the node's next ledger
 //! call (the next append, or the sweep every cleanup interval), so a trim
 //! shows in the sums a moment later; until then the sums count more, never
 //! less.
