@@ -4,6 +4,9 @@
 # nginx and its nchan module from apt when missing. Prints a Markdown table; not part of `make test`.
 #   BENCH_ROUNDS (3)  BENCH_SDK (20000)  BENCH_CPU_ROUNDS (7)  BENCH_POSTS (3000)  BENCH_PACED (1500)
 #   BENCH_RATE (500)
+#   BENCH_NODE=1: instead of the browser page, tests/e2e/bench-post.mjs (a Node publisher and reader,
+#   one POST per message, context switches per thread); BENCH_POSTS (5000), BENCH_RATE (0), rounds
+#   BENCH_CPU_ROUNDS (6) there.
 #   BENCH_PIN=1: both servers run on the last CPU, the browser and the publisher on the others
 #   (taskset), so that every wake-up between a server and its peers crosses CPUs alike for both;
 #   the relay then runs one worker thread (its default is one per CPU it may use), as nginx runs one.
@@ -78,5 +81,7 @@ done
 echo "[bench-nchan] relay $RELAY_URL (pid $RELAY_PID), nchan http://127.0.0.1:$port (pid $nginx_pid)" >&2
 [ -z "$pinned" ] || taskset -cp "$peer_cpus" $$ >/dev/null
 
+script=tests/e2e/bench-nchan.mjs
+[ -z "${BENCH_NODE:-}" ] || script=tests/e2e/bench-post.mjs
 BENCH_NCHAN_BUFFER="$buffer" BENCH_PINNED="$pinned" SSE_CHANNEL_TARBALL="$tarball" RELAY_URL="$RELAY_URL" RELAY_PID="$RELAY_PID" \
-  NCHAN_URL="http://127.0.0.1:$port" NCHAN_PID="$nginx_pid" node tests/e2e/bench-nchan.mjs
+  NCHAN_URL="http://127.0.0.1:$port" NCHAN_PID="$nginx_pid" node "$script"
