@@ -69,6 +69,55 @@ export function sseOptions(o, out) {
 
 // ---- the wasm's side of the class: the state machines behind one export (src/channel/abi.rs) ----
 
+// The numbers of the export `sse(op, h, now, a, b, c)`, named in Rust in src/machine/abi.rs (a
+// native test checks that both sides agree: tests/channel_js.rs). Plain constants: the package's
+// minifier writes their values in place. The ops:
+export const SSE_OP_NEW = 0;
+export const SSE_OP_FREE = 1;
+export const SSE_OP_BUFFER = 2;
+export const SSE_OP_TEXT = 3;
+export const SSE_OP_IS_RELAY = 4;
+export const SSE_OP_CODE_INDEX = 5;
+export const SSE_OP_DEFAULTS = 6;
+export const SSE_OP_INPUT = 16;
+// The inputs (op SSE_OP_INPUT + input):
+export const SSE_IN_OPEN = 0;
+export const SSE_IN_CLOSE = 1;
+export const SSE_IN_ONLINE = 2;
+export const SSE_IN_OFFLINE = 3;
+export const SSE_IN_CREATED = 4;
+export const SSE_IN_CREATE_FAILED = 5;
+export const SSE_IN_NO_RELAY = 6;
+export const SSE_IN_READY = 7;
+export const SSE_IN_MESSAGE = 8;
+export const SSE_IN_DELIVERED = 9;
+export const SSE_IN_END = 10;
+export const SSE_IN_ALIVE = 11;
+export const SSE_IN_LOST = 12;
+export const SSE_IN_FINAL = 13;
+export const SSE_IN_STREAM_ERROR = 14;
+export const SSE_IN_DROPPED = 15;
+export const SSE_IN_REFUSED = 16;
+export const SSE_IN_TIMER = 17;
+// The kinds of the effect records:
+export const SSE_FX_REFUSE = 0;
+export const SSE_FX_LISTEN = 1;
+export const SSE_FX_CREATE = 2;
+export const SSE_FX_CONNECT = 3;
+export const SSE_FX_DISCONNECT = 4;
+export const SSE_FX_ARM = 5;
+export const SSE_FX_CANCEL = 6;
+export const SSE_FX_STATE = 7;
+export const SSE_FX_OPENED = 8;
+export const SSE_FX_MESSAGE = 9;
+export const SSE_FX_END = 10;
+export const SSE_FX_LOST = 11;
+export const SSE_FX_RECONNECTING = 12;
+export const SSE_FX_FAIL = 13;
+export const SSE_FX_CAUSE = 14;
+export const SSE_FX_CLOSE = 15;
+
+
 // The wasm's exports (`sse` and `memory`), handed over at instantiation (sseBind in src/channel.js).
 export let sseW = null;
 export function sseSetWasm(exports) {
@@ -77,23 +126,23 @@ export function sseSetWasm(exports) {
 // The address of the buffer shared with the wasm: options in, effects out.
 let sseBufAt = 0;
 export function sseView() {
-  if (!sseBufAt) sseBufAt = sseW.sse(2, 0, 0, 0, 0, 0);
+  if (!sseBufAt) sseBufAt = sseW.sse(SSE_OP_BUFFER, 0, 0, 0, 0, 0);
   return new Float64Array(sseW.memory.buffer, sseBufAt, 243);
 }
 // A static UTF-8 string of the wasm.
 export function sseStr(p, n) {
   return new TextDecoder().decode(new Uint8Array(sseW.memory.buffer, p, n));
 }
-// Writes `s` into the wasm's text buffer and runs `op` on it (4: relay check, 5: code index).
+// Writes `s` into the wasm's text buffer and runs `op` on it (SSE_OP_IS_RELAY, SSE_OP_CODE_INDEX).
 export function sseText(op, s) {
   const b = new TextEncoder().encode(s);
-  const at = sseW.sse(3, b.length, 0, 0, 0, 0); // before reading `buffer`: it may grow the memory
+  const at = sseW.sse(SSE_OP_TEXT, b.length, 0, 0, 0, 0); // before reading `buffer`: it may grow the memory
   new Uint8Array(sseW.memory.buffer, at, b.length).set(b);
   return sseW.sse(op, 0, 0, 0, 0, 0);
 }
 // The index of a code in the protocol's list, -1 for an unknown code or a non-string.
 export function sseCode(c) {
-  return typeof c === 'string' ? sseText(5, c) : -1;
+  return typeof c === 'string' ? sseText(SSE_OP_CODE_INDEX, c) : -1;
 }
 export function sseGet(o, k) {
   return o !== null && typeof o === 'object' ? o[k] : undefined;

@@ -6,7 +6,7 @@
 // Rust cost the browser bundle more in export shims, imports, closures and their glue than these
 // lines (docs/sdk.md). Written for ES2019 (uni-app's default build target). Names the protocol
 // defines are spelled as the protocol crate does (a native test checks them: tests/channel_js.rs).
-import { sseError, sseOptions, ssePost, sseSetWasm, sseW, sseView, sseText, sseU64, sseStrOf } from './browser.js';
+import { sseError, sseOptions, ssePost, sseSetWasm, sseW, sseView, sseText, sseU64, sseStrOf, SSE_OP_DEFAULTS, SSE_OP_IS_RELAY, SSE_IN_OPEN, SSE_IN_CLOSE } from './browser.js';
 import { SSE_NETWORK_ERROR, SSEExecutor, sseRefusal } from './channel/executor.js';
 
 // The wasm's exports, handed over at instantiation (src/channel/abi.rs).
@@ -24,7 +24,7 @@ let sseDefaults = null;
 // heartbeatTimeoutMs, ttlSecs, abandonAfterMs. The defaults are the wasm's (src/machine/config.rs).
 function sseBase() {
   if (!sseDefaults) {
-    sseW.sse(6, 0, 0, 0, 0, 0);
+    sseW.sse(SSE_OP_DEFAULTS, 0, 0, 0, 0, 0);
     sseDefaults = { relay: undefined, n: [...sseView().subarray(0, 6), NaN, NaN] };
   }
   return sseDefaults;
@@ -36,7 +36,7 @@ function sseMerged(base, o) {
   if (typeof o !== 'object') throw sseInvalid('SSEChannel options must be an object');
   const r = o.relay;
   if (r !== undefined && r !== null) {
-    if (typeof r !== 'string' || !sseText(4, r)) {
+    if (typeof r !== 'string' || !sseText(SSE_OP_IS_RELAY, r)) {
       throw sseInvalid('option `relay` must be an http(s) URL without credentials, query or fragment');
     }
     m.relay = r.replace(/\/+$/, '');
@@ -125,12 +125,12 @@ export class SSEChannel extends SSEExecutor {
   open() {
     return new Promise((resolve, reject) => {
       this._opening = [resolve, reject];
-      this._in(0);
+      this._in(SSE_IN_OPEN);
       this._flush();
     });
   }
   close() {
-    this._in(1);
+    this._in(SSE_IN_CLOSE);
     this._flush();
   }
 

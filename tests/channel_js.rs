@@ -3,9 +3,11 @@
 //! itself: paths, query parameters, members, the descriptor's and the
 //! subscription's shape, the transports' names. Each must be the protocol
 //! crate's (or the machine's), so that renaming one there fails here instead of
-//! in a browser.
+//! in a browser. The numbers of the wasm's export (ops, inputs, effect kinds),
+//! named in `src/browser.js`, must be those of `src/machine/abi.rs`.
 #![cfg(not(target_arch = "wasm32"))]
 
+use sse_channel::machine::abi::{effect, input, op};
 use sse_channel::machine::Kind;
 use sse_channel::protocol::api::{self, field};
 use sse_channel::protocol::descriptor::{DESCRIPTOR_TYPE, DESCRIPTOR_VERSION};
@@ -86,5 +88,79 @@ fn channel_js_uses_the_protocol_names() {
         ErrorCode::ChannelCancelled,
     ] {
         has(&quoted(code.as_str()));
+    }
+}
+
+const BROWSER: &str = include_str!("../src/browser.js");
+const READER: &str = include_str!("../src/transport/reader.js");
+
+/// The `export const SSE_{prefix}_NAME = N;` lines of src/browser.js, as (NAME, N).
+fn js_numbers(prefix: &str) -> Vec<(String, u32)> {
+    let head = format!("export const SSE_{prefix}_");
+    BROWSER
+        .lines()
+        .filter_map(|l| l.strip_prefix(&head))
+        .map(|l| {
+            let (name, value) = l.split_once(" = ").expect("`NAME = N;`");
+            let value = value
+                .strip_suffix(';')
+                .expect("`N;`")
+                .parse()
+                .expect("a number");
+            (name.to_owned(), value)
+        })
+        .collect()
+}
+
+#[test]
+fn the_abi_numbers_are_the_same_on_both_sides() {
+    for (prefix, rust) in [
+        ("OP", &op::ALL[..]),
+        ("IN", &input::ALL[..]),
+        ("FX", &effect::ALL[..]),
+    ] {
+        let rust: Vec<(String, u32)> = rust.iter().map(|&(n, v)| (n.to_owned(), v)).collect();
+        assert_eq!(js_numbers(prefix), rust, "SSE_{prefix}_* in src/browser.js");
+    }
+    // Nothing else in the JavaScript names a number of the export: ops, inputs and effect kinds
+    // are spelled by name (`sseW.sse(SSE_OP_…`, `this._in(SSE_IN_…`, `case SSE_FX_…:`,
+    // `[SSE_IN_…, …]` for an input caused by an effect).
+    for (file, js) in [
+        ("channel.js", CLASS),
+        ("executor.js", EXECUTOR),
+        ("browser.js", BROWSER),
+        ("reader.js", READER),
+    ] {
+        for (i, line) in js.lines().enumerate() {
+            let bare = |pat: &str| {
+                line.match_indices(pat)
+                    .any(|(at, _)| line[at + pat.len()..].starts_with(|c: char| c.is_ascii_digit()))
+            };
+            for pat in [
+                ".sse(",
+                "._in(",
+                "sseText(",
+                "case ",
+                "input = [",
+                "return [",
+            ] {
+                assert!(
+                    !bare(pat),
+                    "{file}:{}: a bare number after `{pat}`: {line}",
+                    i + 1
+                );
+            }
+        }
+    }
+    // Every name is used where it applies.
+    let js = [CLASS, EXECUTOR, BROWSER].concat();
+    for (prefix, all) in [("IN", &input::ALL[..]), ("FX", &effect::ALL[..])] {
+        for &(name, _) in all {
+            let name = format!("SSE_{prefix}_{name}");
+            assert!(
+                js.matches(&name).count() >= 2,
+                "{name} is defined but never used"
+            );
+        }
     }
 }

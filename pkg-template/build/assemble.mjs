@@ -282,6 +282,22 @@ function cutDeadImports(src) {
  * with no import. The class stays exported; the wasm's exports that src/channel.js calls through
  * `sseW` get their shortened names.
  */
+/**
+ * The numbers of the wasm's export that src/browser.js names (`const SSE_OP_NEW = 0;`, …; Rust:
+ * src/machine/abi.rs): each name replaced by its value and its declaration dropped. esbuild writes a
+ * `const`'s value in place only when the const comes before any other statement, which these do
+ * not (measured: index.js 194 bytes gzip -9 larger with the names left to esbuild). Returns the
+ * function that does it to a module's code.
+ */
+function abiNumbers(src) {
+  const values = new Map();
+  for (const m of src.matchAll(/^const (SSE_(?:OP|IN|FX)_[A-Z_]+) = (\d+);$/gm)) values.set(m[1], m[2]);
+  return (code, what) =>
+    code.replace(/^const SSE_(?:OP|IN|FX)_[A-Z_]+ = \d+;\n/gm, '').replace(/\bSSE_(?:OP|IN|FX)_[A-Z_]+\b/g, (name) => {
+      if (!values.has(name)) throw new Error(`assemble: the ${what} uses ${name}, which src/browser.js does not define`);
+      return values.get(name);
+    });
+}
 /** The code of the modules inlined into each glue (for the size breakdown). */
 const inlinedJs = { web: [], inline: [] };
 function inlineSnippets(src, dir, what) {
@@ -303,8 +319,9 @@ function inlineSnippets(src, dir, what) {
   src = src.replace(/^import \{ ([\w$]+(?:, [\w$]+)*) \} from '(\.\/snippets\/[\w./-]+)';\n/gm, (_m, ns, path) => inline(path, ns.split(', ')));
   if (/^import /m.test(src)) throw new Error(`assemble: the ${what} still imports a module (a snippet form this script does not know?)`);
   const renamed = (code) => names.exports.reduce((c, [old, short]) => c.replace(new RegExp(`\\bsseW\\.${escapeRe(old)}\\b`, 'g'), `sseW[${JSON.stringify(short)}]`), code);
-  src = renamed(src);
-  inlinedJs[dir] = inlinedJs[dir].map(renamed);
+  const numbered = abiNumbers(src);
+  src = numbered(renamed(src), what);
+  inlinedJs[dir] = inlinedJs[dir].map((c) => numbered(renamed(c), what));
   if (!/^export class SSEChannel\b/m.test(src)) throw new Error(`assemble: no class SSEChannel in the ${what} (src/channel.js) for facade.js`);
   if (!/^function sseError\b/m.test(src)) throw new Error(`assemble: the ${what} has no sseError (src/browser.js), which facade.js and loader.js use`);
   return src;

@@ -10,7 +10,9 @@
 //! # The buffer after an input
 //!
 //! `[n, delivering, last_event_id, (kind, a, b, c, d, e) × n]`: `delivering` is
-//! [`Machine::delivering`] (0: none), then one record per effect:
+//! [`Machine::delivering`] (0: none), then one record per effect
+//! ([`encode_effect`]; the kinds are named in [`crate::machine::abi::effect`],
+//! and `SSE_FX_*` in `src/browser.js`):
 //!
 //! | kind | effect | a, b, c, d, e |
 //! |---|---|---|
@@ -34,19 +36,15 @@
 use std::cell::RefCell;
 
 use sse_channel_protocol::descriptor::relay_origin;
-use sse_channel_protocol::{ErrorCode, LostRange};
+use sse_channel_protocol::ErrorCode;
 use wasm_bindgen::prelude::*;
 
-use crate::machine::{Config, Effect, Failure, Input, Kind, Machine, Timer, TransportChoice, Why};
+use crate::machine::abi::{decode_input, encode_effect, op};
+use crate::machine::{Config, Effect, Input, Kind, Machine, TransportChoice};
 
 /// Records in [`BUF`]: more than any input produces (a teardown is about ten).
 const MAX_EFFECTS: usize = 40;
 const BUF_LEN: usize = 3 + 6 * MAX_EFFECTS;
-
-/// `open()` without a relay (input 6).
-const NO_RELAY: Why = Why::Text(
-    "no relay: pass { relay: 'https://…' } or call SSEChannel.configure({ relay }) first",
-);
 
 thread_local! {
     /// The buffer the class and the wasm share (see the module docs).
@@ -108,12 +106,14 @@ pub(super) fn bind() {
 /// - 1: frees machine `h`; 2: the buffer's address; 3: sizes the text buffer to `h`
 ///   bytes and returns its address; 4: 1 when the text is a valid `relay`; 5: the
 ///   text's index in [`ErrorCode::ALL`], −1 if none; 6: the defaults into the buffer;
-/// - 16 + k: input k ([`input`]) to machine `h` (0: a channel that closed) at time `now`.
+/// - 16 + k: input k ([`decode_input`]) to machine `h` (0: a channel that closed) at time `now`.
+///
+/// The numbers are named in [`crate::machine::abi`] (and in `src/browser.js`).
 #[wasm_bindgen(js_name = sse, skip_typescript)]
 pub fn sse(op: u32, h: u32, now: f64, a: f64, b: f64, c: f64) -> f64 {
     match op {
-        0 => new_machine(a, b),
-        1 => {
+        op::NEW => new_machine(a, b),
+        op::FREE => {
             MACHINES.with(|m| {
                 if let Some(slot) = m.borrow_mut().get_mut(h.wrapping_sub(1) as usize) {
                     *slot = None;
@@ -121,23 +121,23 @@ pub fn sse(op: u32, h: u32, now: f64, a: f64, b: f64, c: f64) -> f64 {
             });
             0.0
         }
-        2 => BUF.with(|b| b.as_ptr() as usize as f64),
-        3 => TEXT.with(|t| {
+        op::BUFFER => BUF.with(|b| b.as_ptr() as usize as f64),
+        op::TEXT => TEXT.with(|t| {
             let mut t = t.borrow_mut();
             t.clear();
             t.resize(h as usize, 0);
             t.as_ptr() as usize as f64
         }),
-        4 => f64::from(u8::from(text(|s| relay_origin(s).is_ok()))),
-        5 => {
+        op::IS_RELAY => f64::from(u8::from(text(|s| relay_origin(s).is_ok()))),
+        op::CODE_INDEX => {
             text(|s| ErrorCode::ALL.iter().position(|c| c.as_str() == s)).map_or(-1.0, |i| i as f64)
         }
-        6 => {
+        op::DEFAULTS => {
             BUF.with(|buf| put_config(&mut buf.borrow_mut()[..6], Config::DEFAULT));
             0.0
         }
         _ => {
-            if let Some(input) = input(op.wrapping_sub(16), a, b, c) {
+            if let Some(input) = decode_input(op.wrapping_sub(op::INPUT), a, b, c) {
                 step(h, now, input);
             }
             0.0
@@ -200,62 +200,6 @@ fn new_machine(seed: f64, attached: f64) -> f64 {
     })
 }
 
-/// Input `k` with its numbers: 0 open, 1 close, 2 online, 3 offline, 4 created,
-/// 5 creation failed (code), 6 no relay, 7 ready (conn, heartbeat ms or −1),
-/// 8 message (conn, id or 0), 9 delivered (conn, id), 10 end (conn, id or 0),
-/// 11 alive (conn), 12 lost (conn, from, to), 13 final error (conn, id, code),
-/// 14 stream error (conn, code), 15 dropped (conn, opened 1/0), 16 refused
-/// (conn), 17 timer (0 open, 1 watchdog, 2 retry). Codes are indexes in [`ErrorCode::ALL`].
-fn input(k: u32, a: f64, b: f64, c: f64) -> Option<Input> {
-    let conn = a as u32;
-    let id = |v: f64| (v >= 1.0).then_some(v as u64);
-    let code = |v: f64| ErrorCode::ALL.get(v as usize).copied();
-    Some(match k {
-        0 => Input::Open,
-        1 => Input::Close,
-        2 => Input::Online,
-        3 => Input::Offline,
-        4 => Input::Created,
-        5 => Input::CreateFailed(code(a)?),
-        6 => Input::Fatal(Failure::new(ErrorCode::InvalidOptions, NO_RELAY)),
-        7 => Input::Ready {
-            conn,
-            heartbeat_ms: (b >= 0.0).then_some(b as u64),
-        },
-        8 => Input::Message { conn, id: id(b) },
-        9 => Input::Delivered { conn, id: b as u64 },
-        10 => Input::End { conn, id: id(b) },
-        11 => Input::Alive { conn },
-        12 => Input::Lost {
-            conn,
-            range: LostRange {
-                from: b as u64,
-                to: c as u64,
-            },
-        },
-        13 => Input::Final {
-            conn,
-            id: b as u64,
-            code: code(c)?,
-        },
-        14 => Input::StreamError {
-            conn,
-            code: code(b)?,
-        },
-        15 => Input::Dropped {
-            conn,
-            opened: b != 0.0,
-        },
-        16 => Input::Refused { conn },
-        17 => Input::Timer(match a as u8 {
-            0 => Timer::Open,
-            1 => Timer::Watchdog,
-            _ => Timer::Retry,
-        }),
-        _ => return None,
-    })
-}
-
 /// Feeds `input` to machine `h` and writes the buffer (see the module docs).
 fn step(h: u32, now: f64, input: Input) {
     OUT.with(|out| {
@@ -284,7 +228,7 @@ fn step(h: u32, now: f64, input: Input) {
             let mut buf = buf.borrow_mut();
             let mut n = 0;
             for &e in out.iter() {
-                for rec in records(e).into_iter().flatten() {
+                for rec in encode_effect(e, s).into_iter().flatten() {
                     if n < MAX_EFFECTS {
                         buf[3 + 6 * n..9 + 6 * n].copy_from_slice(&rec);
                         n += 1;
@@ -301,67 +245,4 @@ fn step(h: u32, now: f64, input: Input) {
 /// A static string as (address, length).
 fn s(t: &'static str) -> (f64, f64) {
     (t.as_ptr() as usize as f64, t.len() as f64)
-}
-
-/// A failure's code and message as four numbers (length −1: the relay's message).
-fn failure(code: ErrorCode, why: Why) -> [f64; 4] {
-    let (cp, cl) = s(code.as_str());
-    let (mp, ml) = match why {
-        Why::Relay => (0.0, -1.0),
-        Why::Text(t) => s(t),
-    };
-    [cp, cl, mp, ml]
-}
-
-/// The records of one effect (two for a failure with a cause).
-fn records(e: Effect) -> [Option<[f64; 6]>; 2] {
-    let one = |k: f64, a: f64, b: f64, c: f64, d: f64| [Some([k, a, b, c, d, 0.0]), None];
-    match e {
-        Effect::Refuse { closed } => one(0.0, f64::from(u8::from(closed)), 0.0, 0.0, 0.0),
-        Effect::Listen => one(1.0, 0.0, 0.0, 0.0, 0.0),
-        Effect::Create => one(2.0, 0.0, 0.0, 0.0, 0.0),
-        Effect::Connect {
-            conn,
-            kind,
-            last_event_id,
-        } => one(
-            3.0,
-            conn.into(),
-            f64::from(u8::from(kind == Kind::WebSocket)),
-            last_event_id as f64,
-            0.0,
-        ),
-        Effect::Disconnect => one(4.0, 0.0, 0.0, 0.0, 0.0),
-        Effect::Arm(t, ms) => one(5.0, f64::from(t as u8), ms.into(), 0.0, 0.0),
-        Effect::Cancel(t) => one(6.0, f64::from(t as u8), 0.0, 0.0, 0.0),
-        Effect::State(t) => {
-            let (fp, fl) = s(t.from.as_str());
-            let (tp, tl) = s(t.to.as_str());
-            one(7.0, fp, fl, tp, tl)
-        }
-        Effect::Opened => one(8.0, 0.0, 0.0, 0.0, 0.0),
-        Effect::Message => one(9.0, 0.0, 0.0, 0.0, 0.0),
-        Effect::End => one(10.0, 0.0, 0.0, 0.0, 0.0),
-        Effect::Lost(LostRange { from, to }) => one(11.0, from as f64, to as f64, 0.0, 0.0),
-        Effect::Reconnecting {
-            attempt,
-            delay_ms,
-            code,
-        } => {
-            let (cp, cl) = s(code.as_str());
-            one(12.0, attempt.into(), delay_ms.into(), cp, cl)
-        }
-        Effect::Fail(Failure { code, why, cause }) => {
-            let [a, b, c, d] = failure(code, why);
-            let fail = Some([13.0, a, b, c, d, 0.0]);
-            match cause {
-                Some((cc, cw)) => {
-                    let [a, b, c, d] = failure(cc, cw);
-                    [Some([14.0, a, b, c, d, 0.0]), fail]
-                }
-                None => [fail, None],
-            }
-        }
-        Effect::Close => one(15.0, 0.0, 0.0, 0.0, 0.0),
-    }
 }

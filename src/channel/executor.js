@@ -4,30 +4,30 @@
 // nothing. The base class of SSEChannel, so that the class users see lists only its API; its state
 // is the channel's `_members` (listed in SSEChannel's constructor). Written for
 // ES2019 (uni-app's default build target).
-import { sseError, ssePost, sseW, sseView, sseStr, sseCode, sseGet, sseU64, sseStrOf } from '../browser.js';
+import { sseError, ssePost, sseW, sseView, sseStr, sseCode, sseGet, sseU64, sseStrOf, SSE_OP_NEW, SSE_OP_FREE, SSE_OP_INPUT, SSE_IN_ONLINE, SSE_IN_OFFLINE, SSE_IN_CREATED, SSE_IN_CREATE_FAILED, SSE_IN_NO_RELAY, SSE_IN_READY, SSE_IN_MESSAGE, SSE_IN_DELIVERED, SSE_IN_END, SSE_IN_ALIVE, SSE_IN_LOST, SSE_IN_FINAL, SSE_IN_STREAM_ERROR, SSE_IN_DROPPED, SSE_IN_REFUSED, SSE_IN_TIMER, SSE_FX_REFUSE, SSE_FX_LISTEN, SSE_FX_CREATE, SSE_FX_CONNECT, SSE_FX_DISCONNECT, SSE_FX_ARM, SSE_FX_CANCEL, SSE_FX_STATE, SSE_FX_OPENED, SSE_FX_MESSAGE, SSE_FX_END, SSE_FX_LOST, SSE_FX_RECONNECTING, SSE_FX_FAIL, SSE_FX_CAUSE, SSE_FX_CLOSE } from '../browser.js';
 import { sseConnect, sseDispatch } from '../transport/reader.js';
 
 export const SSE_NETWORK_ERROR = 'could not reach the relay to create the channel';
 
 export class SSEExecutor {
-  // Feeds input `k` (src/channel/abi.rs, `input`) to the machine, carries out its effects and the
+  // Feeds input `k` (SSE_IN_*: src/machine/abi.rs) to the machine, carries out its effects and the
   // inputs they cause at once. The caller delivers the events (_flush).
   _in(k, a, b, c) {
     if (this._h === undefined) {
       const v = sseView();
       v.set(this._o.n.slice(0, 6));
-      this._h = sseW.sse(0, 0, 0, Math.random() * 4294967296, this._att ? this._l : -1, 0);
+      this._h = sseW.sse(SSE_OP_NEW, 0, 0, Math.random() * 4294967296, this._att ? this._l : -1, 0);
     }
     // The messages JS delivered since the last input, into the machine first (they came before it).
     const d = this._d;
     if (this._h && d && this._g && d.l > this._sl) {
       this._sl = d.l;
-      sseW.sse(25, this._h, d.t, this._g, d.l, 0);
+      sseW.sse(SSE_OP_INPUT + SSE_IN_DELIVERED, this._h, d.t, this._g, d.l, 0);
     }
     let next = [k, a, b, c];
     while (next) {
       const h = this._h;
-      sseW.sse(16 + next[0], h, Date.now(), next[1] || 0, next[2] || 0, next[3] || 0);
+      sseW.sse(SSE_OP_INPUT + next[0], h, Date.now(), next[1] || 0, next[2] || 0, next[3] || 0);
       const v = sseView();
       const fx = v.slice(0, 3 + 6 * v[0]);
       if (h) {
@@ -43,7 +43,7 @@ export class SSEExecutor {
     this._push();
   }
 
-  // Carries out one effect (kinds: src/channel/abi.rs); returns an input it caused at once.
+  // Carries out one effect (kinds SSE_FX_*: src/machine/abi.rs); returns an input it caused at once.
   _run(k, a, b, c, e) {
     const emit = (ev, arg) => this._q.push([ev, arg]);
     const err = (cp, cl, mp, ml) => sseError(sseStr(cp, cl), ml < 0 ? this._msg : sseStr(mp, ml));
@@ -53,24 +53,24 @@ export class SSEExecutor {
       if (p) p[i](v);
     };
     switch (k) {
-      case 0: {
+      case SSE_FX_REFUSE: {
         const p = this._opening;
         this._opening = null;
         if (p) p[1](sseError('INVALID_STATE', a ? 'open() after close()' : 'open() was already called'));
         break;
       }
-      case 1:
+      case SSE_FX_LISTEN:
         this._pending = this._opening;
         this._opening = null;
         this._net = (ev) => {
-          this._in(ev.type === 'online' ? 2 : 3);
+          this._in(ev.type === 'online' ? SSE_IN_ONLINE : SSE_IN_OFFLINE);
           this._flush();
         };
         sseNetwork(this._net, true);
         break;
-      case 2:
+      case SSE_FX_CREATE:
         return this._create();
-      case 3: {
+      case SSE_FX_CONNECT: {
         const cr = this._cr;
         if (!cr) break;
         const ws = b === 1;
@@ -92,57 +92,57 @@ export class SSEExecutor {
         try {
           this._c = sseConnect(this._d, a, ws, url);
         } catch (_) {
-          return [16, a];
+          return [SSE_IN_REFUSED, a];
         }
         break;
       }
-      case 4: {
+      case SSE_FX_DISCONNECT: {
         const close = this._c;
         this._c = null;
         if (close) close();
         break;
       }
-      case 5:
+      case SSE_FX_ARM:
         clearTimeout(this._t[a]);
         this._t[a] = setTimeout(() => {
-          this._in(17, a);
+          this._in(SSE_IN_TIMER, a);
           this._flush();
         }, b);
         break;
-      case 6:
+      case SSE_FX_CANCEL:
         clearTimeout(this._t[a]);
         break;
-      case 7: {
+      case SSE_FX_STATE: {
         const to = sseStr(c, e);
         emit('state', { from: sseStr(a, b), to });
         this._st = to;
         break;
       }
-      case 8:
+      case SSE_FX_OPENED:
         this._op = true;
         emit('open', undefined);
         settle(0);
         break;
-      case 9:
-      case 10:
+      case SSE_FX_MESSAGE:
+      case SSE_FX_END:
         // The frame's data is used once.
-        emit(k === 9 ? 'message' : 'end', this._data);
+        emit(k === SSE_FX_MESSAGE ? 'message' : 'end', this._data);
         this._data = undefined;
         break;
-      case 11: {
+      case SSE_FX_LOST: {
         const x = sseError('MESSAGES_LOST', this._msg);
         x.from = a;
         x.to = b;
         emit('error', x);
         break;
       }
-      case 12:
+      case SSE_FX_RECONNECTING:
         emit('reconnecting', { attempt: a, delayMs: b, code: sseStr(c, e) });
         break;
-      case 14:
+      case SSE_FX_CAUSE:
         this._cause = err(a, b, c, e);
         break;
-      case 13: {
+      case SSE_FX_FAIL: {
         const x = err(a, b, c, e);
         const details = this._det;
         this._det = undefined;
@@ -153,7 +153,7 @@ export class SSEExecutor {
         settle(1, x);
         break;
       }
-      case 15: {
+      case SSE_FX_CLOSE: {
         emit('close', undefined);
         if (this._net) sseNetwork(this._net, false);
         this._net = null;
@@ -169,7 +169,7 @@ export class SSEExecutor {
         }
         this._d = null;
         this._g = 0;
-        sseW.sse(1, this._h, 0, 0, 0, 0);
+        sseW.sse(SSE_OP_FREE, this._h, 0, 0, 0, 0);
         this._h = 0;
         break;
       }
@@ -179,7 +179,7 @@ export class SSEExecutor {
   // `POST /v1/channels`; its answer is the machine's next input.
   _create() {
     const relay = this._o.relay;
-    if (relay === undefined) return [6];
+    if (relay === undefined) return [SSE_IN_NO_RELAY];
     const n = this._o.n;
     const body = {};
     if (n[6] === n[6]) body.ttlSecs = n[6];
@@ -188,7 +188,7 @@ export class SSEExecutor {
       let input;
       const fail = (code, message) => {
         this._msg = message;
-        input = [5, code];
+        input = [SSE_IN_CREATE_FAILED, code];
       };
       if (!s) fail(sseCode('NETWORK_ERROR'), SSE_NETWORK_ERROR);
       else if (s === 2) sseRefusal(j, 'the relay refused to create the channel', (code, m) => fail(sseCode(code), m));
@@ -203,7 +203,7 @@ export class SSEExecutor {
           fail(sseCode('INTERNAL'), 'the relay answered the channel creation with an unexpected body');
         } else {
           if (!this._cr && this._st !== 'closed') this._cr = cr;
-          input = [4];
+          input = [SSE_IN_CREATED];
         }
       }
       this._in(...input);
@@ -214,8 +214,8 @@ export class SSEExecutor {
   // What a connection passed on (src/transport/reader.js): a parsed event object, or a boolean for
   // a lost connection (whether it had opened); anything else means the stream cannot be trusted.
   _frame(conn, v) {
-    if (typeof v === 'boolean') return this._in(15, conn, v ? 1 : 0);
-    if (v === null || typeof v !== 'object') return this._in(15, conn, 1);
+    if (typeof v === 'boolean') return this._in(SSE_IN_DROPPED, conn, v ? 1 : 0);
+    if (v === null || typeof v !== 'object') return this._in(SSE_IN_DROPPED, conn, 1);
     const kind = v.event;
     const n = +v.id;
     // Ids start at 1: 0 (or null) is no id, as are NaN and fractions.
@@ -224,9 +224,9 @@ export class SSEExecutor {
     let input;
     if (kind === 'ready') {
       const hb = sseU64(data, 'heartbeatMs');
-      input = [7, conn, hb === undefined ? -1 : hb];
-    } else if (kind === 'message') input = [8, conn, id];
-    else if (kind === 'end') input = [10, conn, id];
+      input = [SSE_IN_READY, conn, hb === undefined ? -1 : hb];
+    } else if (kind === 'message') input = [SSE_IN_MESSAGE, conn, id];
+    else if (kind === 'end') input = [SSE_IN_END, conn, id];
     else if (kind === 'error') {
       const code = sseStrOf(data, 'code');
       let c = sseCode(code);
@@ -236,18 +236,18 @@ export class SSEExecutor {
       if (code === 'MESSAGES_LOST') {
         const from = sseU64(data, 'from');
         const to = sseU64(data, 'to');
-        input = from === undefined || to === undefined ? [11, conn] : [12, conn, from, to];
+        input = from === undefined || to === undefined ? [SSE_IN_ALIVE, conn] : [SSE_IN_LOST, conn, from, to];
       } else if (id) {
         // The stored final event (fail, cancel), if the id is new.
         this._det = sseGet(data, 'details');
-        input = [13, conn, id, c];
-      } else input = [14, conn, c];
-    } else if (kind === 'ping' || kind === 'pong') input = [11, conn];
+        input = [SSE_IN_FINAL, conn, id, c];
+      } else input = [SSE_IN_STREAM_ERROR, conn, c];
+    } else if (kind === 'ping' || kind === 'pong') input = [SSE_IN_ALIVE, conn];
     else if (typeof kind === 'string') {
       // A kind this client does not know (from a newer relay): proof of life, like a heartbeat.
       data = null;
-      input = [11, conn];
-    } else return this._in(15, conn, 1);
+      input = [SSE_IN_ALIVE, conn];
+    } else return this._in(SSE_IN_DROPPED, conn, 1);
     this._data = data;
     this._in(...input);
   }

@@ -61,6 +61,7 @@ use sse_channel_protocol::{ErrorCode, EventId, LostRange};
 use crate::backoff::{self, DEFAULT_MAX_DELAY_MS, DEFAULT_MIN_DELAY_MS};
 use crate::state::{after_failure, Cursor, Decision, State, Transition};
 
+pub mod abi;
 mod config;
 mod io;
 

@@ -7,6 +7,7 @@ use sse_channel_protocol::{ErrorCode, LostRange};
 use super::*;
 use crate::state::State::*;
 
+mod abi;
 mod lifecycle;
 mod props;
 mod reconnect;

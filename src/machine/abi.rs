@@ -1,0 +1,305 @@
+//! The numbers of the wasm's one export, `sse(op, h, now, a, b, c)`
+//! (`src/channel/abi.rs`): its ops, the inputs it feeds a [`Machine`](super::Machine),
+//! and the records of the effects it writes back, with the functions that turn
+//! numbers into an [`Input`] and an [`Effect`] into records. Plain Rust, so the
+//! encoding is tested natively; the JavaScript side names the same numbers
+//! once, in `src/browser.js` (`SSE_OP_*`, `SSE_IN_*`, `SSE_FX_*`), and
+//! `tests/channel_js.rs` checks that both sides agree, name by name.
+
+use sse_channel_protocol::{ErrorCode, LostRange};
+
+use super::{Effect, Failure, Input, Kind, Timer, Why};
+
+/// The ops of the export (the JavaScript names: `SSE_OP_` + the name).
+pub mod op {
+    /// A new machine from the options in the buffer; returns its handle.
+    pub const NEW: u32 = 0;
+    /// Frees machine `h`.
+    pub const FREE: u32 = 1;
+    /// The address of the shared buffer.
+    pub const BUFFER: u32 = 2;
+    /// Sizes the text buffer to `h` bytes; returns its address.
+    pub const TEXT: u32 = 3;
+    /// 1 when the text is a valid `relay`, else 0.
+    pub const IS_RELAY: u32 = 4;
+    /// The text's index in `ErrorCode::ALL`, −1 if none.
+    pub const CODE_INDEX: u32 = 5;
+    /// The default options into the buffer.
+    pub const DEFAULTS: u32 = 6;
+    /// The first input: op `INPUT + k` is input `k` ([`super::input`]).
+    pub const INPUT: u32 = 16;
+    /// Every op, by its JavaScript name.
+    pub const ALL: [(&str, u32); 8] = [
+        ("NEW", NEW),
+        ("FREE", FREE),
+        ("BUFFER", BUFFER),
+        ("TEXT", TEXT),
+        ("IS_RELAY", IS_RELAY),
+        ("CODE_INDEX", CODE_INDEX),
+        ("DEFAULTS", DEFAULTS),
+        ("INPUT", INPUT),
+    ];
+}
+
+/// The inputs, `k` in op [`op::INPUT`] + `k`, with their numbers `a, b, c`
+/// (the JavaScript names: `SSE_IN_` + the name; codes are indexes in
+/// [`ErrorCode::ALL`]).
+pub mod input {
+    /// [`Input::Open`](crate::machine::Input::Open).
+    pub const OPEN: u32 = 0;
+    /// `Close`.
+    pub const CLOSE: u32 = 1;
+    /// `Online`.
+    pub const ONLINE: u32 = 2;
+    /// `Offline`.
+    pub const OFFLINE: u32 = 3;
+    /// `Created`.
+    pub const CREATED: u32 = 4;
+    /// `CreateFailed`: code.
+    pub const CREATE_FAILED: u32 = 5;
+    /// `Fatal` with `INVALID_OPTIONS`: `open()` without a relay.
+    pub const NO_RELAY: u32 = 6;
+    /// `Ready`: conn, heartbeat ms (−1: none).
+    pub const READY: u32 = 7;
+    /// `Message`: conn, id (0: none).
+    pub const MESSAGE: u32 = 8;
+    /// `Delivered`: conn, id.
+    pub const DELIVERED: u32 = 9;
+    /// `End`: conn, id (0: none).
+    pub const END: u32 = 10;
+    /// `Alive`: conn.
+    pub const ALIVE: u32 = 11;
+    /// `Lost`: conn, from, to.
+    pub const LOST: u32 = 12;
+    /// `Final`: conn, id, code.
+    pub const FINAL: u32 = 13;
+    /// `StreamError`: conn, code.
+    pub const STREAM_ERROR: u32 = 14;
+    /// `Dropped`: conn, opened (1/0).
+    pub const DROPPED: u32 = 15;
+    /// `Refused`: conn.
+    pub const REFUSED: u32 = 16;
+    /// `Timer`: the timer ([`super::timer`]).
+    pub const TIMER: u32 = 17;
+    /// Every input, by its JavaScript name.
+    pub const ALL: [(&str, u32); 18] = [
+        ("OPEN", OPEN),
+        ("CLOSE", CLOSE),
+        ("ONLINE", ONLINE),
+        ("OFFLINE", OFFLINE),
+        ("CREATED", CREATED),
+        ("CREATE_FAILED", CREATE_FAILED),
+        ("NO_RELAY", NO_RELAY),
+        ("READY", READY),
+        ("MESSAGE", MESSAGE),
+        ("DELIVERED", DELIVERED),
+        ("END", END),
+        ("ALIVE", ALIVE),
+        ("LOST", LOST),
+        ("FINAL", FINAL),
+        ("STREAM_ERROR", STREAM_ERROR),
+        ("DROPPED", DROPPED),
+        ("REFUSED", REFUSED),
+        ("TIMER", TIMER),
+    ];
+}
+
+/// The kinds of the effect records `(kind, a, b, c, d, e)` (the JavaScript
+/// names: `SSE_FX_` + the name; strings as (address, length) of static UTF-8).
+pub mod effect {
+    /// `Refuse`: closed (1/0).
+    pub const REFUSE: u32 = 0;
+    /// `Listen`.
+    pub const LISTEN: u32 = 1;
+    /// `Create`.
+    pub const CREATE: u32 = 2;
+    /// `Connect`: conn, WebSocket (1/0), last event id.
+    pub const CONNECT: u32 = 3;
+    /// `Disconnect`.
+    pub const DISCONNECT: u32 = 4;
+    /// `Arm`: timer, ms.
+    pub const ARM: u32 = 5;
+    /// `Cancel`: timer.
+    pub const CANCEL: u32 = 6;
+    /// `State`: from (address, length), to (address, length).
+    pub const STATE: u32 = 7;
+    /// `Opened`.
+    pub const OPENED: u32 = 8;
+    /// `Message`.
+    pub const MESSAGE: u32 = 9;
+    /// `End`.
+    pub const END: u32 = 10;
+    /// `Lost`: from, to.
+    pub const LOST: u32 = 11;
+    /// `Reconnecting`: attempt, delay ms, code (address, length).
+    pub const RECONNECTING: u32 = 12;
+    /// `Fail`: code (address, length), message (address, length; length −1:
+    /// the relay's message).
+    pub const FAIL: u32 = 13;
+    /// The cause of the `Fail` record that follows, as `FAIL`.
+    pub const CAUSE: u32 = 14;
+    /// `Close`.
+    pub const CLOSE: u32 = 15;
+    /// Every kind, by its JavaScript name.
+    pub const ALL: [(&str, u32); 16] = [
+        ("REFUSE", REFUSE),
+        ("LISTEN", LISTEN),
+        ("CREATE", CREATE),
+        ("CONNECT", CONNECT),
+        ("DISCONNECT", DISCONNECT),
+        ("ARM", ARM),
+        ("CANCEL", CANCEL),
+        ("STATE", STATE),
+        ("OPENED", OPENED),
+        ("MESSAGE", MESSAGE),
+        ("END", END),
+        ("LOST", LOST),
+        ("RECONNECTING", RECONNECTING),
+        ("FAIL", FAIL),
+        ("CAUSE", CAUSE),
+        ("CLOSE", CLOSE),
+    ];
+}
+
+/// The timers' numbers, in `Arm`, `Cancel` and the `TIMER` input (the
+/// executor's index of its `setTimeout` ids).
+pub mod timer {
+    /// [`Timer::Open`](crate::machine::Timer::Open).
+    pub const OPEN: u32 = 0;
+    /// `Watchdog`.
+    pub const WATCHDOG: u32 = 1;
+    /// `Retry`.
+    pub const RETRY: u32 = 2;
+}
+
+/// `open()` without a relay (input [`input::NO_RELAY`]).
+pub const NO_RELAY: Why = Why::Text(
+    "no relay: pass { relay: 'https://…' } or call SSEChannel.configure({ relay }) first",
+);
+
+/// The number of `t`.
+pub const fn timer_number(t: Timer) -> u32 {
+    match t {
+        Timer::Open => timer::OPEN,
+        Timer::Watchdog => timer::WATCHDOG,
+        Timer::Retry => timer::RETRY,
+    }
+}
+
+/// Input `k` of [`input`] with its numbers; `None` for an unknown `k` or code.
+pub fn decode_input(k: u32, a: f64, b: f64, c: f64) -> Option<Input> {
+    let conn = a as u32;
+    let id = |v: f64| (v >= 1.0).then_some(v as u64);
+    let code = |v: f64| ErrorCode::ALL.get(v as usize).copied();
+    Some(match k {
+        input::OPEN => Input::Open,
+        input::CLOSE => Input::Close,
+        input::ONLINE => Input::Online,
+        input::OFFLINE => Input::Offline,
+        input::CREATED => Input::Created,
+        input::CREATE_FAILED => Input::CreateFailed(code(a)?),
+        input::NO_RELAY => Input::Fatal(Failure::new(ErrorCode::InvalidOptions, NO_RELAY)),
+        input::READY => Input::Ready {
+            conn,
+            heartbeat_ms: (b >= 0.0).then_some(b as u64),
+        },
+        input::MESSAGE => Input::Message { conn, id: id(b) },
+        input::DELIVERED => Input::Delivered { conn, id: b as u64 },
+        input::END => Input::End { conn, id: id(b) },
+        input::ALIVE => Input::Alive { conn },
+        input::LOST => Input::Lost {
+            conn,
+            range: LostRange {
+                from: b as u64,
+                to: c as u64,
+            },
+        },
+        input::FINAL => Input::Final {
+            conn,
+            id: b as u64,
+            code: code(c)?,
+        },
+        input::STREAM_ERROR => Input::StreamError {
+            conn,
+            code: code(b)?,
+        },
+        input::DROPPED => Input::Dropped {
+            conn,
+            opened: b != 0.0,
+        },
+        input::REFUSED => Input::Refused { conn },
+        input::TIMER => Input::Timer(match a as u32 {
+            timer::OPEN => Timer::Open,
+            timer::WATCHDOG => Timer::Watchdog,
+            _ => Timer::Retry,
+        }),
+        _ => return None,
+    })
+}
+
+/// The records `(kind, a, b, c, d, e)` of one effect (two for a failure with a
+/// cause: [`effect::CAUSE`] first), strings as `s` gives them (in the wasm:
+/// address and length).
+pub fn encode_effect(e: Effect, s: impl Fn(&'static str) -> (f64, f64)) -> [Option<[f64; 6]>; 2] {
+    let one = |k: u32, a: f64, b: f64, c: f64, d: f64| [Some([k.into(), a, b, c, d, 0.0]), None];
+    let flag = |v: bool| f64::from(u8::from(v));
+    // A failure's code and message as four numbers (length −1: the relay's message).
+    let failure = |k: u32, code: ErrorCode, why: Why| {
+        let (cp, cl) = s(code.as_str());
+        let (mp, ml) = match why {
+            Why::Relay => (0.0, -1.0),
+            Why::Text(t) => s(t),
+        };
+        Some([k.into(), cp, cl, mp, ml, 0.0])
+    };
+    match e {
+        Effect::Refuse { closed } => one(effect::REFUSE, flag(closed), 0.0, 0.0, 0.0),
+        Effect::Listen => one(effect::LISTEN, 0.0, 0.0, 0.0, 0.0),
+        Effect::Create => one(effect::CREATE, 0.0, 0.0, 0.0, 0.0),
+        Effect::Connect {
+            conn,
+            kind,
+            last_event_id,
+        } => one(
+            effect::CONNECT,
+            conn.into(),
+            flag(kind == Kind::WebSocket),
+            last_event_id as f64,
+            0.0,
+        ),
+        Effect::Disconnect => one(effect::DISCONNECT, 0.0, 0.0, 0.0, 0.0),
+        Effect::Arm(t, ms) => one(effect::ARM, timer_number(t).into(), ms.into(), 0.0, 0.0),
+        Effect::Cancel(t) => one(effect::CANCEL, timer_number(t).into(), 0.0, 0.0, 0.0),
+        Effect::State(t) => {
+            let (fp, fl) = s(t.from.as_str());
+            let (tp, tl) = s(t.to.as_str());
+            one(effect::STATE, fp, fl, tp, tl)
+        }
+        Effect::Opened => one(effect::OPENED, 0.0, 0.0, 0.0, 0.0),
+        Effect::Message => one(effect::MESSAGE, 0.0, 0.0, 0.0, 0.0),
+        Effect::End => one(effect::END, 0.0, 0.0, 0.0, 0.0),
+        Effect::Lost(LostRange { from, to }) => one(effect::LOST, from as f64, to as f64, 0.0, 0.0),
+        Effect::Reconnecting {
+            attempt,
+            delay_ms,
+            code,
+        } => {
+            let (cp, cl) = s(code.as_str());
+            one(
+                effect::RECONNECTING,
+                attempt.into(),
+                delay_ms.into(),
+                cp,
+                cl,
+            )
+        }
+        Effect::Fail(Failure { code, why, cause }) => {
+            let fail = failure(effect::FAIL, code, why);
+            match cause {
+                Some((cc, cw)) => [failure(effect::CAUSE, cc, cw), fail],
+                None => [fail, None],
+            }
+        }
+        Effect::Close => one(effect::CLOSE, 0.0, 0.0, 0.0, 0.0),
+    }
+}
