@@ -241,6 +241,15 @@ const webExtraTypes = [
 ].join('\n\n');
 const EXTRA_HEAD = '\n\n// ---- the other side\'s export: importable here, throws when used (see the package README) ----\n\n';
 
+// Both browser entries are minified with esbuild (whitespace, syntax and local names; ES2019 output
+// for uni-app's default build target). The class's own members (src/channel.js: `_name`) get short
+// names too; nothing outside the file reads them.
+// `import.meta` (slim.js's URL of the .wasm, ES2020) is left as it is: esbuild would otherwise replace
+// it by an empty object for an ES2019 target.
+const minify = (code, treeShaking = true) =>
+  esbuild.transformSync(code, { minify: true, format: 'esm', target: 'es2019', supported: { 'import-meta': true }, legalComments: 'none', treeShaking, mangleProps: /^_[a-z]/ }).code;
+/** The names a minified module exports (its `export { a as B, … }` statements). */
+const minifiedExports = (src) => [...src.matchAll(/export\s*\{([^}]*)\}/g)].flatMap((m) => m[1].split(',').map((e) => e.trim().split(/\s+as\s+/).pop()));
 // --- slim.js: the plain --target web glue; the user calls `await init()` -------------------------
 const SELF_TYPES = '/* @ts-self-types="./sse_channel.d.ts" */';
 // Both browser entries: the glue plus facade.js (the listener aliases and installUniCloud, in JS
@@ -346,13 +355,18 @@ slim = replaceOnce(slim, SELF_TYPES, '/* @ts-self-types="./slim.d.ts" */', 'web 
 const esmExports = (src) => [...src.matchAll(/^export (?:class|function|const) ([A-Za-z_$][\w$]*)/gm)].map((m) => m[1]);
 checkExports('slim.js (wasm-bindgen)', without(esmExports(slim), ['initSync']), without(EXPECTED_EXPORTS.web, STUBS.web));
 slim = `${slim.trimEnd()}\n${WEB_STUB}`;
-writeFileSync(join(out, 'slim.js'), slim);
+checkExports('slim.js', without(esmExports(slim), ['initSync']), EXPECTED_EXPORTS.web);
+// Minified as index.js is (below): every byte of it is downloaded by every page that uses it. The
+// class keeps its visible name (`ch.constructor.name`), as index.js's loader keeps it.
+const slimMin = `/* @ts-self-types="./slim.d.ts" */\n${minify(`${slim}\nObject.defineProperty(SSEChannel, 'name', { value: 'SSEChannel' });\n`)}`;
+checkExports('slim.js (minified)', minifiedExports(slimMin), [...EXPECTED_EXPORTS.web, 'initSync', 'default']);
+if (!slimMin.includes('new URL("sse_channel_bg.wasm",import.meta.url)')) throw new Error('assemble: the minified slim.js lost the URL of its .wasm');
+writeFileSync(join(out, 'slim.js'), slimMin);
 const initAt = slimTypesRaw.indexOf('export type InitInput');
 if (initAt < 0) throw new Error('assemble: no InitInput in the web typings (wasm-bindgen changed?)');
 const slimTypes = `${slimTypesRaw.slice(0, initAt).trimEnd()}${EXTRA_HEAD}${webExtraTypes}\n\n\n${slimTypesRaw.slice(initAt)}`;
 writeFileSync(join(out, 'slim.d.ts'), slimTypes);
 copyFileSync(join(stage, 'sse_channel_bg.wasm'), join(out, 'sse_channel_bg.wasm'));
-checkExports('slim.js', without(esmExports(slim), ['initSync']), EXPECTED_EXPORTS.web);
 checkExports('slim.d.ts', without(typedValues(slimTypes), ['initSync']), EXPECTED_EXPORTS.web);
 
 // --- node.cjs: the --target nodejs glue (reads ./sse_channel_bg.wasm beside it) -------------------
@@ -439,17 +453,11 @@ const exportsList = [
   `export { ${exportedNames.join(', ')} };`,
 ];
 checkExports('index.js', exportedNames.map((e) => e.split(' as ').pop()), EXPECTED_EXPORTS.web);
-// Minified (esbuild, whitespace, syntax and local names; ES2019 output for uni-app's default build
-// target): every byte of this file is downloaded by every page. The readable sources are the
-// wasm-bindgen glue (slim.js is the same glue, unminified), loader.js and inflate.js.
+// Minified (`minify`, above): every byte of this file is downloaded by every page. The readable
+// sources are src/*.js, the wasm-bindgen glue (build/pkg-stage), facade.js, loader.js and inflate.js.
 const indexSrc = `${glue.trimEnd()}\n\n${loader.trimEnd()}\n${exportsList.join('\n')}\n${loaderEnd}`;
-// The class's own members (src/channel.js: `_name`) get short names too; nothing outside the file
-// reads them.
-const minify = (code, treeShaking = true) =>
-  esbuild.transformSync(code, { minify: true, format: 'esm', target: 'es2019', legalComments: 'none', treeShaking, mangleProps: /^_[a-z]/ }).code;
 const indexMin = `/* @ts-self-types="./index.d.ts" */\n${minify(indexSrc)}`;
-const minExports = [...indexMin.matchAll(/export\s*\{([^}]*)\}/g)].flatMap((m) => m[1].split(',').map((e) => e.trim().split(/\s+as\s+/).pop()));
-checkExports('index.js (minified)', minExports, EXPECTED_EXPORTS.web);
+checkExports('index.js (minified)', minifiedExports(indexMin), EXPECTED_EXPORTS.web);
 writeFileSync(join(out, 'index.js'), indexMin);
 
 // Where index.js's bytes go (gzip -9 of each part alone; printed by `make pkg`, recorded in
