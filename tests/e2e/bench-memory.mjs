@@ -7,6 +7,7 @@
 // bare WebSocket + fetch (no SDK) is the baseline. Prints numbers, asserts nothing.
 // Run through tests/e2e/bench-memory.sh (`make bench-memory`), which builds pkg/ and starts a relay.
 // BENCH_CHANNELS (default 2000) channels per loop; BENCH_KINDS (default websocket,eventsource,bare).
+// BENCH_SNAPSHOTS=a,b instead: heap snapshots after a and b channels, the live objects that changed.
 import { createServer } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -67,6 +68,10 @@ window.run = async (kind, n, step) => {
   }
   return samples;
 };
+// n more channels, no samples (BENCH_SNAPSHOTS).
+window.loop = async (kind, n) => {
+  for (let i = 0; i < n; i++) if (kind === 'bare') await bareOne(); else await sdkOne(kind);
+};
 window.ready = true;
 </script>`;
 
@@ -83,6 +88,81 @@ const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
   args: ['--no-sandbox', '--js-flags=--expose-gc', '--enable-precise-memory-info'],
 });
+// Live objects per type and constructor name in a heap snapshot taken after a forced GC (the
+// DevTools protocol's HeapProfiler): Map of `type name` → { count, size }.
+async function liveObjects(cdp) {
+  let json = '';
+  const chunk = (e) => {
+    json += e.chunk;
+  };
+  cdp.on('HeapProfiler.addHeapSnapshotChunk', chunk);
+  await cdp.send('HeapProfiler.collectGarbage');
+  await cdp.send('HeapProfiler.collectGarbage');
+  await cdp.send('HeapProfiler.takeHeapSnapshot', { reportProgress: false });
+  cdp.off('HeapProfiler.addHeapSnapshotChunk', chunk);
+  const snap = JSON.parse(json);
+  const f = snap.snapshot.meta.node_fields;
+  const types = snap.snapshot.meta.node_types[0];
+  const [ti, ni, si] = ['type', 'name', 'self_size'].map((k) => f.indexOf(k));
+  const out = new Map();
+  for (let i = 0; i < snap.nodes.length; i += f.length) {
+    const key = `${types[snap.nodes[i + ti]]} ${String(snap.strings[snap.nodes[i + ni]]).slice(0, 60)}`;
+    const v = out.get(key) || { count: 0, size: 0 };
+    v.count++;
+    v.size += snap.nodes[i + si];
+    out.set(key, v);
+  }
+  return out;
+}
+
+// BENCH_SNAPSHOTS=a,b: for each kind, heap snapshots after a and after b channels (no sampling),
+// and the types whose live objects changed between them, by count.
+if (process.env.BENCH_SNAPSHOTS) {
+  const [a, b] = process.env.BENCH_SNAPSHOTS.split(',').map(Number);
+  try {
+    for (const kind of (process.env.BENCH_KINDS || 'websocket,eventsource,bare').split(',')) {
+      const page = await browser.newPage();
+      page.on('pageerror', (e) => console.error(`[bench-memory] page error: ${e.message}`));
+      await page.goto(url);
+      await page.waitForFunction(() => window.ready);
+      const cdp = await page.context().newCDPSession(page);
+      await cdp.send('HeapProfiler.enable');
+      await page.evaluate(([k, n]) => window.loop(k, n), [kind, a]);
+      const before = await liveObjects(cdp);
+      await page.evaluate(([k, n]) => window.loop(k, n), [kind, b - a]);
+      const after = await liveObjects(cdp);
+      await page.close();
+      const total = (m) => [...m.values()].reduce((t, v) => ({ count: t.count + v.count, size: t.size + v.size }), { count: 0, size: 0 });
+      const [tb, ta] = [total(before), total(after)];
+      console.log(`${kind}: live objects after ${a} channels ${tb.count} (${tb.size} B), after ${b} ${ta.count} (${ta.size} B)`);
+      const keys = new Set([...before.keys(), ...after.keys()]);
+      const diff = [...keys]
+        .map((k) => ({ k, dc: (after.get(k)?.count || 0) - (before.get(k)?.count || 0), ds: (after.get(k)?.size || 0) - (before.get(k)?.size || 0), n: after.get(k)?.count || 0 }))
+        .filter((d) => d.dc !== 0)
+        .sort((x, y) => Math.abs(y.ds) - Math.abs(x.ds) || Math.abs(y.dc) - Math.abs(x.dc));
+      for (const d of diff.slice(0, 25)) console.log(`  ${d.dc > 0 ? '+' : ''}${d.dc} (${d.ds > 0 ? '+' : ''}${d.ds} B; ${d.n} live) ${d.k}`);
+      // By snapshot node type (object, closure, array, string, code, native, …).
+      const byType = new Map();
+      for (const d of diff) {
+        const t = d.k.split(' ')[0];
+        const v = byType.get(t) || { dc: 0, ds: 0 };
+        v.dc += d.dc;
+        v.ds += d.ds;
+        byType.set(t, v);
+      }
+      console.log(`  by type: ${[...byType].map(([t, v]) => `${t} ${v.dc > 0 ? '+' : ''}${v.dc} (${v.ds > 0 ? '+' : ''}${v.ds} B)`).join(', ')}`);
+      for (const name of ['SSEChannel', 'WebSocket', 'EventSource', 'Promise']) {
+        const c = (m) => m.get(`object ${name}`)?.count || 0;
+        console.log(`  object ${name}: ${c(before)} → ${c(after)}`);
+      }
+    }
+  } finally {
+    await browser.close();
+    server.close();
+  }
+  process.exit(0);
+}
+
 try {
   console.log(`| loop (${N} channels, 3 messages + end each) | JS heap after GC: start → end | growth per channel | fitted slope over the last ${N - STEP} | slope over the last half | wasm memory: start → end |`);
   console.log('|---|---|---|---|---|---|');

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make bench-memory: the JS heap over many channels in one page, SDK vs bare WebSocket + fetch
-# (tests/e2e/bench-memory.mjs). BENCH_CHANNELS (default 2000) channels per loop.
+# (tests/e2e/bench-memory.mjs). BENCH_CHANNELS (default 2000) channels per loop; BENCH_SNAPSHOTS=a,b:
+# heap snapshots after a and b channels instead, and the live objects that changed between them.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/lib/relay.sh
