@@ -187,6 +187,8 @@ pub const fn timer_number(t: Timer) -> u32 {
 }
 
 /// Input `k` of [`input`] with its numbers; `None` for an unknown `k` or code.
+// Inlined into the export: the browser wasm is 66 bytes smaller, index.js 9 bytes gzip -9.
+#[inline(always)]
 pub fn decode_input(k: u32, a: f64, b: f64, c: f64) -> Option<Input> {
     let conn = a as u32;
     let id = |v: f64| (v >= 1.0).then_some(v as u64);
