@@ -25,9 +25,9 @@ export function ssePost(url, body, token, done) {
 }
 
 // The SSEChannel options after `relay` (src/channel.js checks that one, in wasm, and calls this).
-// `out` holds the options being merged, as numbers, and receives every option present in `o`: [transport (0 'auto', 1 'websocket', 2 'eventsource'),
-// reconnect.minDelayMs, reconnect.maxDelayMs, reconnect.maxAttempts (Infinity: unlimited),
-// openTimeoutMs, heartbeatTimeoutMs, ttlSecs, abandonAfterMs] (NaN: not set). An invalid option
+// `out` holds the options being merged, as numbers in the slots SSE_OPT_* (below), and receives
+// every option present in `o` (transport: its index in the list below; maxAttempts Infinity:
+// unlimited; NaN: not set). An invalid option
 // throws INVALID_OPTIONS (the caller then keeps nothing of `out`). The limits are those of
 // crates/protocol/src/limits.rs and src/machine/config.rs (a native test checks them: src/lib.rs).
 export function sseOptions(o, out) {
@@ -47,27 +47,40 @@ export function sseOptions(o, out) {
   if (set(t)) {
     const k = ['auto', 'websocket', 'eventsource'].indexOf(t);
     if (k < 0) bad("transport` must be 'auto', 'websocket' or 'eventsource'");
-    out[0] = k;
+    out[SSE_OPT_TRANSPORT] = k;
   }
   const r = o.reconnect;
   if (set(r)) {
     if (typeof r !== 'object') bad('reconnect` must be an object');
     // 0 would retry without any delay, forever: refused.
-    num(1, r.minDelayMs, 1, ms, 'reconnect.minDelayMs` must be a whole number of milliseconds, at least 1');
-    num(2, r.maxDelayMs, 0, ms, 'reconnect.maxDelayMs` must be a whole number of milliseconds');
+    num(SSE_OPT_MIN_DELAY_MS, r.minDelayMs, 1, ms, 'reconnect.minDelayMs` must be a whole number of milliseconds, at least 1');
+    num(SSE_OPT_MAX_DELAY_MS, r.maxDelayMs, 0, ms, 'reconnect.maxDelayMs` must be a whole number of milliseconds');
     const a = r.maxAttempts;
-    if (a === Infinity) out[3] = a;
-    else num(3, a, 0, 4294967295, 'reconnect.maxAttempts` must be a whole number or Infinity');
-    if (out[2] < out[1]) bad('reconnect.maxDelayMs` must not be below `minDelayMs`');
+    if (a === Infinity) out[SSE_OPT_MAX_ATTEMPTS] = a;
+    else num(SSE_OPT_MAX_ATTEMPTS, a, 0, 4294967295, 'reconnect.maxAttempts` must be a whole number or Infinity');
+    if (out[SSE_OPT_MAX_DELAY_MS] < out[SSE_OPT_MIN_DELAY_MS]) bad('reconnect.maxDelayMs` must not be below `minDelayMs`');
   }
-  num(4, o.openTimeoutMs, 1, ms, 'openTimeoutMs` must be a positive whole number of milliseconds');
-  num(5, o.heartbeatTimeoutMs, 0, ms, 'heartbeatTimeoutMs` must be a whole number of milliseconds (0 disables)');
-  num(6, o.ttlSecs, 0, 86400, 'ttlSecs` must be a whole number of seconds, at most 86400');
-  if (out[6] === 0) bad('ttlSecs` must be at least 1');
-  num(7, o.abandonAfterMs, 1000, 3600000, 'abandonAfterMs` must be a whole number of milliseconds from 1000 to 3600000');
+  num(SSE_OPT_OPEN_TIMEOUT_MS, o.openTimeoutMs, 1, ms, 'openTimeoutMs` must be a positive whole number of milliseconds');
+  num(SSE_OPT_HEARTBEAT_TIMEOUT_MS, o.heartbeatTimeoutMs, 0, ms, 'heartbeatTimeoutMs` must be a whole number of milliseconds (0 disables)');
+  num(SSE_OPT_TTL_SECS, o.ttlSecs, 0, 86400, 'ttlSecs` must be a whole number of seconds, at most 86400');
+  if (out[SSE_OPT_TTL_SECS] === 0) bad('ttlSecs` must be at least 1');
+  num(SSE_OPT_ABANDON_AFTER_MS, o.abandonAfterMs, 1000, 3600000, 'abandonAfterMs` must be a whole number of milliseconds from 1000 to 3600000');
 }
 
 // ---- the wasm's side of the class: the state machines behind one export (src/channel/abi.rs) ----
+
+// The slots of a channel's options array (src/machine/abi.rs, `opt`): the first SSE_OPT_MACHINE go
+// to the wasm's machine, ttlSecs and abandonAfterMs into the channel's creation.
+export const SSE_OPT_TRANSPORT = 0;
+export const SSE_OPT_MIN_DELAY_MS = 1;
+export const SSE_OPT_MAX_DELAY_MS = 2;
+export const SSE_OPT_MAX_ATTEMPTS = 3;
+export const SSE_OPT_OPEN_TIMEOUT_MS = 4;
+export const SSE_OPT_HEARTBEAT_TIMEOUT_MS = 5;
+export const SSE_OPT_TTL_SECS = 6;
+export const SSE_OPT_ABANDON_AFTER_MS = 7;
+export const SSE_OPT_MACHINE = 6;
+
 
 // The numbers of the export `sse(op, h, now, a, b, c)`, named in Rust in src/machine/abi.rs (a
 // native test checks that both sides agree: tests/channel_js.rs). Plain constants: the package's

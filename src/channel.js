@@ -6,7 +6,7 @@
 // Rust cost the browser bundle more in export shims, imports, closures and their glue than these
 // lines (docs/sdk.md). Written for ES2019 (uni-app's default build target). Names the protocol
 // defines are spelled as the protocol crate does (a native test checks them: tests/channel_js.rs).
-import { sseError, sseOptions, ssePost, sseSetWasm, sseW, sseView, sseText, sseU64, sseStrOf, SSE_OP_DEFAULTS, SSE_OP_IS_RELAY, SSE_IN_OPEN, SSE_IN_CLOSE } from './browser.js';
+import { sseError, sseOptions, ssePost, sseSetWasm, sseW, sseView, sseText, sseU64, sseStrOf, SSE_OP_DEFAULTS, SSE_OP_IS_RELAY, SSE_IN_OPEN, SSE_IN_CLOSE, SSE_OPT_MACHINE } from './browser.js';
 import { SSE_NETWORK_ERROR, SSEExecutor, sseRefusal } from './channel/executor.js';
 
 // The wasm's exports, handed over at instantiation (src/channel/abi.rs).
@@ -25,7 +25,7 @@ let sseDefaults = null;
 function sseBase() {
   if (!sseDefaults) {
     sseW.sse(SSE_OP_DEFAULTS, 0, 0, 0, 0, 0);
-    sseDefaults = { relay: undefined, n: [...sseView().subarray(0, 6), NaN, NaN] };
+    sseDefaults = { relay: undefined, n: [...sseView().subarray(0, SSE_OPT_MACHINE), NaN, NaN] };
   }
   return sseDefaults;
 }

@@ -120,11 +120,13 @@ mod options_js {
     #[test]
     fn limits_are_the_crates() {
         has(format!("const ms = {MS_MAX};"));
-        has(format!("num(3, a, 0, {}, ", u32::MAX));
-        has(format!("num(6, o.ttlSecs, 0, {MAX_CHANNEL_TTL_SECS}, "));
+        has(format!("num(SSE_OPT_MAX_ATTEMPTS, a, 0, {}, ", u32::MAX));
+        has(format!(
+            "num(SSE_OPT_TTL_SECS, o.ttlSecs, 0, {MAX_CHANNEL_TTL_SECS}, "
+        ));
         has(format!("at most {MAX_CHANNEL_TTL_SECS}'"));
         has(format!(
-            "num(7, o.abandonAfterMs, {MIN_ABANDON_AFTER_MS}, {MAX_ABANDON_AFTER_MS}, "
+            "num(SSE_OPT_ABANDON_AFTER_MS, o.abandonAfterMs, {MIN_ABANDON_AFTER_MS}, {MAX_ABANDON_AFTER_MS}, "
         ));
         has(format!(
             "from {MIN_ABANDON_AFTER_MS} to {MAX_ABANDON_AFTER_MS}'"

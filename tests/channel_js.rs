@@ -7,7 +7,7 @@
 //! named in `src/browser.js`, must be those of `src/machine/abi.rs`.
 #![cfg(not(target_arch = "wasm32"))]
 
-use sse_channel::machine::abi::{effect, input, op};
+use sse_channel::machine::abi::{effect, input, op, opt, transport};
 use sse_channel::machine::Kind;
 use sse_channel::protocol::api::{self, field};
 use sse_channel::protocol::descriptor::{DESCRIPTOR_TYPE, DESCRIPTOR_VERSION};
@@ -118,6 +118,7 @@ fn the_abi_numbers_are_the_same_on_both_sides() {
         ("OP", &op::ALL[..]),
         ("IN", &input::ALL[..]),
         ("FX", &effect::ALL[..]),
+        ("OPT", &opt::ALL[..]),
     ] {
         let rust: Vec<(String, u32)> = rust.iter().map(|&(n, v)| (n.to_owned(), v)).collect();
         assert_eq!(js_numbers(prefix), rust, "SSE_{prefix}_* in src/browser.js");
@@ -137,6 +138,11 @@ fn the_abi_numbers_are_the_same_on_both_sides() {
                     .any(|(at, _)| line[at + pat.len()..].starts_with(|c: char| c.is_ascii_digit()))
             };
             for pat in [
+                "num(",
+                "out[",
+                "n[",
+                "subarray(0, ",
+                ".n.slice(0, ",
                 ".sse(",
                 "._in(",
                 "sseText(",
@@ -152,9 +158,22 @@ fn the_abi_numbers_are_the_same_on_both_sides() {
             }
         }
     }
+    // The transport option's strings in the order of their numbers.
+    let names: Vec<String> = transport::ALL
+        .iter()
+        .map(|(n, _)| format!("'{n}'"))
+        .collect();
+    assert!(
+        BROWSER.contains(&format!("[{}].indexOf(t)", names.join(", "))),
+        "src/browser.js maps `transport` as src/machine/abi.rs numbers it"
+    );
     // Every name is used where it applies.
     let js = [CLASS, EXECUTOR, BROWSER].concat();
-    for (prefix, all) in [("IN", &input::ALL[..]), ("FX", &effect::ALL[..])] {
+    for (prefix, all) in [
+        ("IN", &input::ALL[..]),
+        ("FX", &effect::ALL[..]),
+        ("OPT", &opt::ALL[..]),
+    ] {
         for &(name, _) in all {
             let name = format!("SSE_{prefix}_{name}");
             assert!(

@@ -300,9 +300,9 @@ function cutDeadImports(src) {
  */
 function abiNumbers(src) {
   const values = new Map();
-  for (const m of src.matchAll(/^const (SSE_(?:OP|IN|FX)_[A-Z_]+) = (\d+);$/gm)) values.set(m[1], m[2]);
+  for (const m of src.matchAll(/^const (SSE_(?:OPT|OP|IN|FX)_[A-Z_]+) = (\d+);$/gm)) values.set(m[1], m[2]);
   return (code, what) =>
-    code.replace(/^const SSE_(?:OP|IN|FX)_[A-Z_]+ = \d+;\n/gm, '').replace(/\bSSE_(?:OP|IN|FX)_[A-Z_]+\b/g, (name) => {
+    code.replace(/^const SSE_(?:OPT|OP|IN|FX)_[A-Z_]+ = \d+;\n/gm, '').replace(/\bSSE_(?:OPT|OP|IN|FX)_[A-Z_]+\b/g, (name) => {
       if (!values.has(name)) throw new Error(`assemble: the ${what} uses ${name}, which src/browser.js does not define`);
       return values.get(name);
     });

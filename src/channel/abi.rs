@@ -39,8 +39,8 @@ use sse_channel_protocol::descriptor::relay_origin;
 use sse_channel_protocol::ErrorCode;
 use wasm_bindgen::prelude::*;
 
-use crate::machine::abi::{decode_input, encode_effect, op};
-use crate::machine::{Config, Effect, Input, Kind, Machine, TransportChoice};
+use crate::machine::abi::{self, decode_input, encode_effect, op};
+use crate::machine::{Config, Effect, Input, Machine};
 
 /// Records in [`BUF`]: more than any input produces (a teardown is about ten).
 const MAX_EFFECTS: usize = 40;
@@ -133,7 +133,10 @@ pub fn sse(op: u32, h: u32, now: f64, a: f64, b: f64, c: f64) -> f64 {
             text(|s| ErrorCode::ALL.iter().position(|c| c.as_str() == s)).map_or(-1.0, |i| i as f64)
         }
         op::DEFAULTS => {
-            BUF.with(|buf| put_config(&mut buf.borrow_mut()[..6], Config::DEFAULT));
+            BUF.with(|buf| {
+                let d = abi::encode_config(Config::DEFAULT);
+                buf.borrow_mut()[..d.len()].copy_from_slice(&d);
+            });
             0.0
         }
         _ => {
@@ -150,36 +153,11 @@ fn text<T>(f: impl FnOnce(&str) -> T) -> T {
     TEXT.with(|t| f(std::str::from_utf8(&t.borrow()).unwrap_or_default()))
 }
 
-fn put_config(out: &mut [f64], c: Config) {
-    out.copy_from_slice(&[
-        match c.transport {
-            TransportChoice::Auto => 0.0,
-            TransportChoice::Only(Kind::WebSocket) => 1.0,
-            TransportChoice::Only(Kind::EventSource) => 2.0,
-        },
-        c.min_delay_ms.into(),
-        c.max_delay_ms.into(),
-        c.max_attempts.map_or(f64::INFINITY, f64::from),
-        c.open_timeout_ms.into(),
-        c.heartbeat_timeout_ms.map_or(f64::NAN, f64::from),
-    ]);
-}
-
 fn new_machine(seed: f64, attached: f64) -> f64 {
-    let [transport, min, max, attempts, open, heartbeat] =
-        BUF.with(|b| <[f64; 6]>::try_from(&b.borrow()[..6]).unwrap_or_default());
-    let cfg = Config {
-        transport: match transport as u8 {
-            0 => TransportChoice::Auto,
-            1 => TransportChoice::Only(Kind::WebSocket),
-            _ => TransportChoice::Only(Kind::EventSource),
-        },
-        min_delay_ms: min as u32,
-        max_delay_ms: max as u32,
-        max_attempts: (attempts != f64::INFINITY).then_some(attempts as u32),
-        open_timeout_ms: open as u32,
-        heartbeat_timeout_ms: (!heartbeat.is_nan()).then_some(heartbeat as u32),
-    };
+    const N: usize = abi::opt::MACHINE as usize;
+    let cfg = abi::decode_config(
+        BUF.with(|b| <[f64; N]>::try_from(&b.borrow()[..N]).unwrap_or_default()),
+    );
     let seed = seed as u32;
     let m = if attached >= 0.0 {
         Machine::attached(cfg, seed, attached as u64)

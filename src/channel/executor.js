@@ -4,7 +4,7 @@
 // nothing. The base class of SSEChannel, so that the class users see lists only its API; its state
 // is the channel's `_members` (listed in SSEChannel's constructor). Written for
 // ES2019 (uni-app's default build target).
-import { sseError, ssePost, sseW, sseView, sseStr, sseCode, sseGet, sseU64, sseStrOf, SSE_OP_NEW, SSE_OP_FREE, SSE_OP_INPUT, SSE_IN_ONLINE, SSE_IN_OFFLINE, SSE_IN_CREATED, SSE_IN_CREATE_FAILED, SSE_IN_NO_RELAY, SSE_IN_READY, SSE_IN_MESSAGE, SSE_IN_DELIVERED, SSE_IN_END, SSE_IN_ALIVE, SSE_IN_LOST, SSE_IN_FINAL, SSE_IN_STREAM_ERROR, SSE_IN_DROPPED, SSE_IN_REFUSED, SSE_IN_TIMER, SSE_FX_REFUSE, SSE_FX_LISTEN, SSE_FX_CREATE, SSE_FX_CONNECT, SSE_FX_DISCONNECT, SSE_FX_ARM, SSE_FX_CANCEL, SSE_FX_STATE, SSE_FX_OPENED, SSE_FX_MESSAGE, SSE_FX_END, SSE_FX_LOST, SSE_FX_RECONNECTING, SSE_FX_FAIL, SSE_FX_CAUSE, SSE_FX_CLOSE } from '../browser.js';
+import { sseError, ssePost, sseW, sseView, sseStr, sseCode, sseGet, sseU64, sseStrOf, SSE_OP_NEW, SSE_OP_FREE, SSE_OP_INPUT, SSE_IN_ONLINE, SSE_IN_OFFLINE, SSE_IN_CREATED, SSE_IN_CREATE_FAILED, SSE_IN_NO_RELAY, SSE_IN_READY, SSE_IN_MESSAGE, SSE_IN_DELIVERED, SSE_IN_END, SSE_IN_ALIVE, SSE_IN_LOST, SSE_IN_FINAL, SSE_IN_STREAM_ERROR, SSE_IN_DROPPED, SSE_IN_REFUSED, SSE_IN_TIMER, SSE_FX_REFUSE, SSE_FX_LISTEN, SSE_FX_CREATE, SSE_FX_CONNECT, SSE_FX_DISCONNECT, SSE_FX_ARM, SSE_FX_CANCEL, SSE_FX_STATE, SSE_FX_OPENED, SSE_FX_MESSAGE, SSE_FX_END, SSE_FX_LOST, SSE_FX_RECONNECTING, SSE_FX_FAIL, SSE_FX_CAUSE, SSE_FX_CLOSE, SSE_OPT_MACHINE, SSE_OPT_TTL_SECS, SSE_OPT_ABANDON_AFTER_MS } from '../browser.js';
 import { sseConnect, sseDispatch } from '../transport/reader.js';
 
 export const SSE_NETWORK_ERROR = 'could not reach the relay to create the channel';
@@ -15,7 +15,7 @@ export class SSEExecutor {
   _in(k, a, b, c) {
     if (this._h === undefined) {
       const v = sseView();
-      v.set(this._o.n.slice(0, 6));
+      v.set(this._o.n.slice(0, SSE_OPT_MACHINE));
       this._h = sseW.sse(SSE_OP_NEW, 0, 0, Math.random() * 4294967296, this._att ? this._l : -1, 0);
     }
     // The messages JS delivered since the last input, into the machine first (they came before it).
@@ -182,8 +182,8 @@ export class SSEExecutor {
     if (relay === undefined) return [SSE_IN_NO_RELAY];
     const n = this._o.n;
     const body = {};
-    if (n[6] === n[6]) body.ttlSecs = n[6];
-    if (n[7] === n[7]) body.abandonAfterMs = n[7];
+    if (n[SSE_OPT_TTL_SECS] === n[SSE_OPT_TTL_SECS]) body.ttlSecs = n[SSE_OPT_TTL_SECS];
+    if (n[SSE_OPT_ABANDON_AFTER_MS] === n[SSE_OPT_ABANDON_AFTER_MS]) body.abandonAfterMs = n[SSE_OPT_ABANDON_AFTER_MS];
     ssePost(relay + '/v1/channels', body, '', (s, j) => {
       let input;
       const fail = (code, message) => {

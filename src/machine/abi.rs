@@ -1,14 +1,16 @@
 //! The numbers of the wasm's one export, `sse(op, h, now, a, b, c)`
 //! (`src/channel/abi.rs`): its ops, the inputs it feeds a [`Machine`](super::Machine),
-//! and the records of the effects it writes back, with the functions that turn
-//! numbers into an [`Input`] and an [`Effect`] into records. Plain Rust, so the
-//! encoding is tested natively; the JavaScript side names the same numbers
-//! once, in `src/browser.js` (`SSE_OP_*`, `SSE_IN_*`, `SSE_FX_*`), and
+//! the records of the effects it writes back, and the slots of the options
+//! array ([`opt`]), with the functions that turn numbers into an [`Input`], an
+//! [`Effect`] into records and the slots into a [`Config`] and back. Plain
+//! Rust, so the encoding is tested natively; the JavaScript side names the
+//! same numbers once, in `src/browser.js` (`SSE_OP_*`, `SSE_IN_*`, `SSE_FX_*`,
+//! `SSE_OPT_*`), and
 //! `tests/channel_js.rs` checks that both sides agree, name by name.
 
 use sse_channel_protocol::{ErrorCode, LostRange};
 
-use super::{Effect, Failure, Input, Kind, Timer, Why};
+use super::{Config, Effect, Failure, Input, Kind, Timer, TransportChoice, Why};
 
 /// The ops of the export (the JavaScript names: `SSE_OP_` + the name).
 pub mod op {
@@ -170,6 +172,101 @@ pub mod timer {
     pub const WATCHDOG: u32 = 1;
     /// `Retry`.
     pub const RETRY: u32 = 2;
+}
+
+/// The slots of the options array the class keeps per channel (the
+/// JavaScript names: `SSE_OPT_` + the name): the first [`opt::MACHINE`] go to
+/// op [`op::NEW`] through the buffer ([`decode_config`]); `TTL_SECS` and
+/// `ABANDON_AFTER_MS` go into `POST /v1/channels` and stay in JavaScript.
+/// An absent value is NaN (`heartbeatTimeoutMs`: the relay's heartbeat
+/// decides; `ttlSecs`, `abandonAfterMs`: the relay's default), an unlimited
+/// `maxAttempts` is infinity.
+pub mod opt {
+    /// `transport`: one of [`super::transport`].
+    pub const TRANSPORT: u32 = 0;
+    /// `reconnect.minDelayMs`.
+    pub const MIN_DELAY_MS: u32 = 1;
+    /// `reconnect.maxDelayMs`.
+    pub const MAX_DELAY_MS: u32 = 2;
+    /// `reconnect.maxAttempts`.
+    pub const MAX_ATTEMPTS: u32 = 3;
+    /// `openTimeoutMs`.
+    pub const OPEN_TIMEOUT_MS: u32 = 4;
+    /// `heartbeatTimeoutMs`.
+    pub const HEARTBEAT_TIMEOUT_MS: u32 = 5;
+    /// `ttlSecs`.
+    pub const TTL_SECS: u32 = 6;
+    /// `abandonAfterMs`.
+    pub const ABANDON_AFTER_MS: u32 = 7;
+    /// How many slots the machine reads (those before `TTL_SECS`).
+    pub const MACHINE: u32 = 6;
+    /// Every slot, by its JavaScript name.
+    pub const ALL: [(&str, u32); 9] = [
+        ("TRANSPORT", TRANSPORT),
+        ("MIN_DELAY_MS", MIN_DELAY_MS),
+        ("MAX_DELAY_MS", MAX_DELAY_MS),
+        ("MAX_ATTEMPTS", MAX_ATTEMPTS),
+        ("OPEN_TIMEOUT_MS", OPEN_TIMEOUT_MS),
+        ("HEARTBEAT_TIMEOUT_MS", HEARTBEAT_TIMEOUT_MS),
+        ("TTL_SECS", TTL_SECS),
+        ("ABANDON_AFTER_MS", ABANDON_AFTER_MS),
+        ("MACHINE", MACHINE),
+    ];
+}
+
+/// The values of slot [`opt::TRANSPORT`]: the index of the option's string in
+/// JavaScript's `['auto', 'websocket', 'eventsource']` (`SSE_TRANSPORTS` in
+/// `src/browser.js`).
+pub mod transport {
+    /// `'auto'`.
+    pub const AUTO: u32 = 0;
+    /// `'websocket'`.
+    pub const WEBSOCKET: u32 = 1;
+    /// `'eventsource'`.
+    pub const EVENTSOURCE: u32 = 2;
+    /// Every value, by its option string.
+    pub const ALL: [(&str, u32); 3] = [
+        ("auto", AUTO),
+        ("websocket", WEBSOCKET),
+        ("eventsource", EVENTSOURCE),
+    ];
+}
+
+/// `c` as the machine's slots of the options array (op [`op::DEFAULTS`]).
+// Inlined into the export, as both config functions are: index.js 15,801 -> 15,763 bytes gzip -9.
+#[inline(always)]
+pub fn encode_config(c: Config) -> [f64; opt::MACHINE as usize] {
+    [
+        f64::from(match c.transport {
+            TransportChoice::Auto => transport::AUTO,
+            TransportChoice::Only(Kind::WebSocket) => transport::WEBSOCKET,
+            TransportChoice::Only(Kind::EventSource) => transport::EVENTSOURCE,
+        }),
+        c.min_delay_ms.into(),
+        c.max_delay_ms.into(),
+        c.max_attempts.map_or(f64::INFINITY, f64::from),
+        c.open_timeout_ms.into(),
+        c.heartbeat_timeout_ms.map_or(f64::NAN, f64::from),
+    ]
+}
+
+/// The machine's slots of the options array as a [`Config`] (op [`op::NEW`]);
+/// the class wrote them checked (`sseOptions`), so this only converts.
+#[inline(always)]
+pub fn decode_config(n: [f64; opt::MACHINE as usize]) -> Config {
+    let [transport, min, max, attempts, open, heartbeat] = n;
+    Config {
+        transport: match transport as u32 {
+            transport::AUTO => TransportChoice::Auto,
+            transport::WEBSOCKET => TransportChoice::Only(Kind::WebSocket),
+            _ => TransportChoice::Only(Kind::EventSource),
+        },
+        min_delay_ms: min as u32,
+        max_delay_ms: max as u32,
+        max_attempts: (attempts != f64::INFINITY).then_some(attempts as u32),
+        open_timeout_ms: open as u32,
+        heartbeat_timeout_ms: (!heartbeat.is_nan()).then_some(heartbeat as u32),
+    }
 }
 
 /// `open()` without a relay (input [`input::NO_RELAY`]).

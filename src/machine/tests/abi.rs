@@ -311,3 +311,54 @@ fn every_effect_encodes() {
         assert_eq!(*given.borrow(), strings, "the strings of {e:?}");
     }
 }
+
+#[test]
+fn options_slots_round_trip_every_config_shape() {
+    use crate::machine::abi::{decode_config, encode_config, opt, transport};
+    // The machine's slots come first, then the two that only go to the relay.
+    let slots: Vec<u32> = opt::ALL[..8].iter().map(|&(_, n)| n).collect();
+    assert_eq!(slots, (0..8).collect::<Vec<u32>>());
+    assert_eq!(opt::MACHINE, opt::TTL_SECS);
+    assert_eq!(
+        transport::ALL.map(|(_, n)| n),
+        [
+            transport::AUTO,
+            transport::WEBSOCKET,
+            transport::EVENTSOURCE
+        ]
+    );
+    let configs = [
+        Config::DEFAULT,
+        Config {
+            transport: TransportChoice::Only(Kind::WebSocket),
+            min_delay_ms: 1,
+            max_delay_ms: 1,
+            max_attempts: Some(0),
+            open_timeout_ms: 1,
+            heartbeat_timeout_ms: Some(0),
+        },
+        Config {
+            transport: TransportChoice::Only(Kind::EventSource),
+            min_delay_ms: crate::machine::MS_MAX,
+            max_delay_ms: crate::machine::MS_MAX,
+            max_attempts: Some(u32::MAX),
+            open_timeout_ms: crate::machine::MS_MAX,
+            heartbeat_timeout_ms: Some(crate::machine::MS_MAX),
+        },
+    ];
+    for c in configs {
+        let n = encode_config(c);
+        assert_eq!(decode_config(n), c, "{n:?}");
+    }
+    let d = encode_config(Config::DEFAULT);
+    assert_eq!(d[opt::TRANSPORT as usize], f64::from(transport::AUTO));
+    assert_eq!(d[opt::MAX_ATTEMPTS as usize], f64::INFINITY, "unlimited");
+    assert!(
+        d[opt::HEARTBEAT_TIMEOUT_MS as usize].is_nan(),
+        "the relay's heartbeat decides"
+    );
+    assert_eq!(
+        d[opt::MIN_DELAY_MS as usize],
+        f64::from(Config::DEFAULT.min_delay_ms)
+    );
+}
