@@ -16,11 +16,10 @@
 // Server CPU is the sum of the process's threads' on-CPU time (/proc/PID/task/*/schedstat). The
 // ratios are per round (relay ÷ nchan, both measured within seconds of each other); the table gives
 // their median, and the "CPU and latency ratios" section every round with the load average.
-import http from 'node:http';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { ROOT, env, freshProject, launchBrowser, runWriter, serveStatic } from './lib/harness.mjs';
+import { ROOT, env, freshProject, keepAliveRequest, launchBrowser, runWriter, serveStatic } from './lib/harness.mjs';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS || 3);
 const CPU_ROUNDS = Number(process.env.BENCH_CPU_ROUNDS || 7);
@@ -35,7 +34,7 @@ const nchan = env('NCHAN_URL');
 const pids = { relay: Number(env('RELAY_PID')), nchan: Number(env('NCHAN_PID')) };
 const wall = () => performance.timeOrigin + performance.now();
 const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
-const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+const request = keepAliveRequest();
 
 /** On-CPU nanoseconds of every thread of `pid`. */
 function cpuNs(pid) {
@@ -84,19 +83,6 @@ function browserNs() {
   }, 0);
 }
 let browserPid = 0;
-
-function request(method, url, body, headers = {}) {
-  return new Promise((ok, fail) => {
-    const req = http.request(url, { method, agent, headers: { 'content-length': Buffer.byteLength(body), ...headers } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c) => (text += c));
-      res.on('end', () => (res.statusCode < 300 ? ok(text) : fail(new Error(`${method} ${url}: ${res.statusCode} ${text}`))));
-    });
-    req.on('error', fail);
-    req.end(body);
-  });
-}
 
 function message(i) {
   return JSON.stringify({ i, t: wall(), p: 'x'.repeat(16) });
@@ -240,7 +226,7 @@ try {
 } finally {
   await browser.close();
   await server.close();
-  agent.destroy();
+  request.agent.destroy();
 }
 
 const load = loadavg();

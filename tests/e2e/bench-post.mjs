@@ -9,7 +9,7 @@
 import http from 'node:http';
 import { readdirSync, readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { env } from './lib/harness.mjs';
+import { env, keepAliveRequest } from './lib/harness.mjs';
 
 const N = Number(process.env.BENCH_POSTS || 5000);
 const RATE = Number(process.env.BENCH_RATE || 0);
@@ -21,7 +21,7 @@ const servers = {
 };
 const wall = () => performance.timeOrigin + performance.now();
 const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
-const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+const request = keepAliveRequest();
 const loadavg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 
 /** On-CPU nanoseconds and context switches of every thread of `pid`, by thread id. */
@@ -41,19 +41,6 @@ function threads(pid) {
     }
   }
   return out;
-}
-
-function request(method, url, body, headers = {}) {
-  return new Promise((ok, fail) => {
-    const req = http.request(url, { method, agent, headers: { 'content-length': Buffer.byteLength(body), ...headers } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c) => (text += c));
-      res.on('end', () => (res.statusCode < 300 ? ok(text) : fail(new Error(`${method} ${url}: ${res.statusCode} ${text}`))));
-    });
-    req.on('error', fail);
-    req.end(body);
-  });
 }
 
 const message = (i) => JSON.stringify({ i, t: wall(), p: 'x'.repeat(16) });
@@ -147,5 +134,5 @@ console.log('|---|---|---|---|---|---|---|---|---|---|');
 for (let r = 1; r <= ROUNDS; r++) {
   for (const server of r % 2 ? ['relay', 'nchan'] : ['nchan', 'relay']) await round(server, r);
 }
-agent.destroy();
+request.agent.destroy();
 process.exit(0);

@@ -3,7 +3,7 @@
 // headless Chromium through the workspace's playwright-core, and the scenario itself.
 import { spawn, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createServer } from 'node:http';
+import { Agent, createServer, request as httpRequest } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync, appendFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -331,4 +331,26 @@ export async function scenario(browser, { url, project, transport, label, writer
   } finally {
     await context.close();
   }
+}
+
+/**
+ * `request(method, url, body, headers)` over one keep-alive socket (the benchmarks' publisher):
+ * resolves the answer's text when its status is below 300, rejects otherwise. `request.agent` is
+ * the socket's agent (destroy it at the end).
+ */
+export function keepAliveRequest() {
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  const request = (method, url, body, headers = {}) =>
+    new Promise((ok, fail) => {
+      const req = httpRequest(url, { method, agent, headers: { 'content-length': Buffer.byteLength(body), ...headers } }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c) => (text += c));
+        res.on('end', () => (res.statusCode < 300 ? ok(text) : fail(new Error(`${method} ${url}: ${res.statusCode} ${text}`))));
+      });
+      req.on('error', fail);
+      req.end(body);
+    });
+  request.agent = agent;
+  return request;
 }
