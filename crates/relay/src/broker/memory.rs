@@ -30,6 +30,15 @@ pub struct MemoryLimits {
     pub budgets: ByteBudgets,
 }
 
+impl MemoryLimits {
+    /// Whether a replay buffer of `len` events and `bytes` payload bytes drops
+    /// its oldest event: over either bound, and never down to no event (the
+    /// newest, perhaps the `end` event, always stays).
+    fn over_replay(&self, len: usize, bytes: usize) -> bool {
+        len > 1 && (len > self.replay_events || bytes > self.replay_bytes)
+    }
+}
+
 /// Channels in this process's memory. Each channel has its own lock, so
 /// publishers of different channels never contend; the map lock is held only
 /// to find, add or remove a channel.
@@ -92,7 +101,7 @@ impl State {
         let mut len = self.events.len() + append.payloads.len();
         let mut bytes = self.bytes + append.payloads.iter().map(|p| p.len()).sum::<usize>();
         let mut freed = 0;
-        while len > 1 && (len > limits.replay_events || bytes > limits.replay_bytes) {
+        while limits.over_replay(len, bytes) {
             let Some(n) = lens.next() else { break };
             freed += event_cost(n);
             len -= 1;
@@ -178,9 +187,7 @@ impl MemoryBroker {
             st.events.push_back(ev);
         }
         // Keep at least the newest event, so the `end` event is never evicted.
-        while st.events.len() > 1
-            && (st.events.len() > self.limits.replay_events || st.bytes > self.limits.replay_bytes)
-        {
+        while self.limits.over_replay(st.events.len(), st.bytes) {
             if let Some(old) = st.events.pop_front() {
                 st.bytes -= old.data.len();
                 st.held -= event_cost(old.data.len());
