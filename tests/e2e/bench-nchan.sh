@@ -10,6 +10,8 @@
 #   BENCH_PIN=1: both servers run on the last CPU, the browser and the publisher on the others
 #   (taskset), so that every wake-up between a server and its peers crosses CPUs alike for both;
 #   the relay then runs one worker thread (its default is one per CPU it may use), as nginx runs one.
+#   BENCH_RELAY_B=PATH (with BENCH_NODE=1): a second relay binary (e.g. a build of another commit)
+#   runs as a third server, "relay-b", in the same rounds, so that two builds compare side by side.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/lib/relay.sh
@@ -37,7 +39,15 @@ if [ -n "${BENCH_PIN:-}" ]; then
   taskset -cp "$server_cpu" $$ >/dev/null
   pinned="servers on CPU $server_cpu, browser and publisher on CPU $peer_cpus"
 fi
-start_relay --allow-origin '*' --create-rate-per-sec 1000 --create-burst 1000 --channels-per-address 100000
+relay_flags=(--allow-origin '*' --create-rate-per-sec 1000 --create-burst 1000 --channels-per-address 100000)
+relay_b=()
+if [ -n "${BENCH_RELAY_B:-}" ]; then
+  [ -n "${BENCH_NODE:-}" ] || { echo "[bench-nchan] BENCH_RELAY_B needs BENCH_NODE=1" >&2; exit 1; }
+  SSE_RELAY_BIN="$BENCH_RELAY_B" start_relay "${relay_flags[@]}"
+  relay_b=(RELAY_B_URL="$RELAY_URL" RELAY_B_PID="$RELAY_PID")
+  echo "[bench-nchan] relay-b $RELAY_URL (pid $RELAY_PID): $BENCH_RELAY_B" >&2
+fi
+start_relay "${relay_flags[@]}"
 
 # nchan: one worker process (the relay's tokio runtime uses both cores), its own prefix and port.
 # Its message buffer holds as many messages per channel as the relay's replay buffer at its default
@@ -83,5 +93,5 @@ echo "[bench-nchan] relay $RELAY_URL (pid $RELAY_PID), nchan http://127.0.0.1:$p
 
 script=tests/e2e/bench-nchan.mjs
 [ -z "${BENCH_NODE:-}" ] || script=tests/e2e/bench-post.mjs
-BENCH_NCHAN_BUFFER="$buffer" BENCH_PINNED="$pinned" SSE_CHANNEL_TARBALL="$tarball" RELAY_URL="$RELAY_URL" RELAY_PID="$RELAY_PID" \
+env "${relay_b[@]}" BENCH_NCHAN_BUFFER="$buffer" BENCH_PINNED="$pinned" SSE_CHANNEL_TARBALL="$tarball" RELAY_URL="$RELAY_URL" RELAY_PID="$RELAY_PID" \
   NCHAN_URL="http://127.0.0.1:$port" NCHAN_PID="$nginx_pid" node "$script"

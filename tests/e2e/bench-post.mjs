@@ -4,7 +4,8 @@
 // RELAY_PID, NCHAN_URL and NCHAN_PID). Per round and server, after 300 warm-up POSTs:
 //   server CPU per POST (/proc/PID/task/*/schedstat), voluntary and involuntary context switches per
 //   POST (/proc/PID/task/*/status) in all and per thread, publish → reader latency p50.
-// The servers' order rotates from round to round. Prints one line per round; asserts nothing.
+// With RELAY_B_URL and RELAY_B_PID (BENCH_RELAY_B), a second relay build runs as "relay-b" in the same
+// rounds. The servers' order rotates from round to round. Prints one line per round; asserts nothing.
 //   BENCH_POSTS (5000)  BENCH_RATE (0: as fast as answered)  BENCH_CPU_ROUNDS (6)
 import http from 'node:http';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -19,6 +20,8 @@ const servers = {
   relay: { url: env('RELAY_URL'), pid: Number(env('RELAY_PID')) },
   nchan: { url: env('NCHAN_URL'), pid: Number(env('NCHAN_PID')) },
 };
+if (process.env.RELAY_B_URL) servers['relay-b'] = { url: env('RELAY_B_URL'), pid: Number(env('RELAY_B_PID')) };
+const names = Object.keys(servers);
 const wall = () => performance.timeOrigin + performance.now();
 const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
 const request = keepAliveRequest();
@@ -92,6 +95,23 @@ async function channel(server, name) {
   };
 }
 
+const results = [];
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+/** Median over the rounds of `a`'s value ÷ `b`'s in the same round, and in how many rounds it was below 1. */
+function ratio(a, b, key) {
+  const per = [];
+  for (let r = 1; r <= ROUNDS; r++) {
+    const x = results.find((e) => e.r === r && e.server === a);
+    const y = results.find((e) => e.r === r && e.server === b);
+    if (x && y) per.push(x[key] / y[key]);
+  }
+  return `${median(per).toFixed(2)} (${per.filter((v) => v < 1).length} of ${per.length} rounds below 1.0)`;
+}
+
 async function round(server, r) {
   const ch = await channel(server, `n${r}x${Date.now()}`);
   const reader = await read(ch.sub);
@@ -123,6 +143,7 @@ async function round(server, r) {
   }
   const lat = reader.st.lat.sort((x, y) => x - y);
   const p50 = lat.length ? lat[lat.length >> 1] : NaN;
+  results.push({ r, server, us: sum.ns / 1000 / N, p50 });
   console.log(
     `| ${r} | ${server} | ${(sum.ns / 1000 / N).toFixed(1)} | ${(sum.voluntary / N).toFixed(2)} | ${(sum.involuntary / N).toFixed(2)} | ${p50.toFixed(3)} | ${reader.st.n} | ${(N / ((wall() - start) / 1000)).toFixed(0)} | ${loadavg()} | ${per.join('; ')} |`,
   );
@@ -132,7 +153,19 @@ console.log(`\n## one POST per message, Node reader: ${N} POSTs per round${RATE 
 console.log('| round | server | CPU µs per POST | voluntary switches per POST | involuntary | p50 ms | read | POSTs/s | load average | per thread |');
 console.log('|---|---|---|---|---|---|---|---|---|---|');
 for (let r = 1; r <= ROUNDS; r++) {
-  for (const server of r % 2 ? ['relay', 'nchan'] : ['nchan', 'relay']) await round(server, r);
+  const k = (r - 1) % names.length;
+  for (const server of names.slice(k).concat(names.slice(0, k))) await round(server, r);
+}
+console.log('\n| measure | ' + names.join(' | ') + ' |');
+console.log('|---|' + names.map(() => '---|').join(''));
+for (const [label, key, unit] of [['CPU µs per POST, median of rounds', 'us', 1], ['p50 ms, median of rounds', 'p50', 3]]) {
+  const cells = names.map((n) => median(results.filter((e) => e.server === n).map((e) => e[key])).toFixed(unit));
+  console.log(`| ${label} | ${cells.join(' | ')} |`);
+}
+console.log('');
+for (const [a, b] of [['relay', 'nchan'], ['relay-b', 'nchan'], ['relay-b', 'relay']]) {
+  if (!servers[a] || !servers[b]) continue;
+  console.log(`${a} ÷ ${b}: CPU per POST ${ratio(a, b, 'us')}, p50 ${ratio(a, b, 'p50')}`);
 }
 request.agent.destroy();
 process.exit(0);
