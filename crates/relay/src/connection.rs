@@ -107,10 +107,20 @@ impl Connection {
         let mut buf = Vec::new();
         // Answers written by the relay itself, likewise.
         let mut out = Vec::new();
+        // One head timer and one wait for shutdown for all the requests of
+        // the connection: set again, not made again, per request.
+        let mut head_timer = pin!(tokio::time::sleep(header_timeout));
+        let mut stop_seen = stop.clone();
+        let mut stopped = pin!(async move {
+            let _ = stop_seen.wait_for(|s| *s).await;
+        });
         loop {
+            head_timer
+                .as_mut()
+                .reset(tokio::time::Instant::now() + header_timeout);
             let first = tokio::select! {
-                first = direct::read_first(&mut io, &mut buf, header_timeout) => first,
-                _ = async { let _ = stop.wait_for(|s| *s).await; } => First::Closed,
+                first = direct::read_first(&mut io, &mut buf, head_timer.as_mut()) => first,
+                () = &mut stopped => First::Closed,
             };
             match first {
                 First::Subscribe(mut req) => {

@@ -277,15 +277,12 @@ pub(crate) async fn append(
         // (the writer sends its next batch only then). `end` is never held:
         // the newest event is always kept, and nothing follows it.
         let stored = if done.replayed { 0 } else { bytes as u64 };
-        let mut shutdown = relay.shutdown.subscribe();
-        if !done.replayed && done.subscribers.is_none() {
-            // The in-memory broker woke this node's readers waiting at the
-            // head: they write the event before this answer is written.
-            relay.flow.taken(id, done.last_id, &mut shutdown).await;
-        }
+        // The in-memory broker woke this node's readers waiting at the head
+        // (`subscribers` unknown): they write the event before this answer.
+        let readers_first = !done.replayed && done.subscribers.is_none();
         let held = relay
             .flow
-            .published(id, done.last_id, stored, &mut shutdown)
+            .after_publish(id, done.last_id, stored, readers_first, &relay.shutdown)
             .await;
         if !held.waited.is_zero() {
             relay.metrics.publish_holds.fetch_add(1, Relaxed);

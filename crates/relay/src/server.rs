@@ -140,6 +140,8 @@ pub async fn run_with_broker(
     tracing::info!("shutting down: closing streams");
     drop(listener);
     relay.shutdown.send_replace(true);
+    // Publishes waiting for their readers look at the flag again.
+    relay.flow.wake_all();
     let grace = Duration::from_millis(relay.config.shutdown_grace_ms);
     let mut active = relay.active.subscribe();
     let mut open = connections.subscribe();
@@ -223,7 +225,11 @@ async fn sweep_loop(relay: Arc<Relay>) {
     loop {
         tokio::select! {
             _ = tick.tick() => relay.sweep().await,
-            _ = abandon.tick() => crate::outcome::sweep_abandoned(&relay).await,
+            _ = abandon.tick() => {
+                // Also the bound of a publish's first wait for its readers.
+                relay.flow.wake_all();
+                crate::outcome::sweep_abandoned(&relay).await;
+            }
         }
     }
 }

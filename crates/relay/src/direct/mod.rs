@@ -20,7 +20,6 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use axum::body::{Body, HttpBody};
 use axum::http::{header, HeaderValue, Request, Response};
@@ -54,11 +53,14 @@ pub(crate) enum First {
 }
 
 /// Reads the next request head of a connection into `buf` (which holds the
-/// bytes already read, and keeps all that is read), for at most `timeout`.
+/// bytes already read, and keeps all that is read), until `deadline` fires.
+/// The connection keeps one timer for all its requests and sets it again for
+/// each (a later deadline only updates the armed timer: no timer armed and
+/// cancelled per request).
 pub(crate) async fn read_first<T: AsyncRead + Unpin>(
     io: &mut T,
     buf: &mut Vec<u8>,
-    timeout: Duration,
+    deadline: Pin<&mut tokio::time::Sleep>,
 ) -> First {
     let parse = async {
         loop {
@@ -80,9 +82,11 @@ pub(crate) async fn read_first<T: AsyncRead + Unpin>(
             }
         }
     };
-    tokio::time::timeout(timeout, parse)
-        .await
-        .unwrap_or(First::Closed)
+    tokio::select! {
+        biased;
+        first = parse => first,
+        () = deadline => First::Closed,
+    }
 }
 
 /// Answers `req` through `router` on `io` and closes the connection once the

@@ -245,16 +245,37 @@ impl Flow {
     /// Records a publish through this node (ids up to `last_id`, `bytes` of
     /// payload) and waits while the rule says so, or until `shutdown` turns
     /// true. Without readers of the channel on this node, returns at once.
+    #[cfg(test)]
     pub(crate) async fn published(
         &self,
         channel: &str,
         last_id: EventId,
         bytes: u64,
-        shutdown: &mut watch::Receiver<bool>,
+        shutdown: &watch::Sender<bool>,
     ) -> Held {
-        let Some(ch) = lock(&self.channels).get(channel).cloned() else {
+        self.after_publish(channel, last_id, bytes, false, shutdown)
+            .await
+    }
+
+    /// What a stored publish waits for before its answer, with one look-up
+    /// of the channel: with `readers_first`, this node's readers waiting at
+    /// the head taking it ([`Flow::taken`]), then the backpressure rule
+    /// ([`Flow::published`]).
+    pub(crate) async fn after_publish(
+        &self,
+        channel: &str,
+        last_id: EventId,
+        bytes: u64,
+        readers_first: bool,
+        shutdown: &watch::Sender<bool>,
+    ) -> Held {
+        let Some(ch) = self.channel(channel) else {
             return Held::default();
         };
+        // Bounded by the longest wait: none with backpressure off.
+        if readers_first && self.enabled() {
+            ch.taken(last_id, shutdown).await;
+        }
         {
             let mut st = lock(&ch.state);
             st.head = st.head.max(last_id);
@@ -265,33 +286,21 @@ impl Flow {
         if !self.enabled() {
             return Held::default();
         }
-        let start = Instant::now();
-        let mut held = Held::default();
-        let mut slept = false;
-        ch.waiters.fetch_add(1, Ordering::SeqCst);
-        let _waiting = Waiting(&ch);
-        loop {
-            let moved = ch.moved.notified();
-            tokio::pin!(moved);
-            moved.as_mut().enable();
-            let now = Instant::now();
-            let waited = now - start;
-            let wait = lock(&ch.state).decide(&ch.rule, now, waited, &mut held);
-            let Some(wait) = wait else { break };
-            if *shutdown.borrow() {
-                break;
-            }
-            slept = true;
-            tokio::select! {
-                () = &mut moved => {}
-                () = tokio::time::sleep(wait) => {}
-                _ = shutdown.changed() => {}
-            }
+        ch.hold(shutdown).await
+    }
+
+    fn channel(&self, channel: &str) -> Option<Arc<ChannelFlow>> {
+        lock(&self.channels).get(channel).cloned()
+    }
+
+    /// Wakes every publish waiting on this node, to look again at its
+    /// readers, the time and `shutdown`: called when the relay starts to shut
+    /// down and on every [`crate::outcome::ABANDON_TICK`] (the bound of a
+    /// first wait for readers, which arms no timer: [`Flow::taken`]).
+    pub(crate) fn wake_all(&self) {
+        for ch in lock(&self.channels).values() {
+            ch.wake();
         }
-        if slept {
-            held.waited = start.elapsed();
-        }
-        held
     }
 
     /// Forgets readers disconnected for longer than the grace, and channels
@@ -327,6 +336,46 @@ impl Drop for Waiting<'_> {
 }
 
 impl ChannelFlow {
+    /// Waits while the rule holds a reader, or until `shutdown` turns true.
+    /// A publish that is not held (nearly all) decides once, reading the
+    /// clock once and registering nothing.
+    async fn hold(&self, shutdown: &watch::Sender<bool>) -> Held {
+        let start = Instant::now();
+        let mut held = Held::default();
+        if lock(&self.state)
+            .decide(&self.rule, start, Duration::ZERO, &mut held)
+            .is_none()
+        {
+            return held;
+        }
+        let mut stop = shutdown.subscribe();
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        let _waiting = Waiting(self);
+        let mut slept = false;
+        loop {
+            let moved = self.moved.notified();
+            tokio::pin!(moved);
+            moved.as_mut().enable();
+            // Decided again once registered: a reader that moved since is seen.
+            let now = Instant::now();
+            let wait = lock(&self.state).decide(&self.rule, now, now - start, &mut held);
+            let Some(wait) = wait else { break };
+            if *stop.borrow() {
+                break;
+            }
+            slept = true;
+            tokio::select! {
+                () = &mut moved => {}
+                () = tokio::time::sleep(wait) => {}
+                _ = stop.changed() => {}
+            }
+        }
+        if slept {
+            held.waited = start.elapsed();
+        }
+        held
+    }
+
     fn wake(&self) {
         if self.waiters.load(Ordering::SeqCst) > 0 {
             self.moved.notify_waiters();
@@ -420,8 +469,8 @@ mod tests {
     }
 
     async fn publish(f: &Flow, last_id: EventId, bytes: u64) -> Held {
-        let (_tx, mut rx) = watch::channel(false);
-        f.published(CH, last_id, bytes, &mut rx).await
+        let (tx, _rx) = watch::channel(false);
+        f.published(CH, last_id, bytes, &tx).await
     }
 
     #[tokio::test]
@@ -556,9 +605,10 @@ mod tests {
     async fn shutdown_ends_the_wait() {
         let f = flow(10_000 * MS, 10_000 * MS);
         let _slot = f.attach(CH, 0, 0);
-        let (tx, mut rx) = watch::channel(false);
-        let f2 = f.clone();
-        let held = tokio::spawn(async move { f2.published(CH, 100, 0, &mut rx).await });
+        let (tx, _rx) = watch::channel(false);
+        let tx = Arc::new(tx);
+        let (f2, tx2) = (f.clone(), tx.clone());
+        let held = tokio::spawn(async move { f2.published(CH, 100, 0, &tx2).await });
         tokio::time::sleep(20 * MS).await;
         tx.send_replace(true);
         assert_eq!(held.await.unwrap().released, 0);

@@ -10,13 +10,16 @@
 //! reader that takes the event wakes the waiting publish. The wait is bounded
 //! by the backpressure's longest wait ([`Rule::max_wait`], default 5 s; a
 //! woken reader takes the event within microseconds, so the bound is only a
-//! safety net, and being the longest timer it does not wake the runtime's
-//! driver to re-arm).
+//! safety net): its first part arms no timer and ends at the relay's next
+//! sweep tick at the latest ([`Flow::wake_all`], every 250 ms), the rest runs
+//! under a timer up to the bound.
 
 use sse_channel_protocol::EventId;
 use tokio::sync::watch;
 
-use super::{lock, Flow, ReaderSlot, Waiting};
+use tokio::time::Instant;
+
+use super::{lock, ChannelFlow, Flow, ReaderSlot, Waiting};
 
 /// Readers of a channel on this node up to which a publish waits for them
 /// (a channel fanned out to more answers without waiting: its answer would
@@ -55,38 +58,58 @@ impl Flow {
     /// [`Rule::max_wait`] or until `shutdown` turns true. Returns at once when
     /// the channel has no readers on this node, or more than
     /// [`READERS_FIRST_MAX_READERS`].
+    #[cfg(test)]
     pub(crate) async fn taken(
         &self,
         channel: &str,
         last_id: EventId,
-        shutdown: &mut watch::Receiver<bool>,
+        shutdown: &watch::Sender<bool>,
     ) {
-        let Some(ch) = lock(&self.channels).get(channel).cloned() else {
-            return;
-        };
-        let waiting = |ch: &super::ChannelFlow| {
+        if let Some(ch) = self.channel(channel) {
+            ch.taken(last_id, shutdown).await;
+        }
+    }
+}
+
+impl ChannelFlow {
+    /// [`Flow::taken`] on this channel. The first wait arms no timer (the
+    /// woken readers take the event within microseconds, and one timer per
+    /// publish, armed and cancelled, was a measurable part of a publish's
+    /// cost): it ends when a reader moves, or at the next
+    /// [`Flow::wake_all`] (every [`crate::outcome::ABANDON_TICK`], and at
+    /// shutdown), after which the wait goes on under a timer until
+    /// [`Rule::max_wait`] from the publish.
+    pub(super) async fn taken(&self, last_id: EventId, shutdown: &watch::Sender<bool>) {
+        let waiting = |ch: &Self| {
             let st = lock(&ch.state);
             st.readers.len() <= READERS_FIRST_MAX_READERS
                 && st.readers.values().any(|r| r.idle && r.after < last_id)
         };
-        if !waiting(&ch) {
+        if !waiting(self) {
             return;
         }
-        ch.waiters.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let _waiting = Waiting(&ch);
-        let limit = tokio::time::sleep(self.rule.max_wait);
-        tokio::pin!(limit);
+        let start = Instant::now();
+        self.waiters
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let _waiting = Waiting(self);
+        let mut limit = None;
         loop {
-            let moved = ch.moved.notified();
+            let moved = self.moved.notified();
             tokio::pin!(moved);
             moved.as_mut().enable();
-            if !waiting(&ch) || *shutdown.borrow() {
+            if !waiting(self) || *shutdown.borrow() {
                 return;
             }
+            let Some(limit) = limit.as_mut() else {
+                moved.await;
+                limit = Some(Box::pin(tokio::time::sleep_until(
+                    start + self.rule.max_wait,
+                )));
+                continue;
+            };
             tokio::select! {
                 () = &mut moved => {}
-                () = &mut limit => return,
-                _ = shutdown.changed() => {}
+                () = limit.as_mut() => return,
             }
         }
     }
@@ -114,10 +137,10 @@ mod tests {
     #[tokio::test]
     async fn a_publish_waits_for_idle_readers_to_take_it() {
         let f = flow();
-        let (_tx, mut rx) = watch::channel(false);
+        let (tx, _rx) = watch::channel(false);
         let slot = Arc::new(f.attach(CH, 0, 0));
         // Not idle (reading or writing): not waited for.
-        tokio::time::timeout(10 * MS, f.taken(CH, 1, &mut rx))
+        tokio::time::timeout(10 * MS, f.taken(CH, 1, &tx))
             .await
             .expect("a busy reader is not waited for");
         let (ready_tx, ready) = tokio::sync::oneshot::channel();
@@ -132,12 +155,12 @@ mod tests {
         });
         ready.await.unwrap();
         let start = tokio::time::Instant::now();
-        f.taken(CH, 2, &mut rx).await;
+        f.taken(CH, 2, &tx).await;
         assert!(start.elapsed() >= 20 * MS, "waited for the idle reader");
         reader.await.unwrap();
         // Idle but already at the event: nothing to wait for.
         let _idle = slot.idle();
-        tokio::time::timeout(10 * MS, f.taken(CH, 2, &mut rx))
+        tokio::time::timeout(10 * MS, f.taken(CH, 2, &tx))
             .await
             .expect("an idle reader at the id is not waited for");
     }
@@ -145,12 +168,21 @@ mod tests {
     #[tokio::test]
     async fn a_reader_that_never_takes_it_holds_the_answer_at_most_the_limit() {
         let f = flow();
-        let (_tx, mut rx) = watch::channel(false);
+        let (tx, _rx) = watch::channel(false);
         let slot = f.attach(CH, 0, 0);
         let _idle = slot.idle();
+        // The relay's sweep tick: the first wait arms no timer and ends there.
+        let f2 = f.clone();
+        let tick = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(20 * MS).await;
+                f2.wake_all();
+            }
+        });
         let start = tokio::time::Instant::now();
-        f.taken(CH, 1, &mut rx).await;
+        f.taken(CH, 1, &tx).await;
         let waited = start.elapsed();
+        tick.abort();
         assert!(waited >= MAX_WAIT, "{waited:?}");
     }
 
@@ -171,8 +203,8 @@ mod tests {
         ready.await.unwrap();
         let f2 = f.clone();
         let publish = tokio::spawn(async move {
-            let (_tx, mut rx) = watch::channel(false);
-            f2.taken(CH, 1, &mut rx).await;
+            let (tx, _rx) = watch::channel(false);
+            f2.taken(CH, 1, &tx).await;
         });
         tokio::time::sleep(10 * MS).await;
         assert!(!publish.is_finished(), "waits while the reader is idle");
@@ -187,12 +219,12 @@ mod tests {
     #[tokio::test]
     async fn a_channel_with_many_readers_is_not_waited_for() {
         let f = flow();
-        let (_tx, mut rx) = watch::channel(false);
+        let (tx, _rx) = watch::channel(false);
         let slots: Vec<_> = (0..=READERS_FIRST_MAX_READERS)
             .map(|_| f.attach(CH, 0, 0))
             .collect();
         let _idle: Vec<_> = slots.iter().map(ReaderSlot::idle).collect();
-        tokio::time::timeout(10 * MS, f.taken(CH, 1, &mut rx))
+        tokio::time::timeout(10 * MS, f.taken(CH, 1, &tx))
             .await
             .expect("fan-out: answered without waiting");
     }
@@ -202,9 +234,9 @@ mod tests {
         let f = flow();
         let slot = f.attach(CH, 0, 0);
         let _idle = slot.idle();
-        let (tx, mut rx) = watch::channel(false);
+        let (tx, _rx) = watch::channel(false);
         tx.send_replace(true);
-        tokio::time::timeout(10 * MS, f.taken(CH, 1, &mut rx))
+        tokio::time::timeout(10 * MS, f.taken(CH, 1, &tx))
             .await
             .expect("no wait while shutting down");
     }
