@@ -19,7 +19,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { ROOT, env, freshProject, keepAliveRequest, launchBrowser, runWriter, serveStatic } from './lib/harness.mjs';
+import { ROOT, env, freshProject, keepAliveRequest, launchBrowser, relayLikeHeaders, runWriter, serveStatic } from './lib/harness.mjs';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS || 3);
 const CPU_ROUNDS = Number(process.env.BENCH_CPU_ROUNDS || 7);
@@ -35,6 +35,8 @@ const pids = { relay: Number(env('RELAY_PID')), nchan: Number(env('NCHAN_PID')) 
 const wall = () => performance.timeOrigin + performance.now();
 const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
 const request = keepAliveRequest();
+// nchan's POSTs carry the relay's headers too (ignored by nchan): the same publisher work for both.
+const nchanHeaders = await relayLikeHeaders(request, relay);
 
 /** On-CPU nanoseconds of every thread of `pid`. */
 function cpuNs(pid) {
@@ -93,7 +95,7 @@ async function target(server, transport, name) {
   if (server === 'nchan') {
     const url = `${nchan}/pub/${name}`;
     const sub = `${nchan.replace('http', transport === 'websocket' ? 'ws' : 'http')}/sub/${name}`;
-    return { sub, envelope: false, post: (i) => request('POST', url, message(i)) };
+    return { sub, envelope: false, post: (i) => request('POST', url, message(i), nchanHeaders) };
   }
   const ch = JSON.parse(await request('POST', `${relay}/v1/channels`, '{}', { 'content-type': 'application/json' }));
   const base = transport === 'websocket' ? relay.replace('http', 'ws') : relay;

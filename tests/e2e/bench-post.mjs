@@ -10,7 +10,7 @@
 import http from 'node:http';
 import { readdirSync, readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { env, keepAliveRequest } from './lib/harness.mjs';
+import { env, keepAliveRequest, relayLikeHeaders } from './lib/harness.mjs';
 
 const N = Number(process.env.BENCH_POSTS || 5000);
 const RATE = Number(process.env.BENCH_RATE || 0);
@@ -25,6 +25,8 @@ const names = Object.keys(servers);
 const wall = () => performance.timeOrigin + performance.now();
 const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
 const request = keepAliveRequest();
+// nchan's POSTs carry the relay's headers too (ignored by nchan): the same publisher work for both.
+const nchanHeaders = await relayLikeHeaders(request, servers.relay.url);
 const loadavg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 
 /** On-CPU nanoseconds and context switches of every thread of `pid`, by thread id. */
@@ -86,7 +88,7 @@ function read(url) {
 /** A channel on `server`: where to read it and how to post one message to it. */
 async function channel(server, name) {
   const { url } = servers[server];
-  if (server === 'nchan') return { sub: `${url}/sub/${name}`, post: (i) => request('POST', `${url}/pub/${name}`, message(i)) };
+  if (server === 'nchan') return { sub: `${url}/sub/${name}`, post: (i) => request('POST', `${url}/pub/${name}`, message(i), nchanHeaders) };
   const ch = JSON.parse(await request('POST', `${url}/v1/channels`, '{}', { 'content-type': 'application/json' }));
   const headers = { authorization: `Bearer ${ch.publishToken}`, 'content-type': 'application/json' };
   return {

@@ -338,6 +338,17 @@ export async function scenario(browser, { url, project, transport, label, writer
  * resolves the answer's text when its status is below 300, rejects otherwise. `request.agent` is
  * the socket's agent (destroy it at the end).
  */
+/**
+ * Headers for nchan's publish requests in the side-by-side benchmarks: what the relay's carry (an
+ * `Authorization: Bearer` token of the same length as one the relay at `relay` issues, and the JSON
+ * content type), which nchan ignores, so that the publisher does the same work per request for both
+ * servers and sends them as many header bytes.
+ */
+export async function relayLikeHeaders(request, relay) {
+  const ch = JSON.parse(await request('POST', `${relay}/v1/channels`, '{}', { 'content-type': 'application/json' }));
+  return { authorization: `Bearer ${'x'.repeat(ch.publishToken.length)}`, 'content-type': 'application/json' };
+}
+
 export function keepAliveRequest() {
   const agent = new Agent({ keepAlive: true, maxSockets: 1 });
   const request = (method, url, body, headers = {}) =>
