@@ -180,7 +180,9 @@ mod tests {
             }
         });
         let start = tokio::time::Instant::now();
-        f.taken(CH, 1, &tx).await;
+        tokio::time::timeout(20 * MAX_WAIT, f.taken(CH, 1, &tx))
+            .await
+            .expect("the wait ends after the longest wait");
         let waited = start.elapsed();
         tick.abort();
         assert!(waited >= MAX_WAIT, "{waited:?}");
