@@ -9,8 +9,8 @@
 //!
 //! This layer is node-local and sits beside the [`crate::broker::Broker`],
 //! not inside it: readers report the position they have taken from the
-//! buffer ([`ReaderSlot::advance`]), publishes report what they stored
-//! ([`Flow::published`]), whatever the broker. Across relay nodes sharing a
+//! buffer (`ReaderSlot::advance`), publishes report what they stored
+//! (`Flow::after_publish`), whatever the broker. Across relay nodes sharing a
 //! broker, a publish is held only for the readers connected to the node that
 //! took the publish.
 //!
@@ -259,8 +259,8 @@ impl Flow {
 
     /// What a stored publish waits for before its answer, with one look-up
     /// of the channel: with `readers_first`, this node's readers waiting at
-    /// the head taking it ([`Flow::taken`]), then the backpressure rule
-    /// ([`Flow::published`]).
+    /// the head taking it ([`ChannelFlow::taken`]), then the backpressure
+    /// rule ([`ChannelFlow::hold`]).
     pub(crate) async fn after_publish(
         &self,
         channel: &str,
@@ -296,7 +296,7 @@ impl Flow {
     /// Wakes every publish waiting on this node, to look again at its
     /// readers, the time and `shutdown`: called when the relay starts to shut
     /// down and on every [`crate::outcome::ABANDON_TICK`] (the bound of a
-    /// first wait for readers, which arms no timer: [`Flow::taken`]).
+    /// first wait for readers, which arms no timer: [`ChannelFlow::taken`]).
     pub(crate) fn wake_all(&self) {
         for ch in lock(&self.channels).values() {
             ch.wake();

@@ -53,11 +53,8 @@ impl Drop for Idle<'_> {
 }
 
 impl Flow {
-    /// Waits until no reader of `channel` waiting at the head is before
-    /// `last_id` (the publish that stored it woke them), at most
-    /// [`Rule::max_wait`] or until `shutdown` turns true. Returns at once when
-    /// the channel has no readers on this node, or more than
-    /// [`READERS_FIRST_MAX_READERS`].
+    /// [`ChannelFlow::taken`] on `channel` (nothing to wait for without
+    /// readers of it on this node).
     #[cfg(test)]
     pub(crate) async fn taken(
         &self,
@@ -72,13 +69,16 @@ impl Flow {
 }
 
 impl ChannelFlow {
-    /// [`Flow::taken`] on this channel. The first wait arms no timer (the
-    /// woken readers take the event within microseconds, and one timer per
-    /// publish, armed and cancelled, was a measurable part of a publish's
-    /// cost): it ends when a reader moves, or at the next
-    /// [`Flow::wake_all`] (every [`crate::outcome::ABANDON_TICK`], and at
-    /// shutdown), after which the wait goes on under a timer until
-    /// [`Rule::max_wait`] from the publish.
+    /// Waits until no reader of this channel waiting at the head is before
+    /// `last_id` (the publish that stored it woke them), at most
+    /// [`Rule::max_wait`] or until `shutdown` turns true. Returns at once when
+    /// the channel has more than [`READERS_FIRST_MAX_READERS`] readers on this
+    /// node. The first wait arms no timer (the woken readers take the event
+    /// within microseconds, and one timer per publish, armed and cancelled,
+    /// was a measurable part of a publish's cost): it ends when a reader
+    /// moves, or at the next [`Flow::wake_all`] (every
+    /// [`crate::outcome::ABANDON_TICK`], and at shutdown), after which the
+    /// wait goes on under a timer until [`Rule::max_wait`] from the publish.
     pub(super) async fn taken(&self, last_id: EventId, shutdown: &watch::Sender<bool>) {
         let waiting = |ch: &Self| {
             let st = lock(&ch.state);
