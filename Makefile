@@ -18,6 +18,7 @@ lint: setup
 	cargo clippy -p sse-channel -p sse-channel-protocol --target wasm32-unknown-unknown -- -D warnings
 	cargo clippy -p sse-channel --target wasm32-unknown-unknown --no-default-features --features browser -- -D warnings
 	cargo clippy -p sse-channel --target wasm32-unknown-unknown --no-default-features --features writer -- -D warnings
+	RUSTDOCFLAGS='-D warnings' cargo doc -q --workspace --no-deps
 
 build-wasm: setup
 	cargo build -p sse-channel -p sse-channel-protocol --target wasm32-unknown-unknown
