@@ -1,6 +1,7 @@
 //! `src/channel.js` and `src/channel/executor.js` (the `SSEChannel` class and
-//! its executor, in JS) spell the protocol's names
-//! itself: paths, query parameters, members, the descriptor's and the
+//! its executor, in JS), and `src/transport/reader.js` (its connections and
+//! per-event path), spell the protocol's names
+//! themselves: paths, query parameters, members, the descriptor's and the
 //! subscription's shape, the transports' names. Each must be the protocol
 //! crate's (or the machine's), so that renaming one there fails here instead of
 //! in a browser. The numbers of the wasm's export (ops, inputs, effect kinds),
@@ -11,7 +12,8 @@ use sse_channel::machine::abi::{effect, input, op, opt, transport};
 use sse_channel::machine::Kind;
 use sse_channel::protocol::api::{self, field};
 use sse_channel::protocol::descriptor::{DESCRIPTOR_TYPE, DESCRIPTOR_VERSION};
-use sse_channel::protocol::ErrorCode;
+use sse_channel::protocol::frame::{ws_field, SSE_BATCH};
+use sse_channel::protocol::{ErrorCode, EventKind};
 
 const CLASS: &str = include_str!("../src/channel.js");
 const EXECUTOR: &str = include_str!("../src/channel/executor.js");
@@ -182,4 +184,36 @@ fn the_abi_numbers_are_the_same_on_both_sides() {
             );
         }
     }
+}
+
+#[test]
+fn reader_js_uses_the_protocol_names() {
+    // The SSE event names it listens to, and the kind it delivers itself.
+    for kind in [
+        EventKind::Ready,
+        EventKind::Message,
+        EventKind::End,
+        EventKind::Error,
+        EventKind::Ping,
+    ] {
+        assert!(
+            READER.contains(&quoted(kind.as_str())),
+            "{kind:?} in reader.js"
+        );
+    }
+    assert!(READER.contains(&quoted(SSE_BATCH)));
+    assert!(READER.contains("v.event === 'message'"));
+    // The members of an event object it reads.
+    for (member, read) in [
+        (ws_field::EVENT, "v.event"),
+        (ws_field::ID, "v.id"),
+        (ws_field::DATA, "v.data"),
+    ] {
+        let mut want = "v.".to_owned();
+        want.push_str(member);
+        assert_eq!(want, read);
+        assert!(READER.contains(read), "{read} in reader.js");
+    }
+    // The event objects it builds for named SSE events have the same members.
+    assert!(READER.contains("one({ event, id: +e.lastEventId, data })"));
 }
