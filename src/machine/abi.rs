@@ -12,155 +12,126 @@ use sse_channel_protocol::{ErrorCode, LostRange};
 
 use super::{Config, Effect, Failure, Input, Kind, Timer, TransportChoice, Why};
 
+/// `pub const NAME: u32 = N;` for each name (with its doc comment), and
+/// `ALL`: every one by its own name, the JavaScript name after the prefix, so
+/// that a number added to a module is in its `ALL` (which the tests compare
+/// with `src/browser.js`) by construction.
+macro_rules! named_numbers {
+    ($all:literal; $($(#[$doc:meta])* $name:ident = $value:literal,)*) => {
+        $($(#[$doc])* pub const $name: u32 = $value;)*
+        #[doc = $all]
+        pub const ALL: [(&str, u32); [$(stringify!($name)),*].len()] =
+            [$((stringify!($name), $name)),*];
+    };
+}
+
 /// The ops of the export (the JavaScript names: `SSE_OP_` + the name).
 pub mod op {
-    /// A new machine from the options in the buffer; returns its handle.
-    pub const NEW: u32 = 0;
-    /// Frees machine `h`.
-    pub const FREE: u32 = 1;
-    /// The address of the shared buffer.
-    pub const BUFFER: u32 = 2;
-    /// Sizes the text buffer to `h` bytes; returns its address.
-    pub const TEXT: u32 = 3;
-    /// 1 when the text is a valid `relay`, else 0.
-    pub const IS_RELAY: u32 = 4;
-    /// The text's index in `ErrorCode::ALL`, −1 if none.
-    pub const CODE_INDEX: u32 = 5;
-    /// The default options into the buffer.
-    pub const DEFAULTS: u32 = 6;
-    /// The first input: op `INPUT + k` is input `k` ([`super::input`]).
-    pub const INPUT: u32 = 16;
-    /// Every op, by its JavaScript name.
-    pub const ALL: [(&str, u32); 8] = [
-        ("NEW", NEW),
-        ("FREE", FREE),
-        ("BUFFER", BUFFER),
-        ("TEXT", TEXT),
-        ("IS_RELAY", IS_RELAY),
-        ("CODE_INDEX", CODE_INDEX),
-        ("DEFAULTS", DEFAULTS),
-        ("INPUT", INPUT),
-    ];
+    named_numbers! {
+        "Every op, by its JavaScript name.";
+        /// A new machine from the options in the buffer; returns its handle.
+        NEW = 0,
+        /// Frees machine `h`.
+        FREE = 1,
+        /// The address of the shared buffer.
+        BUFFER = 2,
+        /// Sizes the text buffer to `h` bytes; returns its address.
+        TEXT = 3,
+        /// 1 when the text is a valid `relay`, else 0.
+        IS_RELAY = 4,
+        /// The text's index in `ErrorCode::ALL`, −1 if none.
+        CODE_INDEX = 5,
+        /// The default options into the buffer.
+        DEFAULTS = 6,
+        /// The first input: op `INPUT + k` is input `k` ([`super::input`]).
+        INPUT = 16,
+    }
 }
 
 /// The inputs, `k` in op [`op::INPUT`] + `k`, with their numbers `a, b, c`
 /// (the JavaScript names: `SSE_IN_` + the name; codes are indexes in
 /// [`ErrorCode::ALL`]).
 pub mod input {
-    /// [`Input::Open`](crate::machine::Input::Open).
-    pub const OPEN: u32 = 0;
-    /// `Close`.
-    pub const CLOSE: u32 = 1;
-    /// `Online`.
-    pub const ONLINE: u32 = 2;
-    /// `Offline`.
-    pub const OFFLINE: u32 = 3;
-    /// `Created`.
-    pub const CREATED: u32 = 4;
-    /// `CreateFailed`: code.
-    pub const CREATE_FAILED: u32 = 5;
-    /// `Fatal` with `INVALID_OPTIONS`: `open()` without a relay.
-    pub const NO_RELAY: u32 = 6;
-    /// `Ready`: conn, heartbeat ms (−1: none).
-    pub const READY: u32 = 7;
-    /// `Message`: conn, id (0: none).
-    pub const MESSAGE: u32 = 8;
-    /// `Delivered`: conn, id.
-    pub const DELIVERED: u32 = 9;
-    /// `End`: conn, id (0: none).
-    pub const END: u32 = 10;
-    /// `Alive`: conn.
-    pub const ALIVE: u32 = 11;
-    /// `Lost`: conn, from, to.
-    pub const LOST: u32 = 12;
-    /// `Final`: conn, id, code.
-    pub const FINAL: u32 = 13;
-    /// `StreamError`: conn, code.
-    pub const STREAM_ERROR: u32 = 14;
-    /// `Dropped`: conn, opened (1/0).
-    pub const DROPPED: u32 = 15;
-    /// `Refused`: conn.
-    pub const REFUSED: u32 = 16;
-    /// `Timer`: the timer ([`super::timer`]).
-    pub const TIMER: u32 = 17;
-    /// Every input, by its JavaScript name.
-    pub const ALL: [(&str, u32); 18] = [
-        ("OPEN", OPEN),
-        ("CLOSE", CLOSE),
-        ("ONLINE", ONLINE),
-        ("OFFLINE", OFFLINE),
-        ("CREATED", CREATED),
-        ("CREATE_FAILED", CREATE_FAILED),
-        ("NO_RELAY", NO_RELAY),
-        ("READY", READY),
-        ("MESSAGE", MESSAGE),
-        ("DELIVERED", DELIVERED),
-        ("END", END),
-        ("ALIVE", ALIVE),
-        ("LOST", LOST),
-        ("FINAL", FINAL),
-        ("STREAM_ERROR", STREAM_ERROR),
-        ("DROPPED", DROPPED),
-        ("REFUSED", REFUSED),
-        ("TIMER", TIMER),
-    ];
+    named_numbers! {
+        "Every input, by its JavaScript name.";
+        /// [`Input::Open`](crate::machine::Input::Open).
+        OPEN = 0,
+        /// `Close`.
+        CLOSE = 1,
+        /// `Online`.
+        ONLINE = 2,
+        /// `Offline`.
+        OFFLINE = 3,
+        /// `Created`.
+        CREATED = 4,
+        /// `CreateFailed`: code.
+        CREATE_FAILED = 5,
+        /// `Fatal` with `INVALID_OPTIONS`: `open()` without a relay.
+        NO_RELAY = 6,
+        /// `Ready`: conn, heartbeat ms (−1: none).
+        READY = 7,
+        /// `Message`: conn, id (0: none).
+        MESSAGE = 8,
+        /// `Delivered`: conn, id.
+        DELIVERED = 9,
+        /// `End`: conn, id (0: none).
+        END = 10,
+        /// `Alive`: conn.
+        ALIVE = 11,
+        /// `Lost`: conn, from, to.
+        LOST = 12,
+        /// `Final`: conn, id, code.
+        FINAL = 13,
+        /// `StreamError`: conn, code.
+        STREAM_ERROR = 14,
+        /// `Dropped`: conn, opened (1/0).
+        DROPPED = 15,
+        /// `Refused`: conn.
+        REFUSED = 16,
+        /// `Timer`: the timer ([`super::timer`]).
+        TIMER = 17,
+    }
 }
 
 /// The kinds of the effect records `(kind, a, b, c, d, e)` (the JavaScript
 /// names: `SSE_FX_` + the name; strings as (address, length) of static UTF-8).
 pub mod effect {
-    /// `Refuse`: closed (1/0).
-    pub const REFUSE: u32 = 0;
-    /// `Listen`.
-    pub const LISTEN: u32 = 1;
-    /// `Create`.
-    pub const CREATE: u32 = 2;
-    /// `Connect`: conn, WebSocket (1/0), last event id.
-    pub const CONNECT: u32 = 3;
-    /// `Disconnect`.
-    pub const DISCONNECT: u32 = 4;
-    /// `Arm`: timer, ms.
-    pub const ARM: u32 = 5;
-    /// `Cancel`: timer.
-    pub const CANCEL: u32 = 6;
-    /// `State`: from (address, length), to (address, length).
-    pub const STATE: u32 = 7;
-    /// `Opened`.
-    pub const OPENED: u32 = 8;
-    /// `Message`.
-    pub const MESSAGE: u32 = 9;
-    /// `End`.
-    pub const END: u32 = 10;
-    /// `Lost`: from, to.
-    pub const LOST: u32 = 11;
-    /// `Reconnecting`: attempt, delay ms, code (address, length).
-    pub const RECONNECTING: u32 = 12;
-    /// `Fail`: code (address, length), message (address, length; length −1:
-    /// the relay's message).
-    pub const FAIL: u32 = 13;
-    /// The cause of the `Fail` record that follows, as `FAIL`.
-    pub const CAUSE: u32 = 14;
-    /// `Close`.
-    pub const CLOSE: u32 = 15;
-    /// Every kind, by its JavaScript name.
-    pub const ALL: [(&str, u32); 16] = [
-        ("REFUSE", REFUSE),
-        ("LISTEN", LISTEN),
-        ("CREATE", CREATE),
-        ("CONNECT", CONNECT),
-        ("DISCONNECT", DISCONNECT),
-        ("ARM", ARM),
-        ("CANCEL", CANCEL),
-        ("STATE", STATE),
-        ("OPENED", OPENED),
-        ("MESSAGE", MESSAGE),
-        ("END", END),
-        ("LOST", LOST),
-        ("RECONNECTING", RECONNECTING),
-        ("FAIL", FAIL),
-        ("CAUSE", CAUSE),
-        ("CLOSE", CLOSE),
-    ];
+    named_numbers! {
+        "Every kind, by its JavaScript name.";
+        /// `Refuse`: closed (1/0).
+        REFUSE = 0,
+        /// `Listen`.
+        LISTEN = 1,
+        /// `Create`.
+        CREATE = 2,
+        /// `Connect`: conn, WebSocket (1/0), last event id.
+        CONNECT = 3,
+        /// `Disconnect`.
+        DISCONNECT = 4,
+        /// `Arm`: timer, ms.
+        ARM = 5,
+        /// `Cancel`: timer.
+        CANCEL = 6,
+        /// `State`: from (address, length), to (address, length).
+        STATE = 7,
+        /// `Opened`.
+        OPENED = 8,
+        /// `Message`.
+        MESSAGE = 9,
+        /// `End`.
+        END = 10,
+        /// `Lost`: from, to.
+        LOST = 11,
+        /// `Reconnecting`: attempt, delay ms, code (address, length).
+        RECONNECTING = 12,
+        /// `Fail`: code (address, length), message (address, length; length −1:
+        /// the relay's message).
+        FAIL = 13,
+        /// The cause of the `Fail` record that follows, as `FAIL`.
+        CAUSE = 14,
+        /// `Close`.
+        CLOSE = 15,
+    }
 }
 
 /// The timers' numbers, in `Arm`, `Cancel` and the `TIMER` input (the
@@ -182,36 +153,27 @@ pub mod timer {
 /// decides; `ttlSecs`, `abandonAfterMs`: the relay's default), an unlimited
 /// `maxAttempts` is infinity.
 pub mod opt {
-    /// `transport`: one of [`super::transport`].
-    pub const TRANSPORT: u32 = 0;
-    /// `reconnect.minDelayMs`.
-    pub const MIN_DELAY_MS: u32 = 1;
-    /// `reconnect.maxDelayMs`.
-    pub const MAX_DELAY_MS: u32 = 2;
-    /// `reconnect.maxAttempts`.
-    pub const MAX_ATTEMPTS: u32 = 3;
-    /// `openTimeoutMs`.
-    pub const OPEN_TIMEOUT_MS: u32 = 4;
-    /// `heartbeatTimeoutMs`.
-    pub const HEARTBEAT_TIMEOUT_MS: u32 = 5;
-    /// `ttlSecs`.
-    pub const TTL_SECS: u32 = 6;
-    /// `abandonAfterMs`.
-    pub const ABANDON_AFTER_MS: u32 = 7;
-    /// How many slots the machine reads (those before `TTL_SECS`).
-    pub const MACHINE: u32 = 6;
-    /// Every slot, by its JavaScript name.
-    pub const ALL: [(&str, u32); 9] = [
-        ("TRANSPORT", TRANSPORT),
-        ("MIN_DELAY_MS", MIN_DELAY_MS),
-        ("MAX_DELAY_MS", MAX_DELAY_MS),
-        ("MAX_ATTEMPTS", MAX_ATTEMPTS),
-        ("OPEN_TIMEOUT_MS", OPEN_TIMEOUT_MS),
-        ("HEARTBEAT_TIMEOUT_MS", HEARTBEAT_TIMEOUT_MS),
-        ("TTL_SECS", TTL_SECS),
-        ("ABANDON_AFTER_MS", ABANDON_AFTER_MS),
-        ("MACHINE", MACHINE),
-    ];
+    named_numbers! {
+        "Every slot, by its JavaScript name.";
+        /// `transport`: one of [`super::transport`].
+        TRANSPORT = 0,
+        /// `reconnect.minDelayMs`.
+        MIN_DELAY_MS = 1,
+        /// `reconnect.maxDelayMs`.
+        MAX_DELAY_MS = 2,
+        /// `reconnect.maxAttempts`.
+        MAX_ATTEMPTS = 3,
+        /// `openTimeoutMs`.
+        OPEN_TIMEOUT_MS = 4,
+        /// `heartbeatTimeoutMs`.
+        HEARTBEAT_TIMEOUT_MS = 5,
+        /// `ttlSecs`.
+        TTL_SECS = 6,
+        /// `abandonAfterMs`.
+        ABANDON_AFTER_MS = 7,
+        /// How many slots the machine reads (those before `TTL_SECS`).
+        MACHINE = 6,
+    }
 }
 
 /// The values of slot [`opt::TRANSPORT`]: the index of the option's string in
