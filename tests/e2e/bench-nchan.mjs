@@ -19,7 +19,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { ROOT, env, freshProject, keepAliveRequest, launchBrowser, relayLikeHeaders, runWriter, serveStatic } from './lib/harness.mjs';
+import { ROOT, env, freshProject, keepAliveRequest, launchBrowser, median, relayLikeHeaders, runWriter, serveStatic } from './lib/harness.mjs';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS || 3);
 const CPU_ROUNDS = Number(process.env.BENCH_CPU_ROUNDS || 7);
@@ -185,10 +185,6 @@ async function sdk(page, dir, transport, native = false) {
   };
 }
 
-const median = (xs) => {
-  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
-  return s.length ? s[Math.floor((s.length - 1) / 2)] : NaN;
-};
 const f = (x, d = 0) => (Number.isFinite(x) ? x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }) : '–');
 
 const dir = freshProject('bench', join(ROOT, 'tests/e2e/plain'));

@@ -10,7 +10,7 @@
 import http from 'node:http';
 import { readdirSync, readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { env, keepAliveRequest, relayLikeHeaders } from './lib/harness.mjs';
+import { env, keepAliveRequest, median, relayLikeHeaders } from './lib/harness.mjs';
 
 const N = Number(process.env.BENCH_POSTS || 5000);
 const RATE = Number(process.env.BENCH_RATE || 0);
@@ -98,10 +98,6 @@ async function channel(server, name) {
 }
 
 const results = [];
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
 /** Median over the rounds of `a`'s value ÷ `b`'s in the same round, and in how many rounds it was below 1. */
 function ratio(a, b, key) {

@@ -338,6 +338,13 @@ export async function scenario(browser, { url, project, transport, label, writer
  * resolves the answer's text when its status is below 300, rejects otherwise. `request.agent` is
  * the socket's agent (destroy it at the end).
  */
+/** The median of the finite numbers of `xs` (the mean of the middle two for an even count); NaN for none. */
+export function median(xs) {
+  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (!s.length) return NaN;
+  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
 /**
  * Headers for nchan's publish requests in the side-by-side benchmarks: what the relay's carry (an
  * `Authorization: Bearer` token of the same length as one the relay at `relay` issues, and the JSON
