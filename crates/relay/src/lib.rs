@@ -155,10 +155,10 @@ pub(crate) struct Relay {
     pub(crate) flow: Arc<flow::Flow>,
     pub(crate) metrics: Arc<Metrics>,
     addrs: Mutex<AddrTable>,
-    conns: Mutex<HashMap<String, usize>>,
+    conns: Mutex<FastMap<String, usize>>,
     /// Channels created here with `abandonAfterMs` (lock order: `conns`
     /// first).
-    pub(crate) abandon: Mutex<HashMap<String, outcome::Abandon>>,
+    pub(crate) abandon: Mutex<FastMap<String, outcome::Abandon>>,
     /// `true` once shutdown has begun: streams close, health answers 503.
     pub(crate) shutdown: watch::Sender<bool>,
     /// Open subscriber streams; shutdown waits for 0.
@@ -188,11 +188,21 @@ struct AddrState {
 
 /// Now, Unix ms.
 pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
+    unix_ms(SystemTime::now())
+}
+
+/// `t` in ms since the Unix epoch (0 before it).
+pub(crate) fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
+
+/// The relay's maps keyed by channel ids and tokens, looked up several times
+/// per publish: foldhash (seeded per process) instead of SipHash, several
+/// times faster on 32- to 200-byte keys (BENCHMARKS.md, "Fewer cycles per
+/// publish").
+pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())

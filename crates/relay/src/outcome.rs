@@ -131,7 +131,15 @@ pub(crate) async fn fail(
         None => None,
     };
     let data = error_data(ErrorCode::FunctionFailed, &req.message, details.as_deref());
-    let res = publish::append(&relay, &id, EventKind::Error, vec![data.into()], key).await;
+    let res = publish::append(
+        &relay,
+        &id,
+        EventKind::Error,
+        vec![data.into()],
+        key,
+        now_ms(),
+    )
+    .await;
     if res.is_ok() {
         relay.forget_abandon(&id);
     }

@@ -385,9 +385,11 @@ async fn publish(
     body: Body,
 ) -> Result<Response, ApiError> {
     let (key, body) = publish::accept_publish(&relay, &id, &headers, body).await?;
-    Ok(publish::store(&relay, &id, EventKind::Message, key, &body)
-        .await?
-        .into_response())
+    Ok(
+        publish::store(&relay, &id, EventKind::Message, key, &body, now_ms())
+            .await?
+            .into_response(),
+    )
 }
 
 async fn end(
@@ -397,9 +399,11 @@ async fn end(
     body: Body,
 ) -> Result<Response, ApiError> {
     let (key, body) = publish::accept_publish(&relay, &id, &headers, body).await?;
-    Ok(publish::store(&relay, &id, EventKind::End, key, &body)
-        .await?
-        .into_response())
+    Ok(
+        publish::store(&relay, &id, EventKind::End, key, &body, now_ms())
+            .await?
+            .into_response(),
+    )
 }
 
 async fn health(State(relay): State<Shared>) -> Result<Response, ApiError> {

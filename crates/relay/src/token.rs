@@ -228,7 +228,7 @@ const VERIFIED_TOKENS: usize = 256;
 /// At most [`VERIFIED_TOKENS`] entries (under 100 KiB with the relay's own
 /// tokens).
 #[derive(Debug, Default)]
-pub(crate) struct Verified(std::sync::Mutex<std::collections::HashMap<Box<str>, Claims>>);
+pub(crate) struct Verified(std::sync::Mutex<crate::FastMap<Box<str>, Claims>>);
 
 impl Verified {
     /// [`TokenKey::verify`] with `key`, from memory when `token` verified lately.

@@ -8,6 +8,8 @@ use std::sync::{Arc, Mutex};
 use sse_channel_protocol::{EventId, EventKind, LostRange};
 use tokio::sync::watch;
 
+use crate::FastMap;
+
 use super::{
     append_cost, event_cost, key_cost, Append, Appended, BoxFuture, Broker, BrokerError,
     ByteBudgets, Event, Head, NewChannel, Phase, ReadBatch,
@@ -62,11 +64,11 @@ impl MemoryLimits {
 #[derive(Debug)]
 pub struct MemoryBroker {
     limits: MemoryLimits,
-    channels: Mutex<HashMap<String, Arc<Channel>>>,
+    channels: Mutex<FastMap<String, Arc<Channel>>>,
     /// Sum of every channel's [`State::held`].
     held: AtomicU64,
     /// The same per creator address (only addresses holding bytes).
-    by_creator: Mutex<HashMap<Box<str>, u64>>,
+    by_creator: Mutex<FastMap<Box<str>, u64>>,
 }
 
 #[derive(Debug)]
@@ -130,7 +132,7 @@ impl MemoryBroker {
     pub fn new(limits: MemoryLimits) -> Self {
         Self {
             limits,
-            channels: Mutex::new(HashMap::new()),
+            channels: Mutex::default(),
             held: AtomicU64::new(0),
             by_creator: Mutex::default(),
         }

@@ -166,7 +166,7 @@ fn response_head(res: &Response<()>, length: Option<u64>) -> Vec<u8> {
         field(&mut out, name.as_str(), value);
     }
     out.extend_from_slice(b"date: ");
-    write_date(&mut out);
+    write_date(&mut out, std::time::SystemTime::now());
     out.extend_from_slice(b"\r\n");
     field(&mut out, "connection", &HeaderValue::from_static("close"));
     match length {
@@ -181,15 +181,14 @@ fn response_head(res: &Response<()>, length: Option<u64>) -> Vec<u8> {
     out
 }
 
-/// Appends the current time as an HTTP date (what hyper writes in `Date`),
-/// formatted once a second per thread.
-pub(crate) fn write_date(out: &mut Vec<u8>) {
+/// Appends `now` as an HTTP date (what hyper writes in `Date`), formatted
+/// once a second per thread.
+pub(crate) fn write_date(out: &mut Vec<u8>, now: std::time::SystemTime) {
     use std::cell::RefCell;
-    use std::time::{SystemTime, UNIX_EPOCH};
+    use std::time::UNIX_EPOCH;
     thread_local! {
         static DATE: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
     }
-    let now = SystemTime::now();
     let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     DATE.with_borrow_mut(|(at, text)| {
         if *at != secs {

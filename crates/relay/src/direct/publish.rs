@@ -13,7 +13,7 @@
 //! `content-length`, `date`.
 
 use std::panic::AssertUnwindSafe;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use axum::http::StatusCode;
 use futures_util::FutureExt as _;
@@ -23,7 +23,7 @@ use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use super::head::PublishHead;
 use crate::publish::{admit, store, Stored};
 use crate::routes::{body_too_large, body_too_slow, observed, panicked};
-use crate::{ApiError, Relay};
+use crate::{unix_ms, ApiError, Relay};
 
 /// A buffer kept by a connection between requests is cut back to this (or
 /// to what it holds): a writer's idle keep-alive connection keeps no more
@@ -60,7 +60,10 @@ pub(crate) async fn answer<T: AsyncRead + AsyncWrite + Unpin>(
         .ok()
         .filter(|&n| n <= limit)
         .map(|n| head.len + n);
-    let res = AssertUnwindSafe(decide(io, buf, &head, relay, end, &mut body))
+    // The time, read once for the token's expiry, the append and `date`
+    // (again after a body that did not come with the head).
+    let mut now = SystemTime::now();
+    let res = AssertUnwindSafe(decide(io, buf, &head, relay, end, &mut body, &mut now))
         .catch_unwind()
         .await
         .unwrap_or_else(|_| {
@@ -81,7 +84,15 @@ pub(crate) async fn answer<T: AsyncRead + AsyncWrite + Unpin>(
     let text = std::str::from_utf8(&buf[head.path.clone()]).unwrap_or_default();
     observed(relay, &"POST", &text, status.as_u16(), code);
     let origin = head.origin.clone().map(|r| &buf[r]);
-    write_answer(out, relay, status, res, origin, relay.is_shutting_down());
+    write_answer(
+        out,
+        relay,
+        status,
+        res,
+        origin,
+        relay.is_shutting_down(),
+        now,
+    );
     if keep {
         let used = end.unwrap_or(buf.len()).min(buf.len());
         buf.drain(..used);
@@ -107,6 +118,7 @@ async fn decide<T: AsyncRead + Unpin>(
     relay: &Relay,
     end: Option<usize>,
     body: &mut Body,
+    now: &mut SystemTime,
 ) -> Result<Stored, ApiError> {
     let mut id = [0u8; 32];
     let key = {
@@ -117,6 +129,7 @@ async fn decide<T: AsyncRead + Unpin>(
             text,
             field(&head.authorization),
             field(&head.idempotency_key),
+            unix_ms(*now),
         )?;
         // Admitted: the id is 32 lowercase hex digits.
         id.copy_from_slice(text.as_bytes());
@@ -130,7 +143,15 @@ async fn decide<T: AsyncRead + Unpin>(
     if buf.len() >= end {
         // Came with the head, as a writer's small bodies do: no timer.
         *body = Body::Read;
-        return store(relay, id, head.kind, key, &buf[head.len..end]).await;
+        return store(
+            relay,
+            id,
+            head.kind,
+            key,
+            &buf[head.len..end],
+            unix_ms(*now),
+        )
+        .await;
     }
     let timeout = Duration::from_millis(relay.config.body_read_timeout_ms);
     let read = tokio::time::timeout(timeout, async {
@@ -156,7 +177,16 @@ async fn decide<T: AsyncRead + Unpin>(
             return Err(body_too_slow());
         }
     }
-    store(relay, id, head.kind, key, &buf[head.len..end]).await
+    *now = SystemTime::now();
+    store(
+        relay,
+        id,
+        head.kind,
+        key,
+        &buf[head.len..end],
+        unix_ms(*now),
+    )
+    .await
 }
 
 /// The answer's bytes: what hyper writes for the router's response.
@@ -167,6 +197,7 @@ fn write_answer(
     res: Result<Stored, ApiError>,
     origin: Option<&[u8]>,
     close: bool,
+    now: SystemTime,
 ) {
     let (body, replayed) = match res {
         Ok(stored) => (stored.body, stored.replayed),
@@ -190,7 +221,7 @@ fn write_answer(
     out.extend_from_slice(b"content-length: ");
     write_decimal(out, body.len());
     out.extend_from_slice(b"\r\ndate: ");
-    super::write_date(out);
+    super::write_date(out, now);
     out.extend_from_slice(b"\r\n\r\n");
     out.extend_from_slice(body.as_bytes());
 }

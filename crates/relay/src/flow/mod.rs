@@ -30,6 +30,8 @@ use sse_channel_protocol::EventId;
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
+use crate::FastMap;
+
 pub use rule::{Lag, ReaderView, Rule, Verdict};
 
 /// Marks kept per channel at most: past it every other one goes (the oldest,
@@ -45,7 +47,7 @@ const MAX_DETACHED: usize = 16;
 #[derive(Debug)]
 pub(crate) struct Flow {
     rule: Rule,
-    channels: Mutex<HashMap<String, Arc<ChannelFlow>>>,
+    channels: Mutex<FastMap<String, Arc<ChannelFlow>>>,
 }
 
 #[derive(Debug)]
@@ -174,7 +176,7 @@ impl Flow {
     pub(crate) fn new(rule: Rule) -> Self {
         Self {
             rule,
-            channels: Mutex::new(HashMap::new()),
+            channels: Mutex::default(),
         }
     }
 
