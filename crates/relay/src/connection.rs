@@ -29,6 +29,7 @@ use tokio::sync::{watch, Notify};
 use tower_service::Service as _;
 
 use crate::direct::{self, First, Rewind, Signalled};
+use crate::repoll::Repoll;
 use crate::timeout_io::WriteTimeout;
 use crate::{ApiError, Relay};
 
@@ -194,7 +195,8 @@ where
     });
     let mut taken = false;
     let mut shut = false;
-    let res = poll_fn(|cx| {
+    // Polled again at once when hyper wakes it during a poll: see `repoll`.
+    let res = Repoll::new(poll_fn(|cx| {
         if !shut {
             if done.as_mut().poll(cx).is_ready() {
                 // The answer's head is written: once its body ends, hyper
@@ -211,7 +213,7 @@ where
             Poll::Ready(res) => Poll::Ready(res),
             Poll::Pending => Poll::Pending,
         }
-    })
+    }))
     .await;
     if let Err(e) = res {
         tracing::debug!(error = %e, "connection ended with an error");
@@ -250,14 +252,18 @@ async fn final_hyper<S>(
             .serve_connection(TokioIo::new(Rewind::new(io, head)), svc)
             .with_upgrades(),
     );
-    let res = tokio::select! {
-        res = conn.as_mut() => res,
-        _ = async { let _ = stop.wait_for(|s| *s).await; } => {
-            // Finish the response in flight (streams end themselves on
-            // shutdown), then close instead of keeping the connection alive.
-            conn.as_mut().graceful_shutdown();
-            conn.await
+    // Polled again at once when hyper wakes it during a poll: see `repoll`.
+    let res = Repoll::new(async {
+        tokio::select! {
+            res = conn.as_mut() => res,
+            _ = async { let _ = stop.wait_for(|s| *s).await; } => {
+                // Finish the response in flight (streams end themselves on
+                // shutdown), then close instead of keeping the connection alive.
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
         }
-    };
+    })
+    .await;
     log(res);
 }

@@ -14,7 +14,6 @@ use tokio::net::TcpListener;
 
 use crate::broker::Broker;
 use crate::connection::Connection;
-use crate::repoll::Repoll;
 use crate::timeout_io::WriteTimeout;
 use crate::{routes, Config, Relay};
 
@@ -128,13 +127,11 @@ pub async fn run_with_broker(
         connections.send_modify(|n| *n += 1);
         relay.metrics.set_http_connections(open + 1);
         let open = OpenConnection(connections.clone(), relay.metrics.clone());
-        // The connection's task polls itself again when hyper wakes it
-        // during a poll (every request with a body does): see `repoll`.
-        tokio::spawn(Repoll::new(async move {
+        tokio::spawn(async move {
             let _open = open;
             let _slot = slot;
             conn.serve().await;
-        }));
+        });
     }
 
     tracing::info!("shutting down: closing streams");
