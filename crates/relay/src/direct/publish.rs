@@ -140,44 +140,36 @@ async fn decide<T: AsyncRead + Unpin>(
     let Some(end) = end else {
         return Err(body_too_large(limit));
     };
-    if buf.len() >= end {
-        // Came with the head, as a writer's small bodies do: no timer.
-        *body = Body::Read;
-        return store(
-            relay,
-            id,
-            head.kind,
-            key,
-            &buf[head.len..end],
-            unix_ms(*now),
-        )
+    // A body that came with the head, as a writer's small bodies do, is read
+    // without a timer.
+    if buf.len() < end {
+        let timeout = Duration::from_millis(relay.config.body_read_timeout_ms);
+        let read = tokio::time::timeout(timeout, async {
+            while buf.len() < end {
+                buf.reserve(end - buf.len());
+                match io.read_buf(buf).await {
+                    Ok(0) | Err(_) => return false,
+                    Ok(_) => {}
+                }
+            }
+            true
+        })
         .await;
-    }
-    let timeout = Duration::from_millis(relay.config.body_read_timeout_ms);
-    let read = tokio::time::timeout(timeout, async {
-        while buf.len() < end {
-            buf.reserve(end - buf.len());
-            match io.read_buf(buf).await {
-                Ok(0) | Err(_) => return false,
-                Ok(_) => {}
+        match read {
+            Ok(true) => {}
+            // As the router's body reader answers a body cut short.
+            Ok(false) => {
+                *body = Body::Broken;
+                return Err(body_too_large(limit));
+            }
+            Err(_) => {
+                *body = Body::Broken;
+                return Err(body_too_slow());
             }
         }
-        true
-    })
-    .await;
-    match read {
-        Ok(true) => *body = Body::Read,
-        // As the router's body reader answers a body cut short.
-        Ok(false) => {
-            *body = Body::Broken;
-            return Err(body_too_large(limit));
-        }
-        Err(_) => {
-            *body = Body::Broken;
-            return Err(body_too_slow());
-        }
+        *now = SystemTime::now();
     }
-    *now = SystemTime::now();
+    *body = Body::Read;
     store(
         relay,
         id,
