@@ -13,9 +13,13 @@
 //              messages/s into the tab and server CPU per POSTed message
 //   paced      the same publisher at BENCH_RATE messages/s for BENCH_PACED messages: publish →
 //              listener latency p50 / p99 and server CPU per message
-// Server CPU is the sum of the process's threads' on-CPU time (/proc/PID/task/*/schedstat). The
-// ratios are per round (relay ÷ nchan, both measured within seconds of each other); the table gives
-// their median, and the "CPU and latency ratios" section every round with the load average.
+// Server CPU is the sum of the process's threads' on-CPU time (/proc/PID/task/*/schedstat), browser
+// CPU the same over Chromium's processes. The ratios are per round (relay ÷ nchan, both measured
+// within seconds of each other); the table gives their median, and the "CPU and latency ratios"
+// section every round with the load average. With RELAY_B_URL and RELAY_B_PID (BENCH_RELAY_B), a
+// second relay build runs as "relay-b" in the CPU rounds, and its ratios to the relay and to nchan
+// come last. BENCH_TRANSPORTS (eventsource,websocket) picks the transports; BENCH_ROUNDS=0 skips
+// the package writer's rounds.
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -27,11 +31,15 @@ const N_SDK = Number(process.env.BENCH_SDK || 20_000);
 const N_POSTS = Number(process.env.BENCH_POSTS || 3000);
 const N_PACED = Number(process.env.BENCH_PACED || 1500);
 const RATE = Number(process.env.BENCH_RATE || 500);
-const TRANSPORTS = ['eventsource', 'websocket'];
+const TRANSPORTS = (process.env.BENCH_TRANSPORTS || 'eventsource,websocket').split(',');
 
 const relay = env('RELAY_URL');
 const nchan = env('NCHAN_URL');
 const pids = { relay: Number(env('RELAY_PID')), nchan: Number(env('NCHAN_PID')) };
+// BENCH_RELAY_B: a second relay build, "relay-b", in the CPU rounds (relay-b ÷ relay printed last).
+const relayB = process.env.RELAY_B_URL;
+if (relayB) pids['relay-b'] = Number(env('RELAY_B_PID'));
+const SERVERS = relayB ? ['relay', 'nchan', 'relay-b'] : ['relay', 'nchan'];
 const wall = () => performance.timeOrigin + performance.now();
 const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
 const request = keepAliveRequest();
@@ -97,10 +105,11 @@ async function target(server, transport, name) {
     const sub = `${nchan.replace('http', transport === 'websocket' ? 'ws' : 'http')}/sub/${name}`;
     return { sub, envelope: false, post: (i) => request('POST', url, message(i), nchanHeaders) };
   }
-  const ch = JSON.parse(await request('POST', `${relay}/v1/channels`, '{}', { 'content-type': 'application/json' }));
-  const base = transport === 'websocket' ? relay.replace('http', 'ws') : relay;
+  const origin = server === 'relay-b' ? relayB : relay;
+  const ch = JSON.parse(await request('POST', `${origin}/v1/channels`, '{}', { 'content-type': 'application/json' }));
+  const base = transport === 'websocket' ? origin.replace('http', 'ws') : origin;
   const path = transport === 'websocket' ? 'ws' : 'events';
-  const url = `${relay}/v1/channels/${ch.channelId}/messages`;
+  const url = `${origin}/v1/channels/${ch.channelId}/messages`;
   const headers = { authorization: `Bearer ${ch.publishToken}`, 'content-type': 'application/json' };
   return {
     ...ch,
@@ -131,6 +140,7 @@ async function posts(page, server, transport, name, n, rate) {
   ]);
   await sleep(200);
   const cpu0 = cpuNs(pids[server]);
+  const b0 = browserNs();
   const start = wall();
   for (let i = 0; i < n; i++) {
     if (rate > 0) {
@@ -143,11 +153,13 @@ async function posts(page, server, transport, name, n, rate) {
   const s = await waitFor(page, n, 10_000);
   await sleep(100);
   const cpu = cpuNs(pids[server]) - cpu0;
+  const browser = browserNs() - b0;
   return {
     rate: s.n / ((s.last - start) / 1000),
     n: s.n,
     lost: n - s.n + s.gaps,
     cpuUsPerMsg: cpu / 1000 / n,
+    browserUsPerMsg: browser / 1000 / n,
     p50: s.p50,
     p99: s.p99,
   };
@@ -214,7 +226,7 @@ try {
     for (const transport of TRANSPORTS) {
       const row = { round: r, transport, load: loadavg().split(' ')[0] };
       // Alternate which server goes first (for each part of the round).
-      const order = r % 2 ? ['relay', 'nchan'] : ['nchan', 'relay'];
+      const order = r % 2 ? SERVERS : [...SERVERS].reverse();
       for (const s of order) row[`post_${s}`] = await posts(page, s, transport, `b${r}${transport[0]}p${Date.now()}`, N_POSTS, 0);
       for (const s of order) row[`paced_${s}`] = await posts(page, s, transport, `b${r}${transport[0]}l${Date.now()}`, N_PACED, RATE);
       cpuRows.push(row);
@@ -259,6 +271,11 @@ line('**relay (package writer) ÷ nchan (one POST per message), msg/s**', (x) =>
 cpu('server CPU per POSTed message, unpaced: relay µs', (x) => x.post_relay.cpuUsPerMsg, 1);
 cpu('server CPU per POSTed message, unpaced: nchan µs', (x) => x.post_nchan.cpuUsPerMsg, 1);
 ratio('cpu', '**relay ÷ nchan CPU per POSTed message, unpaced**', (x) => x.post_relay.cpuUsPerMsg / x.post_nchan.cpuUsPerMsg);
+// Nagle's algorithm (nchan's subscribers) sends an event in the reader's acknowledgement, on the
+// reader's CPU: server and browser together show whether work was saved or moved.
+cpu('server + browser CPU per POSTed message, unpaced: relay µs', (x) => x.post_relay.cpuUsPerMsg + x.post_relay.browserUsPerMsg, 1);
+cpu('server + browser CPU per POSTed message, unpaced: nchan µs', (x) => x.post_nchan.cpuUsPerMsg + x.post_nchan.browserUsPerMsg, 1);
+ratio('total', 'relay ÷ nchan server + browser CPU per POSTed message, unpaced', (x) => (x.post_relay.cpuUsPerMsg + x.post_relay.browserUsPerMsg) / (x.post_nchan.cpuUsPerMsg + x.post_nchan.browserUsPerMsg));
 cpu(`server CPU per message at ${RATE} msg/s: relay µs`, (x) => x.paced_relay.cpuUsPerMsg, 1);
 cpu(`server CPU per message at ${RATE} msg/s: nchan µs`, (x) => x.paced_nchan.cpuUsPerMsg, 1);
 ratio('paced', `**relay ÷ nchan CPU per message at ${RATE} msg/s**`, (x) => x.paced_relay.cpuUsPerMsg / x.paced_nchan.cpuUsPerMsg);
@@ -266,6 +283,12 @@ cpu(`publish → listener at ${RATE} msg/s, p50 ms: relay`, (x) => x.paced_relay
 cpu(`publish → listener at ${RATE} msg/s, p50 ms: nchan`, (x) => x.paced_nchan.p50, 2);
 ratio('p50', '**relay ÷ nchan p50 latency**', (x) => x.paced_relay.p50 / x.paced_nchan.p50);
 cpu(`publish → listener p99 ms: relay / nchan`, (x) => x.paced_relay.p99 / x.paced_nchan.p99, 2);
+if (relayB) {
+  cpu('server CPU per POSTed message, unpaced: relay-b µs', (x) => x['post_relay-b'].cpuUsPerMsg, 1);
+  ratio('cpu_b', '**relay-b ÷ relay CPU per POSTed message, unpaced**', (x) => x['post_relay-b'].cpuUsPerMsg / x.post_relay.cpuUsPerMsg);
+  ratio('cpu_bn', '**relay-b ÷ nchan CPU per POSTed message, unpaced**', (x) => x['post_relay-b'].cpuUsPerMsg / x.post_nchan.cpuUsPerMsg);
+  ratio('p50_b', '**relay-b ÷ relay p50 latency**', (x) => x['paced_relay-b'].p50 / x.paced_relay.p50);
+}
 console.log(`\nWebSocket ÷ EventSource, package writer → SSEChannel on sse-relay: **${f(sdkRate[1] / sdkRate[0], 2)}** (per-round: ${[...Array(ROUNDS).keys()].map((i) => f(rows[2 * i + 1].sdk.rate / rows[2 * i].sdk.rate, 2)).join(', ')})`);
 console.log(`relay (package) ÷ nchan (one POST per message): EventSource ${f(sdkRate[0] / nchanRate[0], 2)}, WebSocket ${f(sdkRate[1] / nchanRate[1], 2)} (ratio of medians)`);
 // Every round of the ratios with the load average when it started; below 1.0 the relay used less.

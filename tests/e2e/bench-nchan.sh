@@ -10,8 +10,14 @@
 #   BENCH_PIN=1: both servers run on the last CPU, the browser and the publisher on the others
 #   (taskset), so that every wake-up between a server and its peers crosses CPUs alike for both;
 #   the relay then runs one worker thread (its default is one per CPU it may use), as nginx runs one.
-#   BENCH_RELAY_B=PATH (with BENCH_NODE=1): a second relay binary (e.g. a build of another commit)
-#   runs as a third server, "relay-b", in the same rounds, so that two builds compare side by side.
+#   BENCH_RELAY_B=PATH: a second relay binary (e.g. a build of another commit) runs as a third
+#   server, "relay-b", in the same rounds (the CPU rounds of the browser page), so that two builds
+#   compare side by side.
+#   BENCH_NCHAN_NODELAY=1: nginx runs with TCP_NODELAY on every connection it accepts (a small
+#   LD_PRELOAD shim built with cc), as the relay runs; by default its subscribers use Nagle's
+#   algorithm (BENCHMARKS.md, "Why nchan's EventSource path costs less").
+#   BENCH_TRANSPORTS (eventsource,websocket): the browser page's transports; BENCH_ROUNDS=0 skips
+#   the package writer's rounds.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/lib/relay.sh
@@ -42,7 +48,6 @@ fi
 relay_flags=(--allow-origin '*' --create-rate-per-sec 1000 --create-burst 1000 --channels-per-address 100000)
 relay_b=()
 if [ -n "${BENCH_RELAY_B:-}" ]; then
-  [ -n "${BENCH_NODE:-}" ] || { echo "[bench-nchan] BENCH_RELAY_B needs BENCH_NODE=1" >&2; exit 1; }
   SSE_RELAY_BIN="$BENCH_RELAY_B" start_relay "${relay_flags[@]}"
   relay_b=(RELAY_B_URL="$RELAY_URL" RELAY_B_PID="$RELAY_PID")
   echo "[bench-nchan] relay-b $RELAY_URL (pid $RELAY_PID): $BENCH_RELAY_B" >&2
@@ -81,7 +86,39 @@ http {
   }
 }
 CONF
-nginx -p "$work" -c "$work/nginx.conf" &
+preload=()
+note=
+if [ -n "${BENCH_NCHAN_NODELAY:-}" ]; then
+  # nginx sets TCP_NODELAY on keep-alive connections only: its subscribers run with Nagle's
+  # algorithm, where the relay sets TCP_NODELAY on every socket (docs/relay.md). This shim sets it
+  # on every connection nginx accepts, so that both servers send each event at once.
+  cat >"$work/nodelay.c" <<'C'
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+static int nodelay(int fd) {
+  int one = 1;
+  if (fd >= 0) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  return fd;
+}
+int accept4(int s, struct sockaddr *a, socklen_t *l, int f) {
+  static int (*real)(int, struct sockaddr *, socklen_t *, int);
+  if (!real) real = (int (*)(int, struct sockaddr *, socklen_t *, int))dlsym(RTLD_NEXT, "accept4");
+  return nodelay(real(s, a, l, f));
+}
+int accept(int s, struct sockaddr *a, socklen_t *l) {
+  static int (*real)(int, struct sockaddr *, socklen_t *);
+  if (!real) real = (int (*)(int, struct sockaddr *, socklen_t *))dlsym(RTLD_NEXT, "accept");
+  return nodelay(real(s, a, l));
+}
+C
+  cc -O2 -shared -fPIC -o "$work/nodelay.so" "$work/nodelay.c" -ldl
+  preload=(env LD_PRELOAD="$work/nodelay.so")
+  note="; nchan with TCP_NODELAY on every connection"
+fi
+"${preload[@]}" nginx -p "$work" -c "$work/nginx.conf" &
 nginx_pid=$!
 trap 'kill $nginx_pid 2>/dev/null || true; wait $nginx_pid 2>/dev/null || true; rm -rf "$work"; stop_relays' EXIT
 for _ in $(seq 1 50); do
@@ -93,5 +130,5 @@ echo "[bench-nchan] relay $RELAY_URL (pid $RELAY_PID), nchan http://127.0.0.1:$p
 
 script=tests/e2e/bench-nchan.mjs
 [ -z "${BENCH_NODE:-}" ] || script=tests/e2e/bench-post.mjs
-env "${relay_b[@]}" BENCH_NCHAN_BUFFER="$buffer" BENCH_PINNED="$pinned" SSE_CHANNEL_TARBALL="$tarball" RELAY_URL="$RELAY_URL" RELAY_PID="$RELAY_PID" \
+env "${relay_b[@]}" BENCH_NCHAN_BUFFER="$buffer" BENCH_PINNED="${pinned:-not pinned}$note" SSE_CHANNEL_TARBALL="$tarball" RELAY_URL="$RELAY_URL" RELAY_PID="$RELAY_PID" \
   NCHAN_URL="http://127.0.0.1:$port" NCHAN_PID="$nginx_pid" node "$script"
