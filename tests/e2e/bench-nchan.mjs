@@ -287,6 +287,7 @@ if (relayB) {
   cpu('server CPU per POSTed message, unpaced: relay-b µs', (x) => x['post_relay-b'].cpuUsPerMsg, 1);
   ratio('cpu_b', '**relay-b ÷ relay CPU per POSTed message, unpaced**', (x) => x['post_relay-b'].cpuUsPerMsg / x.post_relay.cpuUsPerMsg);
   ratio('cpu_bn', '**relay-b ÷ nchan CPU per POSTed message, unpaced**', (x) => x['post_relay-b'].cpuUsPerMsg / x.post_nchan.cpuUsPerMsg);
+  ratio('total_b', 'relay-b ÷ relay server + browser CPU per POSTed message, unpaced', (x) => (x['post_relay-b'].cpuUsPerMsg + x['post_relay-b'].browserUsPerMsg) / (x.post_relay.cpuUsPerMsg + x.post_relay.browserUsPerMsg));
   ratio('p50_b', '**relay-b ÷ relay p50 latency**', (x) => x['paced_relay-b'].p50 / x.paced_relay.p50);
 }
 console.log(`\nWebSocket ÷ EventSource, package writer → SSEChannel on sse-relay: **${f(sdkRate[1] / sdkRate[0], 2)}** (per-round: ${[...Array(ROUNDS).keys()].map((i) => f(rows[2 * i + 1].sdk.rate / rows[2 * i].sdk.rate, 2)).join(', ')})`);

@@ -96,6 +96,10 @@ pub async fn run_with_broker(
                 }
             },
         };
+        // Every event leaves when it is written. With Nagle's algorithm an
+        // event written while the previous one is unacknowledged waits for
+        // the reader's ACK, which a peer that delays its ACKs (200 ms on
+        // Windows) holds back: docs/relay.md, "TCP_NODELAY".
         let _ = stream.set_nodelay(true);
         #[cfg(target_os = "linux")]
         {
