@@ -16,6 +16,9 @@
 #   BENCH_NCHAN_NODELAY=1: nginx runs with TCP_NODELAY on every connection it accepts (a small
 #   LD_PRELOAD shim built with cc), as the relay runs; by default its subscribers use Nagle's
 #   algorithm (BENCHMARKS.md, "Why nchan's EventSource path costs less").
+#   BENCH_DELAYED_ACK=1: instead, tests/e2e/bench-delayed-ack.py: a Python reader that delays its
+#   ACKs (as Windows does) reads an EventSource stream during bursts of POSTs; BENCH_BURST (50),
+#   BENCH_ROUNDS (3) there.
 #   BENCH_TRANSPORTS (eventsource,websocket): the browser page's transports; BENCH_ROUNDS=0 skips
 #   the package writer's rounds.
 set -euo pipefail
@@ -128,6 +131,10 @@ done
 echo "[bench-nchan] relay $RELAY_URL (pid $RELAY_PID), nchan http://127.0.0.1:$port (pid $nginx_pid)" >&2
 [ -z "$pinned" ] || taskset -cp "$peer_cpus" $$ >/dev/null
 
+if [ -n "${BENCH_DELAYED_ACK:-}" ]; then
+  env "${relay_b[@]}" RELAY_URL="$RELAY_URL" NCHAN_URL="http://127.0.0.1:$port" python3 tests/e2e/bench-delayed-ack.py
+  exit
+fi
 script=tests/e2e/bench-nchan.mjs
 [ -z "${BENCH_NODE:-}" ] || script=tests/e2e/bench-post.mjs
 env "${relay_b[@]}" BENCH_NCHAN_BUFFER="$buffer" BENCH_PINNED="${pinned:-not pinned}$note" SSE_CHANNEL_TARBALL="$tarball" RELAY_URL="$RELAY_URL" RELAY_PID="$RELAY_PID" \

@@ -1,0 +1,113 @@
+"""A reader that delays its ACKs, against sse-relay and nchan: run by `BENCH_DELAYED_ACK=1 make
+bench-nchan` (tests/e2e/bench-nchan.sh starts the servers and sets RELAY_URL and NCHAN_URL, and
+RELAY_B_URL with BENCH_RELAY_B).
+
+Windows delays a TCP ACK up to 200 ms by default; Linux does too once a connection looks
+interactive. This reader keeps its socket in that mode (TCP_QUICKACK 0 before every read; Linux
+then waits up to 40 ms) while reading an EventSource stream, and a publisher posts a burst of
+BENCH_BURST messages, one POST after another as fast as answered. A server that sends each event
+at once (TCP_NODELAY) delivers the burst as it comes; one that runs its subscribers with Nagle's
+algorithm holds each event written while the previous one is unacknowledged until the ACK comes.
+Prints publish -> read latency per server and round (servers alternate); asserts nothing.
+  BENCH_BURST (50)  BENCH_ROUNDS (3)
+"""
+
+import http.client
+import json
+import os
+import socket
+import statistics
+import threading
+import time
+from urllib.parse import urlparse
+
+BURST = int(os.environ.get("BENCH_BURST", "50"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+SERVERS = {"relay": os.environ["RELAY_URL"], "nchan": os.environ["NCHAN_URL"]}
+if os.environ.get("RELAY_B_URL"):
+    SERVERS["relay-b"] = os.environ["RELAY_B_URL"]
+
+
+def target(server, url):
+    """(host, port, subscribe path, publish function) for a fresh channel on `server`."""
+    u = urlparse(url)
+    if server == "nchan":
+        name = f"d{time.time_ns()}"
+        path = f"/pub/{name}"
+        return u.hostname, u.port, f"/sub/{name}", lambda c, m: c.request(
+            "POST", path, json.dumps(m), {"content-type": "application/json"}
+        )
+    c = http.client.HTTPConnection(u.hostname, u.port)
+    c.request("POST", "/v1/channels", "{}", {"content-type": "application/json"})
+    ch = json.loads(c.getresponse().read())
+    c.close()
+    path = f"/v1/channels/{ch['channelId']}/messages"
+    headers = {
+        "authorization": f"Bearer {ch['publishToken']}",
+        "content-type": "application/json",
+    }
+    sub = f"/v1/channels/{ch['channelId']}/events?token={ch['subscribeToken']}"
+    return u.hostname, u.port, sub, lambda c, m: c.request(
+        "POST", path, json.dumps({"data": m}), headers
+    )
+
+
+def burst(server, url):
+    host, port, sub, post = target(server, url)
+    s = socket.create_connection((host, port))
+    s.settimeout(10)
+    s.sendall(f"GET {sub} HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n".encode())
+    lat = []
+
+    def read():
+        buf = b""
+        while len(lat) < BURST:
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 0)
+            try:
+                data = s.recv(65536)
+            except OSError:
+                return
+            now = time.time()
+            if not data:
+                return
+            buf += data
+            *lines, buf = buf.split(b"\n")
+            for line in lines:
+                if not line.startswith(b"data:"):
+                    continue
+                try:
+                    m = json.loads(line[5:])
+                except ValueError:
+                    continue  # a chunk-size line or a frame that is not a message
+                m = m.get("data", m) if isinstance(m, dict) else None
+                if isinstance(m, dict) and "t" in m:
+                    lat.append((now - m["t"]) * 1000)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    time.sleep(0.3)
+    c = http.client.HTTPConnection(host, port)
+    for i in range(BURST):
+        post(c, {"i": i, "t": time.time()})
+        c.getresponse().read()
+    reader.join(10)
+    c.close()
+    s.close()
+    return lat
+
+
+print(f"\n## a reader that delays its ACKs: bursts of {BURST} POSTs, {ROUNDS} rounds, publish -> read ms\n")
+print("| round | server | read | p50 | p90 | max | events later than 10 ms |")
+print("|---|---|---|---|---|---|---|")
+for r in range(1, ROUNDS + 1):
+    order = list(SERVERS) if r % 2 else list(reversed(SERVERS))
+    for server in order:
+        lat = sorted(burst(server, SERVERS[server]))
+        if not lat:
+            print(f"| {r} | {server} | 0 of {BURST} | | | | |")
+            continue
+        p90 = lat[min(len(lat) - 1, int(len(lat) * 0.9))]
+        print(
+            f"| {r} | {server} | {len(lat)} of {BURST} | {statistics.median(lat):.2f} | {p90:.1f} "
+            f"| {lat[-1]:.1f} | {sum(x > 10 for x in lat)} |"
+        )
