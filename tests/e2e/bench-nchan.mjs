@@ -243,6 +243,9 @@ const load = loadavg();
 const pinned = process.env.BENCH_PINNED ? `; ${process.env.BENCH_PINNED}` : '; not pinned';
 const threads = (pid) => readdirSync(`/proc/${pid}/task`).length;
 console.log(`\n## sse-relay vs nchan, ${new Date().toISOString()} (${ROUNDS} rounds of the package writer, ${CPU_ROUNDS} of one POST per message, medians; load average at the start: ${startLoad}, at the end: ${load}${pinned}; threads: relay ${threads(pids.relay)}, nginx ${threads(pids.nchan)}; nchan message buffer ${process.env.BENCH_NCHAN_BUFFER || '?'})\n`);
+if (!/TCP_NODELAY/.test(process.env.BENCH_PINNED || '')) {
+  console.log(`nchan as shipped sends its subscribers' events with Nagle's algorithm: on loopback part of its sending runs on the reader's CPU, and events wait for a reader that delays its ACKs. BENCH_NCHAN_NODELAY=1 compares at equal TCP behaviour (BENCHMARKS.md, "Why nchan's EventSource path costs less").\n`);
+}
 console.log(`| measure | ${TRANSPORTS.join(' | ')} |`);
 console.log(`|---|${TRANSPORTS.map(() => '---').join('|')}|`);
 const line = (label, fn, d = 0, from = rows) => {
