@@ -92,9 +92,10 @@ CONF
 preload=()
 note=
 if [ -n "${BENCH_NCHAN_NODELAY:-}" ]; then
-  # nginx sets TCP_NODELAY when a connection turns keep-alive (its publishers'), not on a stream: its subscribers run with Nagle's
-  # algorithm, where the relay sets TCP_NODELAY on every socket (docs/relay.md). This shim sets it
-  # on every connection nginx accepts, so that both servers send each event at once.
+  # nginx sets TCP_NODELAY when a connection turns keep-alive (its publishers'), not on a stream:
+  # its subscribers run with Nagle's algorithm, where the relay sets TCP_NODELAY on every socket
+  # (docs/relay.md). This shim sets it on every connection nginx accepts, so that both servers
+  # send each event at once.
   cat >"$work/nodelay.c" <<'C'
 #define _GNU_SOURCE
 #include <dlfcn.h>
