@@ -293,8 +293,10 @@ if (relayB) {
   ratio('total_b', 'relay-b ÷ relay server + browser CPU per POSTed message, unpaced', (x) => (x['post_relay-b'].cpuUsPerMsg + x['post_relay-b'].browserUsPerMsg) / (x.post_relay.cpuUsPerMsg + x.post_relay.browserUsPerMsg));
   ratio('p50_b', '**relay-b ÷ relay p50 latency**', (x) => x['paced_relay-b'].p50 / x.paced_relay.p50);
 }
-console.log(`\nWebSocket ÷ EventSource, package writer → SSEChannel on sse-relay: **${f(sdkRate[1] / sdkRate[0], 2)}** (per-round: ${[...Array(ROUNDS).keys()].map((i) => f(rows[2 * i + 1].sdk.rate / rows[2 * i].sdk.rate, 2)).join(', ')})`);
-console.log(`relay (package) ÷ nchan (one POST per message): EventSource ${f(sdkRate[0] / nchanRate[0], 2)}, WebSocket ${f(sdkRate[1] / nchanRate[1], 2)} (ratio of medians)`);
+if (TRANSPORTS.join() === 'eventsource,websocket') {
+  console.log(`\nWebSocket ÷ EventSource, package writer → SSEChannel on sse-relay: **${f(sdkRate[1] / sdkRate[0], 2)}** (per-round: ${[...Array(ROUNDS).keys()].map((i) => f(rows[2 * i + 1].sdk.rate / rows[2 * i].sdk.rate, 2)).join(', ')})`);
+  console.log(`relay (package) ÷ nchan (one POST per message): EventSource ${f(sdkRate[0] / nchanRate[0], 2)}, WebSocket ${f(sdkRate[1] / nchanRate[1], 2)} (ratio of medians)`);
+}
 // Every round of the ratios with the load average when it started; below 1.0 the relay used less.
 console.log(`\n### CPU and latency ratios per round (relay ÷ nchan; load average at the round's start)\n`);
 console.log(`| ratio | transport | median | rounds below 1.0 | per round (load) |`);
