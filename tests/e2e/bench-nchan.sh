@@ -17,8 +17,8 @@
 #   LD_PRELOAD shim built with cc), as the relay runs; by default its subscribers use Nagle's
 #   algorithm (BENCHMARKS.md, "Why nchan's EventSource path costs less").
 #   BENCH_DELAYED_ACK=1: instead, tests/e2e/bench-delayed-ack.py: a Python reader that delays its
-#   ACKs (as Windows does) reads an EventSource stream during bursts of POSTs; BENCH_BURST (50),
-#   BENCH_ROUNDS (3) there.
+#   ACKs (as Windows does) reads an EventSource or WebSocket stream during bursts of POSTs;
+#   BENCH_BURST (50), BENCH_ROUNDS (3), BENCH_TRANSPORTS there.
 #   BENCH_TRANSPORTS (eventsource,websocket): the browser page's transports; BENCH_ROUNDS=0 skips
 #   the package writer's rounds.
 set -euo pipefail
