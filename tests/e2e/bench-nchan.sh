@@ -133,6 +133,7 @@ echo "[bench-nchan] relay $RELAY_URL (pid $RELAY_PID), nchan http://127.0.0.1:$p
 [ -z "$pinned" ] || taskset -cp "$peer_cpus" $$ >/dev/null
 
 if [ -n "${BENCH_DELAYED_ACK:-}" ]; then
+  command -v python3 >/dev/null || apt-get install -y python3 >/dev/null || { apt-get update >/dev/null && apt-get install -y python3 >/dev/null; }
   env "${relay_b[@]}" RELAY_URL="$RELAY_URL" NCHAN_URL="http://127.0.0.1:$port" python3 tests/e2e/bench-delayed-ack.py
   exit
 fi
