@@ -4,10 +4,11 @@ RELAY_B_URL with BENCH_RELAY_B).
 
 Windows delays a TCP ACK up to 200 ms by default; Linux does too once a connection looks
 interactive. This reader keeps its socket in that mode (TCP_QUICKACK 0 before every read; Linux
-then waits up to 40 ms) while reading an EventSource or WebSocket stream, and a publisher posts a burst of
-BENCH_BURST messages, one POST after another as fast as answered. A server that sends each event
-at once (TCP_NODELAY) delivers the burst as it comes; one that runs its subscribers with Nagle's
-algorithm holds each event written while the previous one is unacknowledged until the ACK comes.
+then waits up to 40 ms) while reading an EventSource or WebSocket stream, and a publisher posts a
+burst of BENCH_BURST messages, one POST after another as fast as answered. A server that sends
+each event at once (TCP_NODELAY) delivers the burst as it comes; one that runs its subscribers with
+Nagle's algorithm holds each event written while the previous one is unacknowledged until the ACK
+comes.
 Prints publish -> read latency per server and round (servers alternate); asserts nothing.
   BENCH_BURST (50)  BENCH_ROUNDS (3)  BENCH_TRANSPORTS (eventsource,websocket)
 """
