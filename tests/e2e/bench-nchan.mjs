@@ -23,7 +23,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { ROOT, env, freshProject, keepAliveRequest, launchBrowser, median, relayLikeHeaders, runWriter, serveStatic } from './lib/harness.mjs';
+import { ROOT, env, freshProject, keepAliveRequest, launchBrowser, median, onePostChannel, relayLikeHeaders, runWriter, serveStatic } from './lib/harness.mjs';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS || 3);
 const CPU_ROUNDS = Number(process.env.BENCH_CPU_ROUNDS || 7);
@@ -98,25 +98,11 @@ function message(i) {
   return JSON.stringify({ i, t: wall(), p: 'x'.repeat(16) });
 }
 
-/** A target that takes one message per POST: sse-relay (a fresh channel) or nchan. */
+/** A target that takes one message per POST: sse-relay (a fresh channel), relay-b or nchan. */
 async function target(server, transport, name) {
-  if (server === 'nchan') {
-    const url = `${nchan}/pub/${name}`;
-    const sub = `${nchan.replace('http', transport === 'websocket' ? 'ws' : 'http')}/sub/${name}`;
-    return { sub, envelope: false, post: (i) => request('POST', url, message(i), nchanHeaders) };
-  }
-  const origin = server === 'relay-b' ? relayB : relay;
-  const ch = JSON.parse(await request('POST', `${origin}/v1/channels`, '{}', { 'content-type': 'application/json' }));
-  const base = transport === 'websocket' ? origin.replace('http', 'ws') : origin;
-  const path = transport === 'websocket' ? 'ws' : 'events';
-  const url = `${origin}/v1/channels/${ch.channelId}/messages`;
-  const headers = { authorization: `Bearer ${ch.publishToken}`, 'content-type': 'application/json' };
-  return {
-    ...ch,
-    sub: `${base}/v1/channels/${ch.channelId}/${path}?token=${ch.subscribeToken}`,
-    envelope: true,
-    post: (i) => request('POST', url, `{"data":${message(i)}}`, headers),
-  };
+  const url = { relay, nchan, 'relay-b': relayB }[server];
+  const t = await onePostChannel(request, { url, nchan: server === 'nchan', name, transport, nchanHeaders });
+  return { ...t, post: (i) => t.post(message(i)) };
 }
 
 async function waitFor(page, n, ms) {

@@ -10,7 +10,7 @@
 import http from 'node:http';
 import { readdirSync, readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { env, keepAliveRequest, median, relayLikeHeaders } from './lib/harness.mjs';
+import { env, keepAliveRequest, median, onePostChannel, relayLikeHeaders } from './lib/harness.mjs';
 
 const N = Number(process.env.BENCH_POSTS || 5000);
 const RATE = Number(process.env.BENCH_RATE || 0);
@@ -88,13 +88,8 @@ function read(url) {
 /** A channel on `server`: where to read it and how to post one message to it. */
 async function channel(server, name) {
   const { url } = servers[server];
-  if (server === 'nchan') return { sub: `${url}/sub/${name}`, post: (i) => request('POST', `${url}/pub/${name}`, message(i), nchanHeaders) };
-  const ch = JSON.parse(await request('POST', `${url}/v1/channels`, '{}', { 'content-type': 'application/json' }));
-  const headers = { authorization: `Bearer ${ch.publishToken}`, 'content-type': 'application/json' };
-  return {
-    sub: `${url}/v1/channels/${ch.channelId}/events?token=${ch.subscribeToken}`,
-    post: (i) => request('POST', `${url}/v1/channels/${ch.channelId}/messages`, `{"data":${message(i)}}`, headers),
-  };
+  const t = await onePostChannel(request, { url, nchan: server === 'nchan', name, nchanHeaders });
+  return { sub: t.sub, post: (i) => t.post(message(i)) };
 }
 
 const results = [];

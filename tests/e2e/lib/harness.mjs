@@ -356,6 +356,31 @@ export async function relayLikeHeaders(request, relay) {
   return { authorization: `Bearer ${'x'.repeat(ch.publishToken.length)}`, 'content-type': 'application/json' };
 }
 
+/**
+ * A channel for the side-by-side benchmarks, one message per POST: on nchan (`nchan` true) its
+ * `/pub` and `/sub` locations named `name`, on sse-relay a fresh channel. Returns the channel's
+ * fields (relay), `sub` (the subscriber URL over `transport`, `eventsource` or `websocket`),
+ * `envelope` (frames wrap the message: the relay's) and `post(json)`, which publishes one message
+ * (a JSON text) over `request` (`keepAliveRequest`); `nchanHeaders` from `relayLikeHeaders`.
+ */
+export async function onePostChannel(request, { url, nchan = false, name, transport = 'eventsource', nchanHeaders }) {
+  if (nchan) {
+    const sub = `${transport === 'websocket' ? url.replace('http', 'ws') : url}/sub/${name}`;
+    return { sub, envelope: false, post: (json) => request('POST', `${url}/pub/${name}`, json, nchanHeaders) };
+  }
+  const ch = JSON.parse(await request('POST', `${url}/v1/channels`, '{}', { 'content-type': 'application/json' }));
+  const base = transport === 'websocket' ? url.replace('http', 'ws') : url;
+  const path = transport === 'websocket' ? 'ws' : 'events';
+  const messages = `${url}/v1/channels/${ch.channelId}/messages`;
+  const headers = { authorization: `Bearer ${ch.publishToken}`, 'content-type': 'application/json' };
+  return {
+    ...ch,
+    sub: `${base}/v1/channels/${ch.channelId}/${path}?token=${ch.subscribeToken}`,
+    envelope: true,
+    post: (json) => request('POST', messages, `{"data":${json}}`, headers),
+  };
+}
+
 export function keepAliveRequest() {
   const agent = new Agent({ keepAlive: true, maxSockets: 1 });
   const request = (method, url, body, headers = {}) =>
