@@ -33,6 +33,10 @@ command -v chromium >/dev/null || need_apt+=(chromium)
 command -v firefox-esr >/dev/null || need_apt+=(firefox-esr)
 command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 command -v redis-server >/dev/null || need_apt+=(redis-server)
+# The relay's systemd unit is checked with systemd-analyze, the relay traced with strace
+# (crates/relay/tests/deploy.rs).
+command -v systemd-analyze >/dev/null || need_apt+=(systemd)
+command -v strace >/dev/null || need_apt+=(strace)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "apt-get install ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
