@@ -19,7 +19,7 @@ use axum::routing::post;
 use axum::Router;
 use tokio::sync::watch;
 
-use crate::routes::{check_channel_id, json_response, Shared};
+use crate::request::{check_channel_id, json_response, Shared};
 use crate::{lock, ApiError};
 
 /// Longest pause the disconnect hook takes, in ms (one minute).

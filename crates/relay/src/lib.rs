@@ -12,6 +12,8 @@
 //! - [`token`]: HS256 JWT subscribe and publish tokens.
 //! - `routes`: create, publish, end, health, metrics, test hooks.
 //! - `publish`: what publish and end do, whichever path read the request.
+//! - `request`: plumbing the routes, streams and `direct` share: the shared
+//!   state, client address, JSON answers, id checks, bodies, the request log.
 //! - `cors`: the CORS policy, as the router's layer and as header fields.
 //! - `stream`: the EventSource and WebSocket subscriber streams.
 //! - `server`: [`run`]: accept loop, header read timeout, graceful shutdown.
@@ -53,6 +55,7 @@ pub mod metrics;
 mod outcome;
 mod publish;
 mod repoll;
+mod request;
 mod routes;
 mod server;
 mod stream;

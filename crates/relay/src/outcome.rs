@@ -30,7 +30,7 @@ use sse_channel_protocol::{ErrorCode, EventId, EventKind, Scope};
 
 use crate::broker::{Append, BrokerError, Phase};
 use crate::publish;
-use crate::routes::{self, Shared};
+use crate::request::{self, Shared};
 use crate::{lock, now_ms, ApiError, Relay};
 
 /// How a channel that accepts nothing more ended.
@@ -119,7 +119,7 @@ pub(crate) async fn fail(
     body: Body,
 ) -> Result<Response, ApiError> {
     let (key, body) = publish::accept_publish(&relay, &id, &headers, body).await?;
-    let req: FailBody<'_> = routes::parse_object(routes::utf8(&body)?)?;
+    let req: FailBody<'_> = request::parse_object(request::utf8(&body)?)?;
     if req.message.chars().count() > MAX_FAIL_MESSAGE_CHARS {
         return Err(ApiError::owned(
             ErrorCode::BadRequest,
@@ -159,14 +159,14 @@ pub(crate) async fn cancel(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    routes::check_channel_id(&id)?;
+    request::check_channel_id(&id)?;
     publish::authorize(&relay, &headers, &id, Scope::Subscribe)?;
-    let body = routes::read_body(&relay, &headers, body, MAX_CANCEL_BODY_BYTES).await?;
-    let text = routes::utf8(&body)?;
+    let body = request::read_body(&relay, &headers, body, MAX_CANCEL_BODY_BYTES).await?;
+    let text = request::utf8(&body)?;
     let req: CancelRequest = if text.trim().is_empty() {
         CancelRequest::default()
     } else {
-        routes::parse_object(text)?
+        request::parse_object(text)?
     };
     let reason = req.reason.as_deref().unwrap_or(DEFAULT_CANCEL_MESSAGE);
     if reason.chars().count() > MAX_CANCEL_REASON_CHARS {
@@ -186,7 +186,7 @@ pub(crate) async fn cancel(
         },
         Err(e) => return Err(e.into()),
     };
-    Ok(routes::json_response(
+    Ok(request::json_response(
         StatusCode::OK,
         serde_json::to_string(&CancelResponse { id: event }).unwrap_or_default(),
     ))
@@ -201,7 +201,7 @@ pub(crate) async fn wait(
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    routes::check_channel_id(&id)?;
+    request::check_channel_id(&id)?;
     publish::authorize(&relay, &headers, &id, Scope::Publish)?;
     let Query(q) = query.map_err(|_| ApiError::bad_request("malformed query string"))?;
     let timeout_ms = match q.get(sse_channel_protocol::api::QUERY_TIMEOUT_MS) {
@@ -258,7 +258,7 @@ pub(crate) async fn wait(
             }),
         },
     };
-    Ok(routes::json_response(
+    Ok(request::json_response(
         StatusCode::OK,
         serde_json::to_string(&answer).unwrap_or_default(),
     ))

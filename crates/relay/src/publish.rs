@@ -17,7 +17,7 @@ use sse_channel_protocol::limits::MAX_IDEMPOTENCY_KEY_LEN;
 use sse_channel_protocol::{ErrorCode, EventKind, Scope};
 
 use crate::broker::Append;
-use crate::routes::{check_channel_id, json_response, parse_object, read_body, utf8};
+use crate::request::{check_channel_id, json_response, parse_object, read_body, utf8};
 use crate::{now_ms, outcome, ApiError, Relay};
 
 /// A header value as text, when it is visible ASCII (or tabs): what

@@ -27,7 +27,7 @@ use tokio::time::{Instant, Interval, MissedTickBehavior};
 use crate::broker::{Event, Head, Phase};
 use crate::flow::ReaderSlot;
 use crate::metrics::{ConnectionGauge, Transport};
-use crate::routes::{check_channel_id, Shared};
+use crate::request::{check_channel_id, Shared};
 use crate::{now_ms, ApiError, StreamGuard};
 
 pub(crate) use crate::ws::ws;

@@ -22,7 +22,7 @@ use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 
 use super::head::PublishHead;
 use crate::publish::{admit, store, Stored};
-use crate::routes::{body_too_large, body_too_slow, observed, panicked};
+use crate::request::{body_too_large, body_too_slow, observed, panicked};
 use crate::{unix_ms, ApiError, Relay};
 
 /// A buffer kept by a connection between requests is cut back to this (or

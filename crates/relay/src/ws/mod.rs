@@ -35,7 +35,7 @@ use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, Re
 use crate::broker::Event;
 use crate::direct::Rewind;
 use crate::metrics::Transport;
-use crate::routes::Shared;
+use crate::request::Shared;
 use crate::stream::{
     admit, batch_runs, is_client_ping, lost_json, plain_503, ready_json, Admission, Step,
     Subscriber,
