@@ -84,23 +84,8 @@ async fn binary_prints_its_address_serves_and_stops_on_sigterm_without_logging_t
     assert!(port > 0);
     // Drive it with the test clients (a TestRelay without its own server task).
     let relay = TestRelay::remote(format!("127.0.0.1:{port}").parse().unwrap());
-    let ch = relay.create().await;
-    let mut sse = relay.live(T::Sse, &ch, "").await;
-    let mut ws = relay.live(T::Ws, &ch, "").await;
-    relay.publish(&ch, r#"{"data":"x"}"#).await;
-    sse.expect_message(1, json!("x")).await;
-    ws.expect_message(1, json!("x")).await;
-    let r = relay.publish(&ch, "{").await;
-    assert_eq!(r.status, 400);
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    for sub in [&mut sse, &mut ws] {
-        let e = sub.next().await.unwrap();
-        assert_eq!(e.data["code"], "SHUTTING_DOWN");
-    }
+    let (ch, mut subs) = smoke_session(&relay).await;
+    sigterm_drains(&child.id().to_string(), &mut subs).await;
     let code = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
         .await
         .unwrap();

@@ -14,7 +14,6 @@ use std::process::{Command, Stdio};
 
 use common::redis_server::RedisServer;
 use common::*;
-use serde_json::json;
 
 const BIN: &str = env!("CARGO_BIN_EXE_sse-relay");
 const UNIT: &str = include_str!("../deploy/sse-relay.service");
@@ -222,13 +221,7 @@ async fn the_relay_needs_nothing_the_unit_refuses() {
         .to_owned();
 
     let relay = TestRelay::remote(addr);
-    let ch = relay.create().await;
-    let mut sse = relay.live(T::Sse, &ch, "").await;
-    let mut ws = relay.live(T::Ws, &ch, "").await;
-    relay.publish(&ch, r#"{"data":"x"}"#).await;
-    sse.expect_message(1, json!("x")).await;
-    ws.expect_message(1, json!("x")).await;
-    assert_eq!(relay.publish(&ch, "{").await.status, 400);
+    let (_, mut subs) = smoke_session(&relay).await;
     let other = relay.create().await;
     relay.end(&other, r#"{"data":"done"}"#).await;
     assert!(relay
@@ -236,15 +229,7 @@ async fn the_relay_needs_nothing_the_unit_refuses() {
         .await
         .body
         .contains("sse_relay_channels"));
-    let status = Command::new("kill")
-        .args(["-TERM", &run.relay])
-        .status()
-        .unwrap();
-    assert!(status.success(), "kill -TERM {}", run.relay);
-    for sub in [&mut sse, &mut ws] {
-        let e = sub.next().await.unwrap();
-        assert_eq!(e.data["code"], "SHUTTING_DOWN");
-    }
+    sigterm_drains(&run.relay, &mut subs).await;
     let status = tokio::task::spawn_blocking(move || run.strace.wait().unwrap())
         .await
         .unwrap();

@@ -580,6 +580,37 @@ impl TestRelay {
     }
 }
 
+/// What a smoke test of a running relay (the binary) does first: a channel whose
+/// EventSource and WebSocket readers have each received one message, and a malformed
+/// publish refused with 400.
+pub async fn smoke_session(relay: &TestRelay) -> (Channel, [Sub; 2]) {
+    let ch = relay.create().await;
+    let mut subs = [
+        relay.live(T::Sse, &ch, "").await,
+        relay.live(T::Ws, &ch, "").await,
+    ];
+    relay.publish(&ch, r#"{"data":"x"}"#).await;
+    for sub in &mut subs {
+        sub.expect_message(1, serde_json::json!("x")).await;
+    }
+    assert_eq!(relay.publish(&ch, "{").await.status, 400);
+    (ch, subs)
+}
+
+/// Sends SIGTERM to process `pid` and checks that every reader of `subs` is told
+/// `SHUTTING_DOWN` (the drain).
+pub async fn sigterm_drains(pid: &str, subs: &mut [Sub]) {
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", pid])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -TERM {pid}");
+    for sub in subs {
+        let e = sub.next().await.unwrap();
+        assert_eq!(e.data["code"], "SHUTTING_DOWN");
+    }
+}
+
 /// The `error` frame a refused stream sends, and its close code (WebSocket).
 pub async fn refused(mut sub: Sub) -> (String, Option<u16>) {
     let e = sub.next().await.expect("an error frame");
