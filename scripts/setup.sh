@@ -37,6 +37,8 @@ command -v redis-server >/dev/null || need_apt+=(redis-server)
 # (crates/relay/tests/deploy.rs).
 command -v systemd-analyze >/dev/null || need_apt+=(systemd)
 command -v strace >/dev/null || need_apt+=(strace)
+# nginx with the relay's several-nodes configuration (tests/e2e/nodes.test.mjs).
+command -v nginx >/dev/null || need_apt+=(nginx)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "apt-get install ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -1,19 +1,34 @@
-// A rolling restart under load (issue 9): the packed package in Chromium and its Node writer talk
-// to a small load balancer in front of two relay nodes sharing one Redis (--broker redis://…). The
-// page's stream sits on node A; while the writer streams 2,000 messages through the balancer, A
-// gets SIGTERM. Its stream ends with SHUTTING_DOWN, the SDK reconnects through the balancer to B
-// with its last event id, and the page must get all 2,000 messages once, in order, then `end` and
-// `close`, with no `error` event; A must drain and exit 0. Over both transports.
-// NODES_MESSAGES=N changes the count.
+// Several relay nodes sharing one Redis (--broker redis://…), the packed package in Chromium and its
+// Node writer in front of them. Over both transports:
+// - A rolling restart under load (issue 9): through a small load balancer, the page's stream sits
+//   on node A; while the writer streams 2,000 messages, A gets SIGTERM. Its stream ends with
+//   SHUTTING_DOWN, the SDK reconnects through the balancer to B with its last event id, and the
+//   page must get all 2,000 messages once, in order, then `end` and `close`, with no `error`
+//   event; A must drain and exit 0. NODES_MESSAGES=N changes the count.
+// - Flow control across nodes: nginx with the shipped configuration
+//   (crates/relay/deploy/nginx-several-nodes.conf), which sends every request of a channel to one
+//   node, in front of two nodes; 20,000 messages of ~1 KiB written un-awaited into a page whose
+//   listener works 0.1 ms each must all arrive once, in order, no MESSAGES_LOST, and one node must
+//   have stored them all. NODES_FLOW_MESSAGES=N changes the count; NODES_NGINX_BALANCE replaces
+//   the configuration's `hash` line for a comparison run (e.g. `least_conn;`; expected to fail).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { OUT, ROOT, TRANSPORTS, enabled, freshProject, launchBrowser, log, runWriter, serveStatic } from './lib/harness.mjs';
-import { startBalancer, startNode, startRedis } from './lib/nodes.mjs';
+import { startBalancer, startNginx, startNode, startRedis } from './lib/nodes.mjs';
 
 const N = Number(process.env.NODES_MESSAGES || 2000);
+const N_FLOW = Number(process.env.NODES_FLOW_MESSAGES || 20_000);
+const BUSY_MS = 0.1;
+const BALANCE = process.env.NODES_NGINX_BALANCE;
 
-describe('several relay nodes: SIGTERM of the reader\'s node mid-stream', { skip: !enabled('nodes') }, () => {
+/** `sse_relay_messages_total` of the node at `n` (messages and ends it stored). */
+async function stored(n) {
+  const text = await (await fetch(`http://${n.host}:${n.port}/metrics`)).text();
+  return Number(/^sse_relay_messages_total (\d+)$/m.exec(text)[1]);
+}
+
+describe('several relay nodes on one Redis', { skip: !enabled('nodes') }, () => {
   let browser;
   let dir;
   let server;
@@ -70,6 +85,45 @@ describe('several relay nodes: SIGTERM of the reader\'s node mid-stream', { skip
       } finally {
         await context.close();
         await balancer.close();
+        a.child.kill('SIGKILL');
+        b.child.kill('SIGKILL');
+      }
+    });
+  }
+  for (const transport of TRANSPORTS) {
+    test(`${transport}: behind nginx as shipped, ${N_FLOW} messages written faster than the page reads: all once, in order, on one node`, { timeout: 240_000 }, async () => {
+      const a = await startNode(redis.url);
+      const b = await startNode(redis.url);
+      const nginx = await startNginx([a, b], { balance: BALANCE });
+      const context = await browser.newContext();
+      const problems = [];
+      try {
+        const page = await context.newPage();
+        page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+        await page.goto(`${server.url}/flow.html`, { timeout: 60_000 });
+        await page.waitForFunction(() => window.__flow, null, { timeout: 60_000 });
+        const descriptor = await page.evaluate(([r, t, ms]) => window.__flow.start(r, t, ms), [nginx.url, transport, BUSY_MS]);
+        const wrote = await runWriter(dir, 'cjs', descriptor, nginx.url, N_FLOW, { script: 'flow-writer.cjs', timeoutMs: 200_000 });
+        assert.equal(wrote.ok, true, JSON.stringify(wrote));
+        await page
+          .waitForFunction(() => window.__flow.got().events.includes('close'), null, { timeout: 200_000, polling: 250 })
+          .catch(async () => {
+            const got = await page.evaluate(() => window.__flow.got());
+            throw new Error(`${transport}: no close; got ${JSON.stringify(got).slice(0, 2000)}`);
+          });
+        const got = await page.evaluate(() => window.__flow.got());
+        const perNode = [await stored(a), await stored(b)];
+        assert.deepEqual(got.errors, [], `${transport}: no error event (no MESSAGES_LOST); nodes stored ${perNode}`);
+        assert.equal(got.misordered, null, `${transport}: every message in order, none skipped or repeated`);
+        assert.equal(got.received, N_FLOW, `${transport}: every message exactly once`);
+        assert.deepEqual(got.end, { done: true, n: N_FLOW });
+        assert.deepEqual(got.events, ['open', 'end', 'close']);
+        assert.deepEqual(problems, []);
+        assert.deepEqual([...perNode].sort((x, y) => x - y), [0, N_FLOW + 1], `one node stored every message and the end: ${perNode}`);
+        log(`[nodes-nginx-${transport}] ok: ${N_FLOW} messages, stored per node ${perNode}; writer ${wrote.ms} ms`);
+      } finally {
+        await context.close();
+        await nginx.close();
         a.child.kill('SIGKILL');
         b.child.kill('SIGKILL');
       }

@@ -1,9 +1,13 @@
 // Several relay nodes for the end-to-end tests: a redis-server on a free loopback port, relay
-// processes sharing it (--broker redis://…), and a small load balancer in front of them.
+// processes sharing it (--broker redis://…), and in front of them a small load balancer or nginx
+// with the shipped configuration (crates/relay/deploy/nginx-several-nodes.conf).
 import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request } from 'node:http';
 import { connect } from 'node:net';
-import { env, freePort } from './harness.mjs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ROOT, env, freePort } from './harness.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -124,4 +128,65 @@ export function startBalancer(nodes) {
       }),
     );
   });
+}
+
+/** True when something accepts a TCP connection on 127.0.0.1:`port`. */
+function listening(port) {
+  return new Promise((ok) => {
+    const s = connect(port, '127.0.0.1');
+    s.on('error', () => ok(false));
+    s.on('connect', () => (s.destroy(), ok(true)));
+  });
+}
+
+/**
+ * nginx on 127.0.0.1 with crates/relay/deploy/nginx-several-nodes.conf, its upstream servers
+ * replaced by `nodes` and its `listen` by a free loopback port. `balance` (for comparison runs)
+ * replaces the `hash` line: `''` round-robin, `'least_conn;'` and so on. Resolves to `{ url, close }`.
+ */
+export async function startNginx(nodes, { balance } = {}) {
+  const shipped = readFileSync(join(ROOT, 'crates/relay/deploy/nginx-several-nodes.conf'), 'utf8');
+  const port = await freePort();
+  const servers = nodes.map((n) => `server ${n.host}:${n.port};`).join('\n  ');
+  let conf = shipped
+    .replace(/server 10\.0\.0\.11:8080;\n\s*server 10\.0\.0\.12:8080;/, servers)
+    .replace(/listen 80;/, `listen 127.0.0.1:${port};`);
+  if (balance !== undefined) conf = conf.replace(/^(\s*)hash .*$/m, `$1${balance}`);
+  if (!conf.includes(servers) || !conf.includes(`listen 127.0.0.1:${port};`)) {
+    throw new Error('nginx-several-nodes.conf: its upstream servers or listen line changed; update startNginx');
+  }
+  const work = mkdtempSync(join(tmpdir(), 'sse-nginx-'));
+  writeFileSync(join(work, 'sse-relay.conf'), conf);
+  const temp = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `  ${t}_temp_path ${work}/${t};`).join('\n');
+  writeFileSync(
+    join(work, 'nginx.conf'),
+    `daemon off;\nmaster_process off;\nworker_processes 1;\npid ${work}/nginx.pid;\nerror_log ${work}/error.log warn;\nevents {}\nhttp {\n  access_log off;\n${temp}\n  include ${work}/sse-relay.conf;\n}\n`,
+  );
+  const child = spawn('nginx', ['-p', work, '-c', join(work, 'nginx.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr.on('data', (c) => (err = (err + c).slice(-4000)));
+  const exited = new Promise((r) => child.on('exit', (code) => r(code)));
+  for (let i = 0; i < 200 && !(await listening(port)); i++) {
+    if (child.exitCode !== null) break;
+    await sleep(25);
+  }
+  if (!(await listening(port))) {
+    child.kill('SIGKILL');
+    let log = '';
+    try {
+      log = readFileSync(join(work, 'error.log'), 'utf8');
+    } catch {
+      // none written
+    }
+    rmSync(work, { recursive: true, force: true });
+    throw new Error(`nginx did not start: ${err}${log}`);
+  }
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: async () => {
+      child.kill('SIGTERM');
+      await exited;
+      rmSync(work, { recursive: true, force: true });
+    },
+  };
 }
