@@ -6,7 +6,7 @@
 //   page must get all 2,000 messages once, in order, then `end` and `close`, with no `error`
 //   event; A must drain and exit 0. NODES_MESSAGES=N changes the count.
 // - Flow control across nodes: nginx with the shipped configuration
-//   (crates/relay/deploy/nginx-several-nodes.conf), which sends every request of a channel to one
+//   (crates/relay/deploy/nginx.conf), which sends every request of a channel to one
 //   node, in front of two nodes; 20,000 messages of ~1 KiB written un-awaited into a page whose
 //   listener works 0.1 ms each must all arrive once, in order, no MESSAGES_LOST, and one node must
 //   have stored them all. NODES_FLOW_MESSAGES=N changes the count; NODES_NGINX_BALANCE replaces

@@ -1,6 +1,6 @@
 // Several relay nodes for the end-to-end tests: a redis-server on a free loopback port, relay
 // processes sharing it (--broker redis://…), and in front of them a small load balancer or nginx
-// with the shipped configuration (crates/relay/deploy/nginx-several-nodes.conf).
+// with the shipped configuration (crates/relay/deploy/nginx.conf).
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request } from 'node:http';
@@ -140,12 +140,12 @@ function listening(port) {
 }
 
 /**
- * nginx on 127.0.0.1 with crates/relay/deploy/nginx-several-nodes.conf, its upstream servers
+ * nginx on 127.0.0.1 with crates/relay/deploy/nginx.conf, its upstream servers
  * replaced by `nodes` and its `listen` by a free loopback port. `balance` (for comparison runs)
  * replaces the `hash` line: `''` round-robin, `'least_conn;'` and so on. Resolves to `{ url, close }`.
  */
 export async function startNginx(nodes, { balance } = {}) {
-  const shipped = readFileSync(join(ROOT, 'crates/relay/deploy/nginx-several-nodes.conf'), 'utf8');
+  const shipped = readFileSync(join(ROOT, 'crates/relay/deploy/nginx.conf'), 'utf8');
   const port = await freePort();
   const servers = nodes.map((n) => `server ${n.host}:${n.port};`).join('\n  ');
   let conf = shipped
@@ -153,7 +153,7 @@ export async function startNginx(nodes, { balance } = {}) {
     .replace(/listen 80;/, `listen 127.0.0.1:${port};`);
   if (balance !== undefined) conf = conf.replace(/^(\s*)hash .*$/m, `$1${balance}`);
   if (!conf.includes(servers) || !conf.includes(`listen 127.0.0.1:${port};`)) {
-    throw new Error('nginx-several-nodes.conf: its upstream servers or listen line changed; update startNginx');
+    throw new Error('nginx.conf: its upstream servers or listen line changed; update startNginx');
   }
   const work = mkdtempSync(join(tmpdir(), 'sse-nginx-'));
   writeFileSync(join(work, 'sse-relay.conf'), conf);
