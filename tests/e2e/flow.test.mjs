@@ -8,7 +8,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { OUT, ROOT, TRANSPORTS, env, enabled, freshProject, launchBrowser, log, runWriter, serveStatic } from './lib/harness.mjs';
+import { OUT, ROOT, TRANSPORTS, assertAllOnce, env, enabled, flowClosed, freshProject, launchBrowser, log, runWriter, serveStatic } from './lib/harness.mjs';
 
 const N = Number(process.env.FLOW_MESSAGES || 20_000);
 const BUSY_MS = Number(process.env.FLOW_BUSY_MS || 0.1);
@@ -41,20 +41,10 @@ describe('flow control: a writer faster than the page', { skip: !enabled('flow')
         const t0 = Date.now();
         const wrote = await runWriter(dir, 'cjs', descriptor, relay, N, { script: 'flow-writer.cjs', timeoutMs: 200_000 });
         assert.equal(wrote.ok, true, JSON.stringify(wrote));
-        await page
-          .waitForFunction(() => window.__flow.got().events.includes('close'), null, { timeout: 200_000, polling: 250 })
-          .catch(async () => {
-            const got = await page.evaluate(() => window.__flow.got());
-            throw new Error(`${transport}: no close; got ${JSON.stringify(got).slice(0, 2000)}`);
-          });
+        const got = await flowClosed(page, transport, 200_000);
         const ms = Date.now() - t0;
-        const got = await page.evaluate(() => window.__flow.got());
         await page.screenshot({ path: join(OUT, `flow-${transport}.png`) });
-        assert.deepEqual(got.errors, [], `${transport}: no error event (no MESSAGES_LOST)`);
-        assert.equal(got.misordered, null, `${transport}: every message in order, none skipped or repeated`);
-        assert.equal(got.received, N, `${transport}: every message exactly once`);
-        assert.deepEqual(got.end, { done: true, n: N });
-        assert.deepEqual(got.events, ['open', 'end', 'close']);
+        assertAllOnce(got, N, transport);
         assert.deepEqual(problems, []);
         log(`[flow-${transport}] ok: ${N} messages in ${ms} ms (writer done after ${wrote.ms} ms)`);
       } finally {

@@ -14,7 +14,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { OUT, ROOT, TRANSPORTS, enabled, freshProject, launchBrowser, log, runWriter, serveStatic } from './lib/harness.mjs';
+import { OUT, ROOT, TRANSPORTS, assertAllOnce, enabled, flowClosed, freshProject, launchBrowser, log, runWriter, serveStatic } from './lib/harness.mjs';
 import { startBalancer, startNginx, startNode, startRedis } from './lib/nodes.mjs';
 
 const N = Number(process.env.NODES_MESSAGES || 2000);
@@ -65,20 +65,10 @@ describe('several relay nodes on one Redis', { skip: !enabled('nodes') }, () => 
         a.child.kill('SIGTERM');
         const wrote = await writer;
         assert.equal(wrote.ok, true, JSON.stringify(wrote));
-        await page
-          .waitForFunction(() => window.__flow.got().events.includes('close'), null, { timeout: 120_000, polling: 100 })
-          .catch(async () => {
-            const got = await page.evaluate(() => window.__flow.got());
-            throw new Error(`${transport}: no close; got ${JSON.stringify(got).slice(0, 2000)}`);
-          });
-        const got = await page.evaluate(() => window.__flow.got());
+        const got = await flowClosed(page, transport, 120_000);
         await page.screenshot({ path: join(OUT, `nodes-${transport}.png`) });
         assert.ok(before < N, `SIGTERM came mid-stream (${before} of ${N} received)`);
-        assert.deepEqual(got.errors, [], `${transport}: no error event`);
-        assert.equal(got.misordered, null, `${transport}: every message in order, none skipped or repeated`);
-        assert.equal(got.received, N, `${transport}: every message exactly once`);
-        assert.deepEqual(got.end, { done: true, n: N });
-        assert.deepEqual(got.events, ['open', 'end', 'close']);
+        assertAllOnce(got, N, transport);
         assert.deepEqual(problems, []);
         assert.equal(await a.exited, 0, `node A drained and exited 0: ${a.stderr()}`);
         log(`[nodes-${transport}] ok: ${N} messages, node A stopped after ${before}; writer ${wrote.ms} ms`);
@@ -105,19 +95,9 @@ describe('several relay nodes on one Redis', { skip: !enabled('nodes') }, () => 
         const descriptor = await page.evaluate(([r, t, ms]) => window.__flow.start(r, t, ms), [nginx.url, transport, BUSY_MS]);
         const wrote = await runWriter(dir, 'cjs', descriptor, nginx.url, N_FLOW, { script: 'flow-writer.cjs', timeoutMs: 200_000 });
         assert.equal(wrote.ok, true, JSON.stringify(wrote));
-        await page
-          .waitForFunction(() => window.__flow.got().events.includes('close'), null, { timeout: 200_000, polling: 250 })
-          .catch(async () => {
-            const got = await page.evaluate(() => window.__flow.got());
-            throw new Error(`${transport}: no close; got ${JSON.stringify(got).slice(0, 2000)}`);
-          });
-        const got = await page.evaluate(() => window.__flow.got());
+        const got = await flowClosed(page, transport, 200_000);
         const perNode = [await stored(a), await stored(b)];
-        assert.deepEqual(got.errors, [], `${transport}: no error event (no MESSAGES_LOST); nodes stored ${perNode}`);
-        assert.equal(got.misordered, null, `${transport}: every message in order, none skipped or repeated`);
-        assert.equal(got.received, N_FLOW, `${transport}: every message exactly once`);
-        assert.deepEqual(got.end, { done: true, n: N_FLOW });
-        assert.deepEqual(got.events, ['open', 'end', 'close']);
+        assertAllOnce(got, N_FLOW, transport, `; stored per node ${perNode}`);
         assert.deepEqual(problems, []);
         assert.deepEqual([...perNode].sort((x, y) => x - y), [0, N_FLOW + 1], `one node stored every message and the end: ${perNode}`);
         log(`[nodes-nginx-${transport}] ok: ${N_FLOW} messages, stored per node ${perNode}; writer ${wrote.ms} ms`);

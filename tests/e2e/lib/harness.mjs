@@ -397,3 +397,30 @@ export function keepAliveRequest() {
   request.agent = agent;
   return request;
 }
+
+/**
+ * Waits until the flow page (tests/e2e/plain/flow.html) on `page` has seen `close` and resolves to
+ * its record of the run; on timeout fails with what it got. `label` names the run in the error.
+ */
+export async function flowClosed(page, label, timeoutMs) {
+  await page
+    .waitForFunction(() => window.__flow.got().events.includes('close'), null, { timeout: timeoutMs, polling: 100 })
+    .catch(async () => {
+      const got = await page.evaluate(() => window.__flow.got());
+      throw new Error(`${label}: no close; got ${JSON.stringify(got).slice(0, 2000)}`);
+    });
+  return page.evaluate(() => window.__flow.got());
+}
+
+/**
+ * The flow page's record `got` shows all `n` messages once, in order, then the writer's end
+ * (`{ done: true, n }`) and `close`, with no `error` event (so no `MESSAGES_LOST`). `why` is added
+ * to the first assertion's message.
+ */
+export function assertAllOnce(got, n, label, why = '') {
+  assert.deepEqual(got.errors, [], `${label}: no error event (no MESSAGES_LOST)${why}`);
+  assert.equal(got.misordered, null, `${label}: every message in order, none skipped or repeated`);
+  assert.equal(got.received, n, `${label}: every message exactly once`);
+  assert.deepEqual(got.end, { done: true, n });
+  assert.deepEqual(got.events, ['open', 'end', 'close']);
+}
