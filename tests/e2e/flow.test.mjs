@@ -8,7 +8,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { OUT, ROOT, TRANSPORTS, assertAllOnce, env, enabled, flowClosed, freshProject, launchBrowser, log, runWriter, serveStatic } from './lib/harness.mjs';
+import { OUT, ROOT, TRANSPORTS, assertAllOnce, env, enabled, flowClosed, flowPage, freshProject, launchBrowser, log, runWriter, serveStatic } from './lib/harness.mjs';
 
 const N = Number(process.env.FLOW_MESSAGES || 20_000);
 const BUSY_MS = Number(process.env.FLOW_BUSY_MS || 0.1);
@@ -33,10 +33,7 @@ describe('flow control: a writer faster than the page', { skip: !enabled('flow')
       const context = await browser.newContext();
       const problems = [];
       try {
-        const page = await context.newPage();
-        page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
-        await page.goto(`${server.url}/flow.html`, { timeout: 60_000 });
-        await page.waitForFunction(() => window.__flow, null, { timeout: 60_000 });
+        const page = await flowPage(context, server.url, problems);
         const descriptor = await page.evaluate(([r, t, b]) => window.__flow.start(r, t, b), [relay, transport, BUSY_MS]);
         const t0 = Date.now();
         const wrote = await runWriter(dir, 'cjs', descriptor, relay, N, { script: 'flow-writer.cjs', timeoutMs: 200_000 });

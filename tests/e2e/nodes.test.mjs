@@ -14,7 +14,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { OUT, ROOT, TRANSPORTS, assertAllOnce, enabled, flowClosed, freshProject, launchBrowser, log, runWriter, serveStatic } from './lib/harness.mjs';
+import { OUT, ROOT, TRANSPORTS, assertAllOnce, enabled, flowClosed, flowPage, freshProject, launchBrowser, log, runWriter, serveStatic } from './lib/harness.mjs';
 import { startBalancer, startNginx, startNode, startRedis } from './lib/nodes.mjs';
 
 const N = Number(process.env.NODES_MESSAGES || 2000);
@@ -53,10 +53,7 @@ describe('several relay nodes on one Redis', { skip: !enabled('nodes') }, () => 
       const context = await browser.newContext();
       const problems = [];
       try {
-        const page = await context.newPage();
-        page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
-        await page.goto(`${server.url}/flow.html`, { timeout: 60_000 });
-        await page.waitForFunction(() => window.__flow, null, { timeout: 60_000 });
+        const page = await flowPage(context, server.url, problems);
         const descriptor = await page.evaluate(([r, t]) => window.__flow.start(r, t, 0), [balancer.url, transport]);
         const writer = runWriter(dir, 'cjs', descriptor, balancer.url, N, { script: 'nodes-writer.cjs', timeoutMs: 150_000 });
         // Mid-stream: the page has some of it, the writer is still writing.
@@ -88,10 +85,7 @@ describe('several relay nodes on one Redis', { skip: !enabled('nodes') }, () => 
       const context = await browser.newContext();
       const problems = [];
       try {
-        const page = await context.newPage();
-        page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
-        await page.goto(`${server.url}/flow.html`, { timeout: 60_000 });
-        await page.waitForFunction(() => window.__flow, null, { timeout: 60_000 });
+        const page = await flowPage(context, server.url, problems);
         const descriptor = await page.evaluate(([r, t, ms]) => window.__flow.start(r, t, ms), [nginx.url, transport, BUSY_MS]);
         const wrote = await runWriter(dir, 'cjs', descriptor, nginx.url, N_FLOW, { script: 'flow-writer.cjs', timeoutMs: 200_000 });
         assert.equal(wrote.ok, true, JSON.stringify(wrote));

@@ -399,6 +399,18 @@ export function keepAliveRequest() {
 }
 
 /**
+ * A new page of `context` on the flow page (tests/e2e/plain/flow.html) served at `baseUrl`, once
+ * its `window.__flow` is there; page errors go into `problems`.
+ */
+export async function flowPage(context, baseUrl, problems) {
+  const page = await context.newPage();
+  page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+  await page.goto(`${baseUrl}/flow.html`, { timeout: 60_000 });
+  await page.waitForFunction(() => window.__flow, null, { timeout: 60_000 });
+  return page;
+}
+
+/**
  * Waits until the flow page (tests/e2e/plain/flow.html) on `page` has seen `close` and resolves to
  * its record of the run; on timeout fails with what it got. `label` names the run in the error.
  */
