@@ -8,6 +8,12 @@ const el = {
   steps: $('steps'),
   delay: $('delay'),
   failAt: $('fail-at'),
+  chunks: $('chunks'),
+  chunkWork: $('chunk-work'),
+  chunksRow: $('chunks-row'),
+  chunksNote: $('chunks-note'),
+  latest: $('latest'),
+  latestBlock: $('latest-block'),
   cancel: $('cancel'),
   start: $('start'),
   cut: $('cut'),
@@ -28,7 +34,7 @@ const el = {
   tally: $('tally'),
 };
 
-/** Counts what arrived, to show on the page that nothing was lost or repeated. */
+/** Counts what arrived, to show on the page that nothing was lost or repeated (by step or chunk number). */
 const tally = { steps: new Set(), received: 0, duplicates: 0, reconnects: 0, total: null, ended: false };
 
 function resetTally(total) {
@@ -97,10 +103,14 @@ function short(value, max = 140) {
   return text.length > max ? text.slice(0, max - 1) + '…' : text;
 }
 
-/** Appends one line to the event log. `kind` is a channel event name or one of call/cut/info. */
-function log(kind, detail = '', data) {
+/**
+ * Records one event and appends it to the event log. `kind` is a channel event name or one of
+ * call/cut/info. `show` false records it without a log line (streamResults' thousands of results).
+ */
+function log(kind, detail = '', data, show = true) {
   const ms = Math.round(performance.now() - t0);
   demo.events.push({ kind, detail, data, ms });
+  if (!show) return;
   const li = document.createElement('li');
   li.dataset.event = kind;
   const time = document.createElement('span');
@@ -130,6 +140,24 @@ function setProgress(value, max, label) {
   else el.progress.value = value;
   el.progressCount.textContent = value == null ? '…' : `${value} / ${el.progress.max}`;
   if (label != null) el.progressLabel.textContent = label;
+}
+
+/** Keeps the page busy for `ms`: the work of a page that renders each result. */
+function busy(ms) {
+  const until = performance.now() + ms;
+  while (performance.now() < until);
+}
+
+/** streamResults' latest result, shown once per frame. */
+const latest = { text: '', frame: 0 };
+
+function showLatest(text) {
+  latest.text = text;
+  if (latest.frame) return;
+  latest.frame = requestAnimationFrame(() => {
+    latest.frame = 0;
+    el.latest.textContent = latest.text;
+  });
 }
 
 function showResult(value) {
@@ -174,9 +202,15 @@ async function start(SSEChannel) {
   const steps = Math.min(100, Math.max(1, Number(el.steps.value) || 10));
   const delayMs = Math.min(5000, Math.max(0, Number(el.delay.value) || 0));
   const failAt = Math.min(100, Math.max(0, Number(el.failAt.value) || 0));
+  const chunks = Math.min(20000, Math.max(1, Number(el.chunks.value) || 20000));
+  const chunkWorkMs = Math.min(5, Math.max(0, Number(el.chunkWork.value) || 0));
   const transport = selectedTransport();
-  resetTally(name === 'longTask' ? steps : null);
-  if (name === 'longTask') setProgress(0, steps, 'Opening the channel…');
+  const total = { longTask: steps, streamResults: chunks }[name] ?? null;
+  resetTally(total);
+  latest.text = '';
+  el.latest.textContent = '';
+  el.latestBlock.hidden = name !== 'streamResults';
+  if (total != null) setProgress(0, total, 'Opening the channel…');
   else setProgress(null, 1, 'Opening the channel…');
   let received = 0;
 
@@ -200,13 +234,18 @@ async function start(SSEChannel) {
   ch.on('message', (data) => {
     received += 1;
     refreshIds(ch);
-    log('message', short(data), data);
-    if (data && typeof data === 'object' && Number.isInteger(data.step) && Number.isInteger(data.total)) {
+    const chunk = Number.isInteger(data?.i) && Number.isInteger(data?.of);
+    // Results: the first, every 1,000th and the last get a log line; the tally counts them all.
+    log('message', short(data), data, !chunk || data.i === 1 || data.i % 1000 === 0 || data.i === data.of);
+    const [n, of] = chunk ? [data.i, data.of] : [data?.step, data?.total];
+    if (Number.isInteger(n) && Number.isInteger(of)) {
       tally.received += 1;
-      if (tally.steps.has(data.step)) tally.duplicates += 1;
-      tally.steps.add(data.step);
+      if (tally.steps.has(n)) tally.duplicates += 1;
+      tally.steps.add(n);
       renderTally();
-      setProgress(data.step, data.total, data.label ?? `Step ${data.step}`);
+      setProgress(n, of, chunk ? `Result ${n} of ${of}` : data.label ?? `Step ${n}`);
+      if (chunk && typeof data.text === 'string') showLatest(`#${n}: ${data.text}`);
+      if (chunk && chunkWorkMs > 0) busy(chunkWorkMs);
     } else {
       setProgress(null, null, `${received} message${received === 1 ? '' : 's'}: ${short(data, 60)}`);
     }
@@ -217,7 +256,7 @@ async function start(SSEChannel) {
     showResult(data);
     tally.ended = true;
     renderTally();
-    if (name !== 'longTask') setProgress(1, 1, 'Done');
+    if (total == null) setProgress(1, 1, 'Done');
     else el.progressLabel.textContent = 'Done';
   });
   ch.on('close', () => {
@@ -250,10 +289,12 @@ async function start(SSEChannel) {
   refreshIds(ch);
   el.cut.disabled = !demo.config.testHooks;
   el.cancel.disabled = false;
-  setProgress(name === 'longTask' ? 0 : null, null, `Running ${name}…`);
+  setProgress(total != null ? 0 : null, null, `Running ${name}…`);
 
   try {
-    const data = name === 'longTask' ? { sseChannel: ch, steps, delayMs, failAt } : { sseChannel: ch };
+    const data = { longTask: { sseChannel: ch, steps, delayMs, failAt }, streamResults: { sseChannel: ch, chunks } }[name] ?? {
+      sseChannel: ch,
+    };
     const res = await uniCloud.callFunction({ name, data });
     log('call', `callFunction('${name}') returned ${short(res.result)}`, res.result);
   } catch (err) {
@@ -319,9 +360,12 @@ async function boot() {
   });
   el.fn.addEventListener('change', () => {
     const isLong = el.fn.value === 'longTask';
+    const isStream = el.fn.value === 'streamResults';
     el.steps.disabled = !isLong;
     el.delay.disabled = !isLong;
     el.failAt.disabled = !isLong;
+    el.chunksRow.hidden = !isStream;
+    el.chunksNote.hidden = !isStream;
   });
 }
 

@@ -101,8 +101,10 @@ async function openPage(origin = baseUrl) {
 }
 
 /** Fills the form and presses Start. */
-async function startRun(page, { fn = 'longTask', steps, delayMs, failAt, transport }) {
+async function startRun(page, { fn = 'longTask', steps, delayMs, failAt, chunks, chunkWorkMs, transport }) {
   await page.selectOption('#fn', fn);
+  if (chunks != null) await page.fill('#chunks', String(chunks));
+  if (chunkWorkMs != null) await page.fill('#chunk-work', String(chunkWorkMs));
   if (steps != null) await page.fill('#steps', String(steps));
   if (delayMs != null) await page.fill('#delay', String(delayMs));
   if (failAt != null) await page.fill('#fail-at', String(failAt));
@@ -256,6 +258,54 @@ for (const transport of ['websocket', 'eventsource']) {
   });
 }
 
+for (const transport of ['websocket', 'eventsource']) {
+  test(`streamResults: 20,000 results of ~1 KiB written without await into a page busy 0.2 ms each: the relay holds the function, the page gets all once, in order (${transport})`, { timeout: 120_000 }, async () => {
+    const { page, pageErrors } = await openPage();
+    try {
+      const chunks = 20000;
+      const relay = await page.evaluate(() => window.demo.config.relay);
+      const holds = async () => {
+        const text = await (await fetch(`${relay}/metrics`)).text();
+        return Number(/^sse_relay_publish_holds_total (\d+)$/m.exec(text)[1]);
+      };
+      const held = await holds();
+      await startRun(page, { fn: 'streamResults', chunks, chunkWorkMs: 0.2, transport });
+      await waitForClose(page);
+      // The results' text stays in the page: only what the assertions need comes out.
+      const rec = await page.evaluate(() => ({
+        kinds: window.demo.events.map((e) => e.kind),
+        seen: window.demo.events.filter((e) => e.kind === 'message').map((e) => e.data.i),
+        chars: window.demo.events.filter((e) => e.kind === 'message').reduce((n, e) => n + e.data.text.length, 0),
+        end: window.demo.events.find((e) => e.kind === 'end')?.data,
+        errors: window.demo.events.filter((e) => e.kind === 'error'),
+        logged: [...document.querySelectorAll('#log li')].filter((li) => li.dataset.event === 'message').length,
+        tally: Object.fromEntries(['received', 'duplicates', 'missing'].map((k) => [k, Number(document.getElementById(`tally-${k}`).textContent)])),
+        progress: document.querySelector('#progress').value,
+        latest: document.querySelector('#latest').textContent,
+        transport: window.demo.channel?.transport,
+      }));
+      assert.ok((await holds()) > held, 'the relay held its answers to the function while the page was behind');
+      assert.deepEqual(rec.errors, [], 'no error events (no MESSAGES_LOST)');
+      const channelKinds = rec.kinds.filter((k) => CHANNEL_EVENTS.has(k));
+      assert.deepEqual(channelKinds, ['open', ...Array(chunks).fill('message'), 'end', 'close'], 'open → message… → end → close');
+      assert.deepEqual(rec.seen, Array.from({ length: chunks }, (_, i) => i + 1), 'every result exactly once, in order');
+      assert.deepEqual(rec.tally, { received: chunks, duplicates: 0, missing: 0 }, 'the page shows nothing lost or repeated');
+      assert.equal(rec.progress, chunks, 'the progress bar reached its max');
+      assert.equal(rec.logged, chunks / 1000 + 1, 'the log shows the first and every 1,000th result');
+      assert.equal(rec.end.ok, true);
+      assert.equal(rec.end.chunks, chunks);
+      assert.equal(rec.chars, rec.end.chars, 'the page got every character the function wrote');
+      assert.ok(rec.latest.startsWith(`#${chunks}: `), 'the page shows the latest result');
+      assert.equal(rec.transport, transport);
+      await page.waitForTimeout(400);
+      await page.screenshot({ path: path.join(OUT, `demo-results-${transport}.png`), fullPage: true });
+      assert.deepEqual(pageErrors, []);
+    } finally {
+      await page.close();
+    }
+  });
+}
+
 test("the 'sse' function (uniCloud's docs example, verbatim) runs unchanged", { timeout: 60_000 }, async () => {
   const { page, pageErrors } = await openPage();
   try {
@@ -327,7 +377,7 @@ test('the runner refuses requests from other sites', { timeout: 30_000 }, async 
   assert.equal((await request('GET', '/')).status, 200);
   const config = await request('GET', '/__config');
   assert.equal(config.json.testHooks, true);
-  assert.ok(config.json.functions.includes('longTask') && config.json.functions.includes('sse'));
+  for (const fn of ['longTask', 'streamResults', 'sse']) assert.ok(config.json.functions.includes(fn), fn);
   const sdk = await request('GET', config.json.sdk);
   assert.equal(sdk.status, 200, 'the package browser entry is served');
 });
