@@ -37,13 +37,21 @@ command -v redis-server >/dev/null || need_apt+=(redis-server)
 # (crates/relay/tests/deploy.rs).
 command -v systemd-analyze >/dev/null || need_apt+=(systemd)
 command -v strace >/dev/null || need_apt+=(strace)
-# nginx with the relay's several-nodes configuration (tests/e2e/nodes.test.mjs).
+# nginx with the relay's configuration (crates/relay/deploy/nginx.conf, tests/e2e/nodes.test.mjs).
 command -v nginx >/dev/null || need_apt+=(nginx)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "apt-get install ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # The tests start their own redis-server and nginx on loopback: keep the packages from starting
+  # system services (on port 6379, on port 80) while they install, as container images do.
+  policy=/usr/sbin/policy-rc.d made_policy=
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && made_policy=1
+    trap 'rm -f "$policy"' EXIT
+  fi
   apt-get update -qq
   apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  if [ -n "$made_policy" ]; then rm -f "$policy"; trap - EXIT; fi
 fi
 
 # Firefox's WebDriver, for the browser tests in a second engine. A debug build: it only relays
