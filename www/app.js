@@ -34,7 +34,7 @@ const el = {
   tally: $('tally'),
 };
 
-/** Counts what arrived, to show on the page that nothing was lost or repeated (by step or chunk number). */
+/** Counts what arrived, to show on the page that nothing was lost or repeated (by step or result number). */
 const tally = { steps: new Set(), received: 0, duplicates: 0, reconnects: 0, total: null, ended: false };
 
 function resetTally(total) {
