@@ -257,13 +257,13 @@ export function simulateOldChromium() {
 
 /**
  * Runs the Node writer of `project` (CommonJS or ESM) for `descriptor`; `script` names another
- * writer file of the project, `timeoutMs` bounds its run (default 30 s).
+ * writer file of the project, `timeoutMs` bounds its run (default 30 s), `env` adds variables.
  */
-export function runWriter(project, kind, descriptor, relay, n = N_MESSAGES, { script, timeoutMs = 30_000 } = {}) {
+export function runWriter(project, kind, descriptor, relay, n = N_MESSAGES, { script, timeoutMs = 30_000, env: extra = {} } = {}) {
   return new Promise((ok, fail) => {
     const child = spawn(process.execPath, [script || (kind === 'esm' ? 'writer.mjs' : 'writer.cjs')], {
       cwd: project,
-      env: { ...process.env, DESC: descriptor, RELAY: relay, N: String(n), SSE_CHANNEL_ALLOWED_RELAYS: '' },
+      env: { ...process.env, DESC: descriptor, RELAY: relay, N: String(n), SSE_CHANNEL_ALLOWED_RELAYS: '', ...extra },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';

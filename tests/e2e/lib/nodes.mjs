@@ -1,7 +1,7 @@
 // Several relay nodes for the end-to-end tests: a redis-server on a free loopback port, relay
 // processes sharing it (--broker redis://…), and in front of them a small load balancer or nginx
 // with the shipped configuration (crates/relay/deploy/nginx.conf).
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request } from 'node:http';
 import { connect } from 'node:net';
@@ -142,18 +142,28 @@ function listening(port) {
 /**
  * nginx on 127.0.0.1 with crates/relay/deploy/nginx.conf, its upstream servers
  * replaced by `nodes` and its `listen` by a free loopback port. `balance` (for comparison runs)
- * replaces the `hash` line: `''` round-robin, `'least_conn;'` and so on. Resolves to `{ url, close }`.
+ * replaces the `hash` line: `''` round-robin, `'least_conn;'` and so on. `tls: { cert, key }`
+ * turns on the file's commented TLS lines instead (HTTPS and HTTP/2; `http2: false` leaves HTTP/2
+ * off, for comparison runs). Resolves to `{ url, close }`.
  */
-export async function startNginx(nodes, { balance } = {}) {
+export async function startNginx(nodes, { balance, tls, http2 = true } = {}) {
   const shipped = readFileSync(join(ROOT, 'crates/relay/deploy/nginx.conf'), 'utf8');
   const port = await freePort();
   const servers = nodes.map((n) => `server ${n.host}:${n.port};`).join('\n  ');
-  let conf = shipped
-    .replace(/server 10\.0\.0\.11:8080;\n\s*server 10\.0\.0\.12:8080;/, servers)
-    .replace(/listen 80;/, `listen 127.0.0.1:${port};`);
+  let conf = shipped.replace(/server 10\.0\.0\.11:8080;\n\s*server 10\.0\.0\.12:8080;/, servers);
+  const listen = tls ? `listen 127.0.0.1:${port} ssl${http2 ? ' http2' : ''};` : `listen 127.0.0.1:${port};`;
+  if (tls) {
+    conf = conf
+      .replace(/^\s*listen 80;\n/m, '')
+      .replace(/# listen 443 ssl http2;/, listen)
+      .replace(/# ssl_certificate +\S+;/, `ssl_certificate ${tls.cert};`)
+      .replace(/# ssl_certificate_key +\S+;/, `ssl_certificate_key ${tls.key};`);
+  } else {
+    conf = conf.replace(/listen 80;/, listen);
+  }
   if (balance !== undefined) conf = conf.replace(/^(\s*)hash .*$/m, `$1${balance}`);
-  if (!conf.includes(servers) || !conf.includes(`listen 127.0.0.1:${port};`)) {
-    throw new Error('nginx.conf: its upstream servers or listen line changed; update startNginx');
+  if (!conf.includes(servers) || !conf.includes(listen) || (tls && !conf.includes(`ssl_certificate_key ${tls.key};`))) {
+    throw new Error('nginx.conf: its upstream servers, listen or TLS lines changed; update startNginx');
   }
   const work = mkdtempSync(join(tmpdir(), 'sse-nginx-'));
   writeFileSync(join(work, 'sse-relay.conf'), conf);
@@ -182,11 +192,23 @@ export async function startNginx(nodes, { balance } = {}) {
     throw new Error(`nginx did not start: ${err}${log}`);
   }
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `${tls ? 'https' : 'http'}://127.0.0.1:${port}`,
     close: async () => {
       child.kill('SIGTERM');
       await exited;
       rmSync(work, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * A self-signed certificate for 127.0.0.1 in a fresh directory: `{ cert, key, remove }` (paths).
+ * Node trusts it through NODE_EXTRA_CA_CERTS, the browser through `ignoreHTTPSErrors`.
+ */
+export function selfSignedCert() {
+  const dir = mkdtempSync(join(tmpdir(), 'sse-cert-'));
+  const cert = join(dir, 'cert.pem');
+  const key = join(dir, 'key.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+  return { cert, key, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
