@@ -37,8 +37,10 @@ command -v redis-server >/dev/null || need_apt+=(redis-server)
 # (crates/relay/tests/deploy.rs).
 command -v systemd-analyze >/dev/null || need_apt+=(systemd)
 command -v strace >/dev/null || need_apt+=(strace)
-# nginx with the relay's configuration (crates/relay/deploy/nginx.conf, tests/e2e/nodes.test.mjs).
+# nginx with the relay's configuration (crates/relay/deploy/nginx.conf, tests/e2e/nodes.test.mjs),
+# over HTTPS with a certificate openssl makes.
 command -v nginx >/dev/null || need_apt+=(nginx)
+command -v openssl >/dev/null || need_apt+=(openssl)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "apt-get install ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
