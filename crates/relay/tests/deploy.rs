@@ -44,7 +44,7 @@ fn tool(cmd: &str, args: &[&str]) -> (bool, String, String) {
 }
 
 /// The values of `key=` in the unit, in order (a key may repeat).
-fn directive<'a>(key: &str) -> Vec<&'a str> {
+fn directive(key: &str) -> Vec<&'static str> {
     UNIT.lines()
         .filter_map(|l| l.strip_prefix(key)?.strip_prefix('='))
         .collect()
