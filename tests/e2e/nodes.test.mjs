@@ -11,10 +11,11 @@
 //   listener works 0.1 ms each must all arrive once, in order, no MESSAGES_LOST, and one node must
 //   have stored them all. NODES_FLOW_MESSAGES=N changes the count; NODES_NGINX_BALANCE replaces
 //   the configuration's `hash` line for a comparison run (e.g. `least_conn;`; expected to fail).
-// - Many EventSource streams in one page: nginx with the configuration's TLS lines (HTTPS and
-//   HTTP/2, a self-signed certificate) in front of a node; 8 channels at once, more than the 6
-//   connections per host a browser keeps over HTTP/1.1, each gets all its messages once, in order.
-//   NODES_NGINX_HTTP1=1 leaves HTTP/2 off for a comparison run (expected to fail).
+// - Many streams in one page: nginx with the configuration's TLS lines (HTTPS and HTTP/2, a
+//   self-signed certificate) in front of a node; 8 channels at once, more than the 6 connections
+//   per host a browser keeps over HTTP/1.1, each gets all its messages once, in order (WebSocket:
+//   wss:// through the same lines). NODES_NGINX_HTTP1=1 leaves HTTP/2 off for a comparison run
+//   (EventSource then fails).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -110,31 +111,33 @@ describe('several relay nodes on one Redis', { skip: !enabled('nodes') }, () => 
       }
     });
   }
-  test(`eventsource: behind nginx over HTTPS and HTTP/2, ${STREAMS} channels in one page at once: each gets its ${N_MANY} messages once, in order`, { timeout: 120_000 }, async () => {
-    const a = await startNode(redis.url);
-    const cert = selfSignedCert();
-    const nginx = await startNginx([a], { tls: cert, http2: HTTP2 });
-    const context = await browser.newContext({ ignoreHTTPSErrors: true });
-    const problems = [];
-    try {
-      const page = await context.newPage();
-      page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
-      await page.goto(`${server.url}/many.html`, { timeout: 60_000 });
-      await page.waitForFunction(() => window.__many, null, { timeout: 60_000 });
-      const descriptors = await page.evaluate(([r, k]) => window.__many.start(r, 'eventsource', k), [nginx.url, STREAMS]);
-      const env = { NODE_EXTRA_CA_CERTS: cert.cert };
-      const wrote = await Promise.all(descriptors.map((d) => runWriter(dir, 'cjs', d, nginx.url, N_MANY, { script: 'flow-writer.cjs', env, timeoutMs: 60_000 })));
-      for (const w of wrote) assert.equal(w.ok, true, JSON.stringify(w));
-      await page.waitForFunction((k) => window.__many.got().filter((r) => r.events.includes('close')).length === k, STREAMS, { timeout: 60_000, polling: 100 });
-      const got = await page.evaluate(() => window.__many.got());
-      got.forEach((g, c) => assertAllOnce(g, N_MANY, `channel ${c}`));
-      assert.deepEqual(problems, []);
-      log(`[nodes-nginx-h2] ok: ${STREAMS} EventSource channels at once, ${N_MANY} messages each`);
-    } finally {
-      await context.close();
-      await nginx.close();
-      cert.remove();
-      a.child.kill('SIGKILL');
-    }
-  });
+  for (const transport of TRANSPORTS) {
+    test(`${transport}: behind nginx over HTTPS and HTTP/2, ${STREAMS} channels in one page at once: each gets its ${N_MANY} messages once, in order`, { timeout: 120_000 }, async () => {
+      const a = await startNode(redis.url);
+      const cert = selfSignedCert();
+      const nginx = await startNginx([a], { tls: cert, http2: HTTP2 });
+      const context = await browser.newContext({ ignoreHTTPSErrors: true });
+      const problems = [];
+      try {
+        const page = await context.newPage();
+        page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+        await page.goto(`${server.url}/many.html`, { timeout: 60_000 });
+        await page.waitForFunction(() => window.__many, null, { timeout: 60_000 });
+        const descriptors = await page.evaluate(([r, t, k]) => window.__many.start(r, t, k), [nginx.url, transport, STREAMS]);
+        const env = { NODE_EXTRA_CA_CERTS: cert.cert };
+        const wrote = await Promise.all(descriptors.map((d) => runWriter(dir, 'cjs', d, nginx.url, N_MANY, { script: 'flow-writer.cjs', env, timeoutMs: 60_000 })));
+        for (const w of wrote) assert.equal(w.ok, true, JSON.stringify(w));
+        await page.waitForFunction((k) => window.__many.got().filter((r) => r.events.includes('close')).length === k, STREAMS, { timeout: 60_000, polling: 100 });
+        const got = await page.evaluate(() => window.__many.got());
+        got.forEach((g, c) => assertAllOnce(g, N_MANY, `channel ${c}`));
+        assert.deepEqual(problems, []);
+        log(`[nodes-nginx-h2-${transport}] ok: ${STREAMS} channels at once, ${N_MANY} messages each`);
+      } finally {
+        await context.close();
+        await nginx.close();
+        cert.remove();
+        a.child.kill('SIGKILL');
+      }
+    });
+  }
 });
