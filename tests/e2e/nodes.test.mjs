@@ -102,6 +102,7 @@ describe('several relay nodes on one Redis', { skip: !enabled('nodes') }, () => 
         assertAllOnce(got, N_FLOW, transport, `; stored per node ${perNode}`);
         assert.deepEqual(problems, []);
         assert.deepEqual([...perNode].sort((x, y) => x - y), [0, N_FLOW + 1], `one node stored every message and the end: ${perNode}`);
+        assert.equal((await fetch(`${nginx.url}/metrics`)).status, 404, 'the balancer does not serve a node\'s metrics');
         log(`[nodes-nginx-${transport}] ok: ${N_FLOW} messages, stored per node ${perNode}; writer ${wrote.ms} ms`);
       } finally {
         await context.close();
