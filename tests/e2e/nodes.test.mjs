@@ -1,10 +1,11 @@
 // Several relay nodes sharing one Redis (--broker redis://…), the packed package in Chromium and its
 // Node writer in front of them. Over both transports:
-// - A rolling restart under load (issue 9): through a small load balancer, the page's stream sits
-//   on node A; while the writer streams 2,000 messages, A gets SIGTERM. Its stream ends with
-//   SHUTTING_DOWN, the SDK reconnects through the balancer to B with its last event id, and the
-//   page must get all 2,000 messages once, in order, then `end` and `close`, with no `error`
-//   event; A must drain and exit 0. NODES_MESSAGES=N changes the count.
+// - A rolling restart under load (issue 9), through a small load balancer and through nginx with
+//   the shipped configuration: while the writer streams 2,000 messages, the node with the page's
+//   stream gets SIGTERM. Its stream ends with SHUTTING_DOWN, the SDK reconnects through the
+//   balancer to the other node with its last event id, and the page must get all 2,000 messages
+//   once, in order, then `end` and `close`, with no `error` event; the node must drain and exit
+//   0. NODES_MESSAGES=N changes the count.
 // - Flow control across nodes: nginx with the shipped configuration
 //   (crates/relay/deploy/nginx.conf), which sends every request of a channel to one
 //   node, in front of two nodes; 20,000 messages of ~1 KiB written un-awaited into a page whose
@@ -36,6 +37,12 @@ async function stored(n) {
   return Number(/^sse_relay_messages_total (\d+)$/m.exec(text)[1]);
 }
 
+/** The subscriber streams open on the node at `n`, both transports. */
+async function streams(n) {
+  const text = await (await fetch(`http://${n.host}:${n.port}/metrics`)).text();
+  return [...text.matchAll(/^sse_relay_connections\{transport="\w+"\} (\d+)$/gm)].reduce((sum, m) => sum + Number(m[1]), 0);
+}
+
 describe('several relay nodes on one Redis', { skip: !enabled('nodes') }, () => {
   let browser;
   let dir;
@@ -53,37 +60,45 @@ describe('several relay nodes on one Redis', { skip: !enabled('nodes') }, () => 
     redis?.stop();
   });
 
-  for (const transport of TRANSPORTS) {
-    test(`${transport}: ${N} messages through a balancer, the reader's node restarted: all once, in order`, { timeout: 180_000 }, async () => {
-      const a = await startNode(redis.url);
-      const b = await startNode(redis.url);
-      const balancer = await startBalancer([a, b]);
-      const context = await browser.newContext();
-      const problems = [];
-      try {
-        const page = await flowPage(context, server.url, problems);
-        const descriptor = await page.evaluate(([r, t]) => window.__flow.start(r, t, 0), [balancer.url, transport]);
-        const writer = runWriter(dir, 'cjs', descriptor, balancer.url, N, { script: 'nodes-writer.cjs', timeoutMs: 150_000 });
-        // Mid-stream: the page has some of it, the writer is still writing.
-        await page.waitForFunction((n) => window.__flow.got().received >= n, N / 5, { timeout: 60_000, polling: 20 });
-        const before = await page.evaluate(() => window.__flow.got().received);
-        a.child.kill('SIGTERM');
-        const wrote = await writer;
-        assert.equal(wrote.ok, true, JSON.stringify(wrote));
-        const got = await flowClosed(page, transport, 120_000);
-        await page.screenshot({ path: join(OUT, `nodes-${transport}.png`) });
-        assert.ok(before < N, `SIGTERM came mid-stream (${before} of ${N} received)`);
-        assertAllOnce(got, N, transport);
-        assert.deepEqual(problems, []);
-        assert.equal(await a.exited, 0, `node A drained and exited 0: ${a.stderr()}`);
-        log(`[nodes-${transport}] ok: ${N} messages, node A stopped after ${before}; writer ${wrote.ms} ms`);
-      } finally {
-        await context.close();
-        await balancer.close();
-        a.child.kill('SIGKILL');
-        b.child.kill('SIGKILL');
-      }
-    });
+  for (const [via, front] of [
+    ['a balancer', startBalancer],
+    ['nginx as shipped', startNginx],
+  ]) {
+    for (const transport of TRANSPORTS) {
+      test(`${transport}: ${N} messages through ${via}, the reader's node restarted: all once, in order`, { timeout: 180_000 }, async () => {
+        const a = await startNode(redis.url);
+        const b = await startNode(redis.url);
+        const balancer = await front([a, b]);
+        const context = await browser.newContext();
+        const problems = [];
+        try {
+          const page = await flowPage(context, server.url, problems);
+          const descriptor = await page.evaluate(([r, t]) => window.__flow.start(r, t, 0), [balancer.url, transport]);
+          // The small balancer puts streams on its first node; nginx on the channel's node.
+          const victim = (await streams(a)) > 0 ? a : b;
+          assert.equal((await streams(a)) + (await streams(b)), 1, 'the page has one stream');
+          const writer = runWriter(dir, 'cjs', descriptor, balancer.url, N, { script: 'nodes-writer.cjs', timeoutMs: 150_000 });
+          // Mid-stream: the page has some of it, the writer is still writing.
+          await page.waitForFunction((n) => window.__flow.got().received >= n, N / 5, { timeout: 60_000, polling: 20 });
+          const before = await page.evaluate(() => window.__flow.got().received);
+          victim.child.kill('SIGTERM');
+          const wrote = await writer;
+          assert.equal(wrote.ok, true, JSON.stringify(wrote));
+          const got = await flowClosed(page, transport, 120_000);
+          await page.screenshot({ path: join(OUT, `nodes-${front === startNginx ? 'nginx-' : ''}${transport}.png`) });
+          assert.ok(before < N, `SIGTERM came mid-stream (${before} of ${N} received)`);
+          assertAllOnce(got, N, transport);
+          assert.deepEqual(problems, []);
+          assert.equal(await victim.exited, 0, `the reader's node drained and exited 0: ${victim.stderr()}`);
+          log(`[nodes-${transport}] ok through ${via}: ${N} messages, the reader's node stopped after ${before}; writer ${wrote.ms} ms`);
+        } finally {
+          await context.close();
+          await balancer.close();
+          a.child.kill('SIGKILL');
+          b.child.kill('SIGKILL');
+        }
+      });
+    }
   }
   for (const transport of TRANSPORTS) {
     test(`${transport}: behind nginx as shipped, ${N_FLOW} messages written faster than the page reads: all once, in order, on one node`, { timeout: 240_000 }, async () => {
