@@ -138,6 +138,10 @@ struct Cli {
     /// Log level: error, warn, info, debug or trace. Logs go to stderr and never contain tokens.
     #[arg(long, env = "SSE_RELAY_LOG", default_value = "info")]
     log: tracing::Level,
+    /// Log format: `text` (a line per event, for people and the journal) or `json` (a JSON
+    /// object per line: timestamp, level, fields, target; for log collectors).
+    #[arg(long, env = "SSE_RELAY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
 
     // Hardening: key rotation, budgets and caps (docs/relay.md, "Limits and budgets").
     /// Key rotation: the previous --secret, accepted to verify tokens (never to sign) while
@@ -300,6 +304,15 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     }
 }
 
+/// How log lines are written (`--log-format`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// One line of text per event.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     if let Err(msg) = cli.check().and_then(|()| cli.config().validate()) {
@@ -330,11 +343,15 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn serve(cli: Cli) -> std::process::ExitCode {
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_max_level(cli.log)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => logs.json().with_ansi(false).init(),
+    }
     // --broker: the embedded broker, or a Redis shared by several nodes.
     let broker_url = cli.broker.clone();
     let redis = if broker_url == "memory" {

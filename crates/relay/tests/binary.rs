@@ -45,6 +45,7 @@ fn help_documents_every_flag_with_its_default() {
         "--cleanup-interval-ms",
         "--shutdown-grace-ms",
         "--log",
+        "--log-format",
     ] {
         assert!(help.contains(flag), "{flag} missing from --help");
     }
@@ -58,8 +59,10 @@ fn help_documents_every_flag_with_its_default() {
     }
 }
 
-#[tokio::test]
-async fn binary_prints_its_address_serves_and_stops_on_sigterm_without_logging_tokens() {
+/// Runs the binary (`--log trace`, no `--secret`, then `extra`) through a smoke session and
+/// SIGTERM's drain; returns the session's channel and all it logged (stderr, and stdout after
+/// its address line).
+async fn logged_session(extra: &[&str]) -> (Channel, String) {
     let mut child = Command::new(BIN)
         .args([
             "--listen",
@@ -69,6 +72,7 @@ async fn binary_prints_its_address_serves_and_stops_on_sigterm_without_logging_t
             "--heartbeat-ms",
             "60000",
         ])
+        .args(extra)
         .env_remove("SSE_RELAY_SECRET")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -92,11 +96,11 @@ async fn binary_prints_its_address_serves_and_stops_on_sigterm_without_logging_t
     assert!(code.status.success(), "{:?}", code.status);
     let mut logs = String::from_utf8_lossy(&code.stderr).into_owned();
     let _ = stdout.read_to_string(&mut logs);
-    assert!(
-        logs.contains("no --secret given"),
-        "warns about the random key:\n{logs}"
-    );
-    assert!(logs.contains("shutting down"), "{logs}");
+    (ch, logs)
+}
+
+/// No token, in any form, in `logs`.
+fn assert_no_tokens(ch: &Channel, logs: &str) {
     assert!(
         !logs.contains(&ch.sub) && !logs.contains(&ch.publ),
         "a token was logged:\n{logs}"
@@ -105,6 +109,45 @@ async fn binary_prints_its_address_serves_and_stops_on_sigterm_without_logging_t
         !logs.contains("token="),
         "a query string was logged:\n{logs}"
     );
+}
+
+#[tokio::test]
+async fn binary_prints_its_address_serves_and_stops_on_sigterm_without_logging_tokens() {
+    let (ch, logs) = logged_session(&[]).await;
+    assert!(
+        logs.contains("no --secret given"),
+        "warns about the random key:\n{logs}"
+    );
+    assert!(logs.contains("shutting down"), "{logs}");
+    assert_no_tokens(&ch, &logs);
+}
+
+#[tokio::test]
+async fn json_logs_are_one_object_per_line_without_tokens() {
+    let (ch, logs) = logged_session(&["--log-format", "json"]).await;
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    for v in &lines {
+        assert!(
+            v["timestamp"].is_string()
+                && v["level"].is_string()
+                && v["fields"]["message"].is_string(),
+            "{v}"
+        );
+    }
+    let said = |m: &str| lines.iter().any(|v| v["fields"]["message"] == m);
+    assert!(said("sse-relay started"), "{logs}");
+    assert!(said("stopped"), "{logs}");
+    assert!(
+        lines
+            .iter()
+            .any(|v| v["level"] == "DEBUG" && v["fields"]["code"] == "BAD_REQUEST"),
+        "the refused publish is logged with its code:\n{logs}"
+    );
+    assert_no_tokens(&ch, &logs);
 }
 
 /// Starts the binary on `127.0.0.1:0` with a 32-byte `--secret`, `args` and `env`, stderr
