@@ -138,8 +138,10 @@ struct Cli {
     /// Log level: error, warn, info, debug or trace. Logs go to stderr and never contain tokens.
     #[arg(long, env = "SSE_RELAY_LOG", default_value = "info")]
     log: tracing::Level,
-    /// Log format: `text` (a line per event, for people and the journal) or `json` (a JSON
-    /// object per line: timestamp, level, fields, target; for log collectors).
+    /// Log format: `text` (a line per event), `journal` (text without time or colour, each line
+    /// led by its syslog priority, `<3>` error to `<7>` debug, which the systemd journal keeps as
+    /// the entry's priority) or `json` (a JSON object per line: timestamp, level, fields, target;
+    /// for log collectors).
     #[arg(long, env = "SSE_RELAY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
 
@@ -309,8 +311,38 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
 enum LogFormat {
     /// One line of text per event.
     Text,
+    /// Text led by the syslog priority, for the systemd journal.
+    Journal,
     /// One JSON object per line.
     Json,
+}
+
+/// Text lines led by their syslog priority (`<3>` error, `<4>` warn, `<6>` info, `<7>` debug
+/// and trace): the systemd journal reads the prefix as the entry's priority, so `journalctl -p
+/// warning` shows the relay's warnings and errors.
+struct Journal<F>(F);
+
+impl<S, N, F> tracing_subscriber::fmt::FormatEvent<S, N> for Journal<F>
+where
+    F: tracing_subscriber::fmt::FormatEvent<S, N>,
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let priority = match *event.metadata().level() {
+            tracing::Level::ERROR => 3,
+            tracing::Level::WARN => 4,
+            tracing::Level::INFO => 6,
+            _ => 7,
+        };
+        write!(writer, "<{priority}>")?;
+        self.0.format_event(ctx, writer, event)
+    }
 }
 
 fn main() -> std::process::ExitCode {
@@ -349,6 +381,14 @@ async fn serve(cli: Cli) -> std::process::ExitCode {
     match cli.log_format {
         LogFormat::Text => logs
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Journal => logs
+            .with_ansi(false)
+            .event_format(Journal(
+                tracing_subscriber::fmt::format()
+                    .without_time()
+                    .with_ansi(false),
+            ))
             .init(),
         LogFormat::Json => logs.json().with_ansi(false).init(),
     }

@@ -123,6 +123,28 @@ async fn binary_prints_its_address_serves_and_stops_on_sigterm_without_logging_t
 }
 
 #[tokio::test]
+async fn journal_logs_lead_each_line_with_its_syslog_priority() {
+    let (ch, logs) = logged_session(&["--log-format", "journal"]).await;
+    let leads = ["<3>ERROR", "<4> WARN", "<6> INFO", "<7>DEBUG", "<7>TRACE"];
+    for line in logs.lines().filter(|l| !l.trim().is_empty()) {
+        assert!(
+            leads.iter().any(|p| line.starts_with(p)),
+            "no priority matching the level: {line}"
+        );
+    }
+    assert!(
+        logs.contains("<4> WARN sse_relay: no --secret given"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("<6> INFO sse_relay: sse-relay started"),
+        "{logs}"
+    );
+    assert!(logs.contains("code=\"BAD_REQUEST\""), "{logs}");
+    assert_no_tokens(&ch, &logs);
+}
+
+#[tokio::test]
 async fn json_logs_are_one_object_per_line_without_tokens() {
     let (ch, logs) = logged_session(&["--log-format", "json"]).await;
     let lines: Vec<serde_json::Value> = logs

@@ -183,8 +183,10 @@ async fn the_relay_needs_nothing_the_unit_refuses() {
     let log = dir.join("strace.log");
     let mut cmd = Command::new("strace");
     cmd.args(["-f", "-qq", "-o", log.to_str().unwrap(), BIN]);
-    // The example settings, with what this test needs in place of its placeholders.
-    for line in ENV_EXAMPLE.lines().filter(|l| !l.starts_with('#')) {
+    // The unit's Environment= lines, then the example settings (systemd's order), with what
+    // this test needs in place of their placeholders.
+    let example = ENV_EXAMPLE.lines().filter(|l| !l.starts_with('#'));
+    for line in directive("Environment").into_iter().chain(example) {
         if let Some((k, v)) = line.split_once('=') {
             cmd.env(k, v);
         }
@@ -236,6 +238,10 @@ async fn the_relay_needs_nothing_the_unit_refuses() {
     drop(stdout);
     let stderr = std::fs::read_to_string(dir.join("stderr.log")).unwrap();
     assert!(status.success(), "{status:?}: {stderr}");
+    assert!(
+        stderr.contains("<6> INFO sse_relay: sse-relay started"),
+        "the unit's log format (journal):\n{stderr}"
+    );
 
     let (calls, made) = traced(&std::fs::read_to_string(&log).unwrap());
     for expected in ["accept4", "epoll_wait", "connect", "writev"] {
